@@ -1,0 +1,128 @@
+/*
+ * query.c - refresh the catalog from the source.  The only rule that runs
+ * in a dry run too: asking the PACS what it holds writes nothing; the
+ * result is merged into the in-memory catalog and saved unless -n/-q.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "names.h"
+#include "rule.h"
+#include "source.h"
+#include "util.h"
+
+static char *
+query_plan(struct ctx *ctx, struct node *n)
+{
+	return ctx->offline ? NULL : xstrdup("refresh the catalog");
+}
+
+static int
+query_start(struct job *job)
+{
+	struct ctx *ctx = job->ctx;
+
+	if (ctx->src->ops->open(ctx->src, ctx, job->err, sizeof(job->err)) < 0)
+		return -1;
+	return 1;
+}
+
+static int
+query_run(struct job *job)
+{
+	struct query_result *r = xcalloc(1, sizeof(*r));
+	struct ctx *ctx = job->ctx;
+
+	job->out = r;
+	return ctx->src->ops->query(ctx->src, job, r);
+}
+
+/* Fold what the source holds into the catalog. */
+static void
+merge(struct ctx *ctx, struct query_result *r, int *nnew, int *ngone)
+{
+	struct catalog *c = ctx->cat;
+
+	for (int i = 0; i < r->n; i++) {
+		struct found *f = &r->v[i];
+		struct patient *p = catalog_patient(c, f->patient);
+		struct series *s = catalog_find_series(c, f->uid);
+
+		if (s && (s->patient != p || strcmp(s->study, f->study) != 0)) {
+			if (verbosity > 0)
+				warn("series %s: now under patient %s study %s, was %s %s; kept where it was",
+				    f->uid, f->patient, f->study, s->patient->id, s->study);
+			s->seen = 1;
+			continue;
+		}
+		if (!s) {
+			s = catalog_series(c, p, f->study, f->uid);
+			(*nnew)++;
+		}
+		s->seen = 1;
+		s->dirty |= catalog_set(&s->modality, f->modality);
+		s->dirty |= catalog_set(&s->sop_class, f->sop_class);
+		s->dirty |= catalog_set(&s->study_date, f->date);
+		if (s->expected != f->expected) {
+			s->expected = f->expected;
+			s->dirty = 1;
+		}
+		if (s->gone) {
+			s->gone = 0;
+			s->dirty = 1;
+		}
+	}
+	if (!r->complete)
+		return;
+	for (int i = 0; i < c->np; i++)
+		for (int j = 0; j < c->p[i]->nseries; j++) {
+			struct series *s = c->p[i]->series[j];
+
+			if (s->seen || s->gone)
+				continue;
+			s->gone = 1;
+			s->dirty = 1;
+			(*ngone)++;
+			if (verbosity > 0)
+				warn("series %s of patient %s is no longer at the source; "
+				    "what was downloaded is kept", s->uid, s->patient->id);
+		}
+	catalog_sort(c);
+}
+
+static int
+query_finish(struct job *job, int rc)
+{
+	struct ctx *ctx = job->ctx;
+	struct query_result *r = job->out;
+	char err[JOB_ERR_MAX];
+	int nnew = 0, ngone = 0;
+
+	if (rc == 0) {
+		merge(ctx, r, &nnew, &ngone);
+		ctx->queried = 1;
+		job->summary = xasprintf("%d series at the source, %d new, %d gone", r->n, nnew, ngone);
+	}
+	if (ctx->src->ops->query_done(ctx->src, ctx, err, sizeof(err)) < 0 && rc == 0) {
+		memcpy(job->err, err, sizeof(err));
+		rc = -1;
+	}
+	if (rc == 0 && !ctx->dry_run && state_save_catalog(ctx->st, ctx->cat) < 0) {
+		errf(job->err, sizeof(job->err), "saving the catalog: %s", ctx->st->err);
+		rc = -1;
+	}
+	if (r)
+		query_result_free(r);
+	free(r);
+	job->out = NULL;
+	return rc;
+}
+
+const struct rule rule_query = {
+	.name = "query",
+	.pool = POOL_PACS,
+	.plan = query_plan,
+	.start = query_start,
+	.run = query_run,
+	.finish = query_finish,
+};

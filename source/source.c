@@ -1,0 +1,89 @@
+/* source.c - the protocol table and the result containers. */
+#include <stdlib.h>
+#include <string.h>
+#include "source.h"
+#include "util.h"
+
+/* Indexed by enum protocol; NULL: known, not built in yet. */
+static const struct { const char *name; const struct source_ops *ops; } sources[] = {
+	[PROTO_DIMSE] = { "dimse", NULL },
+	[PROTO_DICOMWEB] = { "dicomweb", NULL },
+	[PROTO_FOLDER] = { "folder", &source_folder },
+};
+
+struct source *
+source_new(const struct config *cfg, char *err, size_t errlen)
+{
+	struct source *src;
+
+	if (!sources[cfg->pacs.protocol].ops) {
+		errf(err, errlen, "%s: [pacs] protocol = %s: not built in",
+		    cfg->file, sources[cfg->pacs.protocol].name);
+		return NULL;
+	}
+	src = xcalloc(1, sizeof(*src));
+	src->ops = sources[cfg->pacs.protocol].ops;
+	src->cfg = cfg;
+	return src;
+}
+
+void
+source_free(struct source *src)
+{
+	if (!src)
+		return;
+	if (src->ops->close)
+		src->ops->close(src);
+	free(src);
+}
+
+void
+query_add(struct query_result *r, const struct found *f)
+{
+	struct found *d;
+
+	if (r->n == r->cap) {
+		r->cap = r->cap ? 2 * r->cap : 64;
+		r->v = xreallocarray(r->v, (size_t)r->cap, sizeof(*r->v));
+	}
+	d = &r->v[r->n++];
+	d->patient = xstrdup(f->patient);
+	d->study = xstrdup(f->study);
+	d->uid = xstrdup(f->uid);
+	d->modality = xstrdup(f->modality);
+	d->sop_class = xstrdup(f->sop_class);
+	d->date = xstrdup(f->date);
+	d->expected = f->expected;
+}
+
+void
+query_result_free(struct query_result *r)
+{
+	for (int i = 0; i < r->n; i++) {
+		free(r->v[i].patient);
+		free(r->v[i].study);
+		free(r->v[i].uid);
+		free(r->v[i].modality);
+		free(r->v[i].sop_class);
+		free(r->v[i].date);
+	}
+	free(r->v);
+	memset(r, 0, sizeof(*r));
+}
+
+void
+fetch_add(struct fetch *f, const char *sop, int64_t size, int64_t mtime, uint64_t hash)
+{
+	struct instance *in;
+
+	if (f->ngot == f->capgot) {
+		f->capgot = f->capgot ? 2 * f->capgot : 64;
+		f->got = xreallocarray(f->got, (size_t)f->capgot, sizeof(*f->got));
+	}
+	in = &f->got[f->ngot++];
+	in->sop = xstrdup(sop);
+	in->size = size;
+	in->mtime = mtime;
+	in->hash = hash;
+	in->ok = 0;
+}

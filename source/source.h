@@ -1,0 +1,71 @@
+/*
+ * source.h - where images come from: one interface, one file per protocol
+ * (source/folder.c now; dimse.c and dicomweb.c next).  The query and fetch
+ * run on worker threads and touch neither the catalog nor state: the query
+ * returns what it saw, the fetch returns what it wrote.
+ * Every int function returns 0, or -1 with the message in err / job->err.
+ */
+#ifndef THLHP_SOURCE_H
+#define THLHP_SOURCE_H
+
+#include <stddef.h>
+#include "catalog.h"
+#include "htab.h"
+#include "rule.h"
+
+/* One series as the query saw it. */
+struct found {
+	char *patient, *study, *uid;
+	char *modality, *sop_class, *date;
+	int expected;             /* instances the source holds */
+};
+
+struct query_result {
+	struct found *v;
+	int n, cap;
+	int complete;             /* every selected patient was covered */
+};
+
+/* One download: the series, what is on disk, and what arrived. */
+struct fetch {
+	const struct series *s;
+	const char *dir;          /* the series folder; exists */
+	struct htab have;         /* SOP UIDs present on disk: skip them */
+	int force;                /* fetch everything again */
+	struct instance *got;     /* written and hashed, in arrival order */
+	int ngot, capgot;
+};
+
+struct source;
+
+struct source_ops {
+	const char *name;         /* [pacs] protocol */
+	/* Main thread, before the query: load what it needs (caches). */
+	int (*open)(struct source *src, struct ctx *ctx, char *err, size_t errlen);
+	/* Worker: ask the source what it holds for the selected patients. */
+	int (*query)(struct source *src, struct job *job, struct query_result *r);
+	/* Main thread, after the query: save caches (never in a dry run). */
+	int (*query_done)(struct source *src, struct ctx *ctx, char *err, size_t errlen);
+	/* Worker: bring the series' missing instances into f->dir. */
+	int (*fetch)(struct source *src, struct job *job, struct fetch *f);
+	void (*close)(struct source *src);
+};
+
+struct source {
+	const struct source_ops *ops;
+	const struct config *cfg;
+	void *priv;               /* the protocol's own state */
+};
+
+extern const struct source_ops source_folder;
+
+/* The source for cfg's protocol; NULL with err when not available. */
+struct source *source_new(const struct config *cfg, char *err, size_t errlen);
+void source_free(struct source *src);
+/* Add a found series to r; strings copied. */
+void query_add(struct query_result *r, const struct found *f);
+void query_result_free(struct query_result *r);
+/* Record an instance written by a fetch; sop copied. */
+void fetch_add(struct fetch *f, const char *sop, int64_t size, int64_t mtime, uint64_t hash);
+
+#endif

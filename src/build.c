@@ -1,0 +1,405 @@
+/* build.c - set up a run, query, plan the graph, print or run it. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "build.h"
+#include "dicom.h"
+#include "names.h"
+#include "rule.h"
+#include "sched.h"
+#include "source.h"
+#include "util.h"
+
+/* Stages of a patient a target asks for, as bits. */
+enum {
+	ST_DOWNLOAD = 1 << 0,
+	ST_VALIDATE = 1 << 1,
+	ST_ZIP = 1 << 2,
+	ST_ALL = ST_DOWNLOAD | ST_VALIDATE | ST_ZIP,
+};
+
+/* What the targets ask of one patient. */
+struct want {
+	int stages;               /* ST_* to build */
+	int force;                /* ST_* to rebuild regardless (-B) */
+};
+
+struct run {
+	const struct options *o;
+	struct config cfg;
+	struct select sel;
+	struct state st;
+	struct catalog cat;
+	struct ctx ctx;
+	struct graph g;
+	struct want all;          /* for every selected patient */
+	struct htab one;          /* patient id -> struct want, named targets */
+	struct want *wants;
+	int nwants;
+	char **wanted_ids;        /* ids named, to check after the query */
+	int query_only;
+};
+
+static int
+stage_bits(const char *s, int *upto, int *self)
+{
+	if (strcmp(s, "download") == 0)
+		*upto = ST_DOWNLOAD, *self = ST_DOWNLOAD;
+	else if (strcmp(s, "validate") == 0)
+		*upto = ST_DOWNLOAD | ST_VALIDATE, *self = ST_VALIDATE;
+	else if (strcmp(s, "zip") == 0)
+		*upto = ST_ALL, *self = ST_ZIP;
+	else if (strcmp(s, "query") == 0)
+		*upto = 0, *self = 0;
+	else
+		return -1;
+	return 0;
+}
+
+static void
+want_patient(struct run *r, const char *id, int stages, int force)
+{
+	struct want *w = htab_get(&r->one, id);
+
+	if (!w) {
+		char *key = xstrdup(id);
+
+		w = xcalloc(1, sizeof(*w));
+		htab_put(&r->one, key, w);
+		r->wanted_ids = xreallocarray(r->wanted_ids, (size_t)r->nwants + 1, sizeof(char *));
+		r->wanted_ids[r->nwants++] = key;
+	}
+	w->stages |= stages;
+	w->force |= force;
+}
+
+/* Parse the targets of the command line (patients are checked later). */
+static int
+parse_targets(struct run *r)
+{
+	const struct options *o = r->o;
+	int any = 0;
+
+	for (int i = 0; i < o->ntargets; i++) {
+		const char *t = o->targets[i], *colon = strchr(t, ':');
+		size_t len = strlen(t);
+		int upto, self;
+
+		if (strcmp(t, "all") == 0) {
+			r->all.stages |= ST_ALL;
+			r->all.force |= o->always ? ST_VALIDATE | ST_ZIP : 0;
+		} else if (stage_bits(t, &upto, &self) == 0) {
+			r->all.stages |= upto;
+			r->all.force |= o->always ? self : 0;
+			if (upto == 0)
+				r->query_only = 1;
+		} else if (len > 4 && strcmp(t + len - 4, ".zip") == 0) {
+			const char *b = strrchr(t, '/');
+			int n;
+			char *id = archive_parse(b ? b + 1 : t, r->cfg.output.delimiter, &n);
+
+			if (!id) {
+				warn("%s: not an archive name of the form <PatientID>%s<N>.zip",
+				    t, r->cfg.output.delimiter);
+				return -1;
+			}
+			want_patient(r, id, ST_ALL, o->always ? ST_ZIP : 0);
+			free(id);
+		} else if (colon && colon > t) {
+			char *stage = strndup(t, (size_t)(colon - t));
+			int rc = stage_bits(stage, &upto, &self);
+
+			free(stage);
+			if (rc < 0) {
+				warn("%s: unknown stage before ':' (download, validate or zip)", t);
+				return -1;
+			}
+			want_patient(r, colon + 1, upto, o->always ? self : 0);
+		} else {
+			want_patient(r, t, ST_ALL, o->always ? ST_VALIDATE | ST_ZIP : 0);
+		}
+		any = 1;
+	}
+	if (!any)
+		r->all = (struct want){ ST_ALL, o->always ? ST_VALIDATE | ST_ZIP : 0 };
+	if (r->all.stages || r->nwants)
+		r->query_only = 0;
+	return 0;
+}
+
+/* Run the query as a one-node graph through the scheduler. */
+static int
+run_query(struct run *r)
+{
+	struct graph g;
+	struct sched_opts so = { .jobs = 1, .cap = { 1, 1 } };
+	struct node *n;
+	int rc, saved = verbosity;
+
+	graph_init(&g);
+	n = graph_add(&g, &rule_query, NULL, xstrdup(r->cfg.pacs.protocol == PROTO_FOLDER ?
+	    r->cfg.pacs.path : "PACS"));
+	graph_stale(n, rule_query.plan(&r->ctx, n));
+	if (r->o->dry_run || r->o->question)
+		verbosity = verbosity > 1 ? 1 : 0;   /* a dry run prints only what is stale */
+	rc = sched_run(&g, &r->ctx, &so);
+	verbosity = saved;
+	graph_free(&g);
+	return rc;
+}
+
+/* Archives in zip_dir, by patient: what a new one replaces. */
+static void
+scan_archives(struct run *r)
+{
+	DIR *d = opendir(r->cfg.output.zip_dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		int n;
+		char *id = archive_parse(e->d_name, r->cfg.output.delimiter, &n);
+		struct patient *p = id ? catalog_find_patient(&r->cat, id) : NULL;
+
+		if (p) {
+			p->old = xreallocarray(p->old, (size_t)p->nold + 1, sizeof(*p->old));
+			p->old[p->nold++] = xstrdup(e->d_name);
+		}
+		free(id);
+	}
+	closedir(d);
+}
+
+/* The series a patient's archive holds: selected, and not gone unless
+ * what was downloaded of it is valid (never silently dropped). */
+static void
+choose_series(struct run *r, struct patient *p)
+{
+	p->nwant = 0;
+	free(p->want);
+	p->want = xcalloc((size_t)p->nseries + 1, sizeof(*p->want));
+	for (int i = 0; i < p->nseries; i++) {
+		struct series *s = p->series[i];
+
+		if (!select_series(&r->sel, s->modality, s->study_date))
+			continue;
+		if (s->gone && s->valid_sig == 0)
+			continue;
+		free(s->dir);
+		s->dir = xasprintf("%s/%s/%s/%s", r->cfg.output.dicom_dir, p->name, s->study, s->uid);
+		p->want[p->nwant++] = s;
+	}
+}
+
+static void
+plan(struct run *r, struct node *n)
+{
+	graph_stale(n, n->rule->plan(&r->ctx, n));
+}
+
+static void
+add_patient(struct run *r, struct patient *p, struct want w)
+{
+	struct node *zip, **val;
+	int nval = 0;
+
+	choose_series(r, p);
+	if (p->nwant == 0)
+		return;
+	val = xcalloc((size_t)p->nwant, sizeof(*val));
+	for (int i = 0; i < p->nwant; i++) {
+		struct series *s = p->want[i];
+		struct node *dl = NULL, *v;
+
+		if (w.stages & ST_DOWNLOAD) {
+			dl = graph_add(&r->g, &rule_download, s, xasprintf("%s %s", p->name, s->uid));
+			dl->force = !!(w.force & ST_DOWNLOAD);
+			plan(r, dl);
+		}
+		if (w.stages & ST_VALIDATE) {
+			v = graph_add(&r->g, &rule_validate, s, xasprintf("%s %s", p->name, s->uid));
+			v->force = !!(w.force & ST_VALIDATE);
+			if (dl)
+				graph_edge(dl, v);
+			plan(r, v);
+			val[nval++] = v;
+		}
+	}
+	if (w.stages & ST_ZIP) {
+		char *name = archive_name(p->id, r->cfg.output.delimiter, p->nwant);
+
+		zip = graph_add(&r->g, &rule_zip, p, xasprintf("%s/%s", r->cfg.output.zip_dir, name));
+		zip->force = !!(w.force & ST_ZIP);
+		for (int i = 0; i < nval; i++)
+			graph_edge(val[i], zip);
+		plan(r, zip);
+		free(name);
+	}
+	free(val);
+}
+
+static int
+build_graph(struct run *r)
+{
+	for (int i = 0; i < r->nwants; i++) {
+		const char *id = r->wanted_ids[i];
+		struct patient *p = catalog_find_patient(&r->cat, id);
+
+		if (!p || p->nseries == 0) {
+			warn("%s: no such patient at the source%s", id,
+			    r->ctx.queried ? "" : " (in the stored catalog; --offline)");
+			return -1;
+		}
+		if (!select_patient(&r->sel, id)) {
+			warn("%s: not selected by [select] in %s", id, r->cfg.file);
+			return -1;
+		}
+	}
+	scan_archives(r);
+	for (int i = 0; i < r->cat.np; i++) {
+		struct patient *p = r->cat.p[i];
+		struct want w = r->all, *one = htab_get(&r->one, p->id);
+
+		if (!select_patient(&r->sel, p->id))
+			continue;
+		if (one) {
+			w.stages |= one->stages;
+			w.force |= one->force;
+		}
+		if (w.stages)
+			add_patient(r, p, w);
+	}
+	return 0;
+}
+
+static int
+print_stale(struct run *r)
+{
+	int stale = 0;
+
+	for (int i = 0; i < r->g.n; i++) {
+		struct node *n = r->g.node[i];
+
+		if (!n->reason)
+			continue;
+		stale++;
+		if (!r->o->question)
+			printf("%-9s %s  %s\n", n->rule->name, n->label, n->reason);
+	}
+	if (!stale && !r->o->question && verbosity > 0)
+		printf("%s: nothing to do: everything is up to date\n", argv0);
+	fflush(stdout);
+	return stale;
+}
+
+static void
+run_free(struct run *r)
+{
+	graph_free(&r->g);
+	source_free(r->ctx.src);
+	catalog_free(&r->cat);
+	state_close(&r->st);
+	select_free(&r->sel);
+	config_free(&r->cfg);
+	free(r->ctx.settings);
+	for (int i = 0; i < r->nwants; i++) {
+		free(htab_get(&r->one, r->wanted_ids[i]));
+		free(r->wanted_ids[i]);
+	}
+	free(r->wanted_ids);
+	htab_free(&r->one);
+}
+
+int
+build_run(const struct options *o)
+{
+	struct run r = { .o = o };
+	struct sched_opts so;
+	char *err = NULL, serr[512];
+	int rc, code = EXIT_ERROR, readonly = o->dry_run || o->question;
+
+	htab_init(&r.one);
+	catalog_init(&r.cat);
+	graph_init(&r.g);
+	if (config_load(&r.cfg, o->file, &err) < 0) {
+		warn("%s", err);
+		free(err);
+		return EXIT_ERROR;
+	}
+	if (select_init(&r.sel, &r.cfg, &err) < 0) {
+		warn("%s", err);
+		free(err);
+		goto out;
+	}
+	if (parse_targets(&r) < 0)
+		goto out;
+	if (state_open(&r.st, r.cfg.state.url, readonly ? STORE_READONLY : 0) < 0 ||
+	    state_load(&r.st, &r.cat) < 0) {
+		warn("%s: %s", r.cfg.file, r.st.err);
+		goto out;
+	}
+	r.ctx.src = source_new(&r.cfg, serr, sizeof(serr));
+	if (!r.ctx.src) {
+		warn("%s", serr);
+		goto out;
+	}
+	r.ctx.cfg = &r.cfg;
+	r.ctx.st = &r.st;
+	r.ctx.cat = &r.cat;
+	r.ctx.sel = &r.sel;
+	r.ctx.settings = config_zip_settings(&r.cfg);
+	r.ctx.dry_run = readonly;
+	r.ctx.offline = o->offline;
+	atomic_init(&r.ctx.cancel, 0);
+	dcm_init();
+	sched_signals(&r.ctx);
+
+	if (!o->offline) {
+		rc = run_query(&r);
+		if (rc == -2) {
+			warn("interrupted");
+			goto out;
+		}
+		if (rc < 0) {
+			warn("cannot read the catalog from the source; nothing built "
+			    "(--offline works from the stored catalog)");
+			goto out;
+		}
+	}
+	if (r.query_only) {
+		code = EXIT_OK;
+		goto out;
+	}
+	if (build_graph(&r) < 0)
+		goto out;
+	if (readonly) {
+		int stale = print_stale(&r);
+
+		code = o->question && stale ? EXIT_STALE : EXIT_OK;
+		goto out;
+	}
+	so.jobs = o->jobs;
+	so.cap[POOL_PACS] = r.cfg.pacs.protocol == PROTO_FOLDER ? o->jobs : r.cfg.pacs.max_associations;
+	so.cap[POOL_LOCAL] = o->jobs;
+	so.keep_going = o->keep_going;
+	rc = sched_run(&r.g, &r.ctx, &so);
+	if (rc == -2) {
+		warn("interrupted: what finished is recorded; run again to go on");
+	} else if (rc < 0) {
+		int failed = graph_count(&r.g, N_FAILED), blocked = graph_count(&r.g, N_BLOCKED);
+
+		warn("%d job%s failed, %d target%s not built%s", failed, failed == 1 ? "" : "s",
+		    blocked, blocked == 1 ? "" : "s", o->keep_going || !blocked ? "" :
+		    " (-k goes on with what does not depend on a failure)");
+	} else {
+		code = EXIT_OK;
+		if (verbosity > 0 && graph_count(&r.g, N_DONE) == 0)
+			printf("%s: nothing to do: everything is up to date\n", argv0);
+	}
+out:
+	run_free(&r);
+	return code;
+}

@@ -1,0 +1,477 @@
+/* config.c - thlhp.ini: a table of keys, checked strictly as they are read. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ini.h>
+#include "config.h"
+#include "util.h"
+
+enum ktype { K_STR, K_INT, K_BOOL, K_ENUM, K_AE, K_PATH };
+
+struct key {
+	const char *section, *name;
+	enum ktype type;
+	size_t off;               /* offsetof(struct config, ...) */
+	long min, max;            /* K_INT range */
+	const char *const *names; /* K_ENUM values, index = enum value */
+};
+
+static const char *const protocols[] = { "dimse", "dicomweb", "folder", NULL };
+static const char *const retrieves[] = { "move", "get", NULL };
+static const char *const compressions[] = { "store", "deflate", "bzip2", NULL };
+
+#define O(f) offsetof(struct config, f)
+static const struct key keys[] = {
+	{ "pacs", "protocol", K_ENUM, O(pacs.protocol), 0, 0, protocols },
+	{ "pacs", "host", K_STR, O(pacs.host), 0, 0, NULL },
+	{ "pacs", "port", K_INT, O(pacs.port), 1, 65535, NULL },
+	{ "pacs", "called_aet", K_AE, O(pacs.called_aet), 0, 0, NULL },
+	{ "pacs", "calling_aet", K_AE, O(pacs.calling_aet), 0, 0, NULL },
+	{ "pacs", "retrieve", K_ENUM, O(pacs.retrieve), 0, 0, retrieves },
+	{ "pacs", "move_destination", K_AE, O(pacs.move_destination), 0, 0, NULL },
+	{ "pacs", "store_port", K_INT, O(pacs.store_port), 1, 65535, NULL },
+	{ "pacs", "max_associations", K_INT, O(pacs.max_associations), 1, 64, NULL },
+	{ "pacs", "max_requests_per_minute", K_INT, O(pacs.max_requests_per_minute), 1, 1000000, NULL },
+	{ "pacs", "timeout", K_INT, O(pacs.timeout), 1, 86400, NULL },
+	{ "pacs", "retries", K_INT, O(pacs.retries), 0, 100, NULL },
+	{ "pacs", "tls", K_BOOL, O(pacs.tls), 0, 0, NULL },
+	{ "pacs", "tls_ca", K_PATH, O(pacs.tls_ca), 0, 0, NULL },
+	{ "pacs", "tls_cert", K_PATH, O(pacs.tls_cert), 0, 0, NULL },
+	{ "pacs", "tls_key", K_PATH, O(pacs.tls_key), 0, 0, NULL },
+	{ "pacs", "url", K_STR, O(pacs.url), 0, 0, NULL },
+	{ "pacs", "auth", K_STR, O(pacs.auth), 0, 0, NULL },
+	{ "pacs", "path", K_PATH, O(pacs.path), 0, 0, NULL },
+	{ "select", "patient_id", K_STR, O(select.patient_id), 0, 0, NULL },
+	{ "select", "patient_id_regex", K_STR, O(select.patient_id_regex), 0, 0, NULL },
+	{ "select", "patients_file", K_STR, O(select.patients_file), 0, 0, NULL },
+	{ "select", "modality", K_STR, O(select.modality), 0, 0, NULL },
+	{ "select", "study_date", K_STR, O(select.study_date), 0, 0, NULL },
+	{ "output", "dicom_dir", K_PATH, O(output.dicom_dir), 0, 0, NULL },
+	{ "output", "zip_dir", K_PATH, O(output.zip_dir), 0, 0, NULL },
+	{ "output", "delimiter", K_STR, O(output.delimiter), 0, 0, NULL },
+	{ "output", "compression", K_ENUM, O(output.compression), 0, 0, compressions },
+	{ "output", "level", K_INT, O(output.level), 1, 9, NULL },
+	{ "output", "keep_old", K_BOOL, O(output.keep_old), 0, 0, NULL },
+	{ "state", "url", K_STR, O(state.url), 0, 0, NULL },
+	{ "notify", "ping_url", K_STR, O(notify.ping_url), 0, 0, NULL },
+};
+#undef O
+
+/* What the reader and the handler share while one file is parsed. */
+struct parse {
+	struct config *cfg;
+	const char *name;     /* file name for messages */
+	const char *text;     /* config_load_string: remaining text */
+	FILE *fp;
+	int line;             /* line the reader handed out last */
+	int seen[LEN(keys)];  /* line each key was set on, 0 if not */
+	char *err;            /* first error */
+};
+
+static void
+perr(struct parse *p, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	if (p->err)
+		return;
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	p->err = xasprintf("%s:%d: %s", p->name, p->line, msg);
+	free(msg);
+}
+
+static void
+check_section_line(struct parse *p, const char *line)
+{
+	const char *s = line + strspn(line, " \t"), *e;
+	size_t i, n;
+
+	if (*s != '[' || !(e = strchr(s, ']')))
+		return;
+	s++;
+	n = (size_t)(e - s);
+	for (i = 0; i < LEN(keys); i++)
+		if (strlen(keys[i].section) == n && strncmp(keys[i].section, s, n) == 0)
+			return;
+	perr(p, "[%.*s]: unknown section (known: pacs, select, output, state, notify)", (int)n, s);
+}
+
+/* ini_reader: one line at a time, so the handler knows the line number. */
+static char *
+reader(char *buf, int size, void *stream)
+{
+	struct parse *p = stream;
+	size_t n;
+
+	if (p->fp) {
+		if (!fgets(buf, size, p->fp))
+			return NULL;
+	} else {
+		const char *nl;
+
+		if (!*p->text)
+			return NULL;
+		nl = strchr(p->text, '\n');
+		n = nl ? (size_t)(nl - p->text) + 1 : strlen(p->text);
+		if (n >= (size_t)size)
+			n = (size_t)size - 1;
+		memcpy(buf, p->text, n);
+		buf[n] = '\0';
+		p->text += n;
+	}
+	p->line++;
+	n = strlen(buf);
+	if (n == (size_t)size - 1 && buf[n - 1] != '\n') {
+		perr(p, "line too long (at most %d bytes)", size - 2);
+		/* Skip the rest of the line so it is not read as another. */
+		if (p->fp) {
+			int c;
+			while ((c = getc(p->fp)) != EOF && c != '\n')
+				;
+		} else {
+			const char *nl = strchr(p->text, '\n');
+			p->text = nl ? nl + 1 : p->text + strlen(p->text);
+		}
+		buf[0] = '\0';
+		return buf;
+	}
+	check_section_line(p, buf);
+	return buf;
+}
+
+/* Replace ${NAME} with the environment variable NAME. */
+static char *
+expand(struct parse *p, const char *key, const char *v)
+{
+	size_t cap = strlen(v) + 1, len = 0;
+	char *out = xmalloc(cap);
+
+	while (*v) {
+		const char *end, *val;
+		char name[256];
+		size_t n;
+
+		if (v[0] != '$' || v[1] != '{') {
+			out[len++] = *v++;
+			continue;
+		}
+		end = strchr(v + 2, '}');
+		n = end ? (size_t)(end - v - 2) : 0;
+		if (!end || n == 0 || n >= sizeof(name)) {
+			perr(p, "%s: unterminated or empty ${...}", key);
+			free(out);
+			return NULL;
+		}
+		memcpy(name, v + 2, n);
+		name[n] = '\0';
+		val = getenv(name);
+		if (!val) {
+			perr(p, "%s: environment variable %s is not set", key, name);
+			free(out);
+			return NULL;
+		}
+		cap += strlen(val);
+		out = xrealloc(out, cap);
+		memcpy(out + len, val, strlen(val));
+		len += strlen(val);
+		v = end + 1;
+	}
+	out[len] = '\0';
+	return out;
+}
+
+static int
+set_key(struct parse *p, const struct key *k, const char *key, char *v)
+{
+	void *field = (char *)p->cfg + k->off;
+	long n;
+	int i;
+
+	switch (k->type) {
+	case K_INT:
+		if (parse_int(v, k->min, k->max, &n) < 0) {
+			perr(p, "%s: '%s' is not a whole number from %ld to %ld", key, v, k->min, k->max);
+			return -1;
+		}
+		*(int *)field = (int)n;
+		return 0;
+	case K_BOOL:
+		if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+			*(int *)field = 1;
+		else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+			*(int *)field = 0;
+		else {
+			perr(p, "%s: '%s' is not yes or no", key, v);
+			return -1;
+		}
+		return 0;
+	case K_ENUM:
+		for (i = 0; k->names[i]; i++)
+			if (strcmp(v, k->names[i]) == 0) {
+				*(int *)field = i;
+				return 0;
+			}
+		perr(p, "%s: '%s' is not one of %s%s%s%s%s", key, v, k->names[0],
+		    k->names[1] ? " | " : "", k->names[1] ? k->names[1] : "",
+		    k->names[1] && k->names[2] ? " | " : "", k->names[1] && k->names[2] ? k->names[2] : "");
+		return -1;
+	case K_AE:
+		if (!*v || strlen(v) > 16) {
+			perr(p, "%s: AE title '%s' must be 1 to 16 characters", key, v);
+			return -1;
+		}
+		for (const char *c = v; *c; c++)
+			if ((unsigned char)*c < 0x20 || *c == '\\' || (unsigned char)*c > 0x7e) {
+				perr(p, "%s: AE title '%s' has a character DICOM does not allow", key, v);
+				return -1;
+			}
+		/* fallthrough */
+	case K_STR:
+	case K_PATH:
+		if (k->type == K_PATH && !*v) {
+			perr(p, "%s: empty path", key);
+			return -1;
+		}
+		free(*(char **)field);
+		*(char **)field = xstrdup(v);
+		return 0;
+	}
+	return -1;
+}
+
+static int
+handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse *p = user;
+	size_t i;
+	int known_section = 0;
+	char *key, *v;
+
+	if (!name)
+		return 1;
+	key = xasprintf("[%s] %s", section, name);
+	for (i = 0; i < LEN(keys); i++) {
+		if (strcmp(keys[i].section, section) != 0)
+			continue;
+		known_section = 1;
+		if (strcmp(keys[i].name, name) == 0)
+			break;
+	}
+	if (i == LEN(keys)) {
+		if (known_section)
+			perr(p, "%s: unknown key", key);
+		else if (!*section)
+			perr(p, "%s: key outside any section", name);
+		else
+			perr(p, "%s: unknown section [%s]", key, section);
+		goto bad;
+	}
+	if (p->seen[i]) {
+		perr(p, "%s: given twice (first on line %d)", key, p->seen[i]);
+		goto bad;
+	}
+	p->seen[i] = p->line;
+	if (strcmp(keys[i].section, "pacs") == 0 && strcmp(keys[i].name, "protocol") == 0)
+		p->cfg->pacs.protocol_line = p->line;
+	v = expand(p, key, value);
+	if (!v || set_key(p, &keys[i], key, v) < 0) {
+		free(v);
+		goto bad;
+	}
+	free(v);
+	free(key);
+	return 1;
+bad:
+	free(key);
+	return 0;
+}
+
+static void
+config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->pacs.protocol = PROTO_DIMSE;
+	cfg->pacs.calling_aet = xstrdup("THLHP");
+	cfg->pacs.retrieve = RETRIEVE_MOVE;
+	cfg->pacs.store_port = 11113;
+	cfg->pacs.max_associations = 4;
+	cfg->pacs.max_requests_per_minute = 600;
+	cfg->pacs.timeout = 30;
+	cfg->pacs.retries = 5;
+	cfg->output.dicom_dir = xstrdup("data/dicom");
+	cfg->output.zip_dir = xstrdup("data/zip");
+	cfg->output.delimiter = xstrdup("__seriesCount");
+	cfg->output.compression = COMP_DEFLATE;
+	cfg->output.level = 1;
+	cfg->state.url = xstrdup("sqlite:.thlhp/state.db");
+}
+
+static int
+seen(const struct parse *p, const char *section, const char *name)
+{
+	for (size_t i = 0; i < LEN(keys); i++)
+		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+			return p->seen[i];
+	return 0;
+}
+
+/* What no single key can check: keys a protocol needs, and combinations. */
+static void
+config_check(struct parse *p)
+{
+	struct config *c = p->cfg;
+	const char *need[4] = { NULL };
+	const char *proto = protocols[c->pacs.protocol];
+
+	if (p->err)
+		return;
+	p->line = c->pacs.protocol_line;
+	if (!seen(p, "pacs", "protocol")) {
+		p->err = xasprintf("%s: [pacs] protocol: required (dimse, dicomweb or folder)", p->name);
+		return;
+	}
+	switch (c->pacs.protocol) {
+	case PROTO_DIMSE:
+		need[0] = "host"; need[1] = "port"; need[2] = "called_aet";
+		break;
+	case PROTO_DICOMWEB:
+		need[0] = "url";
+		break;
+	case PROTO_FOLDER:
+		need[0] = "path";
+		break;
+	}
+	for (int i = 0; need[i]; i++)
+		if (!seen(p, "pacs", need[i])) {
+			perr(p, "[pacs] %s: required for protocol = %s", need[i], proto);
+			return;
+		}
+	if (!c->pacs.move_destination)
+		c->pacs.move_destination = xstrdup(c->pacs.calling_aet);
+	if (c->pacs.tls && !c->pacs.tls_ca) {
+		p->line = seen(p, "pacs", "tls");
+		perr(p, "[pacs] tls: tls = yes needs tls_ca");
+		return;
+	}
+	if (!*c->output.delimiter || strchr(c->output.delimiter, '/')) {
+		p->line = seen(p, "output", "delimiter");
+		perr(p, "[output] delimiter: must be non-empty and without '/'");
+		return;
+	}
+	if (strcmp(c->output.dicom_dir, c->output.zip_dir) == 0) {
+		p->line = seen(p, "output", "zip_dir");
+		perr(p, "[output] zip_dir: must differ from dicom_dir");
+		return;
+	}
+}
+
+static int
+config_parse(struct config *cfg, struct parse *p, char **err)
+{
+	int rc;
+
+	config_defaults(cfg);
+	cfg->file = xstrdup(p->name);
+	rc = ini_parse_stream(reader, p, handler, p);
+	if (rc > 0 && !p->err) {
+		p->line = rc;
+		perr(p, "syntax error (expected [section] or key = value)");
+	}
+	config_check(p);
+	if (p->err) {
+		*err = p->err;
+		config_free(cfg);
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_load(struct config *cfg, const char *file, char **err)
+{
+	struct parse p = { .cfg = cfg, .name = file };
+	int rc;
+
+	p.fp = fopen(file, "r");
+	if (!p.fp) {
+		*err = xasprintf("%s: cannot read config: %s%s", file, strerror(errno),
+		    errno == ENOENT ? " (write a sample with: thlhp-make -t init)" : "");
+		memset(cfg, 0, sizeof(*cfg));
+		return -1;
+	}
+	rc = config_parse(cfg, &p, err);
+	fclose(p.fp);
+	return rc;
+}
+
+int
+config_load_string(struct config *cfg, const char *name, const char *text, char **err)
+{
+	struct parse p = { .cfg = cfg, .name = name, .text = text };
+
+	return config_parse(cfg, &p, err);
+}
+
+void
+config_free(struct config *cfg)
+{
+	for (size_t i = 0; i < LEN(keys); i++)
+		if (keys[i].type == K_STR || keys[i].type == K_PATH || keys[i].type == K_AE)
+			free(*(char **)((char *)cfg + keys[i].off));
+	free(cfg->file);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+char *
+config_zip_settings(const struct config *cfg)
+{
+	return xasprintf("compression=%s level=%d", compressions[cfg->output.compression],
+	    cfg->output.compression == COMP_STORE ? 0 : cfg->output.level);
+}
+
+const char config_sample[] =
+"; thlhp.ini - written by `thlhp-make -t init`.  Lines starting with ';' are\n"
+"; comments.  ${NAME} in a value is replaced by the environment variable NAME.\n"
+"\n"
+"[pacs]\n"
+"protocol = dimse             ; dimse | dicomweb | folder\n"
+"host = 127.0.0.1\n"
+"port = 4242\n"
+"called_aet = ORTHANC         ; the PACS's AE title\n"
+"calling_aet = THLHP          ; ours\n"
+"retrieve = move              ; move | get\n"
+"move_destination = THLHP     ; AE title the PACS sends to, for move\n"
+"store_port = 11113           ; our storage SCP for move\n"
+"max_associations = 4         ; PACS connections at once\n"
+"max_requests_per_minute = 600  ; the PACS resets everything past ~700/min\n"
+"timeout = 30                 ; seconds\n"
+"retries = 5                  ; per job, with exponential backoff\n"
+"tls = no                     ; DICOM TLS: then set tls_ca, tls_cert, tls_key\n"
+";url = http://127.0.0.1:8042/dicom-web   ; for dicomweb\n"
+";path = /srv/incoming        ; for folder: a tree of DICOM files\n"
+"\n"
+"[select]                     ; which patients belong to the project\n"
+"patient_id = *               ; one or more globs, space separated\n"
+";patient_id_regex =          ; or a POSIX extended regex\n"
+";patients_file =             ; or a file with one PatientID a line\n"
+";modality = CT MR\n"
+";study_date = 20200101-      ; DICOM range\n"
+"\n"
+"[output]\n"
+"dicom_dir = data/dicom\n"
+"zip_dir = data/zip\n"
+"delimiter = __seriesCount\n"
+"compression = deflate        ; store | deflate | bzip2\n"
+"level = 1                    ; 1-9; level 1 is much faster for ~2% larger archives\n"
+"keep_old = no                ; keep X__seriesCount7.zip after 8 is built\n"
+"\n"
+"[state]\n"
+"url = sqlite:.thlhp/state.db ; or postgresql://user@host/db\n"
+"\n"
+"[notify]\n"
+";ping_url =                  ; healthchecks-style: GET url/start, url, url/fail\n";

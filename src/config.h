@@ -1,0 +1,62 @@
+/* config.h - thlhp.ini, read strictly with inih. */
+#ifndef THLHP_CONFIG_H
+#define THLHP_CONFIG_H
+
+enum protocol { PROTO_DIMSE, PROTO_DICOMWEB, PROTO_FOLDER };
+enum retrieve { RETRIEVE_MOVE, RETRIEVE_GET };
+enum compression { COMP_STORE, COMP_DEFLATE, COMP_BZIP2 };
+
+struct config {
+	char *file;                 /* path it was read from */
+	struct {
+		enum protocol protocol;
+		char *host;
+		int port;
+		char *called_aet, *calling_aet;
+		enum retrieve retrieve;
+		char *move_destination;
+		int store_port;
+		int max_associations;
+		int max_requests_per_minute;
+		int timeout;            /* seconds */
+		int retries;
+		int tls;
+		char *tls_ca, *tls_cert, *tls_key;
+		char *url;              /* dicomweb */
+		char *auth;             /* dicomweb: "bearer TOKEN" or "basic USER:PASS" */
+		char *path;             /* folder */
+		int protocol_line;      /* where protocol was set, for messages */
+	} pacs;
+	struct {
+		char *patient_id;       /* space-separated globs */
+		char *patient_id_regex;
+		char *patients_file;
+		char *modality;         /* space-separated */
+		char *study_date;       /* DICOM range */
+	} select;
+	struct {
+		char *dicom_dir, *zip_dir, *delimiter;
+		enum compression compression;
+		int level;              /* 1-9 */
+		int keep_old;
+	} output;
+	struct {
+		char *url;
+	} state;
+	struct {
+		char *ping_url;
+	} notify;
+};
+
+/* Read file into cfg (defaults first).  0, or -1 with "file:line: key: what"
+ * in err (malloc'd). */
+int config_load(struct config *cfg, const char *file, char **err);
+/* As config_load, from a string (for tests); name is used in messages. */
+int config_load_string(struct config *cfg, const char *name, const char *text, char **err);
+void config_free(struct config *cfg);
+/* A commented sample config, as `-t init` writes it. */
+extern const char config_sample[];
+/* The zip settings as one string, part of every archive's signature. */
+char *config_zip_settings(const struct config *cfg);
+
+#endif

@@ -1,0 +1,185 @@
+/*
+ * dicom.cc - the only file that includes DCMTK.  Implements dicom.h:
+ * plain C in, plain C out, no exception ever leaves this file.
+ *
+ * Thread safety: every call works on its own DcmFileFormat.  The shared
+ * state DCMTK touches while parsing is the data dictionary (loaded once in
+ * dcm_init, then only read under DCMTK's own read lock) and the logger
+ * (configured once in dcm_init).
+ */
+#include "dicom.h"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcdict.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcmetinf.h>
+#include <dcmtk/oflog/oflog.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <sys/stat.h>
+
+namespace {
+
+std::once_flag init_once;
+bool dict_ok = false;
+
+void set_err(char *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+void set_err(char *err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, DCM_ERR_MAX, fmt, ap);
+	va_end(ap);
+	/* DCMTK condition texts are one line, but make sure of it. */
+	for (char *p = err; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+}
+
+void do_init()
+{
+	OFLog::configure(OFLogger::OFF_LOG_LEVEL);
+	dict_ok = dcmDataDict.isDictionaryLoaded();
+}
+
+/* Fetch tag from item as a string trimmed of spaces and NULs (the whole
+ * value, all components), then copy it into buf.  A missing or empty
+ * attribute gives "".  Returns -1 if it does not fit. */
+int get(DcmItem *item, const DcmTagKey &tag, const char *name,
+	char *buf, size_t size, char *err)
+{
+	buf[0] = '\0';
+	OFString v;
+	if (item == NULL || item->findAndGetOFStringArray(tag, v).bad())
+		return 0;
+	size_t b = 0, e = v.length();
+	while (b < e && (v[b] == ' ' || v[b] == '\0'))
+		b++;
+	while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\0'))
+		e--;
+	/* Retired ACR-NEMA date "YYYY.MM.DD" -> "YYYYMMDD". */
+	if (tag == DCM_StudyDate && e - b == 10 && v[b + 4] == '.' && v[b + 7] == '.') {
+		v = v.substr(b, 4) + v.substr(b + 5, 2) + v.substr(b + 8, 2);
+		b = 0;
+		e = 8;
+	}
+	if (e - b >= size) {
+		set_err(err, "%s too long (%zu bytes)", name, e - b);
+		return -1;
+	}
+	memcpy(buf, v.data() + b, e - b);
+	buf[e - b] = '\0';
+	return 0;
+}
+
+int fill(DcmFileFormat &ff, struct dcm_header *h, char *err)
+{
+	DcmItem *ds = ff.getDataset();
+	if (get(ds, DCM_PatientID, "PatientID", h->patient_id, sizeof h->patient_id, err) ||
+	    get(ds, DCM_StudyInstanceUID, "StudyInstanceUID", h->study_uid, sizeof h->study_uid, err) ||
+	    get(ds, DCM_SeriesInstanceUID, "SeriesInstanceUID", h->series_uid, sizeof h->series_uid, err) ||
+	    get(ds, DCM_SOPInstanceUID, "SOPInstanceUID", h->sop_uid, sizeof h->sop_uid, err) ||
+	    get(ds, DCM_SOPClassUID, "SOPClassUID", h->sop_class, sizeof h->sop_class, err) ||
+	    get(ds, DCM_Modality, "Modality", h->modality, sizeof h->modality, err) ||
+	    get(ds, DCM_StudyDate, "StudyDate", h->study_date, sizeof h->study_date, err) ||
+	    get(ff.getMetaInfo(), DCM_TransferSyntaxUID, "TransferSyntaxUID",
+		h->transfer_syntax, sizeof h->transfer_syntax, err))
+		return -1;
+	if (!h->sop_uid[0] && !h->series_uid[0] && !h->study_uid[0]) {
+		set_err(err, "not a DICOM file");
+		return -1;
+	}
+	const char *missing = !h->sop_uid[0] ? "SOPInstanceUID"
+			    : !h->series_uid[0] ? "SeriesInstanceUID"
+			    : !h->study_uid[0] ? "StudyInstanceUID" : NULL;
+	if (missing) {
+		set_err(err, "no %s", missing);
+		return -1;
+	}
+	return 0;
+}
+
+int load(const char *path, struct dcm_header *h, char *err, bool full)
+{
+	memset(h, 0, sizeof *h);
+	err[0] = '\0';
+	try {
+		std::call_once(init_once, do_init);
+		if (!dict_ok) {
+			set_err(err, "DICOM data dictionary not loaded (check DCMDICTPATH)");
+			return -1;
+		}
+		/* DCMTK's own open error would read as "not a DICOM file". */
+		FILE *f = fopen(path, "rb");
+		if (f == NULL) {
+			set_err(err, "cannot open: %s", strerror(errno));
+			return -1;
+		}
+		struct stat st;
+		bool reg = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
+		fclose(f);
+		if (!reg) {
+			set_err(err, "not a regular file");
+			return -1;
+		}
+
+		DcmFileFormat ff;
+		OFCondition c = full
+			? ff.loadFile(OFFilename(path))
+			: ff.loadFileUntilTag(OFFilename(path), EXS_Unknown, EGL_noChange,
+					      DCM_MaxReadLength, ERM_autoDetect, DCM_PixelData);
+		if (c.bad()) {
+			/* Something that never produced a SOPInstanceUID is not
+			 * DICOM; one that did but then broke is damaged. */
+			OFString uid;
+			if (ff.getDataset()->findAndGetOFString(DCM_SOPInstanceUID, uid).bad() ||
+			    uid.empty())
+				set_err(err, "not a DICOM file");
+			else
+				set_err(err, "truncated or damaged: %s", c.text());
+			return -1;
+		}
+		if (fill(ff, h, err) != 0) {
+			memset(h, 0, sizeof *h);
+			return -1;
+		}
+		return 0;
+	} catch (const std::exception &e) {
+		set_err(err, "DCMTK error: %s", e.what());
+	} catch (...) {
+		set_err(err, "DCMTK error: unknown exception");
+	}
+	memset(h, 0, sizeof *h);
+	return -1;
+}
+
+} /* namespace */
+
+extern "C" void dcm_init(void)
+{
+	try {
+		std::call_once(init_once, do_init);
+	} catch (...) {
+		/* load() reports the missing dictionary. */
+	}
+}
+
+extern "C" int dcm_read_header(const char *path, struct dcm_header *h,
+			       char err[DCM_ERR_MAX])
+{
+	return load(path, h, err, false);
+}
+
+extern "C" int dcm_check_file(const char *path, struct dcm_header *h,
+			      char err[DCM_ERR_MAX])
+{
+	return load(path, h, err, true);
+}

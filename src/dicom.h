@@ -1,0 +1,46 @@
+/*
+ * dicom.h - the only door to DCMTK.  Plain C types, no exceptions: every
+ * function returns 0 on success or -1 with a one-line message in err.
+ * The implementation (dicom.cc) is the only file that includes DCMTK headers.
+ */
+#ifndef THLHP_DICOM_H
+#define THLHP_DICOM_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { DCM_UID_MAX = 65, DCM_ID_MAX = 257, DCM_ERR_MAX = 256 };
+
+/* The attributes the catalog and validation care about, trimmed of padding. */
+struct dcm_header {
+	char patient_id[DCM_ID_MAX];   /* (0010,0020); may be empty */
+	char study_uid[DCM_UID_MAX];   /* (0020,000D) */
+	char series_uid[DCM_UID_MAX];  /* (0020,000E) */
+	char sop_uid[DCM_UID_MAX];     /* (0008,0018) */
+	char sop_class[DCM_UID_MAX];   /* (0008,0016) */
+	char modality[17];             /* (0008,0060) */
+	char study_date[9];            /* (0008,0020) YYYYMMDD or empty */
+	char transfer_syntax[DCM_UID_MAX]; /* from the meta header, or empty */
+};
+
+/* Once per process, before threads start: silence DCMTK's own logging. */
+void dcm_init(void);
+
+/* Read the header of path, stopping before PixelData.  Fails with
+ * "not a DICOM file" when the file does not parse or lacks any of
+ * SOPInstanceUID, SeriesInstanceUID, StudyInstanceUID ("no SeriesInstanceUID"
+ * when only some are missing).  Values too long for h are errors, never cut. */
+int dcm_read_header(const char *path, struct dcm_header *h, char err[DCM_ERR_MAX]);
+
+/* Parse the whole file, PixelData included, so a truncated or damaged file
+ * fails; fill h as dcm_read_header does. */
+int dcm_check_file(const char *path, struct dcm_header *h, char err[DCM_ERR_MAX]);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

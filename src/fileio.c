@@ -1,0 +1,285 @@
+/* fileio.c - temp, fsync, rename; hashing while reading or writing. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include "fileio.h"
+#include "names.h"
+#include "util.h"
+
+enum { BUFSZ = 1 << 17 };
+
+int
+mkdirs(const char *path, char *err, size_t errlen)
+{
+	char *d = xstrdup(path);
+	int rc = 0;
+
+	for (char *p = d + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+		*p = '\0';
+		if (mkdir(d, 0755) < 0 && errno != EEXIST) {
+			errf(err, errlen, "%s: cannot create folder: %s", d, strerror(errno));
+			rc = -1;
+			break;
+		}
+		*p = c;
+		if (!c)
+			break;
+	}
+	free(d);
+	return rc;
+}
+
+int
+fsync_parent(const char *path, char *err, size_t errlen)
+{
+	char *copy = xstrdup(path);
+	const char *dir = dirname(copy);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0 || fsync(fd) < 0) {
+		errf(err, errlen, "%s: fsync: %s", dir, strerror(errno));
+		rc = -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(copy);
+	return rc;
+}
+
+static int
+hash_fd(int fd, uint64_t *hash, atomic_llong *bytes, const char *path, char *err, size_t errlen)
+{
+	XXH3_state_t *st = XXH3_createState();
+	char *buf = xmalloc(BUFSZ);
+	ssize_t n;
+	int rc = 0;
+
+	if (!st)
+		fatal("XXH3_createState: out of memory");
+	XXH3_64bits_reset(st);
+	while ((n = read(fd, buf, BUFSZ)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			errf(err, errlen, "%s: read: %s", path, strerror(errno));
+			rc = -1;
+			break;
+		}
+		XXH3_64bits_update(st, buf, (size_t)n);
+		if (bytes)
+			atomic_fetch_add(bytes, n);
+	}
+	*hash = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	free(buf);
+	return rc;
+}
+
+int
+hash_file(const char *path, uint64_t *hash, int64_t *size, int64_t *mtime,
+    atomic_llong *bytes, char *err, size_t errlen)
+{
+	struct stat sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int rc;
+
+	if (fd < 0) {
+		errf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		errf(err, errlen, "%s: not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	rc = hash_fd(fd, hash, bytes, path, err, errlen);
+	*size = sb.st_size;
+	*mtime = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+	close(fd);
+	return rc;
+}
+
+char *
+tmp_name(const char *dst)
+{
+	const char *slash = strrchr(dst, '/');
+	const char *base = slash ? slash + 1 : dst;
+	int dirlen = slash ? (int)(slash - dst) + 1 : 0;
+
+	return xasprintf("%.*s" TMP_PREFIX "%ld-%s", dirlen, dst, (long)getpid(), base);
+}
+
+/* Copy src to the open fd, hashing what is written. */
+static int
+copy_hashed(int in, int out, uint64_t *hash, atomic_llong *bytes, const char *src,
+    const char *tmp, char *err, size_t errlen)
+{
+	XXH3_state_t *st = XXH3_createState();
+	char *buf = xmalloc(BUFSZ);
+	ssize_t n;
+	int rc = 0;
+
+	if (!st)
+		fatal("XXH3_createState: out of memory");
+	XXH3_64bits_reset(st);
+	while ((n = read(in, buf, BUFSZ)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			errf(err, errlen, "%s: read: %s", src, strerror(errno));
+			rc = -1;
+			break;
+		}
+		XXH3_64bits_update(st, buf, (size_t)n);
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				errf(err, errlen, "%s: write: %s", tmp, strerror(errno));
+				rc = -1;
+				goto out;
+			}
+			off += w;
+		}
+		if (bytes)
+			atomic_fetch_add(bytes, n);
+	}
+out:
+	*hash = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	free(buf);
+	return rc;
+}
+
+int
+import_file(const char *src, const char *dst, uint64_t *hash, int64_t *size,
+    int64_t *mtime, atomic_llong *bytes, char *err, size_t errlen)
+{
+	char *tmp = tmp_name(dst);
+	struct stat sb;
+	int in = -1, out = -1, rc = -1;
+
+	unlink(tmp);
+	if (link(src, tmp) == 0) {
+		/* Same filesystem: the link is the file; hash it by reading. */
+		if (hash_file(tmp, hash, size, mtime, bytes, err, errlen) < 0)
+			goto out;
+	} else {
+		if (errno != EXDEV && errno != EPERM && errno != EMLINK) {
+			errf(err, errlen, "%s: link: %s", tmp, strerror(errno));
+			goto out;
+		}
+		in = open(src, O_RDONLY | O_CLOEXEC);
+		if (in < 0) {
+			errf(err, errlen, "%s: %s", src, strerror(errno));
+			goto out;
+		}
+		out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (out < 0) {
+			errf(err, errlen, "%s: %s", tmp, strerror(errno));
+			goto out;
+		}
+		if (copy_hashed(in, out, hash, bytes, src, tmp, err, errlen) < 0)
+			goto out;
+		if (fsync(out) < 0 || fstat(out, &sb) < 0) {
+			errf(err, errlen, "%s: fsync: %s", tmp, strerror(errno));
+			goto out;
+		}
+		*size = sb.st_size;
+		*mtime = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+	}
+	if (rename(tmp, dst) < 0) {
+		errf(err, errlen, "%s: rename: %s", dst, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	if (rc < 0)
+		unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
+int64_t
+mtime_ns(const char *path, int64_t *size)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) < 0)
+		return -1;
+	if (size)
+		*size = sb.st_size;
+	return (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **
+list_dcm(const char *dir, int *n, char *err, size_t errlen)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char **v = NULL;
+	int len = 0, cap = 0;
+
+	*n = 0;
+	if (!d) {
+		if (errno == ENOENT) {
+			v = xcalloc(1, sizeof(*v));
+			return v;
+		}
+		errf(err, errlen, "%s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+
+		if (e->d_name[0] == '.' || l <= 4 || strcmp(e->d_name + l - 4, ".dcm") != 0)
+			continue;
+		if (len + 1 >= cap) {
+			cap = cap ? 2 * cap : 64;
+			v = xreallocarray(v, (size_t)cap, sizeof(*v));
+		}
+		v[len] = xstrdup(e->d_name);
+		v[len][l - 4] = '\0';
+		len++;
+	}
+	closedir(d);
+	if (!v)
+		v = xcalloc(1, sizeof(*v));
+	v[len] = NULL;
+	qsort(v, (size_t)len, sizeof(*v), cmp_str);
+	*n = len;
+	return v;
+}
+
+void
+strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}

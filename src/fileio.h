@@ -1,0 +1,36 @@
+/*
+ * fileio.h - files written the safe way (temp name in the same folder,
+ * fsync, rename, fsync the folder) and hashed as they are written.  Every
+ * function returns 0 or -1 with a message in err (ERR_MAX bytes).
+ */
+#ifndef THLHP_FILEIO_H
+#define THLHP_FILEIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdatomic.h>
+
+#define TMP_PREFIX ".thlhp-tmp-"   /* every temp file starts so; -t clean removes them */
+
+/* mkdir -p, mode 0755 (0700 not needed: the parent's mode protects). */
+int mkdirs(const char *path, char *err, size_t errlen);
+/* fsync the folder holding path, so a rename in it is durable. */
+int fsync_parent(const char *path, char *err, size_t errlen);
+/* XXH3-64 of a file's content, and its size and mtime (ns) as read. */
+int hash_file(const char *path, uint64_t *hash, int64_t *size, int64_t *mtime,
+    atomic_llong *bytes, char *err, size_t errlen);
+/* Put src at dst complete or not at all: hard link when both are on one
+ * filesystem, else copy (hashing while writing) and fsync; then rename.
+ * Fills hash, size and mtime of dst. */
+int import_file(const char *src, const char *dst, uint64_t *hash, int64_t *size,
+    int64_t *mtime, atomic_llong *bytes, char *err, size_t errlen);
+/* A temp name in dst's folder: <dir>/.thlhp-tmp-<pid>-<base>; malloc'd. */
+char *tmp_name(const char *dst);
+/* st_mtim of path in ns, or -1 (errno set). */
+int64_t mtime_ns(const char *path, int64_t *size);
+/* A sorted list of the <sop> of every <sop>.dcm in dir (NULL-terminated,
+ * malloc'd); *n the count.  A missing dir is an empty list. */
+char **list_dcm(const char *dir, int *n, char *err, size_t errlen);
+void strv_free(char **v);
+
+#endif

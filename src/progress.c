@@ -1,0 +1,136 @@
+/* progress.c - the status line and the per-job lines. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "progress.h"
+#include "rule.h"
+#include "util.h"
+
+static struct {
+	int tty;          /* stdout is a terminal: keep one status line */
+	int total, done;  /* jobs */
+	int shown;        /* a status line is on screen */
+} pr;
+
+void
+progress_init(int total)
+{
+	pr.tty = isatty(STDOUT_FILENO) && verbosity > 0;
+	pr.total = total;
+	pr.done = 0;
+	pr.shown = 0;
+}
+
+int
+progress_interval(void)
+{
+	return pr.tty ? 200 : -1;
+}
+
+static void
+clear(void)
+{
+	if (pr.shown) {
+		fputs("\r\033[K", stdout);
+		pr.shown = 0;
+	}
+}
+
+void
+progress_begin(struct node *n)
+{
+	if (verbosity > 1) {
+		clear();
+		printf("start %-8s %s  (%s)\n", n->rule->name, n->label, n->reason ? n->reason : "");
+		fflush(stdout);
+	}
+}
+
+static void
+human_bytes(double b, char *buf, size_t len)
+{
+	const char *unit[] = { "B", "kB", "MB", "GB", "TB" };
+	int i = 0;
+
+	while (b >= 1000 && i < 4) {
+		b /= 1000;
+		i++;
+	}
+	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", b, unit[i]);
+}
+
+void
+progress_end(struct node *n, int ok)
+{
+	struct job *job = n->job;
+	double secs = job ? (double)(job->end_ns - job->start_ns) / 1e9 : 0;
+
+	pr.done++;
+	clear();
+	if (!ok) {
+		fflush(stdout);
+		warn("%s %s: %s", n->rule->name, n->label, n->error ? n->error : "failed");
+		return;
+	}
+	if (verbosity == 0)
+		return;
+	if (job && job->nothing && verbosity < 2)
+		return;
+	printf("[%d/%d] %-8s %s", pr.done, pr.total, n->rule->name, n->label);
+	if (job && job->nothing)
+		printf("  up to date after all");
+	else if (job && job->summary)
+		printf("  %s", job->summary);
+	if (verbosity > 1)
+		printf("  (%.2fs; %s)", secs, n->reason ? n->reason : "");
+	putchar('\n');
+	fflush(stdout);
+}
+
+void
+progress_status(struct node **run, int n)
+{
+	char line[512], rate[32] = "";
+	struct job *job;
+	double secs;
+	int len;
+
+	if (!pr.tty || n == 0)
+		return;
+	job = run[0]->job;
+	secs = (double)(mono_ns() - job->start_ns) / 1e9;
+	if (secs > 0.5 && atomic_load(&job->bytes) > 0) {
+		human_bytes((double)atomic_load(&job->bytes) / secs, rate, sizeof(rate));
+		strcat(rate, "/s");
+	}
+	len = snprintf(line, sizeof(line), "[%d/%d] %s %s %ld/%ld %s", pr.done, pr.total,
+	    run[0]->rule->name, run[0]->label, atomic_load(&job->done), atomic_load(&job->total), rate);
+	if (n > 1 && len > 0 && (size_t)len < sizeof(line))
+		snprintf(line + len, sizeof(line) - (size_t)len, " (+%d running)", n - 1);
+	fputs("\r\033[K", stdout);
+	fwrite(line, 1, strnlen(line, 200), stdout);
+	fflush(stdout);
+	pr.shown = 1;
+}
+
+void
+progress_note(const char *fmt, ...)
+{
+	va_list ap;
+
+	clear();
+	fflush(stdout);
+	fprintf(stderr, "%s: ", argv0);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void
+progress_done(void)
+{
+	clear();
+	fflush(stdout);
+}

@@ -1,0 +1,293 @@
+/* sched.c - the job loop.  Workers report on a pipe; signals on another. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "progress.h"
+#include "sched.h"
+#include "util.h"
+
+static int sigpipe[2] = { -1, -1 };
+static struct ctx *sigctx;
+
+static void
+on_signal(int sig)
+{
+	int saved = errno;
+
+	if (sigctx && atomic_exchange(&sigctx->cancel, 1)) {
+		/* Second signal: the user means it. */
+		signal(sig, SIG_DFL);
+		raise(sig);
+	}
+	if (write(sigpipe[1], "", 1) < 0) {
+		/* the pipe is full: the loop is awake already */
+	}
+	errno = saved;
+}
+
+void
+sched_signals(struct ctx *ctx)
+{
+	struct sigaction sa;
+
+	if (sigpipe[0] < 0 && pipe2(sigpipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		fatal("pipe:");
+	sigctx = ctx;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+struct worker {
+	struct job *job;
+	int fd;                   /* write end of the done pipe */
+	int rc;
+};
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	sigset_t all;
+
+	/* Signals go to the main thread only. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	w->rc = w->job->rule->run(w->job);
+	w->job->end_ns = mono_ns();
+	while (write(w->fd, &w, sizeof(w)) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+struct loop {
+	struct graph *g;
+	struct ctx *ctx;
+	const struct sched_opts *o;
+	struct node *head[NPOOL], *tail[NPOOL]; /* ready queues per pool */
+	int running, inpool[NPOOL];
+	int failed;
+	int done_fd[2];
+	pthread_t *threads;       /* indexed like running workers */
+};
+
+static void
+enqueue(struct loop *l, struct node *n)
+{
+	int p = n->rule->pool;
+
+	n->state = N_READY;
+	n->qnext = NULL;
+	if (l->tail[p])
+		l->tail[p]->qnext = n;
+	else
+		l->head[p] = n;
+	l->tail[p] = n;
+}
+
+static struct node *
+dequeue(struct loop *l)
+{
+	/* Later stages first, so archives finish while downloads go on:
+	 * the local pool (validate, zip) before the PACS pool. */
+	for (int p = NPOOL - 1; p >= 0; p--) {
+		struct node *n = l->head[p];
+
+		if (!n || l->inpool[p] >= l->o->cap[p])
+			continue;
+		l->head[p] = n->qnext;
+		if (!l->head[p])
+			l->tail[p] = NULL;
+		return n;
+	}
+	return NULL;
+}
+
+/* A failed or blocked node blocks everything that depends on it. */
+static void
+block(struct node *n)
+{
+	for (int i = 0; i < n->nout; i++) {
+		struct node *d = n->out[i];
+
+		if (d->state == N_STALE || d->state == N_READY) {
+			d->state = N_BLOCKED;
+			block(d);
+		}
+	}
+}
+
+static void
+finished(struct loop *l, struct node *n, int ok)
+{
+	n->state = ok ? N_DONE : N_FAILED;
+	if (!ok) {
+		l->failed++;
+		block(n);
+		return;
+	}
+	for (int i = 0; i < n->nout; i++) {
+		struct node *d = n->out[i];
+
+		if (d->state == N_STALE && --d->nblock == 0)
+			enqueue(l, d);
+	}
+}
+
+static void
+job_free(struct job *job)
+{
+	free(job->summary);
+	free(job);
+}
+
+/* Start n: on the main thread ask the rule what to do, then a thread. */
+static void
+launch(struct loop *l, struct node *n)
+{
+	struct job *job = xcalloc(1, sizeof(*job));
+	struct worker *w;
+	pthread_t t;
+	int rc;
+
+	job->rule = n->rule;
+	job->node = n;
+	job->ctx = l->ctx;
+	job->obj = n->obj;
+	job->force = n->force;
+	job->start_ns = mono_ns();
+	n->job = job;
+	rc = n->rule->start(job);
+	if (rc <= 0) {
+		/* Nothing to run after all, or it could not start. */
+		job->nothing = rc == 0;
+		job->end_ns = mono_ns();
+		if (rc == 0 && n->rule->finish(job, 0) < 0)
+			rc = -1;
+		if (rc < 0)
+			n->error = xstrdup(job->err);
+		progress_end(n, rc == 0);
+		n->job = NULL;
+		job_free(job);
+		finished(l, n, rc == 0);
+		return;
+	}
+	w = xmalloc(sizeof(*w));
+	w->job = job;
+	w->fd = l->done_fd[1];
+	w->rc = -1;
+	n->state = N_RUNNING;
+	l->running++;
+	l->inpool[n->rule->pool]++;
+	progress_begin(n);
+	if ((rc = pthread_create(&t, NULL, worker_main, w)) != 0) {
+		errno = rc;
+		fatal("pthread_create:");
+	}
+	pthread_detach(t);
+}
+
+static void
+reap(struct loop *l, struct worker *w)
+{
+	struct job *job = w->job;
+	struct node *n = job->node;
+	int rc = w->rc;
+
+	free(w);
+	l->running--;
+	l->inpool[n->rule->pool]--;
+	if (n->rule->finish(job, rc) < 0)
+		rc = -1;
+	if (rc < 0)
+		n->error = xstrdup(job->err[0] ? job->err : "failed");
+	progress_end(n, rc == 0);
+	n->job = NULL;
+	job_free(job);
+	finished(l, n, rc == 0);
+}
+
+static int
+collect_running(struct loop *l, struct node **run, int max)
+{
+	int k = 0;
+
+	for (int i = 0; i < l->g->n && k < max; i++)
+		if (l->g->node[i]->state == N_RUNNING)
+			run[k++] = l->g->node[i];
+	return k;
+}
+
+int
+sched_run(struct graph *g, struct ctx *ctx, const struct sched_opts *o)
+{
+	struct loop l = { .g = g, .ctx = ctx, .o = o };
+	struct node *n;
+	int total = 0, stopping = 0;
+
+	if (pipe2(l.done_fd, O_CLOEXEC) < 0)
+		fatal("pipe:");
+	for (int i = 0; i < g->n; i++) {
+		n = g->node[i];
+		if (n->state != N_STALE)
+			continue;
+		total++;
+		n->nblock = 0;
+		for (int j = 0; j < n->nin; j++)
+			n->nblock += n->in[j]->state == N_STALE || n->in[j]->state == N_READY;
+		if (n->nblock == 0)
+			enqueue(&l, n);
+	}
+	progress_init(total);
+	for (;;) {
+		struct pollfd pfd[2];
+		struct node *run[64];
+
+		if (atomic_load(&ctx->cancel))
+			stopping = 1;
+		if (l.failed && !o->keep_going)
+			stopping = 1;
+		while (!stopping && l.running < o->jobs && (n = dequeue(&l)) != NULL)
+			launch(&l, n);
+		if (l.running == 0)
+			break;
+		pfd[0] = (struct pollfd){ .fd = l.done_fd[0], .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = sigpipe[0], .events = POLLIN };
+		if (poll(pfd, sigpipe[0] >= 0 ? 2 : 1, progress_interval()) < 0 && errno != EINTR)
+			fatal("poll:");
+		if (sigpipe[0] >= 0 && (pfd[1].revents & POLLIN)) {
+			char buf[16];
+
+			while (read(sigpipe[0], buf, sizeof(buf)) > 0)
+				;
+			if (!stopping)
+				progress_note("interrupted: stopping %d running job%s (again to kill)",
+				    l.running, l.running == 1 ? "" : "s");
+		}
+		if (pfd[0].revents & POLLIN) {
+			struct worker *w;
+
+			if (read(l.done_fd[0], &w, sizeof(w)) == sizeof(w))
+				reap(&l, w);
+		}
+		progress_status(run, collect_running(&l, run, (int)LEN(run)));
+	}
+	progress_done();
+	close(l.done_fd[0]);
+	close(l.done_fd[1]);
+	/* Whatever is still waiting did not run. */
+	for (int i = 0; i < g->n; i++)
+		if (g->node[i]->state == N_STALE || g->node[i]->state == N_READY)
+			g->node[i]->state = N_BLOCKED;
+	if (atomic_load(&ctx->cancel))
+		return -2;
+	return l.failed || graph_count(g, N_BLOCKED) ? -1 : 0;
+}

@@ -1,0 +1,25 @@
+/*
+ * sched.h - run the stale nodes of a graph, like samurai's build(): take
+ * ready work while under the limits, wait, reap, unblock dependents.  Each
+ * job runs on its own thread; the loop itself does no real work.
+ */
+#ifndef THLHP_SCHED_H
+#define THLHP_SCHED_H
+
+#include "graph.h"
+#include "rule.h"
+
+struct sched_opts {
+	int jobs;                 /* -j: jobs at once in all */
+	int cap[NPOOL];           /* jobs at once per pool */
+	int keep_going;           /* -k */
+};
+
+/* Catch SIGINT and SIGTERM for ctx: the first stops the run cleanly (no new
+ * jobs, running ones told to stop), a second one kills the process. */
+void sched_signals(struct ctx *ctx);
+/* Run every stale node of g.  Returns 0 when all are done, -1 when any
+ * failed or was blocked, -2 when interrupted. */
+int sched_run(struct graph *g, struct ctx *ctx, const struct sched_opts *o);
+
+#endif

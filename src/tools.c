@@ -1,0 +1,187 @@
+/* tools.c - -t list, init, clean.  status, inventory and dag come later. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "build.h"
+#include "catalog.h"
+#include "config.h"
+#include "fileio.h"
+#include "names.h"
+#include "state.h"
+#include "tools.h"
+#include "util.h"
+
+const char tools_help[] =
+	"  list   list the tools\n"
+	"  init   write a commented sample config (-f FILE, default thlhp.ini)\n"
+	"  clean  remove the archives and the leftovers of interrupted jobs;\n"
+	"         `-t clean download` also removes the downloaded series\n";
+
+static int
+tool_init(const struct options *o)
+{
+	int fd = open(o->file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	size_t len = strlen(config_sample);
+
+	if (fd < 0) {
+		warn("%s: %s", o->file, errno == EEXIST ? "exists already; not overwritten" : strerror(errno));
+		return EXIT_ERROR;
+	}
+	if (write(fd, config_sample, len) != (ssize_t)len || fsync(fd) < 0 || close(fd) < 0) {
+		warn("%s:", o->file);
+		unlink(o->file);
+		return EXIT_ERROR;
+	}
+	printf("wrote %s: set [pacs] and [select] for your project, then run thlhp-make -n\n", o->file);
+	return EXIT_OK;
+}
+
+/* Remove temp files under dir; with dcm also every *.dcm, and then empty
+ * folders.  Returns how many files went. */
+static int
+clean_tree(const char *dir, int dcm, int *errors)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		char *path;
+		struct stat sb;
+		size_t l = strlen(e->d_name);
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		path = xasprintf("%s/%s", dir, e->d_name);
+		if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+			n += clean_tree(path, dcm, errors);
+			if (dcm)
+				rmdir(path);   /* only when empty: nothing of others goes */
+		} else if (strncmp(e->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0 ||
+		    (dcm && l > 4 && strcmp(e->d_name + l - 4, ".dcm") == 0)) {
+			if (unlink(path) == 0)
+				n++;
+			else {
+				warn("%s: cannot remove:", path);
+				(*errors)++;
+			}
+		}
+		free(path);
+	}
+	closedir(d);
+	return n;
+}
+
+static int
+tool_clean(const struct options *o)
+{
+	struct config cfg;
+	struct state st;
+	struct catalog cat;
+	char *err = NULL;
+	int dcm = 0, errors = 0, ntmp, nzip = 0, ndcm = 0, code = EXIT_ERROR;
+	DIR *d;
+	struct dirent *e;
+
+	for (int i = 0; i < o->ntargets; i++) {
+		if (strcmp(o->targets[i], "download") == 0 || strcmp(o->targets[i], "all") == 0)
+			dcm = 1;
+		else if (strcmp(o->targets[i], "zip") != 0) {
+			warn("-t clean: unknown target %s (zip, download or all)", o->targets[i]);
+			return EXIT_ERROR;
+		}
+	}
+	if (config_load(&cfg, o->file, &err) < 0) {
+		warn("%s", err);
+		free(err);
+		return EXIT_ERROR;
+	}
+	catalog_init(&cat);
+	if (state_open(&st, cfg.state.url, 0) < 0 || state_load(&st, &cat) < 0) {
+		warn("%s: %s", cfg.file, st.err);
+		goto out;
+	}
+	ntmp = clean_tree(cfg.output.zip_dir, 0, &errors);
+	if ((d = opendir(cfg.output.zip_dir)) != NULL) {
+		while ((e = readdir(d)) != NULL) {
+			int n;
+			char *id = archive_parse(e->d_name, cfg.output.delimiter, &n), *path;
+
+			if (!id)
+				continue;
+			free(id);
+			path = xasprintf("%s/%s", cfg.output.zip_dir, e->d_name);
+			if (unlink(path) == 0)
+				nzip++;
+			else
+				warn("%s: cannot remove:", path), errors++;
+			free(path);
+		}
+		closedir(d);
+	}
+	if (dcm)
+		ndcm = clean_tree(cfg.output.dicom_dir, 1, &errors);
+	else
+		ntmp += clean_tree(cfg.output.dicom_dir, 0, &errors);
+	/* Forget what was removed, so the next run builds it again. */
+	if (state_begin(&st) < 0)
+		goto out;
+	for (int i = 0; i < cat.np; i++) {
+		struct patient *p = cat.p[i];
+
+		if (p->has_ar) {
+			p->has_ar = 0;
+			if (state_save_patient(&st, p) < 0)
+				goto bad;
+		}
+		for (int j = 0; dcm && j < p->nseries; j++) {
+			struct series *s = p->series[j];
+
+			s->ninst = 0;
+			s->set_sig = s->valid_sig = 0;
+			s->dir_mtime = 0;
+			static const struct instance none;
+
+			if (state_save_series(&st, s, &none, 0) < 0)   /* drops its rows */
+				goto bad;
+		}
+	}
+	if (state_commit(&st) < 0)
+		goto bad;
+	printf("removed %d archive%s, %d leftover temp file%s%s", nzip, nzip == 1 ? "" : "s",
+	    ntmp, ntmp == 1 ? "" : "s", dcm ? "" : "\n");
+	if (dcm)
+		printf(", %d downloaded instance%s\n", ndcm, ndcm == 1 ? "" : "s");
+	code = errors ? EXIT_ERROR : EXIT_OK;
+	goto out;
+bad:
+	state_rollback(&st);
+	warn("%s: %s", cfg.file, st.err);
+out:
+	catalog_free(&cat);
+	state_close(&st);
+	config_free(&cfg);
+	return code;
+}
+
+int
+tool_run(const struct options *o)
+{
+	if (strcmp(o->tool, "list") == 0) {
+		printf("thlhp-make tools (-t TOOL):\n%s", tools_help);
+		return EXIT_OK;
+	}
+	if (strcmp(o->tool, "init") == 0)
+		return tool_init(o);
+	if (strcmp(o->tool, "clean") == 0)
+		return tool_clean(o);
+	warn("-t %s: unknown tool; -t list lists them", o->tool);
+	return EXIT_ERROR;
+}

@@ -1,0 +1,240 @@
+/*
+ * sqlite.c - the embedded store: one SQLite file, WAL journal, a busy
+ * timeout so a second process waits instead of failing.  Statements are
+ * prepared once and kept (keyed by the SQL text's address, which is always
+ * a string literal in state.c).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <sqlite3.h>
+#include "store.h"
+#include "util.h"
+
+enum { NCACHE = 64 };
+
+struct sqlite_store {
+	struct store st;
+	sqlite3 *db;
+	struct { const char *sql; sqlite3_stmt *stmt; } cache[NCACHE];
+};
+
+static int
+sq_fail(struct sqlite_store *s, const char *what)
+{
+	errf(s->st.err, sizeof(s->st.err), "sqlite: %s: %s", what, sqlite3_errmsg(s->db));
+	return -1;
+}
+
+/* mkdir -p for the parent of path. */
+static int
+mkparent(const char *path)
+{
+	char *d = xstrdup(path), *p;
+	int rc = 0;
+
+	for (p = d + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		if (mkdir(d, 0700) < 0 && errno != EEXIST)
+			rc = -1;
+		*p = '/';
+	}
+	free(d);
+	return rc;
+}
+
+static struct store *
+sq_open(const char *url, int flags, char *err, size_t errlen)
+{
+	struct sqlite_store *s;
+	const char *path = url + strlen("sqlite:");
+	int oflags;
+
+	if (!*path) {
+		errf(err, errlen, "sqlite: no file name in '%s'", url);
+		return NULL;
+	}
+	if (flags & STORE_READONLY) {
+		if (access(path, F_OK) < 0) {
+			errf(err, errlen, "%s: no state yet", path);
+			errno = ENOENT;
+			return NULL;
+		}
+		oflags = SQLITE_OPEN_READONLY;
+	} else {
+		if (mkparent(path) < 0) {
+			errf(err, errlen, "%s: cannot create its folder: %s", path, strerror(errno));
+			return NULL;
+		}
+		oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->st.ops = &store_sqlite;
+	if (sqlite3_open_v2(path, &s->db, oflags | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+		errf(err, errlen, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : "cannot open");
+		goto bad;
+	}
+	sqlite3_busy_timeout(s->db, 30000);
+	if (!(flags & STORE_READONLY) &&
+	    sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+	    NULL, NULL, NULL) != SQLITE_OK) {
+		errf(err, errlen, "%s: %s", path, sqlite3_errmsg(s->db));
+		goto bad;
+	}
+	return &s->st;
+bad:
+	sqlite3_close(s->db);
+	free(s);
+	return NULL;
+}
+
+static void
+sq_close(struct store *st)
+{
+	struct sqlite_store *s = (struct sqlite_store *)st;
+
+	for (int i = 0; i < NCACHE; i++)
+		sqlite3_finalize(s->cache[i].stmt);
+	sqlite3_close(s->db);
+	free(s);
+}
+
+static int
+sq_script(struct store *st, const char *sql)
+{
+	struct sqlite_store *s = (struct sqlite_store *)st;
+
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return sq_fail(s, "script");
+	return 0;
+}
+
+static int
+sq_begin(struct store *st)
+{
+	/* IMMEDIATE: take the write lock now, so two processes queue here
+	 * (busy timeout) instead of failing at their first write. */
+	return sq_script(st, "BEGIN IMMEDIATE");
+}
+
+static int
+sq_commit(struct store *st)
+{
+	return sq_script(st, "COMMIT");
+}
+
+static int
+sq_rollback(struct store *st)
+{
+	return sq_script(st, "ROLLBACK");
+}
+
+static sqlite3_stmt *
+sq_prepare(struct sqlite_store *s, const char *sql, int n, const char *const *param)
+{
+	sqlite3_stmt *stmt = NULL;
+	int slot = -1;
+
+	for (int i = 0; i < NCACHE; i++) {
+		if (s->cache[i].sql == sql) {
+			stmt = s->cache[i].stmt;
+			break;
+		}
+		if (!s->cache[i].sql && slot < 0)
+			slot = i;
+	}
+	if (!stmt) {
+		if (sqlite3_prepare_v2(s->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+			sq_fail(s, "prepare");
+			return NULL;
+		}
+		if (slot >= 0) {
+			s->cache[slot].sql = sql;
+			s->cache[slot].stmt = stmt;
+		}
+	}
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	for (int i = 0; i < n; i++) {
+		char name[16];
+		int idx;
+
+		snprintf(name, sizeof(name), "$%d", i + 1);
+		idx = sqlite3_bind_parameter_index(stmt, name);
+		if (idx == 0)
+			continue;
+		if (sqlite3_bind_text(stmt, idx, param[i], -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+			sq_fail(s, "bind");
+			return NULL;
+		}
+	}
+	return stmt;
+}
+
+/* Statements not in the cache are finalized after use. */
+static void
+sq_done(struct sqlite_store *s, sqlite3_stmt *stmt)
+{
+	for (int i = 0; i < NCACHE; i++)
+		if (s->cache[i].stmt == stmt) {
+			sqlite3_reset(stmt);
+			return;
+		}
+	sqlite3_finalize(stmt);
+}
+
+static int
+sq_query(struct store *st, const char *sql, int n, const char *const *param,
+    store_row_fn *fn, void *arg)
+{
+	struct sqlite_store *s = (struct sqlite_store *)st;
+	sqlite3_stmt *stmt = sq_prepare(s, sql, n, param);
+	const char *val[32];
+	int rc, ncol;
+
+	if (!stmt)
+		return -1;
+	ncol = sqlite3_column_count(stmt);
+	if (ncol > (int)LEN(val))
+		ncol = LEN(val);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (!fn)
+			continue;
+		for (int i = 0; i < ncol; i++)
+			val[i] = (const char *)sqlite3_column_text(stmt, i);
+		if (fn(arg, ncol, val) != 0) {
+			errf(st->err, sizeof(st->err), "sqlite: stopped reading a row");
+			sq_done(s, stmt);
+			return -1;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		sq_fail(s, "step");
+		sq_done(s, stmt);
+		return -1;
+	}
+	sq_done(s, stmt);
+	return 0;
+}
+
+static int
+sq_exec(struct store *st, const char *sql, int n, const char *const *param)
+{
+	return sq_query(st, sql, n, param, NULL, NULL);
+}
+
+const struct store_ops store_sqlite = {
+	.scheme = "sqlite",
+	.built = 1,
+	.open = sq_open,
+	.close = sq_close,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.script = sq_script,
+	.exec = sq_exec,
+	.query = sq_query,
+};

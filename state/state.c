@@ -1,0 +1,485 @@
+/*
+ * state.c - the schema and every statement, shared by all backends.
+ *
+ * Schema (version 1):
+ *   schema_version(version)           one row: the schema this store has
+ *   patient(id, ar_*)                 one row per patient; id is the file-name
+ *                                     encoding of PatientID (ASCII, reversible);
+ *                                     ar_* the archive last built, or NULL
+ *   series(uid, patient_id, study_uid, ..., expected, gone,
+ *          ninst, set_sig, valid_sig, dir_mtime, error)
+ *                                     the catalog plus what was last seen on disk
+ *   instance(series_uid, sop_uid, size, mtime, hash, ok)
+ *                                     the hash index: one row per file on disk
+ *   src_file(path, size, mtime, ...)  the folder source's header cache
+ * Hashes are XXH3-64 as 16 hex digits; times are nanoseconds.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "names.h"
+#include "state.h"
+#include "util.h"
+
+static const char *const migrations[] = {
+	/* 1 */
+	"CREATE TABLE patient ("
+	" id TEXT PRIMARY KEY,"
+	" ar_path TEXT, ar_nseries INTEGER, ar_sig TEXT, ar_settings TEXT,"
+	" ar_series TEXT, ar_size BIGINT, ar_mtime BIGINT, ar_hash TEXT);"
+	"CREATE TABLE series ("
+	" uid TEXT PRIMARY KEY,"
+	" patient_id TEXT NOT NULL REFERENCES patient(id),"
+	" study_uid TEXT NOT NULL,"
+	" modality TEXT, sop_class TEXT, study_date TEXT,"
+	" expected INTEGER NOT NULL,"
+	" gone INTEGER NOT NULL DEFAULT 0,"
+	" ninst INTEGER NOT NULL DEFAULT 0,"
+	" set_sig TEXT, valid_sig TEXT,"
+	" dir_mtime BIGINT NOT NULL DEFAULT 0,"
+	" error TEXT);"
+	"CREATE INDEX series_patient ON series(patient_id);"
+	"CREATE TABLE instance ("
+	" series_uid TEXT NOT NULL,"
+	" sop_uid TEXT NOT NULL,"
+	" size BIGINT NOT NULL, mtime BIGINT NOT NULL, hash TEXT NOT NULL,"
+	" ok INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (series_uid, sop_uid));"
+	"CREATE TABLE src_file ("
+	" path TEXT PRIMARY KEY, size BIGINT NOT NULL, mtime BIGINT NOT NULL,"
+	" sop_uid TEXT, series_uid TEXT, study_uid TEXT, patient_id TEXT,"
+	" modality TEXT, study_date TEXT, sop_class TEXT, error TEXT);",
+};
+
+static const struct { const char *scheme; const struct store_ops *ops; } backends[] = {
+	{ "sqlite", &store_sqlite },
+	{ "postgresql", NULL },
+	{ "postgres", NULL },
+};
+
+static int
+st_fail(struct state *st)
+{
+	memcpy(st->err, st->db->err, sizeof(st->err));
+	return -1;
+}
+
+#define EXEC(st, sql, ...) \
+	((st)->db->ops->exec((st)->db, (sql), \
+	    (int)(sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *)), \
+	    (const char *[]){ __VA_ARGS__ }) < 0 ? st_fail(st) : 0)
+#define QUERY(st, sql, fn, arg, ...) \
+	((st)->db->ops->query((st)->db, (sql), \
+	    (int)(sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *)), \
+	    (const char *[]){ __VA_ARGS__ }, (fn), (arg)) < 0 ? st_fail(st) : 0)
+
+static int
+row_int(void *arg, int ncol, const char *const *val)
+{
+	*(long *)arg = ncol > 0 && val[0] ? atol(val[0]) : -1;
+	return 0;
+}
+
+static int
+state_migrate(struct state *st, int readonly)
+{
+	long version = -1;
+	const long known = (long)LEN(migrations);
+
+	if (!readonly && st->db->ops->script(st->db,
+	    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)") < 0)
+		return st_fail(st);
+	if (QUERY(st, "SELECT max(version) FROM schema_version", row_int, &version, NULL) < 0) {
+		if (readonly) {
+			st->db->ops->close(st->db);
+			st->db = NULL;   /* a store never written: as if empty */
+			return 0;
+		}
+		return -1;
+	}
+	if (version < 0)
+		version = 0;
+	if (version > known) {
+		errf(st->err, sizeof(st->err), "state has schema version %ld, newer than this "
+		    "thlhp-make knows (%ld): use a newer thlhp-make", version, known);
+		return -1;
+	}
+	if (version < known && readonly) {
+		errf(st->err, sizeof(st->err), "state has schema version %ld, older than this "
+		    "thlhp-make's (%ld): run once without -n or -q to upgrade it", version, known);
+		return -1;
+	}
+	for (long v = version; v < known; v++) {
+		char vs[24];
+
+		snprintf(vs, sizeof(vs), "%ld", v + 1);
+		if (state_begin(st) < 0)
+			return -1;
+		if (st->db->ops->script(st->db, migrations[v]) < 0 ||
+		    EXEC(st, "DELETE FROM schema_version", NULL) < 0 ||
+		    EXEC(st, "INSERT INTO schema_version (version) VALUES ($1)", vs) < 0) {
+			st_fail(st);
+			state_rollback(st);
+			return -1;
+		}
+		if (state_commit(st) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+state_open(struct state *st, const char *url, int flags)
+{
+	const struct store_ops *ops = NULL;
+	size_t n;
+	size_t i;
+
+	memset(st, 0, sizeof(*st));
+	for (i = 0; i < LEN(backends); i++) {
+		n = strlen(backends[i].scheme);
+		if (strncmp(url, backends[i].scheme, n) == 0 && url[n] == ':')
+			break;
+	}
+	if (i == LEN(backends)) {
+		errf(st->err, sizeof(st->err), "[state] url: '%s': unknown store "
+		    "(use sqlite:FILE or postgresql://...)", url);
+		return -1;
+	}
+	ops = backends[i].ops;
+	if (!ops) {
+		errf(st->err, sizeof(st->err), "[state] url: %s: not built in", backends[i].scheme);
+		return -1;
+	}
+	errno = 0;
+	st->db = ops->open(url, flags, st->err, sizeof(st->err));
+	if (!st->db)
+		return (flags & STORE_READONLY) && errno == ENOENT ? 0 : -1;
+	if (state_migrate(st, flags & STORE_READONLY) < 0) {
+		state_close(st);
+		return -1;
+	}
+	return 0;
+}
+
+void
+state_close(struct state *st)
+{
+	if (st->db)
+		st->db->ops->close(st->db);
+	st->db = NULL;
+}
+
+int
+state_begin(struct state *st)
+{
+	return st->db->ops->begin(st->db) < 0 ? st_fail(st) : 0;
+}
+
+int
+state_commit(struct state *st)
+{
+	return st->db->ops->commit(st->db) < 0 ? st_fail(st) : 0;
+}
+
+void
+state_rollback(struct state *st)
+{
+	st->db->ops->rollback(st->db);
+}
+
+static int64_t
+i64(const char *s)
+{
+	return s ? strtoll(s, NULL, 10) : 0;
+}
+
+static int
+load_patient(void *arg, int ncol, const char *const *v)
+{
+	struct catalog *c = arg;
+	struct patient *p;
+	char *id = name_decode(v[0]);
+
+	if (!id)
+		return 0;   /* not ours: skip rather than guess */
+	p = catalog_patient(c, id);
+	free(id);
+	if (v[1]) {
+		p->has_ar = 1;
+		p->ar.path = xstrdup(v[1]);
+		p->ar.nseries = (int)i64(v[2]);
+		p->ar.sig = unhex64(v[3]);
+		p->ar.settings = xstrdup(v[4]);
+		p->ar.series = xstrdup(v[5]);
+		p->ar.size = i64(v[6]);
+		p->ar.mtime = i64(v[7]);
+		p->ar.hash = unhex64(v[8]);
+	}
+	return 0;
+}
+
+static int
+load_series(void *arg, int ncol, const char *const *v)
+{
+	struct catalog *c = arg;
+	char *id = name_decode(v[1]);
+	struct patient *p;
+	struct series *s;
+
+	if (!id || !v[0] || !v[2] || !uid_is_safe(v[0]) || !uid_is_safe(v[2])) {
+		free(id);
+		return 0;
+	}
+	p = catalog_patient(c, id);
+	free(id);
+	s = catalog_series(c, p, v[2], v[0]);
+	s->modality = xstrdup(v[3]);
+	s->sop_class = xstrdup(v[4]);
+	s->study_date = xstrdup(v[5]);
+	s->expected = (int)i64(v[6]);
+	s->gone = (int)i64(v[7]);
+	s->ninst = (int)i64(v[8]);
+	s->set_sig = unhex64(v[9]);
+	s->valid_sig = unhex64(v[10]);
+	s->dir_mtime = i64(v[11]);
+	s->error = xstrdup(v[12]);
+	s->dirty = 0;
+	return 0;
+}
+
+int
+state_load(struct state *st, struct catalog *c)
+{
+	if (!st->db)
+		return 0;
+	if (QUERY(st, "SELECT id, ar_path, ar_nseries, ar_sig, ar_settings, ar_series,"
+	    " ar_size, ar_mtime, ar_hash FROM patient", load_patient, c, NULL) < 0)
+		return -1;
+	if (QUERY(st, "SELECT uid, patient_id, study_uid, modality, sop_class, study_date,"
+	    " expected, gone, ninst, set_sig, valid_sig, dir_mtime, error FROM series",
+	    load_series, c, NULL) < 0)
+		return -1;
+	catalog_sort(c);
+	return 0;
+}
+
+struct instvec {
+	struct instance *v;
+	int n, cap;
+};
+
+static int
+load_instance(void *arg, int ncol, const char *const *v)
+{
+	struct instvec *iv = arg;
+	struct instance *in;
+
+	if (!v[0] || !uid_is_safe(v[0]))
+		return 0;
+	if (iv->n == iv->cap) {
+		iv->cap = iv->cap ? 2 * iv->cap : 64;
+		iv->v = xreallocarray(iv->v, (size_t)iv->cap, sizeof(*iv->v));
+	}
+	in = &iv->v[iv->n++];
+	in->sop = xstrdup(v[0]);
+	in->size = i64(v[1]);
+	in->mtime = i64(v[2]);
+	in->hash = unhex64(v[3]);
+	in->ok = (int)i64(v[4]);
+	return 0;
+}
+
+int
+state_load_instances(struct state *st, const struct series *s, struct instance **inst, int *n)
+{
+	struct instvec iv = { 0 };
+
+	*inst = NULL;
+	*n = 0;
+	if (!st->db)
+		return 0;
+	if (QUERY(st, "SELECT sop_uid, size, mtime, hash, ok FROM instance WHERE series_uid = $1",
+	    load_instance, &iv, s->uid) < 0) {
+		instance_free(iv.v, iv.n);
+		return -1;
+	}
+	*inst = iv.v;
+	*n = iv.n;
+	return 0;
+}
+
+static const char *
+hexs(uint64_t v, char buf[17])
+{
+	if (!v)
+		return NULL;
+	hex64(v, buf);
+	return buf;
+}
+
+static const char *
+ints(int64_t v, char buf[24])
+{
+	snprintf(buf, 24, "%" PRId64, v);
+	return buf;
+}
+
+static int
+save_patient_row(struct state *st, const struct patient *p)
+{
+	char n[24], sz[24], mt[24], sig[17], h[17];
+	const struct archive *a = &p->ar;
+
+	return EXEC(st, "INSERT INTO patient (id, ar_path, ar_nseries, ar_sig, ar_settings,"
+	    " ar_series, ar_size, ar_mtime, ar_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+	    " ON CONFLICT (id) DO UPDATE SET ar_path = excluded.ar_path,"
+	    " ar_nseries = excluded.ar_nseries, ar_sig = excluded.ar_sig,"
+	    " ar_settings = excluded.ar_settings, ar_series = excluded.ar_series,"
+	    " ar_size = excluded.ar_size, ar_mtime = excluded.ar_mtime, ar_hash = excluded.ar_hash",
+	    p->name,
+	    p->has_ar ? a->path : NULL,
+	    p->has_ar ? ints(a->nseries, n) : NULL,
+	    p->has_ar ? hexs(a->sig, sig) : NULL,
+	    p->has_ar ? a->settings : NULL,
+	    p->has_ar ? a->series : NULL,
+	    p->has_ar ? ints(a->size, sz) : NULL,
+	    p->has_ar ? ints(a->mtime, mt) : NULL,
+	    p->has_ar ? hexs(a->hash, h) : NULL);
+}
+
+int
+state_save_patient(struct state *st, const struct patient *p)
+{
+	return save_patient_row(st, p);
+}
+
+int
+state_save_series(struct state *st, const struct series *s, const struct instance *inst, int n)
+{
+	char exp[24], gone[24], ninst[24], dm[24], ss[17], vs[17];
+
+	if (EXEC(st, "INSERT INTO series (uid, patient_id, study_uid, modality, sop_class,"
+	    " study_date, expected, gone, ninst, set_sig, valid_sig, dir_mtime, error)"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+	    " ON CONFLICT (uid) DO UPDATE SET patient_id = excluded.patient_id,"
+	    " study_uid = excluded.study_uid, modality = excluded.modality,"
+	    " sop_class = excluded.sop_class, study_date = excluded.study_date,"
+	    " expected = excluded.expected, gone = excluded.gone, ninst = excluded.ninst,"
+	    " set_sig = excluded.set_sig, valid_sig = excluded.valid_sig,"
+	    " dir_mtime = excluded.dir_mtime, error = excluded.error",
+	    s->uid, s->patient->name, s->study, s->modality, s->sop_class, s->study_date,
+	    ints(s->expected, exp), ints(s->gone, gone), ints(s->ninst, ninst),
+	    hexs(s->set_sig, ss), hexs(s->valid_sig, vs), ints(s->dir_mtime, dm), s->error) < 0)
+		return -1;
+	if (!inst)
+		return 0;
+	if (EXEC(st, "DELETE FROM instance WHERE series_uid = $1", s->uid) < 0)
+		return -1;
+	return state_put_instances(st, s, inst, n);
+}
+
+int
+state_put_instances(struct state *st, const struct series *s, const struct instance *inst, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char sz[24], mt[24], h[17], ok[24];
+
+		if (EXEC(st, "INSERT INTO instance (series_uid, sop_uid, size, mtime, hash, ok)"
+		    " VALUES ($1, $2, $3, $4, $5, $6)"
+		    " ON CONFLICT (series_uid, sop_uid) DO UPDATE SET size = excluded.size,"
+		    " mtime = excluded.mtime, hash = excluded.hash, ok = excluded.ok",
+		    s->uid, inst[i].sop, ints(inst[i].size, sz), ints(inst[i].mtime, mt),
+		    hexs(inst[i].hash ? inst[i].hash : 1, h), ints(inst[i].ok, ok)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+state_save_catalog(struct state *st, struct catalog *c)
+{
+	if (state_begin(st) < 0)
+		return -1;
+	for (int i = 0; i < c->np; i++) {
+		struct patient *p = c->p[i];
+		int any = p->ar_dirty;
+
+		for (int j = 0; j < p->nseries; j++)
+			any |= p->series[j]->dirty;
+		if (!any)
+			continue;
+		if (save_patient_row(st, p) < 0)
+			goto bad;
+		for (int j = 0; j < p->nseries; j++)
+			if (p->series[j]->dirty && state_save_series(st, p->series[j], NULL, 0) < 0)
+				goto bad;
+	}
+	if (state_commit(st) < 0)
+		goto bad;
+	for (int i = 0; i < c->np; i++) {
+		c->p[i]->ar_dirty = 0;
+		for (int j = 0; j < c->p[i]->nseries; j++)
+			c->p[i]->series[j]->dirty = 0;
+	}
+	return 0;
+bad:
+	state_rollback(st);
+	return -1;
+}
+
+struct srcload {
+	void (*fn)(void *, struct srcfile *);
+	void *arg;
+};
+
+static int
+load_srcfile(void *arg, int ncol, const char *const *v)
+{
+	struct srcload *l = arg;
+	struct srcfile f = {
+		.path = (char *)v[0], .size = i64(v[1]), .mtime = i64(v[2]),
+		.sop = (char *)v[3], .series = (char *)v[4], .study = (char *)v[5],
+		.patient = (char *)v[6], .modality = (char *)v[7], .date = (char *)v[8],
+		.sop_class = (char *)v[9], .error = (char *)v[10],
+	};
+
+	l->fn(l->arg, &f);
+	return 0;
+}
+
+int
+state_srcfile_load(struct state *st, void (*fn)(void *arg, struct srcfile *f), void *arg)
+{
+	struct srcload l = { fn, arg };
+
+	if (!st->db)
+		return 0;
+	return QUERY(st, "SELECT path, size, mtime, sop_uid, series_uid, study_uid, patient_id,"
+	    " modality, study_date, sop_class, error FROM src_file", load_srcfile, &l, NULL);
+}
+
+int
+state_srcfile_put(struct state *st, const struct srcfile *f)
+{
+	char sz[24], mt[24];
+
+	return EXEC(st, "INSERT INTO src_file (path, size, mtime, sop_uid, series_uid, study_uid,"
+	    " patient_id, modality, study_date, sop_class, error)"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+	    " ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime,"
+	    " sop_uid = excluded.sop_uid, series_uid = excluded.series_uid,"
+	    " study_uid = excluded.study_uid, patient_id = excluded.patient_id,"
+	    " modality = excluded.modality, study_date = excluded.study_date,"
+	    " sop_class = excluded.sop_class, error = excluded.error",
+	    f->path, ints(f->size, sz), ints(f->mtime, mt), f->sop, f->series, f->study,
+	    f->patient, f->modality, f->date, f->sop_class, f->error);
+}
+
+int
+state_srcfile_delete(struct state *st, const char *path)
+{
+	return EXEC(st, "DELETE FROM src_file WHERE path = $1", path);
+}

@@ -1,0 +1,54 @@
+/*
+ * store.h - one interface, one file per backend (state/sqlite.c,
+ * state/pg.c), like redis's rio.  The backends know SQL, not DICOM: state.c
+ * holds the schema and every statement, written once for both.
+ *
+ * Statements use $1, $2, ... placeholders, which PostgreSQL and SQLite both
+ * read; every parameter is bound as text (NULL pointer = SQL NULL), never
+ * formatted into the SQL.
+ *
+ * Return convention, for every op that returns int: 0 on success, -1 with
+ * the message in st->err.
+ */
+#ifndef THLHP_STORE_H
+#define THLHP_STORE_H
+
+#include <stddef.h>
+
+enum { STORE_ERR_MAX = 512 };
+
+/* Open flags. */
+enum {
+	STORE_READONLY = 1 << 0,  /* -n / -q: read what is there, create nothing */
+};
+
+struct store {
+	const struct store_ops *ops;
+	char err[STORE_ERR_MAX];  /* last error */
+};
+
+/* Called once per result row; a non-zero return stops the query with -1. */
+typedef int store_row_fn(void *arg, int ncol, const char *const *val);
+
+struct store_ops {
+	const char *scheme;       /* URL scheme: "sqlite", "postgresql" */
+	int built;                /* 0: known name, not compiled in */
+	/* Open url (scheme included).  Returns NULL with the message in err
+	 * and errno ENOENT when READONLY and the store does not exist. */
+	struct store *(*open)(const char *url, int flags, char *err, size_t errlen);
+	void (*close)(struct store *st);
+	int (*begin)(struct store *st);
+	int (*commit)(struct store *st);
+	int (*rollback)(struct store *st);
+	/* Run several statements without parameters (schema, migrations). */
+	int (*script)(struct store *st, const char *sql);
+	/* Run one statement with n text parameters. */
+	int (*exec)(struct store *st, const char *sql, int n, const char *const *param);
+	/* Run one query, calling fn for each row. */
+	int (*query)(struct store *st, const char *sql, int n, const char *const *param,
+	    store_row_fn *fn, void *arg);
+};
+
+extern const struct store_ops store_sqlite;
+
+#endif

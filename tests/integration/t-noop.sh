@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2016,SC2119  # ${NAME} is literal config text; write_config takes optional args
+# t-noop: after a full run, running again changes nothing, -q says up to date
+# and -n lists nothing.
+# shellcheck source=../lib.sh
+source "$(dirname "$0")/../lib.sh"
+
+standard_source
+write_config
+run -j2 all
+exit_is "the first full run succeeds" 0
+[ "$RC" -eq 0 ] || finish
+
+files_before=$(file_state data)
+tree_before=$(tree_state data)
+state_before=$(state_sum)
+
+section "second all"
+run -j2 all
+exit_is "a second thlhp-make all succeeds" 0
+check "a second all rewrites no file under data/ (inode, size, mtime to the ns of every archive and DICOM file)" \
+	"$(file_state data)" "$files_before"
+check "a second all touches no folder under data/ (folder mtimes unchanged: no temp file was even created)" \
+	"$(tree_state data)" "$tree_before"
+no_line "a second all runs no download, validate or zip job" "$OUT" '^(download|validate|zip)[[:space:]]'
+
+section "-q"
+run -q
+exit_is "thlhp-make -q on an up-to-date tree" 0
+is_empty "thlhp-make -q prints nothing on stdout" "$OUT"
+is_empty "thlhp-make -q prints nothing on stderr" "$ERR"
+
+section "-n"
+run -n
+exit_is "thlhp-make -n on an up-to-date tree" 0
+no_line "thlhp-make -n lists no stale target (no query/download/validate/zip line)" "$OUT" \
+	'^(query|download|validate|zip)[[:space:]]'
+check "thlhp-make -n leaves data/ alone" "$(tree_state data)" "$tree_before"
+check "thlhp-make -n leaves the state database alone (sha256 of .thlhp/state.db)" "$(state_sum)" "$state_before"
+
+section "offline"
+run --offline -q
+exit_is "thlhp-make --offline -q on an up-to-date tree" 0
+run --offline all
+exit_is "thlhp-make --offline all on an up-to-date tree" 0
+check "thlhp-make --offline all rewrites nothing" "$(tree_state data)" "$tree_before"
+
+finish

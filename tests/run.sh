@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# tests/run.sh - on a fresh Debian machine: install what the build and the
+# tests need, build with autotools (sanitizers on, warnings as errors), run
+# the unit tests and every integration scenario, and end with one line
+# "N passed, M failed".  Exit 0 only when nothing failed.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+pkgs="autoconf automake libtool pkg-config make gcc g++
+      libdcmtk-dev dcmtk libsndfile1-dev libzip-dev libinih-dev libxxhash-dev
+      libsqlite3-dev sqlite3 libcurl4-openssl-dev libpq-dev libcmocka-dev
+      python3-pydicom unzip"
+missing=
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	echo "run.sh: installing:$missing"
+	SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+	$SUDO apt-get update -qq >/dev/null
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null ||
+		{ echo "run.sh: apt-get install failed"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+build=${THLHP_BUILD_DIR:-$top/_build}
+log=$build/build.log
+mkdir -p "$build"
+echo "run.sh: building in $build (log: $log)"
+if ! { autoreconf -fi && cd "$build" &&
+       "$top/configure" --enable-sanitizers --enable-werror &&
+       make -j"$(nproc)"; } >"$log" 2>&1; then
+	tail -n 40 "$log"
+	echo "run.sh: build failed"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+cd "$top"
+
+export THLHP="$build/thlhp-make"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+passed=0 failed=0 failures=
+
+# Unit tests: cmocka programs built by `make check`.
+if (cd "$build" && make -j"$(nproc)" check >"$build/check.log" 2>&1); then :; fi
+for t in "$build"/test-*.log; do
+	[ -f "$t" ] || continue
+	name=$(basename "$t" .log)
+	if grep -q '^PASS' "$build/$name.trs" 2>/dev/null; then
+		passed=$((passed + 1)); echo "PASS unit/$name"
+	else
+		failed=$((failed + 1)); failures="$failures unit/$name"
+		echo "FAIL unit/$name"; sed 's/^/    /' "$t" | tail -n 30
+	fi
+done
+if ! ls "$build"/test-*.log >/dev/null 2>&1; then
+	failed=$((failed + 1)); failures="$failures unit-build"
+	tail -n 40 "$build/check.log"
+fi
+
+# Integration scenarios: each script exits 0 when every check in it held.
+for t in tests/integration/t-*.sh; do
+	name=$(basename "$t" .sh)
+	out=$build/$name.out
+	start=$(date +%s)
+	if bash "$t" >"$out" 2>&1; then
+		passed=$((passed + 1)); echo "PASS $name ($(( $(date +%s) - start ))s)"
+	else
+		failed=$((failed + 1)); failures="$failures $name"
+		echo "FAIL $name ($(( $(date +%s) - start ))s)"; sed 's/^/    /' "$out" | tail -n 40
+	fi
+done
+
+[ -n "$failures" ] && echo "failed:$failures"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
