@@ -67,6 +67,7 @@ download_start(struct job *job)
 	}
 	if (mkdirs(s->dir, job->err, sizeof(job->err)) < 0)
 		return -1;
+	remove_dead_temps(s->dir);
 	sops = list_dcm(s->dir, &n, job->err, sizeof(job->err));
 	if (!sops)
 		return -1;

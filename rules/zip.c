@@ -253,6 +253,7 @@ zip_start(struct job *job)
 	}
 	if (mkdirs(ctx->cfg->output.zip_dir, job->err, sizeof(job->err)) < 0)
 		return -1;
+	remove_dead_temps(ctx->cfg->output.zip_dir);
 	for (int i = 0; i < p->nwant; i++) {
 		struct series *s = p->want[i];
 		struct instance *inst;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "build.h"
 #include "dicom.h"
+#include "fileio.h"
 #include "names.h"
 #include "rule.h"
 #include "sched.h"
@@ -338,7 +339,10 @@ build_run(const struct options *o)
 		goto out;
 	if (state_open(&r.st, r.cfg.state.url, readonly ? STORE_READONLY : 0) < 0 ||
 	    state_load(&r.st, &r.cat) < 0) {
-		warn("%s: %s", r.cfg.file, r.st.err);
+		char *where = config_where(&r.cfg, "state", "url");
+
+		warn("%s: %s", where, r.st.err);
+		free(where);
 		goto out;
 	}
 	r.ctx.src = source_new(&r.cfg, serr, sizeof(serr));
@@ -373,6 +377,8 @@ build_run(const struct options *o)
 		code = EXIT_OK;
 		goto out;
 	}
+	if (!readonly)
+		remove_dead_temps(r.cfg.output.zip_dir);
 	if (build_graph(&r) < 0)
 		goto out;
 	if (readonly) {

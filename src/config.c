@@ -23,6 +23,7 @@ static const char *const retrieves[] = { "move", "get", NULL };
 static const char *const compressions[] = { "store", "deflate", "bzip2", NULL };
 
 #define O(f) offsetof(struct config, f)
+/* Every key; struct config's lines[] is indexed like this table. */
 static const struct key keys[] = {
 	{ "pacs", "protocol", K_ENUM, O(pacs.protocol), 0, 0, protocols },
 	{ "pacs", "host", K_STR, O(pacs.host), 0, 0, NULL },
@@ -276,6 +277,7 @@ handler(void *user, const char *section, const char *name, const char *value)
 		goto bad;
 	}
 	p->seen[i] = p->line;
+	p->cfg->lines[i] = p->line;
 	if (strcmp(keys[i].section, "pacs") == 0 && strcmp(keys[i].name, "protocol") == 0)
 		p->cfg->pacs.protocol_line = p->line;
 	v = expand(p, key, value);
@@ -375,6 +377,7 @@ config_parse(struct config *cfg, struct parse *p, char **err)
 {
 	int rc;
 
+	_Static_assert(LEN(keys) <= LEN(cfg->lines), "struct config: lines[] too small");
 	config_defaults(cfg);
 	cfg->file = xstrdup(p->name);
 	rc = ini_parse_stream(reader, p, handler, p);
@@ -425,6 +428,16 @@ config_free(struct config *cfg)
 			free(*(char **)((char *)cfg + keys[i].off));
 	free(cfg->file);
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+char *
+config_where(const struct config *cfg, const char *section, const char *key)
+{
+	for (size_t i = 0; i < LEN(keys); i++)
+		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, key) == 0 &&
+		    cfg->lines[i])
+			return xasprintf("%s:%d: [%s] %s", cfg->file, cfg->lines[i], section, key);
+	return xasprintf("%s: [%s] %s", cfg->file, section, key);
 }
 
 char *

@@ -46,6 +46,7 @@ struct config {
 	struct {
 		char *ping_url;
 	} notify;
+	int lines[48];              /* line each key was set on, by key table index */
 };
 
 /* Read file into cfg (defaults first).  0, or -1 with "file:line: key: what"
@@ -54,6 +55,9 @@ int config_load(struct config *cfg, const char *file, char **err);
 /* As config_load, from a string (for tests); name is used in messages. */
 int config_load_string(struct config *cfg, const char *name, const char *text, char **err);
 void config_free(struct config *cfg);
+/* "file:line: [section] key" of a key, for messages about its value (the
+ * line is left out when the key was not in the file); malloc'd. */
+char *config_where(const struct config *cfg, const char *section, const char *key);
 /* A commented sample config, as `-t init` writes it. */
 extern const char config_sample[];
 /* The zip settings as one string, part of every archive's signature. */

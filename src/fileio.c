@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,6 +206,8 @@ import_file(const char *src, const char *dst, uint64_t *hash, int64_t *size,
 		errf(err, errlen, "%s: rename: %s", dst, strerror(errno));
 		goto out;
 	}
+	/* rename() of two links to one file does nothing: drop the temp. */
+	unlink(tmp);
 	rc = 0;
 out:
 	if (in >= 0)
@@ -272,6 +275,34 @@ list_dcm(const char *dir, int *n, char *err, size_t errlen)
 	qsort(v, (size_t)len, sizeof(*v), cmp_str);
 	*n = len;
 	return v;
+}
+
+int
+remove_dead_temps(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		const char *s = e->d_name;
+		char *end, *path;
+		long pid;
+
+		if (strncmp(s, TMP_PREFIX, strlen(TMP_PREFIX)) != 0)
+			continue;
+		pid = strtol(s + strlen(TMP_PREFIX), &end, 10);
+		if (*end != '-' || pid <= 0 || pid == (long)getpid() ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		path = xasprintf("%s/%s", dir, s);
+		n += unlink(path) == 0;
+		free(path);
+	}
+	closedir(d);
+	return n;
 }
 
 void

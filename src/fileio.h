@@ -32,5 +32,8 @@ int64_t mtime_ns(const char *path, int64_t *size);
  * malloc'd); *n the count.  A missing dir is an empty list. */
 char **list_dcm(const char *dir, int *n, char *err, size_t errlen);
 void strv_free(char **v);
+/* Remove temp files in dir left by processes of this host that are gone
+ * (a kill -9, a crash); returns how many. */
+int remove_dead_temps(const char *dir);
 
 #endif

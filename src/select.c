@@ -61,7 +61,7 @@ parse_range(struct select *s, const char *r)
 }
 
 static int
-load_ids(struct select *s, const char *file, char **err)
+load_ids(struct select *s, const struct config *cfg, const char *file, char **err)
 {
 	FILE *fp = fopen(file, "r");
 	char *line = NULL, *buf = NULL;
@@ -69,7 +69,10 @@ load_ids(struct select *s, const char *file, char **err)
 	ssize_t n;
 
 	if (!fp) {
-		*err = xasprintf("[select] patients_file: %s: %s", file, strerror(errno));
+		char *where = config_where(cfg, "select", "patients_file");
+
+		*err = xasprintf("%s: %s: %s", where, file, strerror(errno));
+		free(where);
 		return -1;
 	}
 	/* One buffer holds every ID so the table's keys live as long as it. */
@@ -104,19 +107,25 @@ select_init(struct select *s, const struct config *cfg, char **err)
 		if (rc != 0) {
 			char msg[256];
 
+			char *where = config_where(cfg, "select", "patient_id_regex");
+
 			regerror(rc, &s->re, msg, sizeof(msg));
-			*err = xasprintf("%s: [select] patient_id_regex: %s", cfg->file, msg);
+			*err = xasprintf("%s: %s", where, msg);
+			free(where);
 			return -1;
 		}
 		s->has_re = 1;
 	}
 	if (cfg->select.patients_file && *cfg->select.patients_file &&
-	    load_ids(s, cfg->select.patients_file, err) < 0)
+	    load_ids(s, cfg, cfg->select.patients_file, err) < 0)
 		return -1;
 	if (cfg->select.study_date && *cfg->select.study_date &&
 	    parse_range(s, cfg->select.study_date) < 0) {
-		*err = xasprintf("%s: [select] study_date: '%s' is not a DICOM date range "
-		    "(YYYYMMDD, YYYYMMDD-, -YYYYMMDD or YYYYMMDD-YYYYMMDD)", cfg->file, cfg->select.study_date);
+		char *where = config_where(cfg, "select", "study_date");
+
+		*err = xasprintf("%s: '%s' is not a DICOM date range "
+		    "(YYYYMMDD, YYYYMMDD-, -YYYYMMDD or YYYYMMDD-YYYYMMDD)", where, cfg->select.study_date);
+		free(where);
 		return -1;
 	}
 	return 0;

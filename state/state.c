@@ -144,13 +144,13 @@ state_open(struct state *st, const char *url, int flags)
 			break;
 	}
 	if (i == LEN(backends)) {
-		errf(st->err, sizeof(st->err), "[state] url: '%s': unknown store "
+		errf(st->err, sizeof(st->err), "'%s': unknown store "
 		    "(use sqlite:FILE or postgresql://...)", url);
 		return -1;
 	}
 	ops = backends[i].ops;
 	if (!ops) {
-		errf(st->err, sizeof(st->err), "[state] url: %s: not built in", backends[i].scheme);
+		errf(st->err, sizeof(st->err), "%s: not built in", backends[i].scheme);
 		return -1;
 	}
 	errno = 0;

@@ -222,8 +222,8 @@ archive_of() {
 # value drops the key, a new key is added to its section.
 write_config() {
 	local -A val=()
-	local order="pacs.protocol pacs.path select.patient_id output.dicom_dir output.zip_dir
-	             output.compression output.level output.keep_old state.url"
+	local order="pacs.protocol pacs.path select.patient_id output.dicom_dir output.zip_dir"
+	order="$order output.compression output.level output.keep_old state.url"
 	val[pacs.protocol]=folder
 	val[pacs.path]=$SRC
 	val[select.patient_id]='TH-*'

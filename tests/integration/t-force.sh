@@ -72,6 +72,13 @@ run "$A"
 exit_is "thlhp-make $A (path target, up to date)" 0
 check "the path target without -B rewrites nothing" "$(ident "$A")" "$ida"
 
+section "--quiet"
+run --quiet -B zip:TH-03-CC
+exit_is "thlhp-make --quiet -B zip:TH-03-CC" 0
+is_empty "--quiet prints nothing on stdout for a successful job" "$OUT"
+ok "the archive rebuilt under --quiet passes unzip -t" zip_ok "$C"
+idc=$(ident "$C")
+
 section "-B download:TH-03-CC"
 run -B download:TH-03-CC
 exit_is "thlhp-make -B download:TH-03-CC fetches the series again" 0
@@ -79,6 +86,12 @@ ok "data/dicom/TH-03-CC is complete after the forced download" dicom_matches_sou
 check "-B download:TH-03-CC leaves TH-01-AA's archive alone" "$(ident "$A")" "$ida"
 check "-B download:TH-03-CC leaves TH-02-BB's archive alone" "$(ident "$B")" "$idb"
 ok "TH-03-CC's archive still passes unzip -t" zip_ok "$C"
+# download:PID stops at the download stage (make builds only what is named),
+# so validate may be stale now; `all` finishes the job.
+run all
+exit_is "thlhp-make all after the forced download" 0
+ok "TH-03-CC's archive passes unzip -t after all" zip_ok "$C"
+check "TH-03-CC's archive holds every instance after all" "$(zip_list "$C")" "$(entries_of TH-03-CC)"
 
 run -q
 exit_is "thlhp-make -q after the forced rebuilds" 0

@@ -9,6 +9,7 @@ standard_source
 write_config
 
 section "full run from scratch"
+src_before=$(tree_state "$SRC")
 run -j2 all
 exit_is "thlhp-make -j2 all builds everything from scratch" 0
 
@@ -38,7 +39,8 @@ for p in TH-01-AA TH-02-BB TH-03-CC; do
 	has_line "stdout (not a terminal) reports the finished jobs for $p" "$OUT" "$p"
 done
 check "no temp files (.thlhp-* or *.tmp*) are left under data/" "$(temp_files data)" ""
-check "no temp files are left in the source folder" "$(temp_files "$SRC")" ""
+check "the source folder is left exactly as it was (no file changed, added or removed)" \
+	"$(tree_state "$SRC")" "$src_before"
 
 section "-q right after the full run"
 run -q
