@@ -261,8 +261,9 @@ write_config() {
 zip_list() {      # zip_list ZIP : its entry names, sorted
 	unzip -Z1 "$1" 2>/dev/null | sort
 }
-zip_names() {     # the archive file names in data/zip, sorted
-	find data/zip -maxdepth 1 -type f -name '*.zip' -printf '%f\n' 2>/dev/null | sort
+zip_names() {     # the archive file names in data/zip, sorted (like the glob
+	# data/zip/*.zip: hidden names, i.e. .thlhp-tmp-* temp files, are not archives)
+	find data/zip -maxdepth 1 -type f -name '*.zip' ! -name '.*' -printf '%f\n' 2>/dev/null | sort
 }
 mtime() {         # mtime FILE : modification time with nanoseconds
 	stat -c %.9Y "$1"
@@ -282,11 +283,11 @@ temp_files() {    # temp_files DIR : leftovers of interrupted jobs
 zip_ok() {        # zip_ok ZIP : unzip -t passes
 	unzip -tqq "$1" >/dev/null 2>&1
 }
-all_zips_ok() {   # all_zips_ok DIR : every *.zip below DIR passes unzip -t
+all_zips_ok() {   # all_zips_ok DIR : every *.zip below DIR (not hidden temp files) passes unzip -t
 	local z bad=0
 	while IFS= read -r -d '' z; do
 		zip_ok "$z" || { say "    unzip -t failed: $z"; bad=1; }
-	done < <(find "$1" -name '*.zip' -print0 2>/dev/null)
+	done < <(find "$1" -name '*.zip' ! -name '.*' -print0 2>/dev/null)
 	return $bad
 }
 state_sum() {     # checksum of the state database

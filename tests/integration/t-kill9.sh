@@ -41,7 +41,7 @@ partial_check() {
 	bad=0
 	while IFS= read -r -d '' f; do
 		cmp -s "$d/$f" "$T/A/$f" || { say "    $f is not complete"; bad=1; }
-	done < <(cd "$d" && find data/dicom -type f -name '*.dcm' -print0 2>/dev/null)
+	done < <(cd "$d" && find data/dicom -type f -name '*.dcm' ! -name '.*' -print0 2>/dev/null)
 	check "$label: every .dcm under a final name in data/dicom is complete" "$bad" 0
 }
 
