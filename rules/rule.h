@@ -71,8 +71,9 @@ struct rule {
 	 * ctx->cancel between items and leaves nothing under a final name
 	 * that is not complete. */
 	int (*run)(struct job *job);
-	/* Main thread, right after run (rc its result): record the result in
-	 * the catalog and in state, one transaction; free job->in and ->out.
+	/* Main thread, right after run, or after start returned 0 or -1 (rc
+	 * that result): record the result in the catalog and in state, one
+	 * transaction; free job->in and ->out, whatever start got to.
 	 * Returns -1 with job->err if it cannot record. */
 	int (*finish)(struct job *job, int rc);
 };

@@ -167,10 +167,11 @@ launch(struct loop *l, struct node *n)
 	n->job = job;
 	rc = n->rule->start(job);
 	if (rc <= 0) {
-		/* Nothing to run after all, or it could not start. */
+		/* Nothing to run after all, or it could not start: finish
+		 * records that and frees what start took. */
 		job->nothing = rc == 0;
 		job->end_ns = mono_ns();
-		if (rc == 0 && n->rule->finish(job, 0) < 0)
+		if (n->rule->finish(job, rc) < 0)
 			rc = -1;
 		if (rc < 0)
 			n->error = xstrdup(job->err);
