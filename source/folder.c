@@ -240,6 +240,10 @@ group(struct folder *fo, struct ctx *ctx, struct query_result *r)
 			folder_warn(fo, "%s: a UID is not a valid DICOM UID, skipped", e->f.path);
 			continue;
 		}
+		if (!name_fits(e->f.patient)) {
+			folder_warn(fo, "%s: PatientID too long for a file name, skipped", e->f.path);
+			continue;
+		}
 		l = htab_get(&fo->byseries, e->f.series);
 		if (!l) {
 			l = xcalloc(1, sizeof(*l));

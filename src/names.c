@@ -37,6 +37,18 @@ name_encode(const char *id)
 	return s;
 }
 
+int
+name_fits(const char *id)
+{
+	char *enc = name_encode(id);
+	/* Leave room for the delimiter, a count, ".zip" and a temp prefix
+	 * within NAME_MAX (255). */
+	int ok = strlen(enc) <= 160;
+
+	free(enc);
+	return ok;
+}
+
 static int
 hexval(char c)
 {

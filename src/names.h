@@ -6,6 +6,8 @@
  * [A-Za-z0-9._-] and a leading '.' become %XX; "" becomes "%00".
  * So ".", ".." and "" never result, and no name starts with '.'. */
 char *name_encode(const char *id);
+/* 1 if name_encode(id) and an archive name made of it fit a file name. */
+int name_fits(const char *id);
 /* Reverse of name_encode; NULL when s is not an encoding. */
 char *name_decode(const char *s);
 /* "<encoded id><delim><n>.zip" */

@@ -11,6 +11,7 @@ static struct {
 	int tty;          /* stdout is a terminal: keep one status line */
 	int total, done;  /* jobs */
 	int shown;        /* a status line is on screen */
+	int64_t start;    /* mono_ns() at init */
 } pr;
 
 void
@@ -20,6 +21,7 @@ progress_init(int total)
 	pr.total = total;
 	pr.done = 0;
 	pr.shown = 0;
+	pr.start = mono_ns();
 }
 
 int
@@ -77,6 +79,14 @@ progress_end(struct node *n, int ok)
 		return;
 	if (job && job->nothing && verbosity < 2)
 		return;
+	if (pr.tty && verbosity < 2) {
+		/* A terminal keeps one line: show what just finished on it. */
+		printf("[%d/%d] %s %s%s%s", pr.done, pr.total, n->rule->name, n->label,
+		    job && job->summary ? "  " : "", job && job->summary ? job->summary : "");
+		fflush(stdout);
+		pr.shown = 1;
+		return;
+	}
 	printf("[%d/%d] %-8s %s", pr.done, pr.total, n->rule->name, n->label);
 	if (job && job->nothing)
 		printf("  up to date after all");
@@ -131,6 +141,11 @@ progress_note(const char *fmt, ...)
 void
 progress_done(void)
 {
+	int shown = pr.shown;
+
 	clear();
+	if (shown && pr.total > 1)
+		printf("%s: %d job%s done in %.1fs\n", argv0, pr.done, pr.done == 1 ? "" : "s",
+		    (double)(mono_ns() - pr.start) / 1e9);
 	fflush(stdout);
 }
