@@ -149,7 +149,8 @@ catalog_set_sig(struct instance *inst, int n)
 
 	if (!st)
 		fatal("XXH3_createState: out of memory");
-	qsort(inst, (size_t)n, sizeof(*inst), cmp_instance);
+	if (n > 1)
+		qsort(inst, (size_t)n, sizeof(*inst), cmp_instance);
 	XXH3_64bits_reset(st);
 	for (int i = 0; i < n; i++) {
 		XXH3_64bits_update(st, inst[i].sop, strlen(inst[i].sop) + 1);

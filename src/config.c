@@ -69,6 +69,7 @@ struct parse {
 	int line;             /* line the reader handed out last */
 	int seen[LEN(keys)];  /* line each key was set on, 0 if not */
 	char *err;            /* first error */
+	int err_line;         /* its line */
 };
 
 static void
@@ -83,6 +84,7 @@ perr(struct parse *p, const char *fmt, ...)
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	p->err = xasprintf("%s:%d: %s", p->name, p->line, msg);
+	p->err_line = p->line;
 	free(msg);
 }
 
@@ -348,11 +350,23 @@ config_check(struct parse *p)
 		need[0] = "path";
 		break;
 	}
-	for (int i = 0; need[i]; i++)
+	for (int i = 0; need[i]; i++) {
+		const char *v = NULL;
+
+		for (size_t k = 0; k < LEN(keys); k++)
+			if (strcmp(keys[k].section, "pacs") == 0 && strcmp(keys[k].name, need[i]) == 0 &&
+			    keys[k].type != K_INT)
+				v = *(char **)((char *)c + keys[k].off);
 		if (!seen(p, "pacs", need[i])) {
 			perr(p, "[pacs] %s: required for protocol = %s", need[i], proto);
 			return;
 		}
+		if (v && !*v) {
+			p->line = seen(p, "pacs", need[i]);
+			perr(p, "[pacs] %s: empty, but protocol = %s needs it", need[i], proto);
+			return;
+		}
+	}
 	if (!c->pacs.move_destination)
 		c->pacs.move_destination = xstrdup(c->pacs.calling_aet);
 	if (c->pacs.tls && !c->pacs.tls_ca) {
@@ -360,14 +374,20 @@ config_check(struct parse *p)
 		perr(p, "[pacs] tls: tls = yes needs tls_ca");
 		return;
 	}
-	if (!*c->output.delimiter || strchr(c->output.delimiter, '/')) {
+	/* No digits: the count after the delimiter must read back unambiguously;
+	 * no '%': PatientIDs are percent-encoded before it. */
+	if (!*c->output.delimiter ||
+	    strspn(c->output.delimiter, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz._-") !=
+	    strlen(c->output.delimiter)) {
 		p->line = seen(p, "output", "delimiter");
-		perr(p, "[output] delimiter: must be non-empty and without '/'");
+		perr(p, "[output] delimiter: '%s': use letters, '.', '_' and '-' only", c->output.delimiter);
 		return;
 	}
 	if (strcmp(c->output.dicom_dir, c->output.zip_dir) == 0) {
-		p->line = seen(p, "output", "zip_dir");
-		perr(p, "[output] zip_dir: must differ from dicom_dir");
+		int zl = seen(p, "output", "zip_dir");
+
+		p->line = zl ? zl : seen(p, "output", "dicom_dir");
+		perr(p, "[output] %s: dicom_dir and zip_dir must differ", zl ? "zip_dir" : "dicom_dir");
 		return;
 	}
 }
@@ -381,7 +401,10 @@ config_parse(struct config *cfg, struct parse *p, char **err)
 	config_defaults(cfg);
 	cfg->file = xstrdup(p->name);
 	rc = ini_parse_stream(reader, p, handler, p);
-	if (rc > 0 && !p->err) {
+	if (rc > 0 && (!p->err || rc < p->err_line)) {
+		/* inih's syntax error came first: report it instead. */
+		free(p->err);
+		p->err = NULL;
 		p->line = rc;
 		perr(p, "syntax error (expected [section] or key = value)");
 	}

@@ -15,8 +15,8 @@ char *archive_name(const char *id, const char *delim, int n);
 /* If file (a base name) is an archive name of the form above, return the
  * decoded PatientID and set *n; else NULL. */
 char *archive_parse(const char *file, const char *delim, int *n);
-/* A UID (or any value) safe as a path component: 1-64 chars of [0-9.] and
- * letters, not "." or "..".  Returns 1 if safe. */
+/* A UID (or any value) safe as a path component: 1-64 chars of
+ * [A-Za-z0-9._-], not "." or "..".  Returns 1 if safe. */
 int uid_is_safe(const char *uid);
 
 #endif

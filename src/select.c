@@ -57,6 +57,8 @@ parse_range(struct select *s, const char *r)
 			return -1;
 		strcpy(s->to, dash + 1);
 	}
+	if (s->from[0] && s->to[0] && strcmp(s->from, s->to) > 0)
+		return -1;   /* reversed: would select nothing */
 	return (dash == r && !dash[1]) ? -1 : 0;
 }
 
