@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016,SC2119  # ${NAME} is literal config text; write_config takes optional args
 # t-cli: --help, --version, -t list, -t init, bad options and targets, -C, -f.
-# shellcheck source=../lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
 
 gen --patient TH-01-AA --series 2 --instances 2 --seed a

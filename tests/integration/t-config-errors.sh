@@ -2,7 +2,7 @@
 # shellcheck disable=SC2016,SC2119  # ${NAME} is literal config text; write_config takes optional args
 # t-config-errors: every bad thlhp.ini is exit 2 with "thlhp.ini:LINE:" and
 # the key on stderr; ${NAME} is expanded from the environment.
-# shellcheck source=../lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
 
 gen --patient TH-01-AA --series 1 --instances 2 --seed a

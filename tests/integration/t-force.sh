@@ -2,7 +2,7 @@
 # shellcheck disable=SC2016,SC2119  # ${NAME} is literal config text; write_config takes optional args
 # t-force: -B rebuilds exactly the named targets; naming an up-to-date target
 # without -B does nothing.
-# shellcheck source=../lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
 
 standard_source

@@ -2,7 +2,7 @@
 # shellcheck disable=SC2016,SC2119  # ${NAME} is literal config text; write_config takes optional args
 # t-full: `thlhp-make all` from scratch on a folder source with three selected
 # patients, one patient outside [select] and two files that are not DICOM.
-# shellcheck source=../lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
 
 standard_source

@@ -3,7 +3,7 @@
 # t-hostile: PatientIDs that look like paths, hold spaces, UTF-8 or '%', or
 # are "." and "..", never put a file outside data/zip and data/dicom, and
 # become percent-encoded file names.
-# shellcheck source=../lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
 
 # Run two levels deeper so that anything escaping by "../.." still lands

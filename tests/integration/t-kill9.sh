@@ -3,7 +3,7 @@
 # t-kill9: kill -9 at random moments of `all -j2`, then run again: every
 # *.zip on disk passes unzip -t at all times, nothing partial ever sits under
 # a final name, and the end result equals an uninterrupted run's.
-# shellcheck source=../lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
 
 NP=${KILL9_PATIENTS:-6} NS=${KILL9_SERIES:-3} NI=${KILL9_INSTANCES:-20}

@@ -3,7 +3,7 @@
 # t-new-series: one new series for one patient -> -q says stale, -n lists it
 # and writes nothing, `all` builds __seriesCount<N+1>.zip, removes the N one
 # and leaves every other archive alone; with keep_old = yes the old one stays.
-# shellcheck source=../lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
 
 standard_source

@@ -3,7 +3,7 @@
 # t-stale-reasons: each way an output can go stale is noticed, named by -n
 # with the SPEC's reason, and repaired by `all`; --offline never reads the
 # source.
-# shellcheck source=../lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
 
 standard_source

@@ -3,7 +3,7 @@
 # t-validate: a damaged or misplaced file in dicom_dir fails validation with
 # a message naming it, no archive is built from it, and the next run fetches
 # the series again and succeeds.  -k keeps building the other patients.
-# shellcheck source=../lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
 
 standard_source
