@@ -58,8 +58,11 @@ fsync_parent(const char *path, char *err, size_t errlen)
 	return rc;
 }
 
+/* Read fd to the end, hashing it, and write what is read to out unless
+ * out < 0.  Names are for messages. */
 static int
-hash_fd(int fd, uint64_t *hash, atomic_llong *bytes, const char *path, char *err, size_t errlen)
+hash_copy(int fd, int out, uint64_t *hash, atomic_llong *bytes, const char *path,
+    const char *outpath, char *err, size_t errlen)
 {
 	XXH3_state_t *st = XXH3_createState();
 	char *buf = xmalloc(BUFSZ);
@@ -69,7 +72,7 @@ hash_fd(int fd, uint64_t *hash, atomic_llong *bytes, const char *path, char *err
 	if (!st)
 		fatal("XXH3_createState: out of memory");
 	XXH3_64bits_reset(st);
-	while ((n = read(fd, buf, BUFSZ)) != 0) {
+	while (rc == 0 && (n = read(fd, buf, BUFSZ)) != 0) {
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -78,6 +81,18 @@ hash_fd(int fd, uint64_t *hash, atomic_llong *bytes, const char *path, char *err
 			break;
 		}
 		XXH3_64bits_update(st, buf, (size_t)n);
+		for (ssize_t off = 0; out >= 0 && off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				errf(err, errlen, "%s: write: %s", outpath, strerror(errno));
+				rc = -1;
+				break;
+			}
+			off += w;
+		}
 		if (bytes)
 			atomic_fetch_add(bytes, n);
 	}
@@ -104,7 +119,7 @@ hash_file(const char *path, uint64_t *hash, int64_t *size, int64_t *mtime,
 		close(fd);
 		return -1;
 	}
-	rc = hash_fd(fd, hash, bytes, path, err, errlen);
+	rc = hash_copy(fd, -1, hash, bytes, path, NULL, err, errlen);
 	*size = sb.st_size;
 	*mtime = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
 	close(fd);
@@ -119,50 +134,6 @@ tmp_name(const char *dst)
 	int dirlen = slash ? (int)(slash - dst) + 1 : 0;
 
 	return xasprintf("%.*s" TMP_PREFIX "%ld-%s", dirlen, dst, (long)getpid(), base);
-}
-
-/* Copy src to the open fd, hashing what is written. */
-static int
-copy_hashed(int in, int out, uint64_t *hash, atomic_llong *bytes, const char *src,
-    const char *tmp, char *err, size_t errlen)
-{
-	XXH3_state_t *st = XXH3_createState();
-	char *buf = xmalloc(BUFSZ);
-	ssize_t n;
-	int rc = 0;
-
-	if (!st)
-		fatal("XXH3_createState: out of memory");
-	XXH3_64bits_reset(st);
-	while ((n = read(in, buf, BUFSZ)) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			errf(err, errlen, "%s: read: %s", src, strerror(errno));
-			rc = -1;
-			break;
-		}
-		XXH3_64bits_update(st, buf, (size_t)n);
-		for (ssize_t off = 0; off < n;) {
-			ssize_t w = write(out, buf + off, (size_t)(n - off));
-
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0) {
-				errf(err, errlen, "%s: write: %s", tmp, strerror(errno));
-				rc = -1;
-				goto out;
-			}
-			off += w;
-		}
-		if (bytes)
-			atomic_fetch_add(bytes, n);
-	}
-out:
-	*hash = XXH3_64bits_digest(st);
-	XXH3_freeState(st);
-	free(buf);
-	return rc;
 }
 
 int
@@ -193,7 +164,7 @@ import_file(const char *src, const char *dst, uint64_t *hash, int64_t *size,
 			errf(err, errlen, "%s: %s", tmp, strerror(errno));
 			goto out;
 		}
-		if (copy_hashed(in, out, hash, bytes, src, tmp, err, errlen) < 0)
+		if (hash_copy(in, out, hash, bytes, src, tmp, err, errlen) < 0)
 			goto out;
 		if (fsync(out) < 0 || fstat(out, &sb) < 0) {
 			errf(err, errlen, "%s: fsync: %s", tmp, strerror(errno));

@@ -42,19 +42,25 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 passed=0 failed=0 failures=
 
-# Unit tests: cmocka programs built by `make check`.
-if (cd "$build" && make -j"$(nproc)" check >"$build/check.log" 2>&1); then :; fi
-for t in "$build"/test-*.log; do
-	[ -f "$t" ] || continue
-	name=$(basename "$t" .log)
-	if grep -q '^PASS' "$build/$name.trs" 2>/dev/null; then
-		passed=$((passed + 1)); echo "PASS unit/$name"
+# Unit tests: cmocka programs built by `make check`; each test case counts.
+(cd "$build" && make -j"$(nproc)" check >"$build/check.log" 2>&1)
+nunit=0
+for trs in "$build"/test-*.trs; do
+	[ -f "$trs" ] || continue
+	name=$(basename "$trs" .trs)
+	log=$build/$name.log
+	nunit=$((nunit + 1))
+	ok=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
+	bad=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
+	passed=$((passed + ${ok:-0}))
+	if grep -q '^:test-result: PASS' "$trs" && [ -z "$bad" ]; then
+		echo "PASS unit/$name (${ok:-0} cases)"
 	else
-		failed=$((failed + 1)); failures="$failures unit/$name"
-		echo "FAIL unit/$name"; sed 's/^/    /' "$t" | tail -n 30
+		failed=$((failed + ${bad:-1})); failures="$failures unit/$name"
+		echo "FAIL unit/$name"; grep -E 'FAILED|ERROR|runtime error|Sanitizer' "$log" | head -n 30 | sed 's/^/    /'
 	fi
 done
-if ! ls "$build"/test-*.log >/dev/null 2>&1; then
+if [ "$nunit" -eq 0 ]; then
 	failed=$((failed + 1)); failures="$failures unit-build"
 	tail -n 40 "$build/check.log"
 fi
