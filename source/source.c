@@ -6,7 +6,7 @@
 
 /* Indexed by enum protocol; NULL: known, not built in yet. */
 static const struct { const char *name; const struct source_ops *ops; } sources[] = {
-	[PROTO_DIMSE] = { "dimse", NULL },
+	[PROTO_DIMSE] = { "dimse", &source_dimse },
 	[PROTO_DICOMWEB] = { "dicomweb", NULL },
 	[PROTO_FOLDER] = { "folder", &source_folder },
 };

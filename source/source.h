@@ -57,7 +57,7 @@ struct source {
 	void *priv;               /* the protocol's own state */
 };
 
-extern const struct source_ops source_folder;
+extern const struct source_ops source_folder, source_dimse;
 
 /* The source for cfg's protocol; NULL with err when not available. */
 struct source *source_new(const struct config *cfg, char *err, size_t errlen);

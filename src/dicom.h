@@ -1,7 +1,8 @@
 /*
  * dicom.h - the only door to DCMTK.  Plain C types, no exceptions: every
  * function returns 0 on success or -1 with a one-line message in err.
- * The implementation (dicom.cc) is the only file that includes DCMTK headers.
+ * dicom.cc and dimse.cc (networking, dimse.h) are the only files that
+ * include DCMTK headers.
  */
 #ifndef THLHP_DICOM_H
 #define THLHP_DICOM_H
@@ -26,7 +27,8 @@ struct dcm_header {
 	char transfer_syntax[DCM_UID_MAX]; /* from the meta header, or empty */
 };
 
-/* Once per process, before threads start: silence DCMTK's own logging. */
+/* Once per process, before threads start: silence DCMTK's own logging and
+ * set TCP_NODELAY=1 so DCMTK disables Nagle's algorithm. */
 void dcm_init(void);
 
 /* Read the header of path, stopping before PixelData.  Fails with

@@ -10,7 +10,7 @@ cd "$top"
 pkgs="autoconf automake libtool pkg-config make gcc g++
       libdcmtk-dev dcmtk libsndfile1-dev libzip-dev libinih-dev libxxhash-dev
       libsqlite3-dev sqlite3 libcurl4-openssl-dev libpq-dev libcmocka-dev
-      python3-pydicom unzip"
+      python3-pydicom unzip orthanc curl iproute2 util-linux"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
@@ -21,6 +21,8 @@ if [ -n "$missing" ]; then
 	$SUDO apt-get update -qq >/dev/null
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null ||
 		{ echo "run.sh: apt-get install failed"; echo "0 passed, 1 failed"; exit 1; }
+	# The package may start a system-wide Orthanc; the tests start their own.
+	case "$missing" in *orthanc*) $SUDO service orthanc stop >/dev/null 2>&1 ;; esac
 fi
 
 build=${THLHP_BUILD_DIR:-$top/_build}

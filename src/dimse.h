@@ -1,0 +1,81 @@
+/*
+ * dimse.h - DICOM networking through DCMTK (C-FIND, C-GET), behind plain C.
+ * Every function returns 0 on success or -1 with a one-line message in err
+ * (network error, association rejected, or the PACS status in hex).
+ * Each call opens its own association and closes it, so calls from several
+ * threads at once are independent.
+ */
+#ifndef THLHP_DIMSE_H
+#define THLHP_DIMSE_H
+
+#include <stdint.h>
+#include "dicom.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Who we talk to. */
+struct dimse_peer {
+	const char *host;
+	int port;
+	const char *called_aet;   /* the PACS */
+	const char *calling_aet;  /* us */
+	int timeout;              /* seconds, for connect, ACSE and DIMSE */
+};
+
+enum dimse_level { DIMSE_PATIENT, DIMSE_STUDY, DIMSE_SERIES, DIMSE_IMAGE };
+
+/* Matching keys of a C-FIND; NULL or "" = universal (return the attribute). */
+struct dimse_keys {
+	const char *patient_id;   /* may hold DICOM wildcards * and ? */
+	const char *study_uid;
+	const char *series_uid;
+	const char *study_date;   /* DICOM range, e.g. "20200101-" */
+	const char *modality;     /* series level */
+};
+
+/* One C-FIND match.  Fields the PACS did not return are "" (nrelated -1). */
+struct dimse_match {
+	struct dcm_header h;      /* patient_id, study_uid, series_uid, sop_uid,
+	                           * sop_class, modality, study_date */
+	int nrelated;             /* NumberOfSeriesRelatedInstances (series) or
+	                           * NumberOfStudyRelatedInstances (study) */
+	char sop_classes[1024];   /* SOPClassesInStudy, backslash-separated */
+};
+
+/* Called for each match; a non-zero return cancels the C-FIND. */
+typedef int dimse_match_fn(void *arg, const struct dimse_match *m);
+
+/* C-FIND at level with Study Root (Patient Root for DIMSE_PATIENT). */
+int dimse_find(const struct dimse_peer *peer, enum dimse_level level,
+    const struct dimse_keys *keys, dimse_match_fn *fn, void *arg, char err[DCM_ERR_MAX]);
+
+/* Sub-operation counts of the final C-GET response, to be checked against
+ * what actually arrived. */
+struct dimse_counts {
+	int completed, failed, warning, remaining;
+	unsigned status;          /* final DIMSE status */
+};
+
+/* Called for each instance received by a C-GET, once it is complete in the
+ * file tmp_path (written in its transfer syntax, fsynced).  The callee moves
+ * it to its place or removes it; returns 0 to accept (C-STORE success),
+ * non-zero to refuse it (the file is then removed by dimse_get). */
+typedef int dimse_store_fn(void *arg, const struct dcm_header *h, const char *tmp_path);
+
+/* C-GET the series (all of it when sops is NULL, else those SOP instances,
+ * IMAGE level) with the storage role negotiated for the given SOP classes
+ * (the classes the series holds, from the query; never every storage
+ * class: an association carries at most 128 presentation contexts).
+ * Arriving instances are written under tmp_prefix + a counter. */
+int dimse_get(const struct dimse_peer *peer, const char *study_uid, const char *series_uid,
+    const char *const *sops, int nsops, const char *const *sop_classes, int nclasses,
+    const char *tmp_prefix, dimse_store_fn *fn, void *arg, struct dimse_counts *counts,
+    char err[DCM_ERR_MAX]);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

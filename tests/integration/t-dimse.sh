@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# t-dimse: a real PACS (Orthanc) over DICOM: C-FIND builds the catalog,
+# C-GET fetches the series, archives match what was stored in the PACS; a
+# new series in the PACS gives __seriesCount<N+1>; a partly downloaded series
+# fetches only its missing instances; a wrong AE title or a stopped PACS is
+# exit 2 with a clear message.
+# shellcheck source-path=SCRIPTDIR source=../netns.sh
+source "$(dirname "$0")/../netns.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+source "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=../orthanc.sh
+source "$TESTS/orthanc.sh"
+
+gen --patient TH-01-AA --studies 1 --series 2 --instances 4 --seed d1
+gen --patient TH-02-BB --studies 2 --series 1 --instances 3 --seed d2 --modality MR
+gen --patient OTHER-9 --studies 1 --series 1 --instances 2 --seed d9
+orthanc_start
+orthanc_upload "$SRC"
+write_dimse_config
+
+section "first run against the PACS"
+run -n
+exit_is "-n against the PACS" 0
+count_is "-n lists a download for each of TH-01-AA's 2 and TH-02-BB's 2 series" "$OUT" \
+	'^download +TH-0[12]-.. [0-9.]+ +new series \(0/[34] instances\)$' 4
+run -j2 all
+exit_is "all against the PACS" 0
+# Orthanc re-encodes what it sends (explicit sequence lengths, no trailing
+# padding), so compare entries, not bytes.
+for p in TH-01-AA TH-02-BB; do
+	a=$(archive_of "$p")
+	check "$a holds exactly the instances stored in the PACS" "$(zip_list "$a")" "$(entries_of "$p")"
+	ok "$a passes unzip -t" zip_ok "$a"
+done
+check "OTHER-9 (not selected) has no archive" "$(find data -name 'OTHER*' | wc -l)" 0
+check "no temp files left under data/" "$(temp_files data)" ""
+run -q
+exit_is "-q right after: up to date" 0
+
+section "a new series arrives in the PACS"
+st=$(study_of TH-01-AA)
+gen --outdir "$T/new" --patient TH-01-AA --studies 1 --series 1 --instances 2 --seed d1new --study-uid "$st"
+orthanc_upload "$T/new"
+run -q
+exit_is "-q sees the new series" 1
+run all
+exit_is "all fetches it" 0
+ok "TH-01-AA__seriesCount3.zip is built" test -f "data/zip/TH-01-AA__seriesCount3.zip"
+ok "TH-01-AA__seriesCount2.zip is removed" test ! -e "data/zip/TH-01-AA__seriesCount2.zip"
+
+section "resume: only the missing instances are fetched"
+IFS=$'\t' read -r st se sop _ < <(instances_of TH-02-BB | head -n 1)
+rm "data/dicom/TH-02-BB/$st/$se/$sop.dcm"
+run -n
+has_line "-n: instances missing (2/3)" "$OUT" "^download +TH-02-BB $se +instances missing \(2/3 instances\)"
+run -v all
+exit_is "all restores it" 0
+has_line "the download fetched 1 instance, not the whole series" "$OUT" "download +TH-02-BB $se .*1 instances"
+check "TH-02-BB's archive is still complete" "$(zip_list "$(archive_of TH-02-BB)")" "$(entries_of TH-02-BB)"
+
+section "wrong called AE title"
+write_dimse_config pacs.called_aet=NOBODY
+run -n
+exit_is "a PACS that rejects the AE title is exit 2" 2
+has_line "stderr names the PACS and says what failed" "$ERR" "^thlhp-make: .*(127.0.0.1|NOBODY)"
+
+section "the PACS is down"
+write_dimse_config
+orthanc_stop
+run -q
+exit_is "-q with the PACS unreachable is exit 2" 2
+run all
+exit_is "all with the PACS unreachable is exit 2" 2
+has_line "stderr says the source could not be read" "$ERR" "^thlhp-make: .*127.0.0.1:$OR_DICOM"
+run --offline -q
+exit_is "--offline -q works from the stored catalog" 0
+finish
