@@ -75,6 +75,7 @@ download_start(struct job *job)
 	f->s = s;
 	f->dir = s->dir;
 	f->force = job->force;
+	f->listed = -1;
 	htab_init(&f->have);
 	/* The table's keys point into sops, kept until finish. */
 	for (int i = 0; i < n; i++)
@@ -106,6 +107,9 @@ download_finish(struct job *job, int rc)
 		bytes += f->got[i].size;
 	job->summary = xasprintf("%d instances, %.1f MB", f->ngot, (double)bytes / 1e6);
 	catalog_set(&s->error, rc < 0 ? job->err : NULL);
+	/* Instances can arrive at the PACS after the query: go by the newer list. */
+	if (f->listed > s->expected)
+		s->expected = f->listed;
 	/* Record what arrived even when the rest failed: a rerun resumes. */
 	if (state_begin(st) < 0 || state_put_instances(st, s, f->got, f->ngot) < 0 ||
 	    state_save_series(st, s, NULL, 0) < 0 || state_commit(st) < 0) {

@@ -13,10 +13,15 @@
 #include "dimse.h"
 #include "fileio.h"
 #include "names.h"
+#include "pace.h"
 #include "source.h"
 #include "util.h"
 
 enum { GET_BATCH = 200 };     /* SOP UIDs in one IMAGE-level C-GET */
+
+struct dimse {
+	struct bucket bucket;     /* max_requests_per_minute, for every job */
+};
 
 static void
 peer_of(const struct config *cfg, struct dimse_peer *p)
@@ -31,12 +36,67 @@ peer_of(const struct config *cfg, struct dimse_peer *p)
 static int
 dimse_open(struct source *src, struct ctx *ctx, char *err, size_t errlen)
 {
+	struct dimse *d;
+
 	if (src->cfg->pacs.retrieve == RETRIEVE_MOVE) {
 		errf(err, errlen, "%s: [pacs] retrieve = move: not built in yet; use retrieve = get",
 		    src->cfg->file);
 		return -1;
 	}
+	if (!src->priv) {
+		d = xcalloc(1, sizeof(*d));
+		bucket_init(&d->bucket, src->cfg->pacs.max_requests_per_minute);
+		src->priv = d;
+	}
 	return 0;
+}
+
+static void
+dimse_close(struct source *src)
+{
+	struct dimse *d = src->priv;
+
+	if (d) {
+		bucket_free(&d->bucket);
+		free(d);
+	}
+	src->priv = NULL;
+}
+
+/* Every request to the PACS goes through here: one token each. */
+static int
+find(struct job *job, enum dimse_level lv, const struct dimse_keys *k,
+    dimse_match_fn *fn, void *arg, char err[DCM_ERR_MAX])
+{
+	struct dimse *d = job->ctx->src->priv;
+	struct dimse_peer peer;
+
+	if (bucket_take(&d->bucket, &job->ctx->cancel) < 0) {
+		errf(err, DCM_ERR_MAX, "interrupted");
+		return -1;
+	}
+	peer_of(job->ctx->cfg, &peer);
+	return dimse_find(&peer, lv, k, fn, arg, err);
+}
+
+/* Run once(), and again after a backoff while it fails, at most
+ * [pacs] retries more times; the last error stays in job->err. */
+static int
+with_retries(struct job *job, int (*once)(struct job *, void *), void *arg)
+{
+	int retries = job->ctx->cfg->pacs.retries;
+
+	for (int attempt = 1;; attempt++) {
+		if (once(job, arg) == 0)
+			return 0;
+		if (attempt > retries || job_cancelled(job))
+			return -1;
+		if (verbosity > 1)
+			warn("%s %s: %s; retry %d of %d", job->rule->name, job->node->label, job->err,
+			    attempt, retries);
+		if (backoff_wait(attempt, &job->ctx->cancel) < 0)
+			return -1;
+	}
 }
 
 struct study {
@@ -97,13 +157,11 @@ on_series(void *arg, const struct dimse_match *m)
 		return 0;
 	if (f.expected < 0) {
 		/* The PACS did not say: count with an IMAGE-level C-FIND. */
-		struct dimse_peer peer;
 		struct dimse_keys k = { .study_uid = q->st->uid, .series_uid = m->h.series_uid };
 		char err[DCM_ERR_MAX];
 		int n = 0;
 
-		peer_of(q->job->ctx->cfg, &peer);
-		if (dimse_find(&peer, DIMSE_IMAGE, &k, count_one, &n, err) < 0)
+		if (find(q->job, DIMSE_IMAGE, &k, count_one, &n, err) < 0)
 			return 0;
 		f.expected = n;
 	}
@@ -112,9 +170,10 @@ on_series(void *arg, const struct dimse_match *m)
 }
 
 static int
-dimse_query(struct source *src, struct job *job, struct query_result *r)
+query_once(struct job *job, void *arg)
 {
-	const struct config *cfg = src->cfg;
+	struct query_result *r = arg;
+	const struct config *cfg = job->ctx->cfg;
 	const struct select *sel = job->ctx->sel;
 	struct studies ss = { .sel = sel };
 	struct dimse_peer peer;
@@ -123,12 +182,13 @@ dimse_query(struct source *src, struct job *job, struct query_result *r)
 	char err[DCM_ERR_MAX];
 
 	peer_of(cfg, &peer);
+	query_result_free(r);     /* a retry starts over */
 	htab_init(&ss.seen);
 	/* Globs are DICOM wildcards: let the PACS match them.  A regex or a
 	 * list is matched here, on every patient's studies. */
 	for (int i = 0; i < nglob; i++) {
 		k.patient_id = nglob == sel->nglobs && sel->nglobs ? sel->globs[i] : "*";
-		if (dimse_find(&peer, DIMSE_STUDY, &k, on_study, &ss, err) < 0) {
+		if (find(job, DIMSE_STUDY, &k, on_study, &ss, err) < 0) {
 			errf(job->err, sizeof(job->err), "%s:%d %s: study query: %s", peer.host,
 			    peer.port, peer.called_aet, err);
 			goto out;
@@ -143,7 +203,7 @@ dimse_query(struct source *src, struct job *job, struct query_result *r)
 			errf(job->err, sizeof(job->err), "interrupted");
 			goto out;
 		}
-		if (dimse_find(&peer, DIMSE_SERIES, &sk, on_series, &q, err) < 0) {
+		if (find(job, DIMSE_SERIES, &sk, on_series, &q, err) < 0) {
 			errf(job->err, sizeof(job->err), "%s:%d %s: series query of study %s: %s",
 			    peer.host, peer.port, peer.called_aet, ss.v[i].uid, err);
 			goto out;
@@ -162,6 +222,12 @@ out:
 	free(ss.v);
 	htab_free(&ss.seen);
 	return rc;
+}
+
+static int
+dimse_query(struct source *src, struct job *job, struct query_result *r)
+{
+	return with_retries(job, query_once, r);
 }
 
 static int
@@ -207,18 +273,27 @@ on_store(void *arg, const struct dcm_header *h, const char *tmp)
 	return 0;
 }
 
+/* The SOP instances of a series still to fetch. */
+struct soplist {
+	const struct fetch *f;
+	char **v;                 /* NULL-terminated */
+	int n;
+	int total;                /* every instance listed, present or not */
+};
+
 static int
 on_sop(void *arg, const struct dimse_match *m)
 {
-	struct fetch *f = ((void **)arg)[0];
-	char ***missing = ((void **)arg)[1];
-	int *n = ((void **)arg)[2];
+	struct soplist *l = arg;
 
-	if (!uid_is_safe(m->h.sop_uid) || (!f->force && htab_get(&f->have, m->h.sop_uid)))
+	if (!uid_is_safe(m->h.sop_uid))
 		return 0;
-	*missing = xreallocarray(*missing, (size_t)*n + 2, sizeof(char *));
-	(*missing)[(*n)++] = xstrdup(m->h.sop_uid);
-	(*missing)[*n] = NULL;
+	l->total++;
+	if (!l->f->force && htab_get(&l->f->have, m->h.sop_uid))
+		return 0;
+	l->v = xreallocarray(l->v, (size_t)l->n + 2, sizeof(char *));
+	l->v[l->n++] = xstrdup(m->h.sop_uid);
+	l->v[l->n] = NULL;
 	return 0;
 }
 
@@ -257,42 +332,49 @@ class_list(const char *s, int *n)
 }
 
 static int
-dimse_fetch(struct source *src, struct job *job, struct fetch *f)
+fetch_once(struct job *job, void *arg)
 {
+	struct fetch *f = arg;
+	struct source *src = job->ctx->src;
+	struct dimse *d = src->priv;
 	struct dimse_peer peer;
 	struct getctx g = { .f = f, .job = job };
 	struct dimse_counts c = { 0 };
-	char err[DCM_ERR_MAX], **missing = NULL, *prefix, **classes;
-	int nmissing = 0, nclasses, rc = -1, asked;
+	struct soplist miss = { .f = f };
+	struct dimse_keys k = { .study_uid = f->s->study, .series_uid = f->s->uid };
+	char err[DCM_ERR_MAX], *prefix, **classes;
+	int nclasses, rc = -1, asked, before = f->ngot;
 
 	peer_of(src->cfg, &peer);
+	/* A retry resumes: what arrived so far counts as present. */
+	for (int i = 0; i < f->ngot; i++)
+		htab_put(&f->have, f->got[i].sop, f->got[i].sop);
+	if (before)
+		f->force = 0;
 	/* What the series holds, instance by instance: then fetch only what
 	 * is missing (a resume), and check the retrieve against it. */
-	{
-		struct dimse_keys k = { .study_uid = f->s->study, .series_uid = f->s->uid };
-		void *arg[3] = { f, &missing, &nmissing };
-
-		if (dimse_find(&peer, DIMSE_IMAGE, &k, on_sop, arg, err) < 0) {
-			errf(job->err, sizeof(job->err), "instance query: %s", err);
-			return -1;
-		}
+	if (find(job, DIMSE_IMAGE, &k, on_sop, &miss, err) < 0) {
+		errf(job->err, sizeof(job->err), "instance query: %s", err);
+		strv_free(miss.v);
+		return -1;
 	}
-	asked = nmissing;
+	asked = miss.n;
+	f->listed = miss.total;
 	atomic_store(&job->total, asked);
-	if (nmissing == 0)
+	if (miss.n == 0)
 		return 0;
 	classes = class_list(f->s->sop_class, &nclasses);
 	prefix = xasprintf("%s/" TMP_PREFIX "%ld-get-", f->dir, (long)getpid());
-	for (int i = 0; i < nmissing; i += GET_BATCH) {
-		int n = nmissing - i < GET_BATCH ? nmissing - i : GET_BATCH;
+	for (int i = 0; i < miss.n; i += GET_BATCH) {
+		int n = miss.n - i < GET_BATCH ? miss.n - i : GET_BATCH;
 		/* Nothing on disk yet: one SERIES-level C-GET; else by SOP UID. */
 		int whole = i == 0 && (f->force || f->have.len == 0);
 
-		if (job_cancelled(job)) {
+		if (bucket_take(&d->bucket, &job->ctx->cancel) < 0) {
 			errf(job->err, sizeof(job->err), "interrupted");
 			goto out;
 		}
-		if (dimse_get(&peer, f->s->study, f->s->uid, whole ? NULL : (const char *const *)missing + i,
+		if (dimse_get(&peer, f->s->study, f->s->uid, whole ? NULL : (const char *const *)miss.v + i,
 		    whole ? 0 : n, (const char *const *)classes, nclasses, prefix, on_store, &g, &c, err) < 0) {
 			errf(job->err, sizeof(job->err), "C-GET: %s%s%s", err, g.err[0] ? "; " : "", g.err);
 			goto out;
@@ -300,18 +382,26 @@ dimse_fetch(struct source *src, struct job *job, struct fetch *f)
 		if (whole)
 			break;
 	}
-	if (f->ngot < asked) {
+	if (f->ngot - before < asked) {
 		errf(job->err, sizeof(job->err), "incomplete: %d of %d instances arrived (PACS reported "
-		    "%d completed, %d failed, %d warning, status 0x%04x)%s%s", f->ngot, asked,
+		    "%d completed, %d failed, %d warning, status 0x%04x)%s%s", f->ngot - before, asked,
 		    c.completed, c.failed, c.warning, c.status, g.refused ? "; refused instances of "
 		    "another series" : "", g.err[0] ? g.err : "");
 		goto out;
 	}
 	rc = 0;
 out:
-	strv_free(missing);
+	strv_free(miss.v);
 	strv_free(classes);
 	free(prefix);
+	return rc;
+}
+
+static int
+dimse_fetch(struct source *src, struct job *job, struct fetch *f)
+{
+	int rc = with_retries(job, fetch_once, f);
+
 	return rc;
 }
 
@@ -321,4 +411,5 @@ const struct source_ops source_dimse = {
 	.query = dimse_query,
 	.query_done = dimse_query_done,
 	.fetch = dimse_fetch,
+	.close = dimse_close,
 };

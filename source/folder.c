@@ -346,6 +346,7 @@ folder_fetch(struct source *src, struct job *job, struct fetch *f)
 		return -1;
 	}
 	atomic_store(&job->total, l->n);
+	f->listed = l->n;
 	for (int i = 0; i < l->n && rc == 0; i++) {
 		char *dst;
 		uint64_t hash;

@@ -32,6 +32,7 @@ struct fetch {
 	const char *dir;          /* the series folder; exists */
 	struct htab have;         /* SOP UIDs present on disk: skip them */
 	int force;                /* fetch everything again */
+	int listed;               /* instances the source listed when fetching; -1 unknown */
 	struct instance *got;     /* written and hashed, in arrival order */
 	int ngot, capgot;
 };

@@ -62,5 +62,5 @@ orthanc_stop() {
 write_dimse_config() {
 	write_config pacs.protocol=dimse pacs.path= pacs.host=127.0.0.1 "pacs.port=$OR_DICOM" \
 		pacs.called_aet=ORTHANC pacs.calling_aet=THLHP pacs.retrieve=get \
-		pacs.timeout=10 "$@"
+		pacs.timeout=10 pacs.retries=1 "$@"
 }

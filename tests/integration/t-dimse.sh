@@ -74,4 +74,19 @@ exit_is "all with the PACS unreachable is exit 2" 2
 has_line "stderr says the source could not be read" "$ERR" "^thlhp-make: .*127.0.0.1:$OR_DICOM"
 run --offline -q
 exit_is "--offline -q works from the stored catalog" 0
+
+section "the link drops and comes back within the retries"
+gen --outdir "$T/late" --patient TH-03-CC --studies 1 --series 1 --instances 2 --seed d3
+orthanc_start
+orthanc_upload "$T/late"
+orthanc_stop
+write_dimse_config pacs.retries=4
+run_bg all
+sleep 2
+orthanc_start
+wait "$BGPID"
+RC=$?
+LASTCMD="thlhp-make all (PACS down at the start, back after ~2 s)"
+exit_is "a run that starts while the PACS is down rides it out with its retries" 0
+check "TH-03-CC's archive holds its instances" "$(zip_list "$(archive_of TH-03-CC)")" "$(entries_of TH-03-CC)"
 finish
