@@ -1,0 +1,232 @@
+/* dimse-find.cc - dimse_find(): C-FIND through a DcmSCU subclass. */
+#include "dimse-scu.h"
+
+#include <cerrno>
+#include <climits>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <fcntl.h>
+#include <mutex>
+#include <set>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace dimse_scu;
+
+namespace {
+
+/* ---------------------------------------------------------------- C-FIND */
+
+class FindSCU : public DcmSCU {
+public:
+	FindSCU(enum dimse_level level, dimse_match_fn *fn, void *arg)
+		: lvl(level), match_fn(fn), match_arg(arg)
+	{
+	}
+
+	bool cancelled = false;
+	bool got_final = false;
+	Uint16 final_status = 0;
+	std::string final_comment;
+	unsigned long skipped = 0;
+	std::string first_skip;
+
+protected:
+	OFCondition handleFINDResponse(const T_ASC_PresentationContextID presID,
+		QRResponse *response, OFBool &waitForNextResponse) override
+	{
+		waitForNextResponse = OFFalse;
+		if (response == NULL)
+			return DIMSE_NULLKEY;
+		if (!DICOM_PENDING_STATUS(response->m_status)) {
+			got_final = true;
+			final_status = response->m_status;
+			final_comment = error_comment(response->m_statusDetail);
+			return EC_Normal;
+		}
+		waitForNextResponse = OFTrue;
+		if (cancelled)
+			return EC_Normal;
+		struct dimse_match m;
+		char e[DCM_ERR_MAX];
+		if (fill(response->m_dataset, &m, e) != 0) {
+			if (skipped++ == 0)
+				first_skip = e;
+			return EC_Normal;
+		}
+		if (match_fn(match_arg, &m) != 0) {
+			cancelled = true;
+			waitForNextResponse = OFFalse;
+			/* The PACS may have more responses in flight; the
+			 * caller aborts the association after this. */
+			sendCANCELRequest(presID);
+		}
+		return EC_Normal;
+	}
+
+private:
+	enum dimse_level lvl;
+	dimse_match_fn *match_fn;
+	void *match_arg;
+
+	int fill(DcmDataset *ds, struct dimse_match *m, char *e)
+	{
+		memset(m, 0, sizeof *m);
+		m->nrelated = -1;
+		struct dcm_header *h = &m->h;
+		if (ds == NULL) {
+			set_err(e, "pending C-FIND response without identifier");
+			return -1;
+		}
+		if (get(ds, DCM_PatientID, "PatientID", h->patient_id, sizeof h->patient_id, e) ||
+		    get(ds, DCM_StudyInstanceUID, "StudyInstanceUID", h->study_uid, sizeof h->study_uid, e) ||
+		    get(ds, DCM_SeriesInstanceUID, "SeriesInstanceUID", h->series_uid, sizeof h->series_uid, e) ||
+		    get(ds, DCM_SOPInstanceUID, "SOPInstanceUID", h->sop_uid, sizeof h->sop_uid, e) ||
+		    get(ds, DCM_SOPClassUID, "SOPClassUID", h->sop_class, sizeof h->sop_class, e) ||
+		    get(ds, DCM_Modality, "Modality", h->modality, sizeof h->modality, e) ||
+		    get(ds, DCM_StudyDate, "StudyDate", h->study_date, sizeof h->study_date, e))
+			return -1;
+		if (lvl == DIMSE_SERIES &&
+		    get_count(ds, DCM_NumberOfSeriesRelatedInstances,
+			      "NumberOfSeriesRelatedInstances", &m->nrelated, e))
+			return -1;
+		if (lvl == DIMSE_STUDY &&
+		    (get_count(ds, DCM_NumberOfStudyRelatedInstances,
+			       "NumberOfStudyRelatedInstances", &m->nrelated, e) ||
+		     get(ds, DCM_SOPClassesInStudy, "SOPClassesInStudy",
+			 m->sop_classes, sizeof m->sop_classes, e)))
+			return -1;
+		return 0;
+	}
+};
+
+bool set(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+/* The C-FIND identifier: QueryRetrieveLevel, the level's return keys
+ * (empty, or the matching value), and every matching key given. */
+OFCondition build_query(DcmDataset &q, enum dimse_level level, const struct dimse_keys *k)
+{
+	static const char *const names[] = { "PATIENT", "STUDY", "SERIES", "IMAGE" };
+	const char *patient_id = k ? k->patient_id : NULL;
+	const char *study_uid = k ? k->study_uid : NULL;
+	const char *series_uid = k ? k->series_uid : NULL;
+	const char *study_date = k ? k->study_date : NULL;
+	const char *modality = k ? k->modality : NULL;
+	bool study = level != DIMSE_PATIENT;
+	bool series = level == DIMSE_SERIES || level == DIMSE_IMAGE;
+
+	OFCondition c = q.putAndInsertString(DCM_QueryRetrieveLevel, names[level]);
+	auto key = [&](const DcmTagKey &tag, const char *v, bool ret) {
+		if (c.good() && (ret || set(v)))
+			c = q.putAndInsertString(tag, set(v) ? v : "");
+	};
+	key(DCM_PatientID, patient_id, true);
+	key(DCM_StudyInstanceUID, study_uid, study);
+	key(DCM_StudyDate, study_date, study);
+	key(DCM_SeriesInstanceUID, series_uid, series);
+	/* Modality is a series attribute; at STUDY level the same filter
+	 * is ModalitiesInStudy. */
+	if (level == DIMSE_STUDY)
+		key(DCM_ModalitiesInStudy, modality, false);
+	else
+		key(DCM_Modality, modality, level == DIMSE_SERIES);
+	switch (level) {
+	case DIMSE_STUDY:
+		key(DCM_NumberOfStudyRelatedInstances, NULL, true);
+		key(DCM_SOPClassesInStudy, NULL, true);
+		break;
+	case DIMSE_SERIES:
+		key(DCM_NumberOfSeriesRelatedInstances, NULL, true);
+		break;
+	case DIMSE_IMAGE:
+		key(DCM_SOPInstanceUID, NULL, true);
+		key(DCM_SOPClassUID, NULL, true);
+		break;
+	case DIMSE_PATIENT:
+		break;
+	}
+	return c;
+}
+
+int do_find(const struct dimse_peer *peer, enum dimse_level level,
+	const struct dimse_keys *keys, dimse_match_fn *fn, void *arg, char *err)
+{
+	if (init(err) != 0 || check_peer(peer, err) != 0)
+		return -1;
+	if (fn == NULL || level < DIMSE_PATIENT || level > DIMSE_IMAGE) {
+		set_err(err, "dimse_find: bad arguments");
+		return -1;
+	}
+	DcmDataset q;
+	OFCondition c = build_query(q, level, keys);
+	if (c.bad()) {
+		set_err(err, "cannot build the C-FIND identifier: %s", c.text());
+		return -1;
+	}
+
+	const char *model = level == DIMSE_PATIENT
+		? UID_FINDPatientRootQueryRetrieveInformationModel
+		: UID_FINDStudyRootQueryRetrieveInformationModel;
+	FindSCU scu(level, fn, arg);
+	configure(scu, peer);
+	scu.setProgressNotificationMode(OFFalse);
+	OFList<OFString> ts;
+	ts.push_back(UID_LittleEndianExplicitTransferSyntax);
+	ts.push_back(UID_LittleEndianImplicitTransferSyntax);
+	scu.addPresentationContext(model, ts);
+
+	T_ASC_PresentationContextID pc = associate(scu, peer, model, "C-FIND", err);
+	if (pc == 0)
+		return -1;	/* ~DcmSCU aborts an open association */
+	c = scu.sendFINDRequest(pc, &q, NULL);
+	if (scu.cancelled) {
+		scu.abortAssociation();
+		set_err(err, "cancelled");
+		return -1;
+	}
+	if (c.bad()) {
+		set_err(err, "C-FIND with %s:%d: %s", peer->host, peer->port, c.text());
+		return -1;
+	}
+	scu.releaseAssociation();
+	if (!scu.got_final) {
+		set_err(err, "C-FIND with %s:%d: no final response", peer->host, peer->port);
+		return -1;
+	}
+	if (scu.final_status != STATUS_Success) {
+		set_err(err, "C-FIND failed: status 0x%04X (%s)%s%s",
+			(unsigned)scu.final_status, DU_cfindStatusString(scu.final_status),
+			scu.final_comment.empty() ? "" : ": ", scu.final_comment.c_str());
+		return -1;
+	}
+	if (scu.skipped > 0) {
+		set_err(err, "C-FIND: %lu match%s skipped: %s", scu.skipped,
+			scu.skipped == 1 ? "" : "es", scu.first_skip.c_str());
+		return -1;
+	}
+	return 0;
+}
+
+} /* namespace */
+
+
+extern "C" int dimse_find(const struct dimse_peer *peer, enum dimse_level level,
+	const struct dimse_keys *keys, dimse_match_fn *fn, void *arg, char err[DCM_ERR_MAX])
+{
+	err[0] = '\0';
+	try {
+		return do_find(peer, level, keys, fn, arg, err);
+	} catch (const std::exception &e) {
+		set_err(err, "DCMTK error: %s", e.what());
+	} catch (...) {
+		set_err(err, "DCMTK error: unknown exception");
+	}
+	return -1;
+}
