@@ -1,10 +1,14 @@
 /*
  * dimse.c - [pacs] protocol = dimse: C-FIND to learn what the PACS holds,
- * C-GET to fetch it (retrieve = get).  Nothing a retrieve reports is
+ * C-GET or C-MOVE to fetch it.  For C-MOVE our storage SCP runs on
+ * store_port for the rest of the run, started by the first move; each
+ * arriving instance is routed by its SOP Instance UID to the job that asked
+ * for it, and refused when no job did.  Nothing a retrieve reports is
  * trusted: each arriving instance must belong to the series asked for, and
  * what arrived is compared with what was asked and with the final
  * response's sub-operation counts.
  */
+#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +23,14 @@
 
 enum { GET_BATCH = 200 };     /* SOP UIDs in one IMAGE-level C-GET */
 
+struct getctx;
+
 struct dimse {
 	struct bucket bucket;     /* max_requests_per_minute, for every job */
+	pthread_mutex_t mu;       /* guards what follows */
+	struct dimse_scp *scp;    /* our storage SCP, once a C-MOVE needed it */
+	struct getctx **moving;   /* jobs with a C-MOVE in flight */
+	int nmoving;
 };
 
 static void
@@ -38,14 +48,10 @@ dimse_open(struct source *src, struct ctx *ctx, char *err, size_t errlen)
 {
 	struct dimse *d;
 
-	if (src->cfg->pacs.retrieve == RETRIEVE_MOVE) {
-		errf(err, errlen, "%s: [pacs] retrieve = move: not built in yet; use retrieve = get",
-		    src->cfg->file);
-		return -1;
-	}
 	if (!src->priv) {
 		d = xcalloc(1, sizeof(*d));
 		bucket_init(&d->bucket, src->cfg->pacs.max_requests_per_minute);
+		pthread_mutex_init(&d->mu, NULL);
 		src->priv = d;
 	}
 	return 0;
@@ -57,7 +63,11 @@ dimse_close(struct source *src)
 	struct dimse *d = src->priv;
 
 	if (d) {
+		if (d->scp)
+			dimse_scp_stop(d->scp);
 		bucket_free(&d->bucket);
+		pthread_mutex_destroy(&d->mu);
+		free(d->moving);
 		free(d);
 	}
 	src->priv = NULL;
@@ -240,6 +250,9 @@ dimse_query_done(struct source *src, struct ctx *ctx, char *err, size_t errlen)
 struct getctx {
 	struct fetch *f;
 	struct job *job;
+	const char *prefix;       /* temp files in the series folder */
+	struct htab want;         /* C-MOVE: SOP UIDs this job asked for */
+	pthread_mutex_t mu;       /* the SCP's threads may deliver at once */
 	int refused;
 	char err[256];
 };
@@ -249,28 +262,84 @@ on_store(void *arg, const struct dcm_header *h, const char *tmp)
 {
 	struct getctx *g = arg;
 	struct fetch *f = g->f;
-	char *dst;
+	char *dst = NULL;
 	uint64_t hash;
 	int64_t size, mtime;
+	int rc = -1;
 
+	pthread_mutex_lock(&g->mu);
 	/* Never store what nobody asked for. */
 	if (strcmp(h->series_uid, f->s->uid) != 0 || strcmp(h->study_uid, f->s->study) != 0 ||
 	    !uid_is_safe(h->sop_uid)) {
 		g->refused++;
-		return -1;
+		goto out;
 	}
 	if (hash_file(tmp, &hash, &size, &mtime, &g->job->bytes, g->err, sizeof(g->err)) < 0)
-		return -1;
+		goto out;
 	dst = xasprintf("%s/%s.dcm", f->dir, h->sop_uid);
 	if (rename(tmp, dst) < 0) {
 		errf(g->err, sizeof(g->err), "%s: rename: %s", dst, strerror(errno));
-		free(dst);
-		return -1;
+		goto out;
 	}
-	free(dst);
 	fetch_add(f, h->sop_uid, size, mtime, hash);
 	atomic_fetch_add(&g->job->done, 1);
-	return 0;
+	rc = 0;
+out:
+	pthread_mutex_unlock(&g->mu);
+	free(dst);
+	return rc;
+}
+
+/* The storage SCP's question: which job asked for this instance? */
+static int
+route(void *arg, const char *sop_class, const char *sop_uid, struct dimse_sink *sink)
+{
+	struct dimse *d = arg;
+	int rc = -1;
+
+	pthread_mutex_lock(&d->mu);
+	for (int i = 0; i < d->nmoving && rc < 0; i++)
+		if (htab_get(&d->moving[i]->want, sop_uid)) {
+			sink->fn = on_store;
+			sink->arg = d->moving[i];
+			sink->tmp_prefix = d->moving[i]->prefix;
+			rc = 0;
+		}
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+/* Start the storage SCP if this is the first C-MOVE, and have arriving
+ * instances of g's series routed to g. */
+static int
+move_begin(struct dimse *d, const struct config *cfg, struct getctx *g, char err[DCM_ERR_MAX])
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&d->mu);
+	if (!d->scp) {
+		d->scp = dimse_scp_start(cfg->pacs.move_destination, cfg->pacs.store_port,
+		    cfg->pacs.max_associations, cfg->pacs.timeout, route, d, err);
+		rc = d->scp ? 0 : -1;
+	}
+	if (rc == 0) {
+		d->moving = xreallocarray(d->moving, (size_t)d->nmoving + 1, sizeof(*d->moving));
+		d->moving[d->nmoving++] = g;
+	}
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+static void
+move_end(struct dimse *d, struct getctx *g)
+{
+	pthread_mutex_lock(&d->mu);
+	for (int i = 0; i < d->nmoving; i++)
+		if (d->moving[i] == g) {
+			d->moving[i] = d->moving[--d->nmoving];
+			break;
+		}
+	pthread_mutex_unlock(&d->mu);
 }
 
 /* The SOP instances of a series still to fetch. */
@@ -336,16 +405,20 @@ fetch_once(struct job *job, void *arg)
 {
 	struct fetch *f = arg;
 	struct source *src = job->ctx->src;
+	const struct config *cfg = src->cfg;
 	struct dimse *d = src->priv;
 	struct dimse_peer peer;
 	struct getctx g = { .f = f, .job = job };
 	struct dimse_counts c = { 0 };
 	struct soplist miss = { .f = f };
 	struct dimse_keys k = { .study_uid = f->s->study, .series_uid = f->s->uid };
-	char err[DCM_ERR_MAX], *prefix, **classes;
-	int nclasses, rc = -1, asked, before = f->ngot;
+	char err[DCM_ERR_MAX], *prefix = NULL, **classes = NULL;
+	const char *verb = cfg->pacs.retrieve == RETRIEVE_MOVE ? "C-MOVE" : "C-GET";
+	int nclasses = 0, rc = -1, asked, before = f->ngot, moving = 0;
 
-	peer_of(src->cfg, &peer);
+	peer_of(cfg, &peer);
+	pthread_mutex_init(&g.mu, NULL);
+	htab_init(&g.want);
 	/* A retry resumes: what arrived so far counts as present. */
 	for (int i = 0; i < f->ngot; i++)
 		htab_put(&f->have, f->got[i].sop, f->got[i].sop);
@@ -355,28 +428,47 @@ fetch_once(struct job *job, void *arg)
 	 * is missing (a resume), and check the retrieve against it. */
 	if (find(job, DIMSE_IMAGE, &k, on_sop, &miss, err) < 0) {
 		errf(job->err, sizeof(job->err), "instance query: %s", err);
-		strv_free(miss.v);
-		return -1;
+		goto out;
 	}
 	asked = miss.n;
 	f->listed = miss.total;
 	atomic_store(&job->total, asked);
-	if (miss.n == 0)
-		return 0;
-	classes = class_list(f->s->sop_class, &nclasses);
-	prefix = xasprintf("%s/" TMP_PREFIX "%ld-get-", f->dir, (long)getpid());
+	if (miss.n == 0) {
+		rc = 0;
+		goto out;
+	}
+	prefix = xasprintf("%s/" TMP_PREFIX "%ld-%s-", f->dir, (long)getpid(),
+	    cfg->pacs.retrieve == RETRIEVE_MOVE ? "move" : "get");
+	g.prefix = prefix;
+	if (cfg->pacs.retrieve == RETRIEVE_MOVE) {
+		for (int i = 0; i < miss.n; i++)
+			htab_put(&g.want, miss.v[i], miss.v[i]);
+		if (move_begin(d, cfg, &g, err) < 0) {
+			errf(job->err, sizeof(job->err), "storage SCP for C-MOVE: %s", err);
+			goto out;
+		}
+		moving = 1;
+	} else {
+		classes = class_list(f->s->sop_class, &nclasses);
+	}
 	for (int i = 0; i < miss.n; i += GET_BATCH) {
-		int n = miss.n - i < GET_BATCH ? miss.n - i : GET_BATCH;
-		/* Nothing on disk yet: one SERIES-level C-GET; else by SOP UID. */
+		int n = miss.n - i < GET_BATCH ? miss.n - i : GET_BATCH, r;
+		/* Nothing on disk yet: the whole series at once; else by SOP UID. */
 		int whole = i == 0 && (f->force || f->have.len == 0);
+		const char *const *sops = whole ? NULL : (const char *const *)miss.v + i;
 
 		if (bucket_take(&d->bucket, &job->ctx->cancel) < 0) {
 			errf(job->err, sizeof(job->err), "interrupted");
 			goto out;
 		}
-		if (dimse_get(&peer, f->s->study, f->s->uid, whole ? NULL : (const char *const *)miss.v + i,
-		    whole ? 0 : n, (const char *const *)classes, nclasses, prefix, on_store, &g, &c, err) < 0) {
-			errf(job->err, sizeof(job->err), "C-GET: %s%s%s", err, g.err[0] ? "; " : "", g.err);
+		if (cfg->pacs.retrieve == RETRIEVE_MOVE)
+			r = dimse_move(&peer, cfg->pacs.move_destination, f->s->study, f->s->uid,
+			    sops, whole ? 0 : n, &c, err);
+		else
+			r = dimse_get(&peer, f->s->study, f->s->uid, sops, whole ? 0 : n,
+			    (const char *const *)classes, nclasses, prefix, on_store, &g, &c, err);
+		if (r < 0) {
+			errf(job->err, sizeof(job->err), "%s: %s%s%s", verb, err, g.err[0] ? "; " : "", g.err);
 			goto out;
 		}
 		if (whole)
@@ -391,6 +483,10 @@ fetch_once(struct job *job, void *arg)
 	}
 	rc = 0;
 out:
+	if (moving)
+		move_end(d, &g);
+	htab_free(&g.want);
+	pthread_mutex_destroy(&g.mu);
 	strv_free(miss.v);
 	strv_free(classes);
 	free(prefix);

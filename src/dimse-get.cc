@@ -1,6 +1,9 @@
 /*
  * dimse-get.cc - dimse_get(): C-GET with the storage role on the same
  * association; what arrives is streamed to temp files (see dimse.cc).
+ * Also the retrieval helpers dimse-move.cc shares (dimse-scu.h): the
+ * storage transfer syntaxes, the identifier, and the checks of an
+ * instance received into a file.
  */
 #include "dimse-scu.h"
 
@@ -18,11 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-using namespace dimse_scu;
-
-namespace {
-
-/* ----------------------------------------------------------------- C-GET */
+namespace dimse_scu {
 
 /* Offered for every SOP class, one presentation context each, so that the
  * PACS finds the one its stored file is in and sends it unchanged (one
@@ -44,6 +43,132 @@ const char *const store_syntaxes[] = {
 	UID_BigEndianExplicitTransferSyntax,
 };
 const size_t nstore_syntaxes = sizeof store_syntaxes / sizeof store_syntaxes[0];
+
+bool uid_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	return n >= 1 && n <= 64 && strchr(s, '\\') == NULL;
+}
+
+int retrieve_identifier(DcmDataset &q, const char *study_uid, const char *series_uid,
+	const char *const *sops, int nsops, const char *fn, const char *op, char *err)
+{
+	if (!uid_ok(study_uid) || !uid_ok(series_uid)) {
+		set_err(err, "%s: bad study or series UID", fn);
+		return -1;
+	}
+	OFCondition c = q.putAndInsertString(DCM_QueryRetrieveLevel, sops ? "IMAGE" : "SERIES");
+	if (c.good())
+		c = q.putAndInsertString(DCM_StudyInstanceUID, study_uid);
+	if (c.good())
+		c = q.putAndInsertString(DCM_SeriesInstanceUID, series_uid);
+	if (c.good() && sops != NULL) {
+		if (nsops < 1) {
+			set_err(err, "%s: empty SOP instance list", fn);
+			return -1;
+		}
+		std::string list;
+		for (int i = 0; i < nsops; i++) {
+			if (!uid_ok(sops[i])) {
+				set_err(err, "%s: bad SOP instance UID \"%.70s\"", fn,
+					sops[i] ? sops[i] : "(null)");
+				return -1;
+			}
+			if (i > 0)
+				list += '\\';
+			list += sops[i];
+		}
+		/* UI has a 16-bit length in explicit VR. */
+		if (list.length() > 65534) {
+			set_err(err, "%s: %d SOP instances are too many for one %s", fn, nsops, op);
+			return -1;
+		}
+		c = q.putAndInsertString(DCM_SOPInstanceUID, list.c_str());
+	}
+	if (c.bad()) {
+		set_err(err, "cannot build the %s identifier: %s", op, c.text());
+		return -1;
+	}
+	return 0;
+}
+
+/* fsync the file (DCMTK does not) and check that all of it reached the
+ * disk: DCMTK checks its writes but not the final flush when it closes
+ * the file, so a full disk could leave it short.  The size must be
+ * preamble + meta header (its group length says how long) + the dataset
+ * bytes received. */
+static int finish_file(const std::string &path, unsigned long rx_bytes, char *e)
+{
+	int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		set_err(e, "cannot open %s: %s", path.c_str(), strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	unsigned char m[144];
+	if (fsync(fd) != 0 || fstat(fd, &st) != 0) {
+		set_err(e, "cannot sync %s: %s", path.c_str(), strerror(errno));
+		close(fd);
+		return -1;
+	}
+	ssize_t n = pread(fd, m, sizeof m, 0);
+	close(fd);
+	/* "DICM", then (0002,0000) UL, length 4, explicit VR LE. */
+	static const unsigned char gl[] = { 'D', 'I', 'C', 'M', 2, 0, 0, 0, 'U', 'L', 4, 0 };
+	if (n == (ssize_t)sizeof m && memcmp(m + 128, gl, sizeof gl) == 0 && rx_bytes > 0) {
+		unsigned long long meta = (unsigned long long)m[140] | (unsigned long long)m[141] << 8 |
+			(unsigned long long)m[142] << 16 | (unsigned long long)m[143] << 24;
+		unsigned long long want = 144 + meta + rx_bytes;
+		if ((unsigned long long)st.st_size != want) {
+			set_err(e, "%s has %lld bytes, expected %llu (write failed?)",
+				path.c_str(), (long long)st.st_size, want);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int store_received(const std::string &path, unsigned long rx_bytes, const char *sop_uid,
+	dimse_store_fn *fn, void *arg, Uint16 *status, char *e)
+{
+	if (finish_file(path, rx_bytes, e) != 0) {
+		unlink(path.c_str());
+		*status = STATUS_STORE_Refused_OutOfResources;
+		return -1;
+	}
+	struct dcm_header h;
+	char he[DCM_ERR_MAX];
+	if (dcm_read_header(path.c_str(), &h, he) != 0) {
+		unlink(path.c_str());
+		set_err(e, "instance %s as received: %s", sop_uid, he);
+		*status = STATUS_STORE_Error_CannotUnderstand;
+		return -1;
+	}
+	if (strcmp(h.sop_uid, trim(sop_uid).c_str()) != 0) {
+		unlink(path.c_str());
+		set_err(e, "C-STORE announced SOP instance %s but sent %s", sop_uid, h.sop_uid);
+		*status = STATUS_STORE_Error_CannotUnderstand;
+		return -1;
+	}
+	if (fn(arg, &h, path.c_str()) != 0) {
+		/* Refused by the caller: not our error, the PACS counts
+		 * it as a failed sub-operation. */
+		unlink(path.c_str());
+		*status = STATUS_STORE_Error_CannotUnderstand;
+		return 1;
+	}
+	*status = STATUS_Success;
+	return 0;
+}
+
+} /* namespace dimse_scu */
+
+using namespace dimse_scu;
+
+namespace {
+
+/* ----------------------------------------------------------------- C-GET */
+
 const size_t max_contexts = 128;
 
 class GetSCU : public DcmSCU {
@@ -123,35 +248,12 @@ protected:
 			failed(e, STATUS_STORE_Error_CannotUnderstand);
 			return c;
 		}
-		if (finish_file(path, e) != 0) {
-			unlink(path.c_str());
-			failed(e, STATUS_STORE_Refused_OutOfResources);
-			return EC_Normal;
-		}
-
-		struct dcm_header h;
-		char he[DCM_ERR_MAX];
-		if (dcm_read_header(path.c_str(), &h, he) != 0) {
-			unlink(path.c_str());
-			set_err(e, "instance %s as received: %s", request->AffectedSOPInstanceUID, he);
-			failed(e, STATUS_STORE_Error_CannotUnderstand);
-			return EC_Normal;
-		}
-		if (strcmp(h.sop_uid, trim(request->AffectedSOPInstanceUID).c_str()) != 0) {
-			unlink(path.c_str());
-			set_err(e, "C-STORE announced SOP instance %s but sent %s",
-				request->AffectedSOPInstanceUID, h.sop_uid);
-			failed(e, STATUS_STORE_Error_CannotUnderstand);
-			return EC_Normal;
-		}
-		if (store_fn(store_arg, &h, path.c_str()) != 0) {
-			/* Refused by the caller: not our error, the PACS
-			 * counts it as a failed sub-operation. */
-			unlink(path.c_str());
-			set_status(STATUS_STORE_Error_CannotUnderstand);
-		} else {
-			set_status(STATUS_Success);
-		}
+		Uint16 status;
+		if (store_received(path, rx_bytes, request->AffectedSOPInstanceUID,
+				   store_fn, store_arg, &status, e) < 0)
+			failed(e, status);
+		else
+			set_status(status);
 		return EC_Normal;
 	}
 
@@ -191,49 +293,7 @@ private:
 			first_error = e;
 		set_status(s);
 	}
-
-	/* fsync the file (DCMTK does not) and check that all of it reached
-	 * the disk: DCMTK checks its writes but not the final flush when it
-	 * closes the file, so a full disk could leave it short.  The size
-	 * must be preamble + meta header (its group length says how long) +
-	 * the dataset bytes received. */
-	int finish_file(const std::string &path, char *e)
-	{
-		int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			set_err(e, "cannot open %s: %s", path.c_str(), strerror(errno));
-			return -1;
-		}
-		struct stat st;
-		unsigned char m[144];
-		if (fsync(fd) != 0 || fstat(fd, &st) != 0) {
-			set_err(e, "cannot sync %s: %s", path.c_str(), strerror(errno));
-			close(fd);
-			return -1;
-		}
-		ssize_t n = pread(fd, m, sizeof m, 0);
-		close(fd);
-		/* "DICM", then (0002,0000) UL, length 4, explicit VR LE. */
-		static const unsigned char gl[] = { 'D', 'I', 'C', 'M', 2, 0, 0, 0, 'U', 'L', 4, 0 };
-		if (n == (ssize_t)sizeof m && memcmp(m + 128, gl, sizeof gl) == 0 && rx_bytes > 0) {
-			unsigned long long meta = (unsigned long long)m[140] | (unsigned long long)m[141] << 8 |
-				(unsigned long long)m[142] << 16 | (unsigned long long)m[143] << 24;
-			unsigned long long want = 144 + meta + rx_bytes;
-			if ((unsigned long long)st.st_size != want) {
-				set_err(e, "%s has %lld bytes, expected %llu (write failed?)",
-					path.c_str(), (long long)st.st_size, want);
-				return -1;
-			}
-		}
-		return 0;
-	}
 };
-
-bool uid_ok(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-	return n >= 1 && n <= 64 && strchr(s, '\\') == NULL;
-}
 
 int do_get(const struct dimse_peer *peer, const char *study_uid, const char *series_uid,
 	const char *const *sops, int nsops, const char *const *sop_classes, int nclasses,
@@ -248,45 +308,10 @@ int do_get(const struct dimse_peer *peer, const char *study_uid, const char *ser
 		set_err(err, "dimse_get: bad arguments");
 		return -1;
 	}
-	if (!uid_ok(study_uid) || !uid_ok(series_uid)) {
-		set_err(err, "dimse_get: bad study or series UID");
-		return -1;
-	}
-
 	/* The identifier. */
 	DcmDataset q;
-	OFCondition c = q.putAndInsertString(DCM_QueryRetrieveLevel, sops ? "IMAGE" : "SERIES");
-	if (c.good())
-		c = q.putAndInsertString(DCM_StudyInstanceUID, study_uid);
-	if (c.good())
-		c = q.putAndInsertString(DCM_SeriesInstanceUID, series_uid);
-	if (c.good() && sops != NULL) {
-		if (nsops < 1) {
-			set_err(err, "dimse_get: empty SOP instance list");
-			return -1;
-		}
-		std::string list;
-		for (int i = 0; i < nsops; i++) {
-			if (!uid_ok(sops[i])) {
-				set_err(err, "dimse_get: bad SOP instance UID \"%.70s\"",
-					sops[i] ? sops[i] : "(null)");
-				return -1;
-			}
-			if (i > 0)
-				list += '\\';
-			list += sops[i];
-		}
-		/* UI has a 16-bit length in explicit VR. */
-		if (list.length() > 65534) {
-			set_err(err, "dimse_get: %d SOP instances are too many for one C-GET", nsops);
-			return -1;
-		}
-		c = q.putAndInsertString(DCM_SOPInstanceUID, list.c_str());
-	}
-	if (c.bad()) {
-		set_err(err, "cannot build the C-GET identifier: %s", c.text());
+	if (retrieve_identifier(q, study_uid, series_uid, sops, nsops, "dimse_get", "C-GET", err) != 0)
 		return -1;
-	}
 
 	/* Presentation contexts: C-GET, then every (class, syntax) with us
 	 * as storage SCP. */
@@ -338,7 +363,7 @@ int do_get(const struct dimse_peer *peer, const char *study_uid, const char *ser
 		return -1;
 	}
 
-	c = scu.sendCGETRequest(pc, &q, NULL);
+	OFCondition c = scu.sendCGETRequest(pc, &q, NULL);
 	if (c.bad() || !scu.got_final) {
 		if (scu.nerrors > 0)
 			set_err(err, "C-GET from %s:%d: %s", peer->host, peer->port,

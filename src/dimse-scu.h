@@ -1,6 +1,7 @@
 /*
- * dimse-scu.h - what dimse.cc, dimse-find.cc and dimse-get.cc share: C++
- * only, internal to the DCMTK shim (see dimse.h for the C interface).
+ * dimse-scu.h - what dimse.cc, dimse-find.cc, dimse-get.cc and
+ * dimse-move.cc share: C++ only, internal to the DCMTK shim (see dimse.h
+ * for the C interface).
  */
 #ifndef THLHP_DIMSE_SCU_H
 #define THLHP_DIMSE_SCU_H
@@ -28,6 +29,8 @@ std::string trim(const OFString &v);
 int get(DcmItem *item, const DcmTagKey &tag, const char *name, char *out, size_t len, char *err);
 /* An IS count; -1 when absent; -1 return with err when malformed. */
 int get_count(DcmItem *item, const DcmTagKey &tag, const char *name, int *n, char *err);
+/* An AE title: 1-16 characters. */
+bool aet_ok(const char *s);
 /* Check a peer's fields; -1 with err. */
 int check_peer(const struct dimse_peer *p, char *err);
 /* AE titles, host, port, timeouts and DIMSE mode of scu from p. */
@@ -38,6 +41,27 @@ T_ASC_PresentationContextID associate(DcmSCU &scu, const struct dimse_peer *p,
 	const char *qr_class, const char *what, char *err);
 /* The Error Comment (0000,0902) of a status detail, or "". */
 std::string error_comment(DcmDataset *detail);
+
+/* Retrieval: C-GET (dimse-get.cc, where these live) and C-MOVE. */
+
+/* The transfer syntaxes instances are taken in, as the PACS holds them. */
+extern const char *const store_syntaxes[];
+extern const size_t nstore_syntaxes;
+/* A UID: 1-64 characters, no backslash. */
+bool uid_ok(const char *s);
+/* The identifier of a retrieval: the series (sops NULL), or those nsops
+ * instances of it at IMAGE level; fn and op name the caller in messages
+ * ("dimse_get", "C-GET").  -1 with err. */
+int retrieve_identifier(DcmDataset &q, const char *study_uid, const char *series_uid,
+	const char *const *sops, int nsops, const char *fn, const char *op, char *err);
+/* An instance has been received bit-preserving into path (rx_bytes
+ * dataset bytes, from the progress notifications), for a C-STORE that
+ * announced SOP instance sop_uid: fsync path, check its size, read its
+ * header, check the SOP instance, hand it to fn.  *status is the C-STORE
+ * status to answer.  0: fn took it; 1: fn refused it (not our error);
+ * -1: our error, in err.  Unless fn took it, path is removed. */
+int store_received(const std::string &path, unsigned long rx_bytes, const char *sop_uid,
+	dimse_store_fn *fn, void *arg, Uint16 *status, char *err);
 
 } /* namespace dimse_scu */
 

@@ -74,6 +74,41 @@ int dimse_get(const struct dimse_peer *peer, const char *study_uid, const char *
     const char *tmp_prefix, dimse_store_fn *fn, void *arg, struct dimse_counts *counts,
     char err[DCM_ERR_MAX]);
 
+/* Where a received instance goes: the store callback, its argument and
+ * the temp file prefix (as for dimse_get). */
+struct dimse_sink {
+	dimse_store_fn *fn;
+	void *arg;
+	const char *tmp_prefix;
+};
+
+/* Called by the storage SCP when a C-STORE request arrives, before its
+ * data: fill sink for this SOP instance and return 0, or return -1 to
+ * refuse it (nobody asked for it).  Called from the SCP's threads. */
+typedef int dimse_route_fn(void *arg, const char *sop_class, const char *sop_uid,
+    struct dimse_sink *sink);
+
+struct dimse_scp;
+
+/* Start a storage SCP for C-MOVE on port (all interfaces), answering to
+ * called AE aet, accepting every storage SOP class in the usual transfer
+ * syntaxes and writing each instance as it arrived (no transcoding) to a
+ * temp file of the sink route() chose, fsynced, then calling the sink;
+ * the C-STORE response carries the sink's verdict.  Up to max_assoc
+ * associations at once, each on its own thread.  NULL with err on failure
+ * (port in use: say so). */
+struct dimse_scp *dimse_scp_start(const char *aet, int port, int max_assoc, int timeout,
+    dimse_route_fn *route, void *arg, char err[DCM_ERR_MAX]);
+/* Stop accepting, wait for running associations to end, free. */
+void dimse_scp_stop(struct dimse_scp *scp);
+
+/* C-MOVE the series (or those SOP instances, IMAGE level) to dest_aet;
+ * returns when the PACS sends its final response, by which time every
+ * C-STORE it made has been answered.  Counts as for dimse_get. */
+int dimse_move(const struct dimse_peer *peer, const char *dest_aet, const char *study_uid,
+    const char *series_uid, const char *const *sops, int nsops, struct dimse_counts *counts,
+    char err[DCM_ERR_MAX]);
+
 #ifdef __cplusplus
 }
 #endif

@@ -58,9 +58,11 @@ orthanc_stop() {
 	wait "$OR_PID" 2>/dev/null
 }
 
-# write_dimse_config [KEY=VALUE]... : thlhp.ini for this Orthanc, C-GET.
+# write_dimse_config [KEY=VALUE]... : thlhp.ini for this Orthanc, retrieving
+# with $RETRIEVE (get, or move to our storage SCP on $STORE_PORT).
 write_dimse_config() {
 	write_config pacs.protocol=dimse pacs.path= pacs.host=127.0.0.1 "pacs.port=$OR_DICOM" \
-		pacs.called_aet=ORTHANC pacs.calling_aet=THLHP pacs.retrieve=get \
+		pacs.called_aet=ORTHANC pacs.calling_aet=THLHP "pacs.retrieve=${RETRIEVE:-get}" \
+		pacs.move_destination=THLHP "pacs.store_port=$STORE_PORT" \
 		pacs.timeout=10 pacs.retries=1 "$@"
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # t-dimse: a real PACS (Orthanc) over DICOM: C-FIND builds the catalog,
-# C-GET fetches the series, archives match what was stored in the PACS; a
+# C-GET (or C-MOVE with RETRIEVE=move, see t-dimse-move.sh) fetches the series, archives match what was stored in the PACS; a
 # new series in the PACS gives __seriesCount<N+1>; a partly downloaded series
 # fetches only its missing instances; a wrong AE title or a stopped PACS is
 # exit 2 with a clear message.
