@@ -48,6 +48,15 @@ dimse_open(struct source *src, struct ctx *ctx, char *err, size_t errlen)
 {
 	struct dimse *d;
 
+	/* Never fall back to plain DICOM when TLS was asked for. */
+	if (src->cfg->pacs.tls) {
+		char *where = config_where(src->cfg, "pacs", "tls");
+
+		errf(err, errlen, "%s: DICOM TLS is not built in yet; refusing to connect without it",
+		    where);
+		free(where);
+		return -1;
+	}
 	if (!src->priv) {
 		d = xcalloc(1, sizeof(*d));
 		bucket_init(&d->bucket, src->cfg->pacs.max_requests_per_minute);

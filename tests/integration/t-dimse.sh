@@ -64,6 +64,13 @@ run -n
 exit_is "a PACS that rejects the AE title is exit 2" 2
 has_line "stderr names the PACS and says what failed" "$ERR" "^thlhp-make: .*(127.0.0.1|NOBODY)"
 
+section "tls = yes is refused, never silently downgraded"
+touch "$T/ca.pem"
+write_dimse_config pacs.tls=yes "pacs.tls_ca=$T/ca.pem"
+run -n
+exit_is "tls = yes without TLS support is exit 2" 2
+has_line "stderr says TLS is not available and names the line" "$ERR" "^thlhp-make: .*thlhp.ini:[0-9]+: \[pacs\] tls: .*TLS"
+
 section "the PACS is down"
 write_dimse_config
 orthanc_stop
