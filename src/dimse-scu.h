@@ -15,6 +15,7 @@
 #include <dcmtk/dcmnet/diutil.h>
 #include <dcmtk/dcmnet/scu.h>
 
+#include <atomic>
 #include <string>
 
 namespace dimse_scu {
@@ -62,6 +63,16 @@ int retrieve_identifier(DcmDataset &q, const char *study_uid, const char *series
  * -1: our error, in err.  Unless fn took it, path is removed. */
 int store_received(const std::string &path, unsigned long rx_bytes, const char *sop_uid,
 	dimse_store_fn *fn, void *arg, Uint16 *status, char *err);
+
+/* Bumped by every C-STORE command and data chunk our storage SCP receives
+ * (dimse-scp.cc): a C-MOVE that hears nothing is not timed out while
+ * instances still arrive. */
+extern std::atomic<unsigned long long> store_activity;
+/* The SCP's last trouble, and a counter bumped with each: the message of a
+ * C-MOVE that fails meanwhile ends with it. */
+extern std::atomic<unsigned long> note_seq;
+void note(const char *msg);
+std::string last_note();
 
 } /* namespace dimse_scu */
 
