@@ -9,7 +9,9 @@
  * response's sub-operation counts.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,7 @@ struct getctx;
 struct dimse {
 	struct bucket bucket;     /* max_requests_per_minute, for every job */
 	pthread_mutex_t mu;       /* guards what follows */
+	atomic_int study_root;    /* the PACS refused Patient Root */
 	struct dimse_scp *scp;    /* our storage SCP, once a C-MOVE needed it */
 	struct getctx **moving;   /* jobs with a C-MOVE in flight */
 	int nmoving;
@@ -122,30 +125,75 @@ struct study {
 	char *patient, *uid, *date, *classes;
 };
 
-struct studies {
-	struct study *v;
-	int n;
+/* What the query learns, level by level. */
+struct walk {
 	const struct select *sel;
+	char **patients;          /* PatientIDs to ask the studies of */
+	int npatients;
+	struct htab pseen;
+	const char *asked;        /* the patient of a STUDY-level query, or NULL */
+	struct study *v;          /* the studies */
+	int n;
 	struct htab seen;
 };
+
+static void
+add_patient(struct walk *w, const char *pid)
+{
+	char *id;
+
+	/* An empty PatientID cannot be asked for: as a key it matches every
+	 * study of the PACS. */
+	if (!*pid || !select_patient(w->sel, pid) || !name_fits(pid) || htab_get(&w->pseen, pid))
+		return;
+	id = xstrdup(pid);
+	w->patients = xreallocarray(w->patients, (size_t)w->npatients + 2, sizeof(*w->patients));
+	w->patients[w->npatients++] = id;
+	w->patients[w->npatients] = NULL;
+	htab_put(&w->pseen, id, id);
+}
+
+static int
+on_patient(void *arg, const struct dimse_match *m)
+{
+	add_patient(arg, m->h.patient_id);
+	return 0;
+}
 
 static int
 on_study(void *arg, const struct dimse_match *m)
 {
-	struct studies *ss = arg;
+	struct walk *w = arg;
 	struct study *s;
 
-	if (!select_patient(ss->sel, m->h.patient_id) || !uid_is_safe(m->h.study_uid) ||
-	    !name_fits(m->h.patient_id) || htab_get(&ss->seen, m->h.study_uid))
+	/* An empty or wildcard PatientID asked for matches others too. */
+	if ((w->asked && strcmp(m->h.patient_id, w->asked) != 0) ||
+	    !select_patient(w->sel, m->h.patient_id) || !uid_is_safe(m->h.study_uid) ||
+	    !name_fits(m->h.patient_id) || htab_get(&w->seen, m->h.study_uid))
 		return 0;
-	ss->v = xreallocarray(ss->v, (size_t)ss->n + 1, sizeof(*ss->v));
-	s = &ss->v[ss->n++];
+	w->v = xreallocarray(w->v, (size_t)w->n + 1, sizeof(*w->v));
+	s = &w->v[w->n++];
 	s->patient = xstrdup(m->h.patient_id);
 	s->uid = xstrdup(m->h.study_uid);
 	s->date = xstrdup(m->h.study_date);
 	s->classes = xstrdup(m->sop_classes);
-	htab_put(&ss->seen, s->uid, s);
+	htab_put(&w->seen, s->uid, s);
 	return 0;
+}
+
+static void
+walk_free(struct walk *w)
+{
+	for (int i = 0; i < w->n; i++) {
+		free(w->v[i].patient);
+		free(w->v[i].uid);
+		free(w->v[i].date);
+		free(w->v[i].classes);
+	}
+	free(w->v);
+	htab_free(&w->seen);
+	strv_free(w->patients);
+	htab_free(&w->pseen);
 }
 
 struct series_q {
@@ -176,7 +224,10 @@ on_series(void *arg, const struct dimse_match *m)
 		return 0;
 	if (f.expected < 0) {
 		/* The PACS did not say: count with an IMAGE-level C-FIND. */
-		struct dimse_keys k = { .study_uid = q->st->uid, .series_uid = m->h.series_uid };
+		struct dimse_keys k = {
+			.patient_id = q->st->patient, .study_uid = q->st->uid,
+			.series_uid = m->h.series_uid,
+		};
 		char err[DCM_ERR_MAX];
 		int n = 0;
 
@@ -188,35 +239,105 @@ on_series(void *arg, const struct dimse_match *m)
 	return 0;
 }
 
+/* How many wildcard queries [select] needs: one per glob (DICOM
+ * wildcards, matched by the PACS), one for every patient when a regex is
+ * matched here or nothing is selected, none for a list alone. */
+static int
+nwild(const struct select *sel)
+{
+	if (sel->has_re || (!sel->nglobs && !sel->has_ids))
+		return 1;
+	return sel->nglobs;
+}
+
+static const char *
+wild(const struct select *sel, int i)
+{
+	return sel->has_re || !sel->nglobs ? "*" : sel->globs[i];
+}
+
+/* The patients to ask the studies of: those PATIENT-level C-FINDs find
+ * (Patient Root), and the IDs of patients_file as they are.  1 when the
+ * PACS refused Patient Root (then the wildcards go to STUDY level), 0,
+ * or -1 with err. */
+static int
+find_patients(struct job *job, struct walk *w, char err[DCM_ERR_MAX])
+{
+	const struct select *sel = w->sel;
+	struct dimse *d = job->ctx->src->priv;
+
+	for (int i = 0; i < nwild(sel) && !atomic_load(&d->study_root); i++) {
+		struct dimse_keys k = { .patient_id = wild(sel, i) };
+		int rc = find(job, DIMSE_PATIENT, &k, on_patient, w, err);
+
+		if (rc == DIMSE_NO_PATIENT_ROOT) {
+			atomic_store(&d->study_root, 1);
+			if (verbosity > 0)
+				warn("%s; querying with Study Root", err);
+		} else if (rc < 0) {
+			return -1;
+		}
+	}
+	for (size_t i = 0; sel->has_ids && i < sel->ids.cap; i++)
+		if (sel->ids.slot[i].key)
+			add_patient(w, sel->ids.slot[i].key);
+	return atomic_load(&d->study_root);
+}
+
+/* Patients, their studies, the studies' series: the catalog as the PACS
+ * has it for [select]. */
 static int
 query_once(struct job *job, void *arg)
 {
 	struct query_result *r = arg;
 	const struct config *cfg = job->ctx->cfg;
 	const struct select *sel = job->ctx->sel;
-	struct studies ss = { .sel = sel };
+	struct walk w = { .sel = sel };
 	struct dimse_peer peer;
 	struct dimse_keys k = { .study_date = cfg->select.study_date };
-	int rc = -1, nglob = sel->nglobs && !sel->has_re && !sel->has_ids ? sel->nglobs : 1;
+	int rc = -1, study_root;
 	char err[DCM_ERR_MAX];
 
 	peer_of(cfg, &peer);
 	query_result_free(r);     /* a retry starts over */
-	htab_init(&ss.seen);
-	/* Globs are DICOM wildcards: let the PACS match them.  A regex or a
-	 * list is matched here, on every patient's studies. */
-	for (int i = 0; i < nglob; i++) {
-		k.patient_id = nglob == sel->nglobs && sel->nglobs ? sel->globs[i] : "*";
-		if (find(job, DIMSE_STUDY, &k, on_study, &ss, err) < 0) {
+	htab_init(&w.seen);
+	htab_init(&w.pseen);
+	study_root = find_patients(job, &w, err);
+	if (study_root < 0) {
+		errf(job->err, sizeof(job->err), "%s:%d %s: patient query: %s", peer.host,
+		    peer.port, peer.called_aet, err);
+		goto out;
+	}
+	for (int i = 0; study_root && i < nwild(sel); i++) {
+		k.patient_id = wild(sel, i);
+		if (find(job, DIMSE_STUDY, &k, on_study, &w, err) < 0) {
 			errf(job->err, sizeof(job->err), "%s:%d %s: study query: %s", peer.host,
 			    peer.port, peer.called_aet, err);
 			goto out;
 		}
 	}
-	atomic_store(&job->total, ss.n);
-	for (int i = 0; i < ss.n; i++) {
-		struct series_q q = { .r = r, .st = &ss.v[i], .sel = sel, .job = job };
-		struct dimse_keys sk = { .study_uid = ss.v[i].uid };
+	/* Each patient's studies (with Study Root: the listed ones'). */
+	atomic_store(&job->total, w.npatients);
+	for (int i = 0; i < w.npatients; i++) {
+		if (job_cancelled(job)) {
+			errf(job->err, sizeof(job->err), "interrupted");
+			goto out;
+		}
+		k.patient_id = w.patients[i];
+		w.asked = w.patients[i];
+		if (find(job, DIMSE_STUDY, &k, on_study, &w, err) < 0) {
+			errf(job->err, sizeof(job->err), "%s:%d %s: study query of a patient: %s",
+			    peer.host, peer.port, peer.called_aet, err);
+			goto out;
+		}
+		atomic_fetch_add(&job->done, 1);
+	}
+	w.asked = NULL;
+	atomic_store(&job->done, 0);
+	atomic_store(&job->total, w.n);
+	for (int i = 0; i < w.n; i++) {
+		struct series_q q = { .r = r, .st = &w.v[i], .sel = sel, .job = job };
+		struct dimse_keys sk = { .patient_id = w.v[i].patient, .study_uid = w.v[i].uid };
 
 		if (job_cancelled(job)) {
 			errf(job->err, sizeof(job->err), "interrupted");
@@ -224,7 +345,7 @@ query_once(struct job *job, void *arg)
 		}
 		if (find(job, DIMSE_SERIES, &sk, on_series, &q, err) < 0) {
 			errf(job->err, sizeof(job->err), "%s:%d %s: series query of study %s: %s",
-			    peer.host, peer.port, peer.called_aet, ss.v[i].uid, err);
+			    peer.host, peer.port, peer.called_aet, w.v[i].uid, err);
 			goto out;
 		}
 		atomic_fetch_add(&job->done, 1);
@@ -232,14 +353,7 @@ query_once(struct job *job, void *arg)
 	r->complete = 1;
 	rc = 0;
 out:
-	for (int i = 0; i < ss.n; i++) {
-		free(ss.v[i].patient);
-		free(ss.v[i].uid);
-		free(ss.v[i].date);
-		free(ss.v[i].classes);
-	}
-	free(ss.v);
-	htab_free(&ss.seen);
+	walk_free(&w);
 	return rc;
 }
 
@@ -351,10 +465,11 @@ move_end(struct dimse *d, struct getctx *g)
 	pthread_mutex_unlock(&d->mu);
 }
 
-/* The SOP instances of a series still to fetch. */
+/* The SOP instances of a series still to fetch, with their classes. */
 struct soplist {
 	const struct fetch *f;
-	char **v;                 /* NULL-terminated */
+	char **v;                 /* SOP Instance UIDs, NULL-terminated */
+	char **cls;               /* v[i]'s SOP Class UID, "" when not returned */
 	int n;
 	int total;                /* every instance listed, present or not */
 };
@@ -370,14 +485,54 @@ on_sop(void *arg, const struct dimse_match *m)
 	if (!l->f->force && htab_get(&l->f->have, m->h.sop_uid))
 		return 0;
 	l->v = xreallocarray(l->v, (size_t)l->n + 2, sizeof(char *));
-	l->v[l->n++] = xstrdup(m->h.sop_uid);
-	l->v[l->n] = NULL;
+	l->cls = xreallocarray(l->cls, (size_t)l->n + 2, sizeof(char *));
+	l->v[l->n] = xstrdup(m->h.sop_uid);
+	l->cls[l->n++] = xstrdup(m->h.sop_class);
+	l->v[l->n] = l->cls[l->n] = NULL;
 	return 0;
 }
 
-/* Split a backslash-separated class list; a known default when empty. */
-static char **
-class_list(const char *s, int *n)
+/* Order by class, so that each C-GET takes few classes. */
+static void
+soplist_sort(struct soplist *l)
+{
+	for (int i = 1; i < l->n; i++)
+		for (int j = i; j > 0 && strcmp(l->cls[j - 1], l->cls[j]) > 0; j--) {
+			char *t = l->cls[j];
+
+			l->cls[j] = l->cls[j - 1];
+			l->cls[j - 1] = t;
+			t = l->v[j];
+			l->v[j] = l->v[j - 1];
+			l->v[j - 1] = t;
+		}
+}
+
+/* The classes to offer for l's instances [from, to) (sorted by class):
+ * each distinct one, and the guess for those the PACS did not name. */
+static int
+offer(const struct soplist *l, int from, int to, const char *const *guess, int nguess,
+    const char ***out)
+{
+	int n = 0;
+
+	*out = xcalloc((size_t)(to - from + nguess) + 1, sizeof(**out));
+	for (int i = from; i < to; i++) {
+		if (i > from && strcmp(l->cls[i], l->cls[i - 1]) == 0)
+			continue;
+		if (l->cls[i][0])
+			(*out)[n++] = l->cls[i];
+		else
+			for (int j = 0; j < nguess; j++)
+				(*out)[n++] = guess[j];
+	}
+	return n;
+}
+
+/* The classes to offer C-GET's storage role for, of instances whose
+ * class the PACS did not say: the study's, or a known default. */
+static const char **
+class_guess(const char *study_classes, int *n)
 {
 	static const char *const fallback[] = {
 		"1.2.840.10008.5.1.4.1.1.2",      /* CT */
@@ -390,23 +545,58 @@ class_list(const char *s, int *n)
 		"1.2.840.10008.5.1.4.1.1.481.2",  /* RT Dose */
 		"1.2.840.10008.5.1.4.1.1.88.11",  /* Basic SR */
 	};
-	char **v = NULL, *copy, *tok, *save;
+	const char **v;
+	char *copy, *tok, *save;
 
 	*n = 0;
-	if (!s || !*s) {
+	if (!study_classes || !*study_classes) {
 		v = xcalloc(LEN(fallback) + 1, sizeof(*v));
 		for (size_t i = 0; i < LEN(fallback); i++)
 			v[(*n)++] = xstrdup(fallback[i]);
 		return v;
 	}
-	copy = xstrdup(s);
-	for (tok = strtok_r(copy, "\\", &save); tok; tok = strtok_r(NULL, "\\", &save)) {
-		v = xreallocarray(v, (size_t)*n + 2, sizeof(*v));
+	v = xcalloc(strlen(study_classes) / 2 + 2, sizeof(*v));
+	copy = xstrdup(study_classes);
+	for (tok = strtok_r(copy, "\\", &save); tok; tok = strtok_r(NULL, "\\", &save))
 		v[(*n)++] = xstrdup(tok);
-		v[*n] = NULL;
-	}
 	free(copy);
 	return v;
+}
+
+/* One C-GET or C-MOVE: the series (sops NULL), or n instances of it. */
+static int
+retrieve(struct job *job, struct getctx *g, const char *const *sops, int n,
+    const char **classes, int nclasses, struct dimse_counts *sum)
+{
+	const struct config *cfg = job->ctx->cfg;
+	struct dimse *d = job->ctx->src->priv;
+	const struct series *s = g->f->s;
+	struct dimse_peer peer;
+	struct dimse_counts c = { 0 };
+	char err[DCM_ERR_MAX];
+	int r;
+
+	peer_of(cfg, &peer);
+	if (bucket_take(&d->bucket, &job->ctx->cancel) < 0) {
+		errf(job->err, sizeof(job->err), "interrupted");
+		return -1;
+	}
+	if (cfg->pacs.retrieve == RETRIEVE_MOVE)
+		r = dimse_move(&peer, cfg->pacs.move_destination, s->patient->id, s->study, s->uid,
+		    sops, n, &c, err);
+	else
+		r = dimse_get(&peer, s->patient->id, s->study, s->uid, sops, n,
+		    (const char *const *)classes, nclasses,
+		    g->prefix, on_store, g, &c, err);
+	sum->completed += c.completed;
+	sum->failed += c.failed;
+	sum->warning += c.warning;
+	sum->status = c.status;
+	if (r < 0)
+		errf(job->err, sizeof(job->err), "%s: %s%s%s",
+		    cfg->pacs.retrieve == RETRIEVE_MOVE ? "C-MOVE" : "C-GET", err,
+		    g->err[0] ? "; " : "", g->err);
+	return r;
 }
 
 static int
@@ -416,16 +606,18 @@ fetch_once(struct job *job, void *arg)
 	struct source *src = job->ctx->src;
 	const struct config *cfg = src->cfg;
 	struct dimse *d = src->priv;
-	struct dimse_peer peer;
 	struct getctx g = { .f = f, .job = job };
-	struct dimse_counts c = { 0 };
+	struct dimse_counts sum = { 0 };
 	struct soplist miss = { .f = f };
-	struct dimse_keys k = { .study_uid = f->s->study, .series_uid = f->s->uid };
-	char err[DCM_ERR_MAX], *prefix = NULL, **classes = NULL;
-	const char *verb = cfg->pacs.retrieve == RETRIEVE_MOVE ? "C-MOVE" : "C-GET";
-	int nclasses = 0, rc = -1, asked, before = f->ngot, moving = 0;
+	struct dimse_keys k = {
+		.patient_id = f->s->patient->id, .study_uid = f->s->study, .series_uid = f->s->uid,
+	};
+	char err[DCM_ERR_MAX], *prefix = NULL;
+	const char **guess = NULL, **cls = NULL;
+	int move = cfg->pacs.retrieve == RETRIEVE_MOVE;
+	int max = move ? INT_MAX : dimse_get_max_classes();
+	int rc = -1, asked, before = f->ngot, moving = 0, nguess = 0, ncls;
 
-	peer_of(cfg, &peer);
 	pthread_mutex_init(&g.mu, NULL);
 	htab_init(&g.want);
 	/* A retry resumes: what arrived so far counts as present. */
@@ -446,10 +638,10 @@ fetch_once(struct job *job, void *arg)
 		rc = 0;
 		goto out;
 	}
-	prefix = xasprintf("%s/" TMP_PREFIX "%ld-%s-", f->dir, (long)getpid(),
-	    cfg->pacs.retrieve == RETRIEVE_MOVE ? "move" : "get");
+	soplist_sort(&miss);
+	prefix = xasprintf("%s/" TMP_PREFIX "%ld-%s-", f->dir, (long)getpid(), move ? "move" : "get");
 	g.prefix = prefix;
-	if (cfg->pacs.retrieve == RETRIEVE_MOVE) {
+	if (move) {
 		for (int i = 0; i < miss.n; i++)
 			htab_put(&g.want, miss.v[i], miss.v[i]);
 		if (move_begin(d, cfg, &g, err) < 0) {
@@ -457,37 +649,43 @@ fetch_once(struct job *job, void *arg)
 			goto out;
 		}
 		moving = 1;
+	} else if (!miss.cls[0][0]) {
+		/* Sorted: an unknown class comes first. */
+		guess = class_guess(f->s->sop_class, &nguess);
+	}
+	ncls = offer(&miss, 0, miss.n, guess, nguess, &cls);
+	if ((f->force || f->have.len == 0) && ncls <= max) {
+		/* Nothing on disk yet, and one association can take every
+		 * class: the whole series at once. */
+		rc = retrieve(job, &g, NULL, 0, cls, ncls, &sum);
 	} else {
-		classes = class_list(f->s->sop_class, &nclasses);
-	}
-	for (int i = 0; i < miss.n; i += GET_BATCH) {
-		int n = miss.n - i < GET_BATCH ? miss.n - i : GET_BATCH, r;
-		/* Nothing on disk yet: the whole series at once; else by SOP UID. */
-		int whole = i == 0 && (f->force || f->have.len == 0);
-		const char *const *sops = whole ? NULL : (const char *const *)miss.v + i;
+		/* By SOP Instance UID, at most GET_BATCH and max classes each. */
+		rc = 0;
+		for (int i = 0, j; rc == 0 && i < miss.n; i = j) {
+			const char **bc;
+			int nbc = 0;
 
-		if (bucket_take(&d->bucket, &job->ctx->cancel) < 0) {
-			errf(job->err, sizeof(job->err), "interrupted");
-			goto out;
+			for (j = i; j < miss.n && j - i < GET_BATCH; j++) {
+				if (j > i && strcmp(miss.cls[j], miss.cls[j - 1]) == 0)
+					continue;
+				nbc += miss.cls[j][0] ? 1 : nguess;
+				if (j > i && nbc > max)
+					break;
+			}
+			nbc = offer(&miss, i, j, guess, nguess, &bc);
+			rc = retrieve(job, &g, (const char *const *)miss.v + i, j - i, bc, nbc, &sum);
+			free(bc);
 		}
-		if (cfg->pacs.retrieve == RETRIEVE_MOVE)
-			r = dimse_move(&peer, cfg->pacs.move_destination, f->s->study, f->s->uid,
-			    sops, whole ? 0 : n, &c, err);
-		else
-			r = dimse_get(&peer, f->s->study, f->s->uid, sops, whole ? 0 : n,
-			    (const char *const *)classes, nclasses, prefix, on_store, &g, &c, err);
-		if (r < 0) {
-			errf(job->err, sizeof(job->err), "%s: %s%s%s", verb, err, g.err[0] ? "; " : "", g.err);
-			goto out;
-		}
-		if (whole)
-			break;
 	}
+	if (rc < 0)
+		goto out;
+	rc = -1;
 	if (f->ngot - before < asked) {
-		errf(job->err, sizeof(job->err), "incomplete: %d of %d instances arrived (PACS reported "
-		    "%d completed, %d failed, %d warning, status 0x%04x)%s%s", f->ngot - before, asked,
-		    c.completed, c.failed, c.warning, c.status, g.refused ? "; refused instances of "
-		    "another series" : "", g.err[0] ? g.err : "");
+		errf(job->err, sizeof(job->err), "incomplete: %d of %d instances arrived (the PACS "
+		    "reported %d completed, %d failed, %d warning, final status 0x%04x)%s%s%s",
+		    f->ngot - before, asked, sum.completed, sum.failed, sum.warning, sum.status,
+		    g.refused ? "; refused instances of another series" : "", g.err[0] ? "; " : "",
+		    g.err);
 		goto out;
 	}
 	rc = 0;
@@ -497,7 +695,12 @@ out:
 	htab_free(&g.want);
 	pthread_mutex_destroy(&g.mu);
 	strv_free(miss.v);
-	strv_free(classes);
+	strv_free(miss.cls);
+	if (guess)
+		for (int i = 0; i < nguess; i++)
+			free((char *)guess[i]);
+	free(guess);
+	free(cls);
 	free(prefix);
 	return rc;
 }

@@ -171,20 +171,23 @@ int do_find(const struct dimse_peer *peer, enum dimse_level level,
 		return -1;
 	}
 
-	const char *model = level == DIMSE_PATIENT
-		? UID_FINDPatientRootQueryRetrieveInformationModel
-		: UID_FINDStudyRootQueryRetrieveInformationModel;
+	bool patient_root = patient_root_fits(level, keys ? keys->patient_id : NULL);
 	FindSCU scu(level, fn, arg);
 	configure(scu, peer);
 	scu.setProgressNotificationMode(OFFalse);
-	OFList<OFString> ts;
-	ts.push_back(UID_LittleEndianExplicitTransferSyntax);
-	ts.push_back(UID_LittleEndianImplicitTransferSyntax);
-	scu.addPresentationContext(model, ts);
-
-	T_ASC_PresentationContextID pc = associate(scu, peer, model, "C-FIND", err);
-	if (pc == 0)
+	propose_models(scu, find_models, patient_root);
+	if (associate(scu, peer, "C-FIND", err) != 0)
 		return -1;	/* ~DcmSCU aborts an open association */
+	const char *model;
+	T_ASC_PresentationContextID pc = model_context(scu, peer, find_models, patient_root,
+		&model, "C-FIND", err);
+	if (pc == 0)
+		return -1;
+	if (level == DIMSE_PATIENT && model != find_models.patient_root) {
+		set_err(err, "%s:%d (%s) refused the Patient Root model", peer->host, peer->port,
+			peer->called_aet);
+		return DIMSE_NO_PATIENT_ROOT;
+	}
 	c = scu.sendFINDRequest(pc, &q, NULL);
 	if (scu.cancelled) {
 		scu.abortAssociation();

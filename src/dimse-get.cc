@@ -50,14 +50,17 @@ bool uid_ok(const char *s)
 	return n >= 1 && n <= 64 && strchr(s, '\\') == NULL;
 }
 
-int retrieve_identifier(DcmDataset &q, const char *study_uid, const char *series_uid,
-	const char *const *sops, int nsops, const char *fn, const char *op, char *err)
+int retrieve_identifier(DcmDataset &q, const char *patient_id, const char *study_uid,
+	const char *series_uid, const char *const *sops, int nsops, const char *fn,
+	const char *op, char *err)
 {
 	if (!uid_ok(study_uid) || !uid_ok(series_uid)) {
 		set_err(err, "%s: bad study or series UID", fn);
 		return -1;
 	}
 	OFCondition c = q.putAndInsertString(DCM_QueryRetrieveLevel, sops ? "IMAGE" : "SERIES");
+	if (c.good() && patient_id != NULL)
+		c = q.putAndInsertString(DCM_PatientID, patient_id);
 	if (c.good())
 		c = q.putAndInsertString(DCM_StudyInstanceUID, study_uid);
 	if (c.good())
@@ -170,6 +173,8 @@ namespace {
 /* ----------------------------------------------------------------- C-GET */
 
 const size_t max_contexts = 128;
+/* The C-GET contexts themselves: Patient Root and Study Root. */
+const size_t qr_contexts = 2;
 
 class GetSCU : public DcmSCU {
 public:
@@ -295,7 +300,8 @@ private:
 	}
 };
 
-int do_get(const struct dimse_peer *peer, const char *study_uid, const char *series_uid,
+int do_get(const struct dimse_peer *peer, const char *patient_id, const char *study_uid,
+	const char *series_uid,
 	const char *const *sops, int nsops, const char *const *sop_classes, int nclasses,
 	const char *tmp_prefix, dimse_store_fn *fn, void *arg, struct dimse_counts *counts,
 	char *err)
@@ -308,11 +314,6 @@ int do_get(const struct dimse_peer *peer, const char *study_uid, const char *ser
 		set_err(err, "dimse_get: bad arguments");
 		return -1;
 	}
-	/* The identifier. */
-	DcmDataset q;
-	if (retrieve_identifier(q, study_uid, series_uid, sops, nsops, "dimse_get", "C-GET", err) != 0)
-		return -1;
-
 	/* Presentation contexts: C-GET, then every (class, syntax) with us
 	 * as storage SCP. */
 	std::set<std::string> classes;
@@ -328,20 +329,18 @@ int do_get(const struct dimse_peer *peer, const char *study_uid, const char *ser
 		set_err(err, "dimse_get: no SOP class to retrieve");
 		return -1;
 	}
-	if (1 + classes.size() * nstore_syntaxes > max_contexts) {
+	if (classes.size() > (size_t)dimse_get_max_classes()) {
 		set_err(err, "C-GET: %zu SOP classes need %zu presentation contexts, more than %zu",
-			classes.size(), 1 + classes.size() * nstore_syntaxes, max_contexts);
+			classes.size(), 2 + classes.size() * nstore_syntaxes, max_contexts);
 		return -1;
 	}
 
+	bool patient_root = patient_root_fits(DIMSE_SERIES, patient_id);
 	GetSCU scu(tmp_prefix, fn, arg);
 	configure(scu, peer);
 	scu.setStorageMode(DCMSCU_STORAGE_BIT_PRESERVING);
 	scu.setProgressNotificationMode(OFTrue);	/* for the size check */
-	OFList<OFString> ts;
-	ts.push_back(UID_LittleEndianExplicitTransferSyntax);
-	ts.push_back(UID_LittleEndianImplicitTransferSyntax);
-	scu.addPresentationContext(UID_GETStudyRootQueryRetrieveInformationModel, ts);
+	propose_models(scu, get_models, patient_root);
 	for (const std::string &cls : classes)
 		for (size_t i = 0; i < nstore_syntaxes; i++) {
 			OFList<OFString> one;
@@ -349,9 +348,16 @@ int do_get(const struct dimse_peer *peer, const char *study_uid, const char *ser
 			scu.addPresentationContext(cls.c_str(), one, ASC_SC_ROLE_SCP);
 		}
 
-	T_ASC_PresentationContextID pc = associate(scu, peer,
-		UID_GETStudyRootQueryRetrieveInformationModel, "C-GET", err);
+	if (associate(scu, peer, "C-GET", err) != 0)
+		return -1;
+	const char *model;
+	T_ASC_PresentationContextID pc = model_context(scu, peer, get_models, patient_root,
+		&model, "C-GET", err);
 	if (pc == 0)
+		return -1;
+	DcmDataset q;
+	if (retrieve_identifier(q, model == get_models.patient_root ? patient_id : NULL,
+		study_uid, series_uid, sops, nsops, "dimse_get", "C-GET", err) != 0)
 		return -1;
 	bool any = false;
 	for (const std::string &cls : classes)
@@ -399,14 +405,19 @@ int do_get(const struct dimse_peer *peer, const char *study_uid, const char *ser
 
 } /* namespace */
 
-extern "C" int dimse_get(const struct dimse_peer *peer, const char *study_uid,
-	const char *series_uid, const char *const *sops, int nsops,
+extern "C" int dimse_get_max_classes(void)
+{
+	return (int)((max_contexts - qr_contexts) / nstore_syntaxes);
+}
+
+extern "C" int dimse_get(const struct dimse_peer *peer, const char *patient_id,
+	const char *study_uid, const char *series_uid, const char *const *sops, int nsops,
 	const char *const *sop_classes, int nclasses, const char *tmp_prefix,
 	dimse_store_fn *fn, void *arg, struct dimse_counts *counts, char err[DCM_ERR_MAX])
 {
 	err[0] = '\0';
 	try {
-		return do_get(peer, study_uid, series_uid, sops, nsops, sop_classes, nclasses,
+		return do_get(peer, patient_id, study_uid, series_uid, sops, nsops, sop_classes, nclasses,
 			      tmp_prefix, fn, arg, counts, err);
 	} catch (const std::exception &e) {
 		set_err(err, "DCMTK error: %s", e.what());

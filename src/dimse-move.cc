@@ -51,7 +51,8 @@ public:
 	std::string final_comment;
 
 	/* Send the C-MOVE and read its responses up to the final one. */
-	OFCondition move(T_ASC_PresentationContextID pc, const char *dest, DcmDataset *q)
+	OFCondition move(T_ASC_PresentationContextID pc, const char *model, const char *dest,
+		DcmDataset *q)
 	{
 		T_DIMSE_Message msg;
 		memset(&msg, 0, sizeof msg);
@@ -60,8 +61,7 @@ public:
 		req.MessageID = 1;	/* the only request on this association */
 		req.DataSetType = DIMSE_DATASET_PRESENT;
 		req.Priority = DIMSE_PRIORITY_LOW;	/* as DcmSCU's C-GET */
-		OFStandard::strlcpy(req.AffectedSOPClassUID,
-			UID_MOVEStudyRootQueryRetrieveInformationModel, sizeof req.AffectedSOPClassUID);
+		OFStandard::strlcpy(req.AffectedSOPClassUID, model, sizeof req.AffectedSOPClassUID);
 		OFStandard::strlcpy(req.MoveDestination, dest, sizeof req.MoveDestination);
 		unsigned long long before = store_activity.load(), seen = before;
 		OFCondition c = sendDIMSEMessage(pc, &msg, q);
@@ -118,8 +118,8 @@ public:
 	}
 };
 
-int do_move(const struct dimse_peer *peer, const char *dest_aet, const char *study_uid,
-	const char *series_uid, const char *const *sops, int nsops, struct dimse_counts *counts,
+int do_move(const struct dimse_peer *peer, const char *dest_aet, const char *patient_id,
+	const char *study_uid, const char *series_uid, const char *const *sops, int nsops, struct dimse_counts *counts,
 	char *err)
 {
 	if (counts != NULL)
@@ -130,23 +130,24 @@ int do_move(const struct dimse_peer *peer, const char *dest_aet, const char *stu
 		set_err(err, "dimse_move: the destination AE title must be 1-16 characters");
 		return -1;
 	}
-	DcmDataset q;
-	if (retrieve_identifier(q, study_uid, series_uid, sops, nsops, "dimse_move", "C-MOVE", err) != 0)
-		return -1;
-
+	bool patient_root = patient_root_fits(DIMSE_SERIES, patient_id);
 	MoveSCU scu;
 	configure(scu, peer);
 	scu.setProgressNotificationMode(OFFalse);
-	OFList<OFString> ts;
-	ts.push_back(UID_LittleEndianExplicitTransferSyntax);
-	ts.push_back(UID_LittleEndianImplicitTransferSyntax);
-	scu.addPresentationContext(UID_MOVEStudyRootQueryRetrieveInformationModel, ts);
-	T_ASC_PresentationContextID pc = associate(scu, peer,
-		UID_MOVEStudyRootQueryRetrieveInformationModel, "C-MOVE", err);
-	if (pc == 0)
+	propose_models(scu, move_models, patient_root);
+	if (associate(scu, peer, "C-MOVE", err) != 0)
 		return -1;	/* ~DcmSCU aborts an open association */
+	const char *model;
+	T_ASC_PresentationContextID pc = model_context(scu, peer, move_models, patient_root,
+		&model, "C-MOVE", err);
+	if (pc == 0)
+		return -1;
+	DcmDataset q;
+	if (retrieve_identifier(q, model == move_models.patient_root ? patient_id : NULL,
+		study_uid, series_uid, sops, nsops, "dimse_move", "C-MOVE", err) != 0)
+		return -1;
 
-	OFCondition c = scu.move(pc, dest_aet, &q);
+	OFCondition c = scu.move(pc, model, dest_aet, &q);
 	/* What our SCP had to say meanwhile, usually why the PACS failed;
 	 * maybe about a concurrent C-MOVE. */
 	std::string why;
@@ -193,12 +194,12 @@ int do_move(const struct dimse_peer *peer, const char *dest_aet, const char *stu
 } /* namespace */
 
 extern "C" int dimse_move(const struct dimse_peer *peer, const char *dest_aet,
-	const char *study_uid, const char *series_uid, const char *const *sops, int nsops,
-	struct dimse_counts *counts, char err[DCM_ERR_MAX])
+	const char *patient_id, const char *study_uid, const char *series_uid,
+	const char *const *sops, int nsops, struct dimse_counts *counts, char err[DCM_ERR_MAX])
 {
 	err[0] = '\0';
 	try {
-		return do_move(peer, dest_aet, study_uid, series_uid, sops, nsops, counts, err);
+		return do_move(peer, dest_aet, patient_id, study_uid, series_uid, sops, nsops, counts, err);
 	} catch (const std::exception &e) {
 		set_err(err, "DCMTK error: %s", e.what());
 	} catch (...) {

@@ -36,10 +36,25 @@ bool aet_ok(const char *s);
 int check_peer(const struct dimse_peer *p, char *err);
 /* AE titles, host, port, timeouts and DIMSE mode of scu from p. */
 void configure(DcmSCU &scu, const struct dimse_peer *p);
-/* initNetwork + negotiateAssociation, then the accepted presentation
- * context of the Q/R class; 0 and a message on failure. */
-T_ASC_PresentationContextID associate(DcmSCU &scu, const struct dimse_peer *p,
-	const char *qr_class, const char *what, char *err);
+/* initNetwork + negotiateAssociation; -1 and a message on failure. */
+int associate(DcmSCU &scu, const struct dimse_peer *p, const char *what, char *err);
+
+/* A Q/R service's two information models (Patient Root is tried first,
+ * Study Root is the fallback): find_models, get_models, move_models. */
+struct qr_models {
+	const char *patient_root, *study_root;
+};
+extern const struct qr_models find_models, get_models, move_models;
+/* Whether a request at level for patient_id fits Patient Root's hierarchy. */
+bool patient_root_fits(enum dimse_level level, const char *patient_id);
+/* Propose Study Root, and Patient Root first when patient_root. */
+void propose_models(DcmSCU &scu, const struct qr_models &m, bool patient_root);
+/* After associate: the accepted context, Patient Root's when patient_root
+ * and the PACS took it, else Study Root's; *model says which.  0 with err
+ * when neither was accepted. */
+T_ASC_PresentationContextID model_context(DcmSCU &scu, const struct dimse_peer *p,
+	const struct qr_models &m, bool patient_root, const char **model, const char *what,
+	char *err);
 /* The Error Comment (0000,0902) of a status detail, or "". */
 std::string error_comment(DcmDataset *detail);
 
@@ -51,10 +66,12 @@ extern const size_t nstore_syntaxes;
 /* A UID: 1-64 characters, no backslash. */
 bool uid_ok(const char *s);
 /* The identifier of a retrieval: the series (sops NULL), or those nsops
- * instances of it at IMAGE level; fn and op name the caller in messages
+ * instances of it at IMAGE level, with PatientID when patient_id is not
+ * NULL (Patient Root); fn and op name the caller in messages
  * ("dimse_get", "C-GET").  -1 with err. */
-int retrieve_identifier(DcmDataset &q, const char *study_uid, const char *series_uid,
-	const char *const *sops, int nsops, const char *fn, const char *op, char *err);
+int retrieve_identifier(DcmDataset &q, const char *patient_id, const char *study_uid,
+	const char *series_uid, const char *const *sops, int nsops, const char *fn,
+	const char *op, char *err);
 /* An instance has been received bit-preserving into path (rx_bytes
  * dataset bytes, from the progress notifications), for a C-STORE that
  * announced SOP instance sop_uid: fsync path, check its size, read its

@@ -190,37 +190,80 @@ void configure(DcmSCU &scu, const struct dimse_peer *p)
 	scu.setConnectionTimeout((Sint32)p->timeout);
 }
 
-/* initNetwork + negotiateAssociation, then the accepted presentation
- * context of the Q/R class; 0 and a message on failure. */
-T_ASC_PresentationContextID associate(DcmSCU &scu, const struct dimse_peer *p,
-	const char *qr_class, const char *what, char *err)
+/* initNetwork + negotiateAssociation; -1 and a message on failure. */
+int associate(DcmSCU &scu, const struct dimse_peer *p, const char *what, char *err)
 {
 	OFCondition c = scu.initNetwork();
 	if (c.bad()) {
 		set_err(err, "%s to %s:%d: cannot set up the association: %s",
 			what, p->host, p->port, c.text());
-		return 0;
+		return -1;
 	}
 	c = scu.negotiateAssociation();
 	if (c == DUL_ASSOCIATIONREJECTED) {
 		set_err(err, "%s:%d rejected the association (called AE \"%s\", calling AE \"%s\"): %s",
 			p->host, p->port, p->called_aet, p->calling_aet, c.text());
-		return 0;
+		return -1;
 	}
 	if (c == NET_EC_NoAcceptablePresentationContexts) {
 		set_err(err, "%s:%d (%s) accepted no presentation context for %s",
 			p->host, p->port, p->called_aet, what);
-		return 0;
+		return -1;
 	}
 	if (c.bad()) {
 		set_err(err, "cannot connect to %s:%d (%s): %s",
 			p->host, p->port, p->called_aet, c.text());
-		return 0;
+		return -1;
 	}
-	T_ASC_PresentationContextID pc = scu.findAnyPresentationContextID(qr_class, "");
-	if (pc == 0)
-		set_err(err, "%s:%d (%s) does not offer %s (%s)",
-			p->host, p->port, p->called_aet, what, qr_class);
+	return 0;
+}
+
+const struct qr_models find_models = {
+	UID_FINDPatientRootQueryRetrieveInformationModel,
+	UID_FINDStudyRootQueryRetrieveInformationModel,
+};
+const struct qr_models get_models = {
+	UID_GETPatientRootQueryRetrieveInformationModel,
+	UID_GETStudyRootQueryRetrieveInformationModel,
+};
+const struct qr_models move_models = {
+	UID_MOVEPatientRootQueryRetrieveInformationModel,
+	UID_MOVEStudyRootQueryRetrieveInformationModel,
+};
+
+bool patient_root_fits(enum dimse_level level, const char *patient_id)
+{
+	if (level == DIMSE_PATIENT)
+		return true;
+	/* Below the patient, Patient Root's hierarchy needs its unique key:
+	 * one PatientID, matched exactly (no wildcard, no second value). */
+	return patient_id != NULL && patient_id[0] != '\0' &&
+		strpbrk(patient_id, "*?\\") == NULL;
+}
+
+void propose_models(DcmSCU &scu, const struct qr_models &m, bool patient_root)
+{
+	OFList<OFString> ts;
+	ts.push_back(UID_LittleEndianExplicitTransferSyntax);
+	ts.push_back(UID_LittleEndianImplicitTransferSyntax);
+	if (patient_root)
+		scu.addPresentationContext(m.patient_root, ts);
+	scu.addPresentationContext(m.study_root, ts);
+}
+
+T_ASC_PresentationContextID model_context(DcmSCU &scu, const struct dimse_peer *p,
+	const struct qr_models &m, bool patient_root, const char **model, const char *what,
+	char *err)
+{
+	T_ASC_PresentationContextID pc = 0;
+	*model = NULL;
+	if (patient_root && (pc = scu.findAnyPresentationContextID(m.patient_root, "")) != 0)
+		*model = m.patient_root;
+	else if ((pc = scu.findAnyPresentationContextID(m.study_root, "")) != 0)
+		*model = m.study_root;
+	else
+		set_err(err, "%s:%d (%s) accepted neither Patient Root nor Study Root %s",
+			p->host, p->port, p->called_aet, what);
 	return pc;
 }
 

@@ -47,9 +47,20 @@ struct dimse_match {
 /* Called for each match; a non-zero return cancels the C-FIND. */
 typedef int dimse_match_fn(void *arg, const struct dimse_match *m);
 
-/* C-FIND at level with Study Root (Patient Root for DIMSE_PATIENT). */
+/* dimse_find's return when a PATIENT-level C-FIND was asked of a PACS
+ * that refused the Patient Root model: query at STUDY level instead. */
+enum { DIMSE_NO_PATIENT_ROOT = -2 };
+
+/* C-FIND at level.  Both information models are proposed; Patient Root is
+ * used when the PACS accepts it and the query fits its hierarchy (PATIENT
+ * level, or an exact patient_id below it), else Study Root.  -1 with err,
+ * or DIMSE_NO_PATIENT_ROOT. */
 int dimse_find(const struct dimse_peer *peer, enum dimse_level level,
     const struct dimse_keys *keys, dimse_match_fn *fn, void *arg, char err[DCM_ERR_MAX]);
+
+/* The most SOP classes one dimse_get can take (presentation contexts are
+ * at most 128, each class needs one per storage transfer syntax). */
+int dimse_get_max_classes(void);
 
 /* Sub-operation counts of the final C-GET response, to be checked against
  * what actually arrived. */
@@ -65,11 +76,14 @@ struct dimse_counts {
 typedef int dimse_store_fn(void *arg, const struct dcm_header *h, const char *tmp_path);
 
 /* C-GET the series (all of it when sops is NULL, else those SOP instances,
- * IMAGE level) with the storage role negotiated for the given SOP classes
- * (the classes the series holds, from the query; never every storage
- * class: an association carries at most 128 presentation contexts).
- * Arriving instances are written under tmp_prefix + a counter. */
-int dimse_get(const struct dimse_peer *peer, const char *study_uid, const char *series_uid,
+ * IMAGE level) of patient patient_id with the storage role negotiated for
+ * the given SOP classes (the classes the series holds, from the query;
+ * never every storage class: an association carries at most 128
+ * presentation contexts; at most dimse_get_max_classes()).  Patient Root
+ * or Study Root as dimse_find.  Arriving instances are written under
+ * tmp_prefix + a counter. */
+int dimse_get(const struct dimse_peer *peer, const char *patient_id,
+    const char *study_uid, const char *series_uid,
     const char *const *sops, int nsops, const char *const *sop_classes, int nclasses,
     const char *tmp_prefix, dimse_store_fn *fn, void *arg, struct dimse_counts *counts,
     char err[DCM_ERR_MAX]);
@@ -104,8 +118,9 @@ void dimse_scp_stop(struct dimse_scp *scp);
 
 /* C-MOVE the series (or those SOP instances, IMAGE level) to dest_aet;
  * returns when the PACS sends its final response, by which time every
- * C-STORE it made has been answered.  Counts as for dimse_get. */
-int dimse_move(const struct dimse_peer *peer, const char *dest_aet, const char *study_uid,
+ * C-STORE it made has been answered.  Model and counts as for dimse_get. */
+int dimse_move(const struct dimse_peer *peer, const char *dest_aet,
+    const char *patient_id, const char *study_uid,
     const char *series_uid, const char *const *sops, int nsops, struct dimse_counts *counts,
     char err[DCM_ERR_MAX]);
 

@@ -10,8 +10,11 @@ void
 bucket_init(struct bucket *b, int per_minute)
 {
 	pthread_mutex_init(&b->mu, NULL);
-	b->per_ns = per_minute / 60e9;
-	b->burst = per_minute / 60.0 < 1 ? 1 : per_minute / 60.0;
+	/* No bursts: one token saved up at most, and the rest of the
+	 * minute's worth spread evenly, so that any 60 s holds at most
+	 * per_minute requests (1 + (per_minute - 1) refills). */
+	b->burst = 1;
+	b->per_ns = (per_minute > 1 ? per_minute - 1 : 1) / 60e9;
 	b->tokens = b->burst;
 	b->last = mono_ns();
 }

@@ -19,7 +19,8 @@ struct bucket {
 	int64_t last;             /* mono_ns() of the last refill */
 };
 
-/* A bucket for rate requests a minute, bursting to a second's worth. */
+/* A bucket for per_minute requests a minute: never more in any 60 s,
+ * evenly spaced (60 / (per_minute - 1) s apart), no bursts. */
 void bucket_init(struct bucket *b, int per_minute);
 void bucket_free(struct bucket *b);
 /* Take one token, waiting for it; -1 if *cancel became set meanwhile. */
