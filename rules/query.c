@@ -74,11 +74,14 @@ merge(struct ctx *ctx, struct query_result *r, int *nnew, int *ngone)
 	}
 	if (!r->complete)
 		return;
+	/* Gone: not seen by a query that covered it, i.e. of a patient and
+	 * modality and date [select] asks for now. */
 	for (int i = 0; i < c->np; i++)
 		for (int j = 0; j < c->p[i]->nseries; j++) {
 			struct series *s = c->p[i]->series[j];
 
-			if (s->seen || s->gone)
+			if (s->seen || s->gone || !select_patient(ctx->sel, c->p[i]->id) ||
+			    !select_series(ctx->sel, s->modality, s->study_date))
 				continue;
 			s->gone = 1;
 			s->dirty = 1;

@@ -28,6 +28,7 @@ Two helper modes for tests that corrupt files:
     gen_series.py --patch FILE KEY=VALUE...   set data elements (by keyword)
                                               and write FILE back; the file
                                               meta header follows SOPInstanceUID
+                                              and SOPClassUID
     gen_series.py --show FILE                 print PatientID, StudyInstanceUID,
                                               SeriesInstanceUID, SOPInstanceUID
 """
@@ -120,6 +121,8 @@ def patch(path, assignments):
         setattr(ds, key, value)
         if key == "SOPInstanceUID":
             ds.file_meta.MediaStorageSOPInstanceUID = value
+        if key == "SOPClassUID":
+            ds.file_meta.MediaStorageSOPClassUID = value
         if key == "PatientID" and not is_ascii(value):
             ds.SpecificCharacterSet = "ISO_IR 192"
     pydicom.dcmwrite(path, ds, write_like_original=False)
