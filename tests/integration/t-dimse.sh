@@ -58,6 +58,26 @@ exit_is "all restores it" 0
 has_line "the download fetched 1 instance, not the whole series" "$OUT" "download +TH-02-BB $se .*1 instances"
 check "TH-02-BB's archive is still complete" "$(zip_list "$(archive_of TH-02-BB)")" "$(entries_of TH-02-BB)"
 
+section "a series of 13 SOP classes: more than one C-GET association can offer"
+# 13 classes x 11 transfer syntaxes = 143 presentation contexts, past the
+# 128 one association may carry: a C-GET must be split by class.
+gen --outdir "$T/many" --patient TH-04-DD --studies 1 --series 1 --instances 13 --seed d4
+classes="1.2.840.10008.5.1.4.1.1.2 1.2.840.10008.5.1.4.1.1.4 1.2.840.10008.5.1.4.1.1.7
+	1.2.840.10008.5.1.4.1.1.1 1.2.840.10008.5.1.4.1.1.1.1 1.2.840.10008.5.1.4.1.1.6.1
+	1.2.840.10008.5.1.4.1.1.20 1.2.840.10008.5.1.4.1.1.128 1.2.840.10008.5.1.4.1.1.12.1
+	1.2.840.10008.5.1.4.1.1.12.2 1.2.840.10008.5.1.4.1.1.481.1 1.2.840.10008.5.1.4.1.1.77.1.4
+	1.2.840.10008.5.1.4.1.1.1.2"
+set -- $classes
+while IFS=$'\t' read -r _ _ _ src; do
+	"$PY" "$TESTS/gen_series.py" --patch "$src" "SOPClassUID=$1"
+	shift
+done < <(instances_of TH-04-DD)
+orthanc_upload "$T/many"
+run -j2 all
+exit_is "all fetches a series of 13 SOP classes" 0
+check "TH-04-DD's archive holds all 13 instances" "$(zip_list "$(archive_of TH-04-DD)")" \
+	"$(entries_of TH-04-DD)"
+
 section "wrong called AE title"
 write_dimse_config pacs.called_aet=NOBODY
 run -n
