@@ -66,3 +66,79 @@ write_dimse_config() {
 		pacs.move_destination=THLHP "pacs.store_port=$STORE_PORT" \
 		pacs.timeout=10 pacs.retries=1 "$@"
 }
+
+# ---- dimseproxy: a logging, fault-injecting proxy (tests/dimseproxy.py) ----
+# proxy_start NAME:LISTEN_PORT:TARGET_HOST:TARGET_PORT... : start the proxy
+# with those routes and wait until it listens; sets PROXY_PID, PROXY_LOG
+# ($LOG/proxy.log, one line per DIMSE command, see dimseproxy.py) and
+# PROXY_CTL (its control file).  Its stderr goes to $LOG/proxy.err.
+proxy_start() {
+	local r args=()
+	PROXY_LOG=$LOG/proxy.log PROXY_CTL=$T/proxy.ctl
+	for r in "$@"; do args+=(--route "$r"); done
+	rm -f "$T/proxy.ready"
+	"$PY" "$TESTS/dimseproxy.py" "${args[@]}" --log "$PROXY_LOG" --control "$PROXY_CTL" \
+		--ready "$T/proxy.ready" 2>>"$LOG/proxy.err" &
+	PROXY_PID=$!
+	BGPIDS="$BGPIDS $PROXY_PID"
+	for _ in $(seq 1 100); do
+		[ -s "$T/proxy.ready" ] && return 0
+		kill -0 "$PROXY_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	say "FAIL: dimseproxy did not start; its stderr:"
+	tail -n 20 "$LOG/proxy.err"
+	exit 1
+}
+
+# proxy_mode MODE [ARGS...] : pass | drop N | reset P SEED | blackhole |
+# refuse.  Replaces the control file by rename, signals the proxy and returns
+# once the proxy has logged that it read it (1 if it did not within 3 s).
+proxy_mode() {
+	local n
+	n=$(grep -c ' MODE ' "$PROXY_LOG" 2>/dev/null)
+	printf '%s\n' "$*" >"$PROXY_CTL.new" && mv -f "$PROXY_CTL.new" "$PROXY_CTL"
+	kill -HUP "$PROXY_PID" 2>/dev/null || return 1
+	for _ in $(seq 1 60); do
+		[ "$(grep -c ' MODE ' "$PROXY_LOG")" -gt "$n" ] && return 0
+		sleep 0.05
+	done
+	say "    dimseproxy did not acknowledge mode: $*"
+	return 1
+}
+
+# proxy_stop : SIGTERM the proxy and wait for it.
+proxy_stop() {
+	kill "$PROXY_PID" 2>/dev/null
+	wait "$PROXY_PID" 2>/dev/null
+	return 0
+}
+
+# proxy_count COMMAND [ROUTE [DIR]] : how many log lines have that COMMAND
+# (C-STORE-RQ, CONNECT, FAULT, PARSE-ERROR, ...), on ROUTE, in DIR (c2s/s2c).
+proxy_count() {
+	awk -v c="$1" -v r="${2:-}" -v d="${3:-}" \
+		'$4 == c && (r == "" || $2 == r) && (d == "" || $3 == d) { n++ } END { print n + 0 }' "$PROXY_LOG"
+}
+
+# proxy_uids COMMAND [ROUTE] : the SOP instance UIDs of COMMAND's lines, sorted.
+proxy_uids() {
+	awk -v c="$1" -v r="${2:-}" '$4 == c && (r == "" || $2 == r) && $5 != "-" { print $5 }' "$PROXY_LOG" | sort
+}
+
+# proxy_cpu : CPU seconds (user + system) the proxy has used so far.
+proxy_cpu() {
+	local tck
+	tck=$(getconf CLK_TCK)
+	sed 's/.*) //' "/proc/$PROXY_PID/stat" | awk -v t="$tck" '{ printf "%.2f\n", ($12 + $13) / t }'
+}
+
+# proxy_wait COMMAND N [ROUTE [DIR]] : wait (up to 5 s) until proxy_count
+# COMMAND ROUTE DIR reaches N; 1 if it does not.
+proxy_wait() {
+	for _ in $(seq 1 100); do
+		[ "$(proxy_count "$1" "${3:-}" "${4:-}")" -ge "$2" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}

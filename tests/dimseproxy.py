@@ -1,0 +1,506 @@
+#!/usr/bin/python3
+"""dimseproxy.py - a TCP proxy for the integration tests: it logs every DIMSE
+command that passes through it and injects the faults of a real site link.
+
+    dimseproxy.py --route NAME:LISTEN_PORT:TARGET_HOST:TARGET_PORT [--route ...]
+                  --log FILE --control FILE [--ready FILE]
+
+Each route listens on 127.0.0.1:LISTEN_PORT and forwards every connection it
+accepts to TARGET_HOST:TARGET_PORT, bytes unchanged and as soon as they
+arrive; a half-close is passed on, a reset from one peer resets the other.
+--ready FILE gets the proxy's pid once every route listens.  SIGTERM/SIGINT:
+close everything and exit.  Standard library only, one thread, one selector,
+no busy loops: idle, it wakes every 100 ms to read the control file.
+
+Log, appended, one write per line; fault lines have seven fields:
+    <unix time> <route> c2s|s2c <COMMAND> <SOP instance UID|-> <status|->
+    <unix time> <route> - CONNECT|CLOSE - -
+    <unix time> <route> c2s|s2c PARSE-ERROR - -     (once per connection)
+    <unix time> <route> - FAULT <kind> - -
+    <unix time> - - MODE <the mode, words joined by ':'> -
+c2s: sent by the connecting side.  COMMAND: C-ECHO-RQ, C-FIND-RSP, ...,
+C-CANCEL-RQ, or the CommandField as 0xNNNN.  UID: Affected, else Requested
+SOP Instance UID.  Status: 0xNNNN, upper case.  The line is written before
+the bytes are passed on.  Fault kinds: drop, reset, hold (a connection stopped
+by blackhole), held-reset (reset as the blackhole ends), refuse (closed by
+refuse), unlisten, relisten.  MODE is logged when the mode changes and on
+every SIGHUP (an acknowledgement to wait for).  Parse errors are explained
+on stderr.  DIMSE parsing: upper-layer PDUs (type, reserved, 4-byte length),
+P-DATA-TF PDVs (4-byte length, context id, control header: bit 0 command,
+bit 1 last fragment), command sets in Implicit VR Little Endian.
+
+Control file: its first line, re-read every 100 ms and on SIGHUP.
+    pass          forward normally (also when the file is missing or empty)
+    drop N        close a connection (both sides) once it has forwarded N
+                  bytes, both directions together (a peer with unread data
+                  in our socket sees a reset rather than a FIN: Linux close)
+    reset P SEED  for each chunk read, with probability P reset both sides
+                  (SO_LINGER 0 + close: the peers see ECONNRESET) instead of
+                  forwarding it; random.Random(SEED) is made when it is set
+    blackhole     the nightly link drop: existing connections stop (nothing
+                  more is read or delivered, TCP buffers fill up); new ones
+                  are accepted but not connected onwards.  Leaving blackhole
+                  resets every held connection
+    refuse        close the listening sockets (ECONNREFUSED) and every
+                  connection; any other mode listens again on the same ports
+"""
+
+import argparse
+import errno
+import os
+import random
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+
+CHUNK = 256 * 1024      # one recv
+HIGH_WATER = 1 << 20    # stop reading a side while this much waits for the other
+POLL = 0.1              # control file period, seconds
+MAX_COMMAND = 1 << 20   # a larger command set is a parse error
+READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+OTHER, DIRECTION = {"c": "s", "s": "c"}, {"c": "c2s", "s": "s2c"}
+COMMANDS = {
+    0x0001: "C-STORE-RQ", 0x8001: "C-STORE-RSP", 0x0010: "C-GET-RQ", 0x8010: "C-GET-RSP",
+    0x0020: "C-FIND-RQ", 0x8020: "C-FIND-RSP", 0x0021: "C-MOVE-RQ", 0x8021: "C-MOVE-RSP",
+    0x0030: "C-ECHO-RQ", 0x8030: "C-ECHO-RSP", 0x0FFF: "C-CANCEL-RQ",
+}
+
+
+def warn(msg):
+    print("dimseproxy: %s" % msg, file=sys.stderr, flush=True)
+
+
+# ---- DICOM upper layer --------------------------------------------------
+
+class ParseError(ValueError):
+    """The stream is not (or no longer) DICOM upper layer as we know it."""
+
+
+def parse_command(buf):
+    """A command set (Implicit VR Little Endian) -> (name, uid, status)."""
+    fields, off = {}, 0
+    while off < len(buf):
+        if len(buf) - off < 8:
+            raise ParseError("truncated element at offset %d of a command set" % off)
+        group, elem, length = struct.unpack_from("<HHI", buf, off)
+        off += 8
+        if group != 0 or length > len(buf) - off:
+            raise ParseError("element (%04x,%04x) of %d bytes in a command set" % (group, elem, length))
+        fields[elem], off = buf[off:off + length], off + length
+    if len(fields.get(0x0100, b"")) != 2:
+        raise ParseError("command set without CommandField")
+    field = struct.unpack("<H", fields[0x0100])[0]
+    raw = (fields.get(0x1000) or fields.get(0x1001) or b"").decode("latin-1").rstrip("\0 ")
+    uid = "".join(c if c.isprintable() and not c.isspace() else "?" for c in raw) or "-"
+    status = "-"
+    if len(fields.get(0x0900, b"")) == 2:
+        status = "0x%04X" % struct.unpack("<H", fields[0x0900])[0]
+    return COMMANDS.get(field, "0x%04X" % field), uid, status
+
+
+class DimseParser:
+    """Follows one direction of an upper-layer stream, holding no more than a
+    command set; calls emit(name, uid, status) for each complete command.
+    States: "pdu"/"pdv" collect a 6-byte PDU/PDV header, "skip" passes over a
+    PDU that is not P-DATA-TF, "value" is inside a PDV."""
+
+    def __init__(self, emit):
+        self.emit, self.state, self.head = emit, "pdu", b""
+        self.pdu_left = self.pdv_left = self.flags = 0
+        self.command = bytearray()
+
+    def feed(self, data):
+        i, n = 0, len(data)
+        while i < n:
+            if self.state in ("pdu", "pdv"):
+                take = min(6 - len(self.head), n - i)
+                self.head += data[i:i + take]
+                i += take
+                if self.state == "pdv":
+                    self.pdu_left -= take
+                if len(self.head) == 6:
+                    head, self.head = self.head, b""
+                    (self.pdu_header if self.state == "pdu" else self.pdv_header)(head)
+            elif self.state == "skip":
+                take = min(self.pdu_left, n - i)
+                i, self.pdu_left = i + take, self.pdu_left - take
+                if self.pdu_left == 0:
+                    self.state = "pdu"
+            else:
+                take = min(self.pdv_left, n - i)
+                if self.flags & 1:
+                    self.command += data[i:i + take]
+                    if len(self.command) > MAX_COMMAND:
+                        raise ParseError("command set over %d bytes" % MAX_COMMAND)
+                i, self.pdv_left, self.pdu_left = i + take, self.pdv_left - take, self.pdu_left - take
+                if self.pdv_left == 0:
+                    self.pdv_end()
+
+    def pdu_header(self, head):
+        kind, length = head[0], struct.unpack(">I", head[2:6])[0]
+        if not 1 <= kind <= 7:
+            raise ParseError("PDU type 0x%02x" % kind)
+        if kind == 4 and length < 6:
+            raise ParseError("P-DATA-TF of %d bytes" % length)
+        if length:
+            self.state, self.pdu_left = "pdv" if kind == 4 else "skip", length
+
+    def pdv_header(self, head):
+        length = struct.unpack(">I", head[0:4])[0]
+        if length < 2 or length - 2 > self.pdu_left:
+            raise ParseError("PDV of %d bytes, %d left in its PDU" % (length, self.pdu_left))
+        self.flags, self.pdv_left, self.state = head[5], length - 2, "value"
+        if self.pdv_left == 0:
+            self.pdv_end()
+
+    def pdv_end(self):
+        if (self.flags & 3) == 3:           # the last fragment of a command
+            command, self.command = bytes(self.command), bytearray()
+            self.emit(*parse_command(command))
+        if 0 < self.pdu_left < 6:
+            raise ParseError("%d stray bytes at the end of a P-DATA-TF" % self.pdu_left)
+        self.state = "pdv" if self.pdu_left else "pdu"
+
+
+# ---- one proxied connection ---------------------------------------------
+
+class Conn:
+    """Side "c" is the connecting peer, side "s" the target.  out[x]: bytes
+    waiting to be written to x; eof[x]: x sent its FIN; shut[x]: we sent x
+    ours; events[x]: what x's socket is registered for."""
+
+    def __init__(self, proxy, route, sock):
+        self.p, self.route = proxy, route
+        self.sock = {"c": sock, "s": None}
+        self.out = {"c": bytearray(), "s": bytearray()}
+        self.eof, self.shut = {"c": False, "s": False}, {"c": False, "s": False}
+        self.events = {"c": 0, "s": 0}
+        self.parser = {x: DimseParser(self.emitter(x)) for x in "cs"}
+        self.parsing, self.connecting, self.held, self.closed = True, False, False, False
+        self.count = 0                      # bytes forwarded, both directions
+
+    def emitter(self, side):
+        return lambda *msg: self.p.log(self.route.name, DIRECTION[side], *msg)
+
+    def fault(self, kind):
+        self.p.log(self.route.name, "-", "FAULT", kind, "-", "-")
+
+    def connect(self):
+        r = self.route
+        s = self.sock["s"] = socket.socket(r.family, socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        err = s.connect_ex(r.addr)
+        self.connecting = err in (errno.EINPROGRESS, errno.EAGAIN)
+        if err and not self.connecting:
+            self.connect_failed(err)
+
+    def connected(self):
+        err = self.sock["s"].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            return self.connect_failed(err)
+        self.connecting = False
+        self.flush("s")
+
+    def connect_failed(self, err):
+        warn("%s: connect to %s: %s" % (self.route.name, self.route.addr, os.strerror(err)))
+        self.close(reset=True)
+
+    def hold(self):
+        if not self.held:
+            self.held = True
+            self.fault("hold")
+            self.update()
+
+    def readable(self, side):
+        other = OTHER[side]
+        try:
+            data = self.sock[side].recv(CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return self.close(reset=True)   # one peer's reset resets the other
+        if not data:
+            self.eof[side] = True
+            return self.flush(other)
+        mode = self.p.mode
+        if mode[0] == "reset" and self.p.rng.random() < mode[1]:
+            self.fault("reset")
+            return self.close(reset=True)
+        drop = mode[0] == "drop" and self.count + len(data) >= mode[1]
+        if drop:
+            data = data[:max(0, mode[1] - self.count)]
+        self.count += len(data)
+        self.parse(side, data)              # log first: the peers react to what we send
+        self.out[other] += data
+        self.flush(other)
+        if drop and not self.closed:
+            self.fault("drop")
+            self.close()
+
+    def parse(self, side, data):
+        if self.parsing:
+            try:
+                self.parser[side].feed(data)
+            except Exception as e:          # never let parsing break forwarding
+                self.parsing = False
+                self.p.log(self.route.name, DIRECTION[side], "PARSE-ERROR", "-", "-")
+                warn("%s %s: parse error, no more parsing of this connection: %s"
+                     % (self.route.name, DIRECTION[side], e))
+
+    def flush(self, side):
+        """Write what waits for side; pass a half-close on; close when both are."""
+        sock, buf = self.sock[side], self.out[side]
+        if self.closed or self.held or sock is None or (side == "s" and self.connecting):
+            return
+        while buf:
+            try:
+                del buf[:sock.send(buf)]
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return self.close(reset=True)
+        if self.eof[OTHER[side]] and not self.shut[side]:
+            self.shut[side] = True
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        if self.shut["c"] and self.shut["s"]:
+            self.close()
+
+    def update(self):
+        """Register each socket for what it can do now (nothing when held)."""
+        for side, other in (("c", "s"), ("s", "c")):
+            sock, ev = self.sock[side], 0
+            if self.closed or sock is None or self.held:
+                pass
+            elif side == "s" and self.connecting:
+                ev = WRITE
+            else:
+                if not self.eof[side] and len(self.out[other]) < HIGH_WATER:
+                    ev |= READ
+                if self.out[side]:
+                    ev |= WRITE
+            if ev != self.events[side]:
+                if not self.events[side]:
+                    self.p.sel.register(sock, ev, (self, side))
+                elif not ev:
+                    self.p.sel.unregister(sock)
+                else:
+                    self.p.sel.modify(sock, ev, (self, side))
+                self.events[side] = ev
+
+    def close(self, reset=False):
+        if self.closed:
+            return
+        self.closed = True
+        self.update()                       # unregisters everything
+        for sock in filter(None, self.sock.values()):
+            try:
+                if reset:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+            sock.close()
+        self.p.conns.discard(self)
+        self.p.log(self.route.name, "-", "CLOSE", "-", "-")
+
+
+# ---- the proxy ----------------------------------------------------------
+
+class Route:
+    def __init__(self, spec):
+        try:
+            name, port, rest = spec.split(":", 2)
+            host, tport = rest.rsplit(":", 1)
+            info = socket.getaddrinfo(host.strip("[]"), int(tport), type=socket.SOCK_STREAM)
+            self.name, self.port = name, int(port)
+        except (ValueError, OSError) as e:
+            raise argparse.ArgumentTypeError("bad route %r: %s" % (spec, e))
+        if not name or any(c.isspace() for c in name):
+            raise argparse.ArgumentTypeError("bad route name %r" % name)
+        self.family, self.addr, self.lsock = info[0][0], info[0][4], None
+
+
+def parse_mode(line):
+    w = line.split()
+    if not w or w == ["pass"]:
+        return ("pass",)
+    if w[0] == "drop" and len(w) == 2 and int(w[1]) >= 0:
+        return ("drop", int(w[1]))
+    if w[0] == "reset" and len(w) == 3 and 0 <= float(w[1]) <= 1:
+        return ("reset", float(w[1]), w[2])
+    if w in (["blackhole"], ["refuse"]):
+        return (w[0],)
+    raise ValueError(line)
+
+
+class Proxy:
+    def __init__(self, routes, log, control):
+        self.routes, self.control = routes, control
+        self.logfd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.sel, self.conns = selectors.DefaultSelector(), set()
+        self.mode, self.rng, self.text = ("pass",), random.Random(0), None
+        self.stop = self.hup = False
+        self.wake_r, self.wake_w = socket.socketpair()    # signal.set_wakeup_fd
+        self.wake_r.setblocking(False)
+        self.wake_w.setblocking(False)
+        self.sel.register(self.wake_r, READ, None)
+
+    def log(self, *fields):
+        line = "%.6f %s\n" % (time.time(), " ".join(fields))
+        os.write(self.logfd, line.encode("ascii", "replace"))
+
+    def listen(self, r):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", r.port))
+            s.listen(128)
+        except OSError:
+            s.close()
+            raise
+        s.setblocking(False)
+        r.lsock = s
+        self.sel.register(s, READ, r)
+
+    def ensure_listening(self):
+        for r in self.routes:
+            if r.lsock is None and self.mode[0] != "refuse":
+                try:
+                    self.listen(r)
+                    self.log(r.name, "-", "FAULT", "relisten", "-", "-")
+                except OSError as e:        # tried again at the next poll
+                    warn("%s: listen on 127.0.0.1:%d: %s" % (r.name, r.port, e))
+
+    def accept(self, r):
+        while r.lsock:
+            try:
+                sock = r.lsock.accept()[0]
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:            # EMFILE and the like: do not spin
+                warn("%s: accept: %s" % (r.name, e))
+                return time.sleep(POLL)
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            c = Conn(self, r, sock)
+            self.conns.add(c)
+            self.log(r.name, "-", "CONNECT", "-", "-")
+            if self.mode[0] == "blackhole":
+                c.hold()
+            elif self.mode[0] == "drop" and self.mode[1] == 0:
+                c.fault("drop")
+                c.close()
+            else:
+                c.connect()
+            c.update()
+
+    def poll_control(self, ack):
+        try:
+            with open(self.control, encoding="utf-8", errors="replace") as f:
+                text = f.readline()
+        except FileNotFoundError:
+            text = ""
+        except OSError as e:
+            return warn("control file: %s" % e)
+        if text == self.text and not ack:
+            return
+        self.text = text
+        try:
+            mode = parse_mode(text)
+        except ValueError:
+            warn("control file: not a mode, keeping %s: %r" % (self.mode[0], text))
+            return self.log("-", "-", "MODE", "invalid", "-")
+        if mode != self.mode:
+            self.apply(mode)
+        self.log("-", "-", "MODE", ":".join(map(str, mode)), "-")
+
+    def apply(self, mode):
+        old, self.mode = self.mode, mode
+        for c in list(self.conns):
+            if old[0] == "blackhole":
+                c.fault("held-reset")
+                c.close(reset=True)
+            elif mode[0] == "blackhole":
+                c.hold()
+            elif mode[0] == "refuse" or (mode[0] == "drop" and c.count >= mode[1]):
+                c.fault(mode[0])
+                c.close()
+        if mode[0] == "reset":
+            seed = mode[2]
+            self.rng = random.Random(int(seed) if seed.lstrip("-").isdigit() else seed)
+        if mode[0] == "refuse":
+            for r in self.routes:
+                if r.lsock:
+                    self.sel.unregister(r.lsock)
+                    r.lsock.close()
+                    r.lsock = None
+                    self.log(r.name, "-", "FAULT", "unlisten", "-", "-")
+        self.ensure_listening()
+
+    def run(self):
+        next_poll = 0.0
+        while not self.stop:
+            now = time.monotonic()
+            if self.hup or now >= next_poll:
+                ack, self.hup = self.hup, False
+                self.poll_control(ack)
+                self.ensure_listening()
+                next_poll = now + POLL
+            for key, mask in self.sel.select(max(0.0, next_poll - time.monotonic())):
+                if key.data is None:
+                    try:
+                        self.wake_r.recv(4096)
+                    except OSError:
+                        pass
+                elif isinstance(key.data, Route):
+                    self.accept(key.data)
+                else:
+                    c, side = key.data
+                    if c.closed:            # closed by an earlier event of this round
+                        continue
+                    if side == "s" and c.connecting:
+                        c.connected()
+                    else:
+                        if mask & READ:
+                            c.readable(side)
+                        if mask & WRITE:
+                            c.flush(side)
+                    c.update()
+        for c in list(self.conns):
+            c.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description="DIMSE-logging, fault-injecting TCP proxy for tests")
+    ap.add_argument("--route", type=Route, action="append", required=True,
+                    metavar="NAME:LISTEN_PORT:TARGET_HOST:TARGET_PORT")
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--control", required=True)
+    ap.add_argument("--ready")
+    args = ap.parse_args()
+    proxy = Proxy(args.route, args.log, args.control)
+    signal.set_wakeup_fd(proxy.wake_w.fileno(), warn_on_full_buffer=False)
+    signal.signal(signal.SIGTERM, lambda *_: setattr(proxy, "stop", True))
+    signal.signal(signal.SIGINT, lambda *_: setattr(proxy, "stop", True))
+    signal.signal(signal.SIGHUP, lambda *_: setattr(proxy, "hup", True))
+    for r in args.route:
+        try:
+            proxy.listen(r)
+        except OSError as e:
+            sys.exit("dimseproxy: %s: listen on 127.0.0.1:%d: %s" % (r.name, r.port, e))
+    proxy.poll_control(False)
+    if args.ready:
+        with open(args.ready + ".tmp", "w") as f:
+            f.write("%d\n" % os.getpid())
+        os.replace(args.ready + ".tmp", args.ready)
+    proxy.run()
+
+
+if __name__ == "__main__":
+    main()
