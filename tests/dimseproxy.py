@@ -43,6 +43,17 @@ Control file: its first line, re-read every 100 ms and on SIGHUP.
                   resets every held connection
     refuse        close the listening sockets (ECONNREFUSED) and every
                   connection; any other mode listens again on the same ports
+    refuse-context UID...
+                  a PACS that will not take those abstract syntaxes: in the
+                  A-ASSOCIATE-AC of each new association, the presentation
+                  contexts the RQ proposed for them are marked refused
+                  (result 3); otherwise as pass
+
+A connection whose client speaks first with an HTTP method is logged as
+HTTP: one line per request, `<time> <route> c2s <METHOD> <target> -`.
+A DIMSE request about no SOP instance (C-FIND-RQ, C-GET-RQ, C-MOVE-RQ of a
+series) has its Affected SOP Class UID in the UID field: the information
+model in use.
 """
 
 import argparse
@@ -93,7 +104,12 @@ def parse_command(buf):
     if len(fields.get(0x0100, b"")) != 2:
         raise ParseError("command set without CommandField")
     field = struct.unpack("<H", fields[0x0100])[0]
-    raw = (fields.get(0x1000) or fields.get(0x1001) or b"").decode("latin-1").rstrip("\0 ")
+    # A request about no instance (C-FIND-RQ, C-GET-RQ...) names its class:
+    # the information model the association chose.
+    raw = fields.get(0x1000) or fields.get(0x1001) or b""
+    if not raw and not field & 0x8000:
+        raw = fields.get(0x0002, b"")
+    raw = raw.decode("latin-1").rstrip("\0 ")
     uid = "".join(c if c.isprintable() and not c.isspace() else "?" for c in raw) or "-"
     status = "-"
     if len(fields.get(0x0900, b"")) == 2:
@@ -165,6 +181,76 @@ class DimseParser:
         self.state = "pdv" if self.pdu_left else "pdu"
 
 
+class HttpParser:
+    """Follows the client side of an HTTP/1.1 stream: calls emit(method,
+    target, "-") for each request head.  Bodies with a Content-Length are
+    passed over; chunked request bodies are not expected (a parse error)."""
+
+    def __init__(self, emit):
+        self.emit, self.head, self.body_left = emit, bytearray(), 0
+
+    def feed(self, data):
+        i = 0
+        while i < len(data):
+            if self.body_left:
+                take = min(self.body_left, len(data) - i)
+                i, self.body_left = i + take, self.body_left - take
+                continue
+            keep = min(3, len(self.head))
+            end = (bytes(self.head[len(self.head) - keep:]) + data[i:]).find(b"\r\n\r\n")
+            if end < 0:
+                self.head += data[i:]
+                if len(self.head) > MAX_COMMAND:
+                    raise ParseError("HTTP head over %d bytes" % MAX_COMMAND)
+                return
+            cut = i + end + 4 - keep
+            self.head += data[i:cut]
+            i = cut
+            self.request(bytes(self.head))
+            self.head = bytearray()
+
+    def request(self, head):
+        lines = head.decode("latin-1").split("\r\n")
+        words = lines[0].split()
+        if len(words) != 3 or not words[2].startswith("HTTP/"):
+            raise ParseError("not an HTTP request line: %r" % lines[0][:80])
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                self.body_left = int(value.strip())
+            elif name.strip().lower() == "transfer-encoding":
+                raise ParseError("chunked request body")
+        self.emit(words[0], words[1], "-")
+
+
+def refuse_contexts(rq, ac, uids):
+    """A-ASSOCIATE-AC ac, with every presentation context whose abstract
+    syntax in the A-ASSOCIATE-RQ rq is one of uids marked refused (result 3,
+    abstract syntax not supported): the PACS that will not take them.
+    Same length, so it can go on as it is."""
+    def items(pdu):
+        off = 6 + 68                        # PDU header, fixed fields
+        while off + 4 <= len(pdu):
+            kind, length = pdu[off], struct.unpack_from(">H", pdu, off + 2)[0]
+            yield kind, off, length
+            off += 4 + length
+
+    syntax = {}
+    for kind, off, length in items(rq):
+        if kind == 0x20:                    # presentation context (RQ)
+            sub = off + 8
+            while sub + 4 <= off + 4 + length:
+                skind, slen = rq[sub], struct.unpack_from(">H", rq, sub + 2)[0]
+                if skind == 0x30:           # abstract syntax
+                    syntax[rq[off + 4]] = rq[sub + 4:sub + 4 + slen].decode("latin-1").rstrip("\0 ")
+                sub += 4 + slen
+    out = bytearray(ac)
+    for kind, off, length in items(ac):
+        if kind == 0x21 and syntax.get(ac[off + 4]) in uids and out[off + 6] == 0:
+            out[off + 6] = 3
+    return bytes(out)
+
+
 # ---- one proxied connection ---------------------------------------------
 
 class Conn:
@@ -181,6 +267,9 @@ class Conn:
         self.parser = {x: DimseParser(self.emitter(x)) for x in "cs"}
         self.parsing, self.connecting, self.held, self.closed = True, False, False, False
         self.count = 0                      # bytes forwarded, both directions
+        self.first = True                   # nothing read from the client yet
+        self.assoc = {"c": bytearray(), "s": bytearray()}   # refuse-context: PDUs held
+        self.rq = None                      # refuse-context: the A-ASSOCIATE-RQ
 
     def emitter(self, side):
         return lambda *msg: self.p.log(self.route.name, DIRECTION[side], *msg)
@@ -234,6 +323,14 @@ class Conn:
         if drop:
             data = data[:max(0, mode[1] - self.count)]
         self.count += len(data)
+        if side == "c" and self.first:
+            self.first = False
+            if data[:8].split(b" ")[0] in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS"):
+                self.parser = {"c": HttpParser(self.emitter("c")), "s": None}
+        if mode[0] == "refuse-context" and self.parser["s"] is not None:
+            data = self.associate(side, data, mode[1:])
+            if data is None:
+                return
         self.parse(side, data)              # log first: the peers react to what we send
         self.out[other] += data
         self.flush(other)
@@ -241,7 +338,26 @@ class Conn:
             self.fault("drop")
             self.close()
 
+    def associate(self, side, data, uids):
+        """Hold each side's first PDU until it is whole; rewrite the
+        A-ASSOCIATE-AC.  None while that PDU is incomplete."""
+        buf = self.assoc[side]
+        if buf is None:
+            return data
+        buf += data
+        if len(buf) < 6 or len(buf) < 6 + struct.unpack_from(">I", buf, 2)[0]:
+            return None
+        pdu, self.assoc[side] = bytes(buf), None
+        if side == "c" and pdu[0] == 1:
+            self.rq = pdu
+        elif side == "s" and pdu[0] == 2 and self.rq:
+            pdu = refuse_contexts(self.rq, pdu, uids)
+            self.fault("refuse-context")
+        return pdu
+
     def parse(self, side, data):
+        if self.parser[side] is None:
+            return
         if self.parsing:
             try:
                 self.parser[side].feed(data)
@@ -336,6 +452,8 @@ def parse_mode(line):
         return ("reset", float(w[1]), w[2])
     if w in (["blackhole"], ["refuse"]):
         return (w[0],)
+    if w[0] == "refuse-context" and len(w) >= 2:
+        return tuple(w)
     raise ValueError(line)
 
 

@@ -9,12 +9,31 @@ free_port() {
 
 # orthanc_start : start Orthanc (DICOM AE ORTHANC on $OR_DICOM, HTTP on
 # $OR_HTTP) that knows thlhp-make as AE THLHP at 127.0.0.1:$STORE_PORT.
+# Optional: OR_PLUGINS (JSON strings of plugin paths), OR_EXTRA (more JSON
+# members), OR_USERS (JSON members "user": "password": HTTP basic auth on;
+# set OR_CURL_USER=user:password for the helpers' own requests), OR_TLS_DIR
+# (its DICOM port speaks TLS only, with the certificate orthanc.crt and key
+# orthanc.key of that folder, and wants a client certificate signed by its
+# ca.crt; it sends C-MOVE'd instances to THLHP over TLS too, presenting the
+# same certificate).
 orthanc_start() {
+	local auth=false tls='' thlhp
+	[ -z "${OR_USERS:-}" ] || auth=true
 	OR_DIR=$T/orthanc
 	mkdir -p "$OR_DIR/db"
 	OR_DICOM=${OR_DICOM:-$(free_port)}
 	OR_HTTP=${OR_HTTP:-$(free_port)}
 	STORE_PORT=${STORE_PORT:-$(free_port)}
+	thlhp="[ \"THLHP\", \"127.0.0.1\", $STORE_PORT ]"
+	if [ -n "${OR_TLS_DIR:-}" ]; then
+		tls="
+  \"DicomTlsEnabled\": true,
+  \"DicomTlsCertificate\": \"$OR_TLS_DIR/orthanc.crt\",
+  \"DicomTlsPrivateKey\": \"$OR_TLS_DIR/orthanc.key\",
+  \"DicomTlsTrustedCertificates\": \"$OR_TLS_DIR/ca.crt\",
+  \"DicomTlsRemoteCertificateRequired\": true,"
+		thlhp="{ \"AET\": \"THLHP\", \"Host\": \"127.0.0.1\", \"Port\": $STORE_PORT, \"UseDicomTls\": true }"
+	fi
 	cat >"$OR_DIR/config.json" <<JSON
 {
   "Name": "thlhp-test",
@@ -24,17 +43,19 @@ orthanc_start() {
   "DicomPort": $OR_DICOM,
   "DicomAet": "ORTHANC",
   "RemoteAccessAllowed": false,
-  "AuthenticationEnabled": false,
-  "DicomCheckCalledAet": true,
-  "DicomModalities": { "thlhp": [ "THLHP", "127.0.0.1", $STORE_PORT ] },
-  "Plugins": []
+  "AuthenticationEnabled": $auth,
+  "RegisteredUsers": { ${OR_USERS:-} },
+  "DicomCheckCalledAet": true,$tls
+  "DicomModalities": { "thlhp": $thlhp },
+  "Plugins": [ ${OR_PLUGINS:-} ]${OR_EXTRA:+,
+  $OR_EXTRA}
 }
 JSON
 	TCP_NODELAY=1 Orthanc "$OR_DIR/config.json" >"$LOG/orthanc.log" 2>&1 &
 	OR_PID=$!
 	BGPIDS="$BGPIDS $OR_PID"
 	for _ in $(seq 1 100); do
-		curl -sf "http://127.0.0.1:$OR_HTTP/system" >/dev/null 2>&1 && return 0
+		curl -sf ${OR_CURL_USER:+-u "$OR_CURL_USER"} "http://127.0.0.1:$OR_HTTP/system" >/dev/null 2>&1 && return 0
 		kill -0 "$OR_PID" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -47,7 +68,8 @@ JSON
 orthanc_upload() {
 	local f
 	while IFS= read -r f; do
-		curl -sf -X POST "http://127.0.0.1:$OR_HTTP/instances" --data-binary @"$f" >/dev/null ||
+		curl -sf ${OR_CURL_USER:+-u "$OR_CURL_USER"} -X POST "http://127.0.0.1:$OR_HTTP/instances" \
+			--data-binary @"$f" >/dev/null ||
 			{ say "FAIL: upload of $f to Orthanc"; exit 1; }
 	done < <(find "$1" -name '*.dcm' -type f)
 }

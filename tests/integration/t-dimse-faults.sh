@@ -4,7 +4,8 @@
 # Retrieve with C-GET (RETRIEVE=move: t-dimse-faults-move.sh).
 #  - a full -j4 run: archives hold what was loaded, same content and
 #    transfer syntax; patients outside [select] are never retrieved; the
-#    requests stay under max_requests_per_minute;
+#    requests stay under max_requests_per_minute; Patient Root is used,
+#    and Study Root when the PACS refuses Patient Root;
 #  - a series deleted from the PACS is reported and stays in its archive;
 #  - a PACS that lost a file delivers less than its C-FIND lists: the series
 #    is incomplete, not done; once mended only the missing instance comes;
@@ -105,6 +106,25 @@ if "$PY" "$TESTS/rate_check.py" "$PROXY_LOG" 240 >"$LOG/rate.txt"; then
 else
 	fail "requests exceed max_requests_per_minute"; sed 's/^/    /' "$LOG/rate.txt"
 fi
+
+PR=1.2.840.10008.5.1.4.1.2.1 SR=1.2.840.10008.5.1.4.1.2.2   # Patient Root, Study Root
+if [ "$RETRIEVE" = get ]; then op=C-GET-RQ n=3; else op=C-MOVE-RQ n=2; fi
+check "every C-FIND used Patient Root" "$(proxy_uids C-FIND-RQ pacs | sort -u)" "$PR.1"
+check "every retrieve used Patient Root" "$(proxy_uids "$op" pacs | sort -u)" "$PR.$n"
+
+section "a PACS that refuses Patient Root: Study Root instead"
+mark=$(log_mark)
+proxy_mode refuse-context "$PR.1" "$PR.2" "$PR.3"
+fresh
+config pacs.max_requests_per_minute=600
+run -j4 all
+exit_is "all against a PACS without Patient Root" 0
+ok "every archive holds the instances loaded" all_archives_match
+tail -n +"$((mark + 1))" "$PROXY_LOG" >"$LOG/sr.log"
+check "every C-FIND used Study Root" \
+	"$(awk '$4 == "C-FIND-RQ" { print $5 }' "$LOG/sr.log" | sort -u)" "$SR.1"
+check "every retrieve used Study Root" "$(awk -v op="$op" '$4 == op { print $5 }' "$LOG/sr.log" | sort -u)" "$SR.$n"
+proxy_mode pass
 
 section "a series deleted from the PACS is reported, and kept in its archive"
 a=$(archive_of TH-02-XX)

@@ -139,7 +139,7 @@ check "a C-STORE-RQ (s2c) per instance, with the generated SOP UIDs" \
 	"$(proxy_uids C-STORE-RQ pacs)" "$(sops_of "$SE1")"
 check "every C-STORE-RQ is Orthanc -> getscu" "$(proxy_count C-STORE-RQ pacs s2c)" 3
 count_is "a C-STORE-RSP 0x0000 from getscu per instance" "$PROXY_LOG" ' pacs c2s C-STORE-RSP 2\.25\.[0-9]+ 0x0000$' 3
-count_is "one C-GET-RQ" "$PROXY_LOG" ' pacs c2s C-GET-RQ - -$' 1
+count_is "one C-GET-RQ, naming its information model" "$PROXY_LOG" ' pacs c2s C-GET-RQ 1\.2\.840\.10008\.5\.1\.4\.1\.2\.[12]\.3 -$' 1
 count_is "a final C-GET-RSP 0x0000" "$PROXY_LOG" ' pacs s2c C-GET-RSP - 0x0000$' 1
 
 section "C-MOVE through the proxy: the sub-association takes the store route"
@@ -149,7 +149,7 @@ check "storescp received the 3 instances" "$(uids_in "$T/move")" "$(sops_of "$SE
 check "the store route logged a C-STORE-RQ (c2s: Orthanc -> storescp) per instance" \
 	"$(proxy_uids C-STORE-RQ store)" "$(sops_of "$SE2")"
 count_is "and storescp's C-STORE-RSP 0x0000" "$PROXY_LOG" ' store s2c C-STORE-RSP 2\.25\.[0-9]+ 0x0000$' 3
-count_is "one C-MOVE-RQ on the pacs route" "$PROXY_LOG" ' pacs c2s C-MOVE-RQ - -$' 1
+count_is "one C-MOVE-RQ on the pacs route, naming its information model" "$PROXY_LOG" ' pacs c2s C-MOVE-RQ 1\.2\.840\.10008\.5\.1\.4\.1\.2\.[12]\.2 -$' 1
 count_is "a final C-MOVE-RSP 0x0000" "$PROXY_LOG" ' pacs s2c C-MOVE-RSP - 0x0000$' 1
 check "no C-STORE on the pacs route for the move" "$(proxy_count C-STORE-RQ pacs)" 3
 
