@@ -374,6 +374,24 @@ config_check(struct parse *p)
 		perr(p, "[pacs] tls: tls = yes needs tls_ca");
 		return;
 	}
+	/* Our certificate and its key come together. */
+	if (!c->pacs.tls_cert != !c->pacs.tls_key) {
+		const char *given = c->pacs.tls_cert ? "tls_cert" : "tls_key";
+
+		p->line = seen(p, "pacs", given);
+		perr(p, "[pacs] %s: given without %s (give our certificate and its private key, "
+		    "or neither)", given, c->pacs.tls_cert ? "tls_key" : "tls_cert");
+		return;
+	}
+	/* For C-MOVE the PACS connects to our storage SCP, which then serves
+	 * TLS only and must present a certificate. */
+	if (c->pacs.protocol == PROTO_DIMSE && c->pacs.tls && c->pacs.retrieve == RETRIEVE_MOVE &&
+	    !c->pacs.tls_cert) {
+		p->line = seen(p, "pacs", "tls");
+		perr(p, "[pacs] tls: tls = yes with retrieve = move needs tls_cert and tls_key "
+		    "(our storage SCP on store_port serves the PACS over TLS)");
+		return;
+	}
 	/* No digits: the count after the delimiter must read back unambiguously;
 	 * no '%': PatientIDs are percent-encoded before it. */
 	if (!*c->output.delimiter ||

@@ -172,11 +172,12 @@ int do_find(const struct dimse_peer *peer, enum dimse_level level,
 	}
 
 	bool patient_root = patient_root_fits(level, keys ? keys->patient_id : NULL);
+	tls_layer tls;		/* outlives scu */
 	FindSCU scu(level, fn, arg);
 	configure(scu, peer);
 	scu.setProgressNotificationMode(OFFalse);
 	propose_models(scu, find_models, patient_root);
-	if (associate(scu, peer, "C-FIND", err) != 0)
+	if (associate(scu, peer, tls, "C-FIND", err) != 0)
 		return -1;	/* ~DcmSCU aborts an open association */
 	const char *model;
 	T_ASC_PresentationContextID pc = model_context(scu, peer, find_models, patient_root,

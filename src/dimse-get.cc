@@ -336,6 +336,7 @@ int do_get(const struct dimse_peer *peer, const char *patient_id, const char *st
 	}
 
 	bool patient_root = patient_root_fits(DIMSE_SERIES, patient_id);
+	tls_layer tls;		/* outlives scu */
 	GetSCU scu(tmp_prefix, fn, arg);
 	configure(scu, peer);
 	scu.setStorageMode(DCMSCU_STORAGE_BIT_PRESERVING);
@@ -348,7 +349,7 @@ int do_get(const struct dimse_peer *peer, const char *patient_id, const char *st
 			scu.addPresentationContext(cls.c_str(), one, ASC_SC_ROLE_SCP);
 		}
 
-	if (associate(scu, peer, "C-GET", err) != 0)
+	if (associate(scu, peer, tls, "C-GET", err) != 0)
 		return -1;
 	const char *model;
 	T_ASC_PresentationContextID pc = model_context(scu, peer, get_models, patient_root,

@@ -131,11 +131,12 @@ int do_move(const struct dimse_peer *peer, const char *dest_aet, const char *pat
 		return -1;
 	}
 	bool patient_root = patient_root_fits(DIMSE_SERIES, patient_id);
+	tls_layer tls;		/* outlives scu */
 	MoveSCU scu;
 	configure(scu, peer);
 	scu.setProgressNotificationMode(OFFalse);
 	propose_models(scu, move_models, patient_root);
-	if (associate(scu, peer, "C-MOVE", err) != 0)
+	if (associate(scu, peer, tls, "C-MOVE", err) != 0)
 		return -1;	/* ~DcmSCU aborts an open association */
 	const char *model;
 	T_ASC_PresentationContextID pc = model_context(scu, peer, move_models, patient_root,

@@ -44,6 +44,20 @@
  *  0xA700 (Refused: Out of resources) the temp file could not be created,
  *         written, synced or came out short.
  *
+ * TLS (tls->on): one DcmTLSTransportLayer (tls_new in dimse.cc: BCP 195
+ * non-downgrading profile, our certificate and key, tls->ca trusted) is
+ * the transport layer of the listening network, and every connection must
+ * complete a TLS handshake before its A-ASSOCIATE-RQ is read: a plain
+ * DICOM connection fails it and is dropped, never served.  The PACS must
+ * present a client certificate that verifies against tls->ca
+ * (DCV_requireCertificate, the strictest mode; DCV_checkCertificate would
+ * let in a caller with no certificate at all).  Orthanc 1.10.1 presents
+ * its DicomTlsCertificate when it connects to us for a C-MOVE, so that
+ * works with it.  The handshake runs on the listener thread, inside
+ * ASC_receiveAssociation: a caller that stalls in it holds up the others
+ * for up to DCMTK's socket timeout (60 s).  A handshake that fails is
+ * noted (see below), so the C-MOVE that waited for it says why.
+ *
  * Stop: dimse_scp_stop sets a flag; the listener sees it within a second,
  * stops accepting and joins the associations.  An association that is
  * busy is let finish; one that sits idle (no command for a second) once
@@ -116,6 +130,7 @@ struct dimse_scp {
 	void *arg = NULL;
 	std::set<std::string> classes;		/* storage SOP classes */
 	T_ASC_Network *net = NULL;
+	std::unique_ptr<DcmTLSTransportLayer> tls;	/* with TLS; outlives the workers */
 	DcmSharedSCPConfig cfg;
 	std::atomic<bool> stop{false};
 	std::thread listener;
@@ -421,11 +436,18 @@ void listen_loop(struct dimse_scp *s)
 		bool pause = false;
 		try {
 			OFCondition c = ASC_receiveAssociation(s->net, &assoc, ASC_MAXIMUMPDUSIZE,
-				NULL, NULL, OFFalse, DUL_NOBLOCK, 1);
+				NULL, NULL, s->tls ? OFTrue : OFFalse, DUL_NOBLOCK, 1);
 			reap(s, false);
 			if (c == DUL_NOASSOCIATIONREQUEST) {
 				ASC_destroyAssociation(&assoc);
 			} else if (c.bad()) {
+				if (s->tls) {
+					char e[DCM_ERR_MAX];
+					set_err(e, "refused a connection that failed the TLS handshake "
+						"(plain DICOM, or no certificate that verifies against our CA file): %s",
+						c.text());
+					note(e);
+				}
 				/* A connection that closed or sent no valid
 				 * A-ASSOCIATE-RQ, or accept() failing (out of
 				 * descriptors): do not spin on it. */
@@ -443,8 +465,8 @@ void listen_loop(struct dimse_scp *s)
 	reap(s, true);
 }
 
-int start(const char *aet, int port, int max_assoc, int timeout, dimse_route_fn *route,
-	void *arg, struct dimse_scp **out, char *err)
+int start(const char *aet, int port, int max_assoc, int timeout, const struct dimse_tls *tls,
+	dimse_route_fn *route, void *arg, struct dimse_scp **out, char *err)
 {
 	if (init(err) != 0)
 		return -1;
@@ -465,6 +487,11 @@ int start(const char *aet, int port, int max_assoc, int timeout, dimse_route_fn 
 	s->arg = arg;
 	for (int i = 0; i < numberOfDcmAllStorageSOPClassUIDs; i++)
 		s->classes.insert(dcmAllStorageSOPClassUIDs[i]);
+	if (tls != NULL && tls->on) {
+		s->tls = tls_new(tls, NET_ACCEPTOR, err);
+		if (!s->tls)
+			return -1;
+	}
 
 	DcmSCPConfig cfg;
 	cfg.setAETitle(aet);
@@ -494,6 +521,14 @@ int start(const char *aet, int port, int max_assoc, int timeout, dimse_route_fn 
 			set_err(err, "storage SCP: cannot listen on port %d: %s", port, c.text());
 		return -1;
 	}
+	if (s->tls) {
+		/* Not taken over: s->tls outlives the network. */
+		c = ASC_setTransportLayer(s->net, s->tls.get(), 0);
+		if (c.bad()) {
+			set_err(err, "storage SCP: cannot set up TLS: %s", c.text());
+			return -1;
+		}
+	}
 	s->listener = std::thread(listen_loop, s.get());
 	*out = s.release();
 	return 0;
@@ -502,19 +537,20 @@ int start(const char *aet, int port, int max_assoc, int timeout, dimse_route_fn 
 } /* namespace */
 
 extern "C" struct dimse_scp *dimse_scp_start(const char *aet, int port, int max_assoc,
-	int timeout, dimse_route_fn *route, void *arg, char err[DCM_ERR_MAX])
+	int timeout, const struct dimse_tls *tls, dimse_route_fn *route, void *arg,
+	char err[DCM_ERR_MAX])
 {
 	err[0] = '\0';
 	struct dimse_scp *s = NULL;
 	try {
-		if (start(aet, port, max_assoc, timeout, route, arg, &s, err) == 0)
-			return s;
+		if (start(aet, port, max_assoc, timeout, tls, route, arg, &s, err) != 0)
+			s = NULL;
 	} catch (const std::exception &e) {
 		set_err(err, "storage SCP on port %d: %s", port, e.what());
 	} catch (...) {
 		set_err(err, "storage SCP on port %d: unknown exception", port);
 	}
-	return NULL;
+	return s;
 }
 
 extern "C" void dimse_scp_stop(struct dimse_scp *scp)

@@ -14,8 +14,10 @@
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmnet/diutil.h>
 #include <dcmtk/dcmnet/scu.h>
+#include <dcmtk/dcmtls/tlslayer.h>
 
 #include <atomic>
+#include <memory>
 #include <string>
 
 namespace dimse_scu {
@@ -36,8 +38,24 @@ bool aet_ok(const char *s);
 int check_peer(const struct dimse_peer *p, char *err);
 /* AE titles, host, port, timeouts and DIMSE mode of scu from p. */
 void configure(DcmSCU &scu, const struct dimse_peer *p);
-/* initNetwork + negotiateAssociation; -1 and a message on failure. */
-int associate(DcmSCU &scu, const struct dimse_peer *p, const char *what, char *err);
+/* A TLS layer for t (t->on) in role NET_REQUESTOR (us calling the PACS)
+ * or NET_ACCEPTOR (our storage SCP, which needs t->cert); NULL with err
+ * naming the file or setting that failed. */
+std::unique_ptr<DcmTLSTransportLayer> tls_new(const struct dimse_tls *t, T_ASC_NetworkRole role,
+	char *err);
+/* The TLS layer of one DcmSCU's association, if it has one: declared
+ * before the DcmSCU so that it outlives it (DcmSCU only borrows it). */
+class tls_layer {
+public:
+	tls_layer() = default;
+	tls_layer(const tls_layer &) = delete;
+	tls_layer &operator=(const tls_layer &) = delete;
+	std::unique_ptr<DcmTLSTransportLayer> layer;	/* NULL: plain DICOM */
+};
+/* initNetwork (+ TLS from p->tls, kept in tls) + negotiateAssociation;
+ * -1 and a message on failure. */
+int associate(DcmSCU &scu, const struct dimse_peer *p, tls_layer &tls, const char *what,
+	char *err);
 
 /* A Q/R service's two information models (Patient Root is tried first,
  * Study Root is the fallback): find_models, get_models, move_models. */

@@ -25,8 +25,38 @@
  * decoded or re-encoded.  DcmSCU in that mode cannot answer a C-STORE with
  * anything but success (or "cannot understand" and end the session), so
  * sendSTOREResponse is overridden to put in the status we chose.
+ *
+ * TLS (peer->tls.on): each association gets its own DcmTLSTransportLayer
+ * (an OpenSSL SSL_CTX, the files loaded anew), built by tls_new and handed
+ * to DcmSCU between initNetwork and negotiateAssociation.  Sharing one per
+ * process would also work (DCMTK only calls SSL_new on it per connection,
+ * which OpenSSL allows from several threads), but would tie the process to
+ * one set of files and their lifetime to static destruction; building one
+ * costs about 2 ms, next to a TLS handshake per association anyway.  What
+ * it enforces:
+ *  - DICOM's BCP 195 non-downgrading profile (TSP_Profile_BCP195_ND; of
+ *    the profiles 3.6.7 offers, the strictest that still speaks TLS 1.3,
+ *    and Orthanc 1.10.1 takes it): TLS 1.2 or 1.3 only, TLS 1.2 with the
+ *    four ECDHE/DHE-RSA AES-GCM suites; never the retired Basic and AES
+ *    profiles' TLS 1.0 and 3DES (TSP_Profile_BCP195 would fall back);
+ *  - DCV_requireCertificate: the other side must present a certificate
+ *    that verifies against tls->ca, or the handshake fails.  There is no
+ *    fallback to plain DICOM and no unverified mode.  DCMTK does not
+ *    match the certificate's names against the host: any certificate
+ *    tls->ca signed is taken for any PACS;
+ *  - our certificate, when given, is presented (as client certificate to
+ *    the PACS), after checking that the key matches it.
+ * initializeOpenSSL, which DCMTK says is not thread-safe, runs once, in
+ * the first tls_new (dimse_tls_check, on the main thread); plain DICOM
+ * never touches OpenSSL.  The handshake waits on DCMTK's socket timeouts
+ * (60 s), not peer->timeout.
  */
 #include "dimse-scu.h"
+
+#include <dcmtk/dcmnet/cond.h>
+#include <dcmtk/dcmtls/tlscond.h>
+/* Only the SSL_R_* reason numbers dcmtls puts in its conditions. */
+#include <openssl/sslerr.h>
 
 #include <cerrno>
 #include <climits>
@@ -46,6 +76,7 @@ namespace dimse_scu {
 
 std::once_flag net_once;
 bool net_dict_ok = false;
+std::once_flag tls_once;
 
 void set_err(char *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -190,14 +221,169 @@ void configure(DcmSCU &scu, const struct dimse_peer *p)
 	scu.setConnectionTimeout((Sint32)p->timeout);
 }
 
-/* initNetwork + negotiateAssociation; -1 and a message on failure. */
-int associate(DcmSCU &scu, const struct dimse_peer *p, const char *what, char *err)
+/* Can path be read?  -1 with err naming it as what. */
+static int tls_readable(const char *what, const char *path, char *err)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		set_err(err, "TLS: %s %s: cannot read it: %s", what, path, strerror(errno));
+		return -1;
+	}
+	fclose(f);
+	return 0;
+}
+
+std::unique_ptr<DcmTLSTransportLayer> tls_new(const struct dimse_tls *t, T_ASC_NetworkRole role,
+	char *err)
+{
+	bool have_ca = t->ca != NULL && t->ca[0];
+	bool have_cert = t->cert != NULL && t->cert[0], have_key = t->key != NULL && t->key[0];
+	if (!have_ca) {
+		set_err(err, "TLS: no CA file to verify the other side's certificate with");
+		return NULL;
+	}
+	if (have_cert != have_key) {
+		set_err(err, "TLS: %s given without %s: give both or neither",
+			have_cert ? "a certificate" : "a private key",
+			have_cert ? "its private key" : "its certificate");
+		return NULL;
+	}
+	if (role == NET_ACCEPTOR && !have_cert) {
+		set_err(err, "TLS: our storage SCP needs our certificate and private key "
+			"(the PACS connects to it)");
+		return NULL;
+	}
+	if (tls_readable("CA file", t->ca, err) != 0 ||
+	    (have_cert && (tls_readable("certificate file", t->cert, err) != 0 ||
+			   tls_readable("private key file", t->key, err) != 0)))
+		return NULL;
+
+	std::call_once(tls_once, DcmTLSTransportLayer::initializeOpenSSL);
+	std::unique_ptr<DcmTLSTransportLayer> l(new DcmTLSTransportLayer(role, NULL, OFFalse));
+	if (!*l) {
+		set_err(err, "TLS: cannot set up OpenSSL");
+		return NULL;
+	}
+	/* DICOM's BCP 195 non-downgrading profile: see the top of the file. */
+	OFCondition c = l->setTLSProfile(TSP_Profile_BCP195_ND);
+	if (c.good())
+		c = l->activateCipherSuites();
+	if (c.bad()) {
+		set_err(err, "TLS: cannot set the BCP 195 profile: %s", c.text());
+		return NULL;
+	}
+	if (l->addTrustedCertificateFile(t->ca, DCF_Filetype_PEM).bad()) {
+		set_err(err, "TLS: CA file %s: holds no PEM certificate", t->ca);
+		return NULL;
+	}
+	/* Our SCP names the CAs it trusts when it asks the PACS for its
+	 * certificate. */
+	if (role == NET_ACCEPTOR && l->addTrustedClientCertificateFile(t->ca).bad()) {
+		set_err(err, "TLS: CA file %s: cannot read the CA names in it", t->ca);
+		return NULL;
+	}
+	if (have_cert) {
+		/* An encrypted key then fails to load instead of OpenSSL
+		 * asking for its password on the terminal. */
+		l->setPrivateKeyPasswd("");
+		/* The key first: OpenSSL refuses a key that does not match a
+		 * certificate already loaded but drops the key when the
+		 * certificate comes second, so a mismatch shows as one. */
+		if (l->setPrivateKeyFile(t->key, DCF_Filetype_PEM).bad()) {
+			set_err(err, "TLS: private key file %s: not an unencrypted PEM private key",
+				t->key);
+			return NULL;
+		}
+		if (l->setCertificateFile(t->cert, DCF_Filetype_PEM).bad()) {
+			set_err(err, "TLS: certificate file %s: not a PEM certificate", t->cert);
+			return NULL;
+		}
+		if (!l->checkPrivateKeyMatchesCertificate()) {
+			set_err(err, "TLS: private key file %s does not match certificate file %s",
+				t->key, t->cert);
+			return NULL;
+		}
+	}
+	/* The strictest mode (see the top of the file; dimse-scp.cc for our
+	 * SCP). */
+	l->setCertificateVerification(DCV_requireCertificate);
+	return l;
+}
+
+/* Is c dcmtls's condition for OpenSSL's SSL error reason? */
+static bool tls_reason(const OFCondition &c, int reason)
+{
+	return c.module() == OFM_dcmtls && c.code() == DCMTLS_EC_SSL_Offset + reason;
+}
+
+/* An association that could not be set up: say why, and with TLS which
+ * side's certificate was the trouble when we can tell. */
+static void connect_failed(const struct dimse_peer *p, const OFCondition &c, char *err)
+{
+	/* The connection closed without a DICOM answer (no A-ASSOCIATE-AC,
+	 * -RJ or A-ABORT). */
+	bool dropped = c == DUL_PEERABORTEDASSOCIATION ||
+		(c.module() == OFM_dcmnet && c.code() == DULC_TCPIOERROR);
+	const char *hint = "";
+
+	if (p->tls.on && tls_reason(c, SSL_R_CERTIFICATE_VERIFY_FAILED)) {
+		set_err(err, "TLS handshake with %s:%d (%s) failed: certificate verification failed: "
+			"the PACS's certificate does not verify against the CA file %s (%s)",
+			p->host, p->port, p->called_aet, p->tls.ca, c.text());
+		return;
+	}
+	if (p->tls.on && c.module() == OFM_dcmtls) {
+		/* TLS 1.2 ends the handshake when the PACS refuses our
+		 * certificate; TLS 1.3 only afterwards (dropped, below). */
+		if (tls_reason(c, SSL_R_TLSV1_ALERT_UNKNOWN_CA) ||
+		    tls_reason(c, SSL_R_SSLV3_ALERT_BAD_CERTIFICATE) ||
+		    tls_reason(c, SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED))
+			hint = "; the PACS refused our certificate (tls_cert) or wants one";
+		set_err(err, "TLS handshake with %s:%d (%s) failed: %s%s", p->host, p->port,
+			p->called_aet, c.text(), hint);
+		return;
+	}
+	if (dropped)
+		hint = !p->tls.on ? "; it closed the connection without a DICOM answer: "
+				    "does it expect DICOM over TLS (tls = yes)?"
+		     : p->tls.cert ? "; it closed the TLS connection: does it trust the CA "
+				     "that signed our certificate (tls_cert)?"
+				   : "; it closed the TLS connection: does it want a client "
+				     "certificate (tls_cert, tls_key)?";
+	set_err(err, "cannot connect to %s:%d (%s): %s%s", p->host, p->port, p->called_aet,
+		c.text(), hint);
+}
+
+/* DCMTK 3.6.7 has DcmSCU::useSecureConnection protected, for subclasses;
+ * every DcmSCU here is a subclass of ours, but associate() takes any. */
+struct SecureSCU : DcmSCU {
+	static OFCondition use_tls(DcmSCU &scu, DcmTransportLayer *tls)
+	{
+		return (scu.*&SecureSCU::useSecureConnection)(tls);
+	}
+};
+
+/* initNetwork (+ TLS) + negotiateAssociation; -1 and a message on
+ * failure. */
+int associate(DcmSCU &scu, const struct dimse_peer *p, tls_layer &tls, const char *what,
+	char *err)
 {
 	OFCondition c = scu.initNetwork();
 	if (c.bad()) {
 		set_err(err, "%s to %s:%d: cannot set up the association: %s",
 			what, p->host, p->port, c.text());
 		return -1;
+	}
+	if (p->tls.on) {
+		tls.layer = tls_new(&p->tls, NET_REQUESTOR, err);
+		if (!tls.layer)
+			return -1;
+		c = SecureSCU::use_tls(scu, tls.layer.get());
+		if (c.bad()) {
+			set_err(err, "%s to %s:%d: cannot set up TLS: %s", what, p->host, p->port,
+				c.text());
+			return -1;
+		}
 	}
 	c = scu.negotiateAssociation();
 	if (c == DUL_ASSOCIATIONREJECTED) {
@@ -211,8 +397,7 @@ int associate(DcmSCU &scu, const struct dimse_peer *p, const char *what, char *e
 		return -1;
 	}
 	if (c.bad()) {
-		set_err(err, "cannot connect to %s:%d (%s): %s",
-			p->host, p->port, p->called_aet, c.text());
+		connect_failed(p, c, err);
 		return -1;
 	}
 	return 0;
@@ -276,3 +461,22 @@ std::string error_comment(DcmDataset *detail)
 	return trim(s);
 }
 } /* namespace dimse_scu */
+
+using namespace dimse_scu;
+
+extern "C" int dimse_tls_check(const struct dimse_tls *tls, char err[DCM_ERR_MAX])
+{
+	err[0] = '\0';
+	if (tls == NULL || !tls->on)
+		return 0;
+	try {
+		if (init(err) != 0)
+			return -1;
+		return tls_new(tls, NET_REQUESTOR, err) ? 0 : -1;
+	} catch (const std::exception &e) {
+		set_err(err, "TLS: %s", e.what());
+	} catch (...) {
+		set_err(err, "TLS: unknown exception");
+	}
+	return -1;
+}

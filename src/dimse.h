@@ -15,6 +15,19 @@
 extern "C" {
 #endif
 
+/*
+ * DICOM TLS (DCMTK's dcmtls, OpenSSL), PEM files.  With on, every
+ * connection is TLS or fails: never plain DICOM, never unverified.  The
+ * other side's certificate must verify against ca.  cert and key are
+ * ours, both or neither; our storage SCP needs them.
+ */
+struct dimse_tls {
+	int on;                   /* 0: plain DICOM, the rest unused */
+	const char *ca;           /* CA(s) that signed the other side's certificate */
+	const char *cert;         /* our certificate (chain), or NULL */
+	const char *key;          /* its private key, unencrypted, or NULL */
+};
+
 /* Who we talk to. */
 struct dimse_peer {
 	const char *host;
@@ -22,7 +35,13 @@ struct dimse_peer {
 	const char *called_aet;   /* the PACS */
 	const char *calling_aet;  /* us */
 	int timeout;              /* seconds, for connect, ACSE and DIMSE */
+	struct dimse_tls tls;     /* DICOM TLS, or plain when tls.on is 0 */
 };
+
+/* Load tls's files as a connection would (readable, PEM, key matches
+ * cert), contacting nobody: for errors before the first job.  0 when
+ * tls->on is 0. */
+int dimse_tls_check(const struct dimse_tls *tls, char err[DCM_ERR_MAX]);
 
 enum dimse_level { DIMSE_PATIENT, DIMSE_STUDY, DIMSE_SERIES, DIMSE_IMAGE };
 
@@ -109,10 +128,12 @@ struct dimse_scp;
  * syntaxes and writing each instance as it arrived (no transcoding) to a
  * temp file of the sink route() chose, fsynced, then calling the sink;
  * the C-STORE response carries the sink's verdict.  Up to max_assoc
- * associations at once, each on its own thread.  NULL with err on failure
- * (port in use: say so). */
+ * associations at once, each on its own thread.  With tls->on only TLS
+ * connections are taken (tls->cert and tls->key required) and the PACS
+ * must present a certificate that verifies against tls->ca.  NULL with
+ * err on failure (port in use: say so). */
 struct dimse_scp *dimse_scp_start(const char *aet, int port, int max_assoc, int timeout,
-    dimse_route_fn *route, void *arg, char err[DCM_ERR_MAX]);
+    const struct dimse_tls *tls, dimse_route_fn *route, void *arg, char err[DCM_ERR_MAX]);
 /* Stop accepting, wait for running associations to end, free. */
 void dimse_scp_stop(struct dimse_scp *scp);
 

@@ -48,6 +48,7 @@ sched_signals(struct ctx *ctx)
 
 struct worker {
 	struct job *job;
+	pthread_t t;              /* joined when reaped: nothing outlives the run */
 	int fd;                   /* write end of the done pipe */
 	int rc;
 };
@@ -155,7 +156,6 @@ launch(struct loop *l, struct node *n)
 {
 	struct job *job = xcalloc(1, sizeof(*job));
 	struct worker *w;
-	pthread_t t;
 	int rc;
 
 	job->rule = n->rule;
@@ -189,11 +189,10 @@ launch(struct loop *l, struct node *n)
 	l->running++;
 	l->inpool[n->rule->pool]++;
 	progress_begin(n);
-	if ((rc = pthread_create(&t, NULL, worker_main, w)) != 0) {
+	if ((rc = pthread_create(&w->t, NULL, worker_main, w)) != 0) {
 		errno = rc;
 		fatal("pthread_create:");
 	}
-	pthread_detach(t);
 }
 
 static void
@@ -203,6 +202,10 @@ reap(struct loop *l, struct worker *w)
 	struct node *n = job->node;
 	int rc = w->rc;
 
+	/* It has written w to the pipe and is returning: a join now costs
+	 * nothing, and its thread-local state (OpenSSL's) is gone before the
+	 * process exits. */
+	pthread_join(w->t, NULL);
 	free(w);
 	l->running--;
 	l->inpool[n->rule->pool]--;

@@ -43,8 +43,11 @@ gen --outdir "$T/new" --patient TH-01-AA --studies 1 --series 1 --instances 2 --
 orthanc_upload "$T/new"
 run -q
 exit_is "-q sees the new series" 1
+other=$(ident "$(archive_of TH-02-BB)")
 run all
 exit_is "all fetches it" 0
+check "only that patient is rebuilt: TH-02-BB's archive is left alone" \
+	"$(ident "$(archive_of TH-02-BB)")" "$other"
 ok "TH-01-AA__seriesCount3.zip is built" test -f "data/zip/TH-01-AA__seriesCount3.zip"
 ok "TH-01-AA__seriesCount2.zip is removed" test ! -e "data/zip/TH-01-AA__seriesCount2.zip"
 
@@ -83,13 +86,6 @@ write_dimse_config pacs.called_aet=NOBODY
 run -n
 exit_is "a PACS that rejects the AE title is exit 2" 2
 has_line "stderr names the PACS and says what failed" "$ERR" "^thlhp-make: .*(127.0.0.1|NOBODY)"
-
-section "tls = yes is refused, never silently downgraded"
-touch "$T/ca.pem"
-write_dimse_config pacs.tls=yes "pacs.tls_ca=$T/ca.pem"
-run -n
-exit_is "tls = yes without TLS support is exit 2" 2
-has_line "stderr says TLS is not available and names the line" "$ERR" "^thlhp-make: .*thlhp.ini:[0-9]+: \[pacs\] tls: .*TLS"
 
 section "the PACS is down"
 write_dimse_config

@@ -22,6 +22,8 @@
 
 /* The smallest config that loads. */
 #define MINIMAL "[pacs]\nprotocol = folder\npath = /srv/in\n"
+/* The smallest DIMSE config (retrieve = move by default). */
+#define DIMSE "[pacs]\nprotocol = dimse\nhost = h\nport = 104\ncalled_aet = X\n"
 
 static const char full[] =
     "; every key of the table\n"                     /* 1 */
@@ -416,6 +418,13 @@ test_combinations(void **state)
 {
 	(void)state;
 	load_fails(MINIMAL "tls = yes\n", NAME ":4: [pacs] tls: tls = yes needs tls_ca");
+	load_fails(MINIMAL "tls_cert = /c.pem\n", NAME ":4: [pacs] tls_cert: given without tls_key "
+	    "(give our certificate and its private key, or neither)");
+	load_fails(MINIMAL "tls = yes\ntls_ca = /ca.pem\ntls_key = /k.pem\n", NAME ":6: [pacs] tls_key: "
+	    "given without tls_cert (give our certificate and its private key, or neither)");
+	load_fails(DIMSE "tls = yes\ntls_ca = /ca.pem\n", NAME ":6: [pacs] tls: tls = yes with "
+	    "retrieve = move needs tls_cert and tls_key (our storage SCP on store_port serves the "
+	    "PACS over TLS)");
 	load_fails(MINIMAL "[output]\ndelimiter = a/b\n",
 	    NAME ":5: [output] delimiter: 'a/b': use letters, '.', '_' and '-' only");
 	load_fails(MINIMAL "[output]\ndelimiter =\n",
@@ -427,6 +436,25 @@ test_combinations(void **state)
 	load_fails(MINIMAL "[output]\nzip_dir = data/dicom\n",
 	    NAME ":5: [output] zip_dir: dicom_dir and zip_dir must differ");
 	load_fails(MINIMAL "[output]\ndicom_dir =\n", NAME ":5: [output] dicom_dir: empty path");
+}
+
+/* The TLS combinations that are fine: no certificate of ours for C-GET
+ * (the PACS may not ask for one), both for C-MOVE. */
+static void
+test_tls_ok(void **state)
+{
+	struct config cfg;
+
+	(void)state;
+	load_ok(&cfg, DIMSE "retrieve = get\ntls = yes\ntls_ca = /ca.pem\n");
+	assert_int_equal(cfg.pacs.tls, 1);
+	assert_null(cfg.pacs.tls_cert);
+	config_free(&cfg);
+	load_ok(&cfg, DIMSE "tls = yes\ntls_ca = /ca.pem\ntls_cert = /c.pem\ntls_key = /k.pem\n");
+	assert_int_equal(cfg.pacs.retrieve, RETRIEVE_MOVE);
+	assert_string_equal(cfg.pacs.tls_cert, "/c.pem");
+	assert_string_equal(cfg.pacs.tls_key, "/k.pem");
+	config_free(&cfg);
 }
 
 static void
@@ -924,6 +952,7 @@ main(void)
 		cmocka_unit_test(test_protocol_required),
 		cmocka_unit_test(test_protocol_needs_keys),
 		cmocka_unit_test(test_combinations),
+		cmocka_unit_test(test_tls_ok),
 		cmocka_unit_test(test_syntax_error),
 		cmocka_unit_test(test_line_too_long),
 		cmocka_unit_test(test_env_expansion),
