@@ -44,19 +44,26 @@ peer_of(const struct config *cfg, struct dimse_peer *p)
 	p->called_aet = cfg->pacs.called_aet;
 	p->calling_aet = cfg->pacs.calling_aet;
 	p->timeout = cfg->pacs.timeout;
+	p->tls.on = cfg->pacs.tls;
+	p->tls.ca = cfg->pacs.tls_ca;
+	p->tls.cert = cfg->pacs.tls_cert;
+	p->tls.key = cfg->pacs.tls_key;
 }
 
 static int
 dimse_open(struct source *src, struct ctx *ctx, char *err, size_t errlen)
 {
 	struct dimse *d;
+	struct dimse_peer peer;
+	char terr[DCM_ERR_MAX];
 
-	/* Never fall back to plain DICOM when TLS was asked for. */
-	if (src->cfg->pacs.tls) {
+	/* With tls = yes every association is TLS (see dimse.h); a file
+	 * that cannot be used is an error now, not in each job. */
+	peer_of(src->cfg, &peer);
+	if (dimse_tls_check(&peer.tls, terr) < 0) {
 		char *where = config_where(src->cfg, "pacs", "tls");
 
-		errf(err, errlen, "%s: DICOM TLS is not built in yet; refusing to connect without it",
-		    where);
+		errf(err, errlen, "%s: %s", where, terr);
 		free(where);
 		return -1;
 	}
@@ -99,26 +106,6 @@ find(struct job *job, enum dimse_level lv, const struct dimse_keys *k,
 	}
 	peer_of(job->ctx->cfg, &peer);
 	return dimse_find(&peer, lv, k, fn, arg, err);
-}
-
-/* Run once(), and again after a backoff while it fails, at most
- * [pacs] retries more times; the last error stays in job->err. */
-static int
-with_retries(struct job *job, int (*once)(struct job *, void *), void *arg)
-{
-	int retries = job->ctx->cfg->pacs.retries;
-
-	for (int attempt = 1;; attempt++) {
-		if (once(job, arg) == 0)
-			return 0;
-		if (attempt > retries || job_cancelled(job))
-			return -1;
-		if (verbosity > 1)
-			warn("%s %s: %s; retry %d of %d", job->rule->name, job->node->label, job->err,
-			    attempt, retries);
-		if (backoff_wait(attempt, &job->ctx->cancel) < 0)
-			return -1;
-	}
 }
 
 struct study {
@@ -239,23 +226,6 @@ on_series(void *arg, const struct dimse_match *m)
 	return 0;
 }
 
-/* How many wildcard queries [select] needs: one per glob (DICOM
- * wildcards, matched by the PACS), one for every patient when a regex is
- * matched here or nothing is selected, none for a list alone. */
-static int
-nwild(const struct select *sel)
-{
-	if (sel->has_re || (!sel->nglobs && !sel->has_ids))
-		return 1;
-	return sel->nglobs;
-}
-
-static const char *
-wild(const struct select *sel, int i)
-{
-	return sel->has_re || !sel->nglobs ? "*" : sel->globs[i];
-}
-
 /* The patients to ask the studies of: those PATIENT-level C-FINDs find
  * (Patient Root), and the IDs of patients_file as they are.  1 when the
  * PACS refused Patient Root (then the wildcards go to STUDY level), 0,
@@ -266,8 +236,8 @@ find_patients(struct job *job, struct walk *w, char err[DCM_ERR_MAX])
 	const struct select *sel = w->sel;
 	struct dimse *d = job->ctx->src->priv;
 
-	for (int i = 0; i < nwild(sel) && !atomic_load(&d->study_root); i++) {
-		struct dimse_keys k = { .patient_id = wild(sel, i) };
+	for (int i = 0; i < select_nwild(sel) && !atomic_load(&d->study_root); i++) {
+		struct dimse_keys k = { .patient_id = select_wild(sel, i) };
 		int rc = find(job, DIMSE_PATIENT, &k, on_patient, w, err);
 
 		if (rc == DIMSE_NO_PATIENT_ROOT) {
@@ -308,8 +278,8 @@ query_once(struct job *job, void *arg)
 		    peer.port, peer.called_aet, err);
 		goto out;
 	}
-	for (int i = 0; study_root && i < nwild(sel); i++) {
-		k.patient_id = wild(sel, i);
+	for (int i = 0; study_root && i < select_nwild(sel); i++) {
+		k.patient_id = select_wild(sel, i);
 		if (find(job, DIMSE_STUDY, &k, on_study, &w, err) < 0) {
 			errf(job->err, sizeof(job->err), "%s:%d %s: study query: %s", peer.host,
 			    peer.port, peer.called_aet, err);
@@ -360,7 +330,7 @@ out:
 static int
 dimse_query(struct source *src, struct job *job, struct query_result *r)
 {
-	return with_retries(job, query_once, r);
+	return source_retry(job, query_once, r);
 }
 
 static int
@@ -441,8 +411,11 @@ move_begin(struct dimse *d, const struct config *cfg, struct getctx *g, char err
 
 	pthread_mutex_lock(&d->mu);
 	if (!d->scp) {
+		struct dimse_peer peer;
+
+		peer_of(cfg, &peer);
 		d->scp = dimse_scp_start(cfg->pacs.move_destination, cfg->pacs.store_port,
-		    cfg->pacs.max_associations, cfg->pacs.timeout, route, d, err);
+		    cfg->pacs.max_associations, cfg->pacs.timeout, &peer.tls, route, d, err);
 		rc = d->scp ? 0 : -1;
 	}
 	if (rc == 0) {
@@ -708,7 +681,7 @@ out:
 static int
 dimse_fetch(struct source *src, struct job *job, struct fetch *f)
 {
-	int rc = with_retries(job, fetch_once, f);
+	int rc = source_retry(job, fetch_once, f);
 
 	return rc;
 }

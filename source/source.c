@@ -1,13 +1,14 @@
 /* source.c - the protocol table and the result containers. */
 #include <stdlib.h>
 #include <string.h>
+#include "pace.h"
 #include "source.h"
 #include "util.h"
 
 /* Indexed by enum protocol; NULL: known, not built in yet. */
 static const struct { const char *name; const struct source_ops *ops; } sources[] = {
 	[PROTO_DIMSE] = { "dimse", &source_dimse },
-	[PROTO_DICOMWEB] = { "dicomweb", NULL },
+	[PROTO_DICOMWEB] = { "dicomweb", &source_dicomweb },
 	[PROTO_FOLDER] = { "folder", &source_folder },
 };
 
@@ -86,4 +87,24 @@ fetch_add(struct fetch *f, const char *sop, int64_t size, int64_t mtime, uint64_
 	in->mtime = mtime;
 	in->hash = hash;
 	in->ok = 0;
+}
+
+int
+source_retry(struct job *job, int (*once)(struct job *, void *), void *arg)
+{
+	int retries = job->ctx->cfg->pacs.retries;
+
+	for (int attempt = 1;; attempt++) {
+		int rc = once(job, arg);
+
+		if (rc == 0)
+			return 0;
+		if (rc == -2 || attempt > retries || job_cancelled(job))
+			return -1;
+		if (verbosity > 1)
+			warn("%s %s: %s; retry %d of %d", job->rule->name, job->node->label, job->err,
+			    attempt, retries);
+		if (backoff_wait(attempt, &job->ctx->cancel) < 0)
+			return -1;
+	}
 }

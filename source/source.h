@@ -58,7 +58,7 @@ struct source {
 	void *priv;               /* the protocol's own state */
 };
 
-extern const struct source_ops source_folder, source_dimse;
+extern const struct source_ops source_folder, source_dimse, source_dicomweb;
 
 /* The source for cfg's protocol; NULL with err when not available. */
 struct source *source_new(const struct config *cfg, char *err, size_t errlen);
@@ -66,6 +66,10 @@ void source_free(struct source *src);
 /* Add a found series to r; strings copied. */
 void query_add(struct query_result *r, const struct found *f);
 void query_result_free(struct query_result *r);
+/* Run once(job, arg), and again after a backoff while it returns -1, at
+ * most [pacs] retries more times; -2 is an error no retry can mend (a
+ * refused login): no retry.  The last error stays in job->err. */
+int source_retry(struct job *job, int (*once)(struct job *, void *), void *arg);
 /* Record an instance written by a fetch; sop copied. */
 void fetch_add(struct fetch *f, const char *sop, int64_t size, int64_t mtime, uint64_t hash);
 

@@ -185,3 +185,17 @@ select_series(const struct select *s, const char *modality, const char *study_da
 	}
 	return 1;
 }
+
+int
+select_nwild(const struct select *s)
+{
+	if (s->has_re || (!s->nglobs && !s->has_ids))
+		return 1;
+	return s->nglobs;
+}
+
+const char *
+select_wild(const struct select *s, int i)
+{
+	return s->has_re || !s->nglobs ? "*" : s->globs[i];
+}

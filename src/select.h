@@ -22,4 +22,12 @@ int select_patient(const struct select *s, const char *id);
 /* 1 if a series of this modality in a study of this date belongs. */
 int select_series(const struct select *s, const char *modality, const char *study_date);
 
+/* How many wildcard queries of PatientID the selection needs at the
+ * source: one per glob (DICOM wildcards, matched by the source), one with
+ * "*" when a regex is matched here or nothing is selected, none for a
+ * patients_file alone. */
+int select_nwild(const struct select *s);
+/* The i-th of them. */
+const char *select_wild(const struct select *s, int i);
+
 #endif

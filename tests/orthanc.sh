@@ -15,7 +15,8 @@ free_port() {
 # (its DICOM port speaks TLS only, with the certificate orthanc.crt and key
 # orthanc.key of that folder, and wants a client certificate signed by its
 # ca.crt; it sends C-MOVE'd instances to THLHP over TLS too, presenting the
-# same certificate).
+# same certificate), OR_CACERT (when OR_EXTRA turns HTTPS on: the CA the
+# helpers' own requests verify it with).
 orthanc_start() {
 	local auth=false tls='' thlhp
 	[ -z "${OR_USERS:-}" ] || auth=true
@@ -55,7 +56,7 @@ JSON
 	OR_PID=$!
 	BGPIDS="$BGPIDS $OR_PID"
 	for _ in $(seq 1 100); do
-		curl -sf ${OR_CURL_USER:+-u "$OR_CURL_USER"} "http://127.0.0.1:$OR_HTTP/system" >/dev/null 2>&1 && return 0
+		or_curl /system >/dev/null 2>&1 && return 0
 		kill -0 "$OR_PID" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -64,12 +65,23 @@ JSON
 	exit 1
 }
 
+# or_curl PATH [CURL-ARGS]... : a request to Orthanc's REST API.
+or_curl() {
+	local path=$1
+	shift
+	if [ -n "${OR_CACERT:-}" ]; then
+		curl -sf ${OR_CURL_USER:+-u "$OR_CURL_USER"} --cacert "$OR_CACERT" "$@" \
+			"https://127.0.0.1:$OR_HTTP$path"
+	else
+		curl -sf ${OR_CURL_USER:+-u "$OR_CURL_USER"} "$@" "http://127.0.0.1:$OR_HTTP$path"
+	fi
+}
+
 # orthanc_upload DIR : store every .dcm below DIR in Orthanc.
 orthanc_upload() {
 	local f
 	while IFS= read -r f; do
-		curl -sf ${OR_CURL_USER:+-u "$OR_CURL_USER"} -X POST "http://127.0.0.1:$OR_HTTP/instances" \
-			--data-binary @"$f" >/dev/null ||
+		or_curl /instances -X POST --data-binary @"$f" >/dev/null ||
 			{ say "FAIL: upload of $f to Orthanc"; exit 1; }
 	done < <(find "$1" -name '*.dcm' -type f)
 }

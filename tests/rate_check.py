@@ -3,8 +3,8 @@
 
     rate_check.py PROXYLOG N [ROUTE]
 
-Reads the requests (C-FIND-RQ, C-GET-RQ, C-MOVE-RQ from the connecting
-side) that tests/dimseproxy.py logged on ROUTE (default "pacs") and checks
+Reads the requests (C-FIND-RQ, C-GET-RQ, C-MOVE-RQ, or HTTP GETs, from the
+connecting side) that tests/dimseproxy.py logged on ROUTE (default "pacs") and checks
 them against what thlhp-make promises: never more than N in any 60 s,
 evenly spaced, so that any stretch of t seconds holds at most
 1 + (N - 1) * t / 60 of them (one more is allowed for scheduling jitter
@@ -14,7 +14,7 @@ and the densest stretches; exit 1 when the promise was broken.
 
 import sys
 
-REQUESTS = {"C-FIND-RQ", "C-GET-RQ", "C-MOVE-RQ"}
+REQUESTS = {"C-FIND-RQ", "C-GET-RQ", "C-MOVE-RQ", "GET"}
 
 
 def main():

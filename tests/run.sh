@@ -9,8 +9,8 @@ cd "$top"
 
 pkgs="autoconf automake libtool pkg-config make gcc g++
       libdcmtk-dev dcmtk libsndfile1-dev libzip-dev libinih-dev libxxhash-dev
-      libsqlite3-dev sqlite3 libcurl4-openssl-dev libpq-dev libcmocka-dev
-      python3-pydicom unzip orthanc curl iproute2 util-linux"
+      libsqlite3-dev sqlite3 libcurl4-openssl-dev libjansson-dev libpq-dev libcmocka-dev
+      python3-pydicom unzip orthanc orthanc-dicomweb nginx curl iproute2 util-linux openssl"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
@@ -23,6 +23,7 @@ if [ -n "$missing" ]; then
 		{ echo "run.sh: apt-get install failed"; echo "0 passed, 1 failed"; exit 1; }
 	# The package may start a system-wide Orthanc; the tests start their own.
 	case "$missing" in *orthanc*) $SUDO service orthanc stop >/dev/null 2>&1 ;; esac
+	case "$missing" in *nginx*) $SUDO service nginx stop >/dev/null 2>&1 ;; esac
 fi
 
 build=${THLHP_BUILD_DIR:-$top/_build}
@@ -45,12 +46,25 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 passed=0 failed=0 failures=
 
 # Unit tests: cmocka programs built by `make check`; each test case counts.
+# Other check programs (the fuzz targets replayed over their corpora)
+# count one each.
 (cd "$build" && make -j"$(nproc)" check >"$build/check.log" 2>&1)
 nunit=0
-for trs in "$build"/test-*.trs; do
+for trs in "$build"/*.trs; do
 	[ -f "$trs" ] || continue
 	name=$(basename "$trs" .trs)
 	log=$build/$name.log
+	case $name in
+	test-*) ;;
+	*)
+		if grep -q '^:test-result: PASS' "$trs"; then
+			passed=$((passed + 1)); echo "PASS check/$name"
+		else
+			failed=$((failed + 1)); failures="$failures check/$name"
+			echo "FAIL check/$name"; tail -n 20 "$log" | sed 's/^/    /'
+		fi
+		continue ;;
+	esac
 	nunit=$((nunit + 1))
 	ok=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
 	bad=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)

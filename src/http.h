@@ -1,0 +1,47 @@
+/*
+ * http.h - HTTP GETs over libcurl for the DICOMweb source: one connection
+ * pool per run (a curl share: connections kept alive and reused by every
+ * job's thread, DNS and TLS sessions too), HTTP/2 where the server offers
+ * it over TLS, HTTP/1.1 otherwise.  Every int function returns 0, or -1
+ * with a one-line message in err.
+ */
+#ifndef THLHP_HTTP_H
+#define THLHP_HTTP_H
+
+#include <stddef.h>
+#include <stdatomic.h>
+
+enum { HTTP_ERR_MAX = 512, HTTP_EXCERPT = 160 };
+
+/* How to reach the server. */
+struct http_opts {
+	const char *auth;         /* "bearer TOKEN", "basic USER:PASS" or NULL */
+	const char *ca, *cert, *key; /* PEM files for HTTPS, or NULL */
+	int timeout;              /* seconds: to connect, and of silence mid-body */
+};
+
+struct http;
+
+/* Called with the body as it arrives, after the status and headers are
+ * known (only for a 2xx answer); non-zero stops the transfer. */
+typedef int http_body_fn(void *arg, const char *content_type, const void *p, size_t n);
+
+/* What came back. */
+struct http_resp {
+	long status;              /* HTTP status, 0 when none came */
+	char excerpt[HTTP_EXCERPT]; /* the start of a non-2xx body, one line */
+};
+
+/* Once, on the main thread, before any job: NULL with err on failure. */
+struct http *http_new(const struct http_opts *o, char *err, size_t errlen);
+void http_free(struct http *h);
+/* GET url with that Accept header; a 2xx body goes to fn.  0 for a 2xx,
+ * else -1 with err naming the URL and the status and r->excerpt, or the
+ * network error (r->status 0).  *cancel set stops it. */
+int http_get(struct http *h, const char *url, const char *accept, http_body_fn *fn,
+    void *arg, struct http_resp *r, atomic_int *cancel, char *err, size_t errlen);
+/* value percent-encoded for a URL query, but for the wildcards * and ?
+ * (both legal in a query); malloc'd. */
+char *http_escape(const char *value);
+
+#endif
