@@ -42,7 +42,7 @@
 #include "util.h"
 
 enum {
-	PAGE = 1000,              /* QIDO results asked per request */
+	PAGE = 100,               /* QIDO results asked per request (a common server cap) */
 	JSON_MAX = 64 << 20,      /* a QIDO answer larger than this is refused */
 };
 

@@ -96,6 +96,17 @@ load_ids(struct select *s, const struct config *cfg, const char *file, char **er
 	return 0;
 }
 
+/* A glob as a DICOM (and QIDO) wildcard, which knows only * and ?: cut
+ * at the first [ or \ and end with *.  The PACS then returns more, and
+ * select_patient matches the glob itself. */
+static char *
+dicom_wildcard(const char *glob)
+{
+	size_t n = strcspn(glob, "[\\");
+
+	return glob[n] ? xasprintf("%.*s*", (int)n, glob) : xstrdup(glob);
+}
+
 int
 select_init(struct select *s, const struct config *cfg, char **err)
 {
@@ -103,6 +114,9 @@ select_init(struct select *s, const struct config *cfg, char **err)
 
 	memset(s, 0, sizeof(*s));
 	s->globs = split(cfg->select.patient_id, &s->nglobs);
+	s->wilds = xcalloc((size_t)s->nglobs + 1, sizeof(*s->wilds));
+	for (int i = 0; i < s->nglobs; i++)
+		s->wilds[i] = dicom_wildcard(s->globs[i]);
 	s->modalities = split(cfg->select.modality, &s->nmod);
 	if (cfg->select.patient_id_regex && *cfg->select.patient_id_regex) {
 		rc = regcomp(&s->re, cfg->select.patient_id_regex, REG_EXTENDED | REG_NOSUB);
@@ -136,8 +150,11 @@ select_init(struct select *s, const struct config *cfg, char **err)
 void
 select_free(struct select *s)
 {
-	for (int i = 0; i < s->nglobs; i++)
+	for (int i = 0; i < s->nglobs; i++) {
 		free(s->globs[i]);
+		free(s->wilds[i]);
+	}
+	free(s->wilds);
 	for (int i = 0; i < s->nmod; i++)
 		free(s->modalities[i]);
 	free(s->globs);
@@ -197,5 +214,5 @@ select_nwild(const struct select *s)
 const char *
 select_wild(const struct select *s, int i)
 {
-	return s->has_re || !s->nglobs ? "*" : s->globs[i];
+	return s->has_re || !s->nglobs ? "*" : s->wilds[i];
 }

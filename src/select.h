@@ -8,6 +8,7 @@
 
 struct select {
 	char **globs; int nglobs;      /* patient_id */
+	char **wilds;                  /* each glob as a DICOM wildcard */
 	regex_t re; int has_re;        /* patient_id_regex */
 	struct htab ids; char *idbuf; int has_ids; /* patients_file */
 	char **modalities; int nmod;   /* modality */

@@ -154,6 +154,45 @@ LASTCMD="thlhp-make -j4 all (server down for 3 s)"
 exit_is "the run completes after the server comes back" 0
 ok "with every archive complete" archives_match
 
+section "a series deleted at the server is reported, and kept in its archive"
+config
+a=$(archive_of TH-03-WW)
+before=$(ident "$a")
+se=$(series_of TH-03-WW | head -n 1)
+oid=$(or_curl /tools/lookup -X POST -d "$se" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)[0]["ID"])')
+or_curl "/series/$oid" -X DELETE >/dev/null
+run all
+exit_is "all after the series left the server" 0
+has_line "stderr names the series that is no longer at the source" "$ERR" "$se.*no longer at the source"
+check "TH-03-WW's archive is left as it was" "$(ident "$a")" "$before"
+instances_of_series "$se" | while IFS=$'\t' read -r _ _ _ src; do
+	or_curl /instances -X POST --data-binary @"$src" >/dev/null
+done
+
+section "QIDO paging: 101 studies of one patient come in two pages of 100"
+gen --outdir "$T/many" --patient TH-09-WW --studies 101 --series 1 --instances 1 --seed wmany
+orthanc_upload "$T/many"
+config select.patient_id=TH-09-WW pacs.max_requests_per_minute=100000
+mark=$(log_mark)
+run -n
+exit_is "-n for a patient with 101 studies" 0
+count_is "-n lists a download for each of the 101 series" "$OUT" '^download +TH-09-WW ' 101
+check "the studies were asked in two pages" \
+	"$(tail -n +"$((mark + 1))" "$PROXY_LOG" | grep -c 'GET /dicom-web/studies?PatientID=TH-09-WW.*offset=')" 2
+
+section "the link stays down: exit 2 in bounded time, then the next run completes"
+config pacs.timeout=2 pacs.retries=2
+proxy_mode refuse
+start=$(date +%s)
+run all
+exit_is "all with the link down stops cleanly" 2
+ok "within its retry budget ($(( $(date +%s) - start )) s)" test $(( $(date +%s) - start )) -lt 30
+has_line "stderr names the server it could not reach" "$ERR" "127.0.0.1:$PX"
+proxy_mode pass
+config
+run -j4 all
+exit_is "the next run completes" 0
+
 section "a wrong password"
 export DW_USER=thlhp:wrong
 config
@@ -194,26 +233,39 @@ http {
 		ssl_certificate $pki/server.pem;
 		ssl_certificate_key $pki/server.key;
 		access_log $LOG/nginx.access proto;
-		location / { proxy_pass http://127.0.0.1:$OR_HTTP; proxy_buffering off; }
+		# A bearer token in front, Orthanc's basic login behind.
+		location / {
+			if (\$http_authorization != "Bearer tok-5e1f") { return 401; }
+			proxy_set_header Authorization "Basic $(printf %s "$OR_CURL_USER" | base64)";
+			proxy_pass http://127.0.0.1:$OR_HTTP;
+			proxy_buffering off;
+		}
 	}
 }
 NGINX
 nginx -p "$NG" -c "$NG/nginx.conf" &
 BGPIDS="$BGPIDS $!"
 for _ in $(seq 1 50); do
-	curl -sf --cacert "$pki/ca.pem" -u "$OR_CURL_USER" "https://127.0.0.1:$HTTPS/system" >/dev/null && break
+	curl -sf --cacert "$pki/ca.pem" -H "Authorization: Bearer tok-5e1f" "https://127.0.0.1:$HTTPS/system" >/dev/null && break
 	sleep 0.1
 done
-export DW_USER=thlhp:s3cret
+export DW_TOKEN=tok-5e1f
 rm -rf data .thlhp
-config "pacs.url=https://127.0.0.1:$HTTPS/dicom-web" "pacs.tls_ca=$pki/ca.pem"
+config "pacs.url=https://127.0.0.1:$HTTPS/dicom-web" "pacs.tls_ca=$pki/ca.pem" 'pacs.auth=bearer ${DW_TOKEN}' \
+	select.patient_id='TH-0[1-4]-WW'
 run -j4 all
-exit_is "all over HTTPS, the server verified against tls_ca" 0
+exit_is "all over HTTPS with a bearer token, the server verified against tls_ca" 0
 ok "every archive complete" archives_match
 has_line "over HTTP/2, as the server offered it" "$LOG/nginx.access" "^HTTP/2.0 200 /dicom-web/studies/"
 rm -rf data .thlhp
-config "pacs.url=https://127.0.0.1:$HTTPS/dicom-web" "pacs.tls_ca=$pki/other.pem" pacs.retries=0
+config "pacs.url=https://127.0.0.1:$HTTPS/dicom-web" "pacs.tls_ca=$pki/other.pem" pacs.retries=0 \
+	'pacs.auth=bearer ${DW_TOKEN}'
 run -n
 exit_is "a server whose certificate does not verify is exit 2" 2
 has_line "stderr says the certificate could not be verified" "$ERR" "certificate"
+export DW_TOKEN=tok-wrong
+config "pacs.url=https://127.0.0.1:$HTTPS/dicom-web" "pacs.tls_ca=$pki/ca.pem" 'pacs.auth=bearer ${DW_TOKEN}'
+run -n
+exit_is "a wrong bearer token is exit 2" 2
+has_line "stderr gives the HTTP status and says to check auth" "$ERR" "HTTP 401.*check \[pacs\] auth"
 finish

@@ -741,6 +741,28 @@ test_select_globs(void **state)
 	assert_int_equal(select_patient(&sel, "th-01"), 0);
 	assert_int_equal(select_patient(&sel, "XTH-01"), 0);
 	assert_int_equal(select_patient(&sel, "Z1"), 0);
+	/* What the source is asked: DICOM wildcards know * and ? only. */
+	assert_int_equal(select_nwild(&sel), 3);
+	assert_string_equal(select_wild(&sel, 0), "TH-*");
+	assert_string_equal(select_wild(&sel, 1), "AB?");
+	assert_string_equal(select_wild(&sel, 2), "*");
+	select_done(&cfg, &sel);
+}
+
+static void
+test_select_wildcards(void **state)
+{
+	struct config cfg;
+	struct select sel;
+
+	(void)state;
+	select_load(&cfg, &sel, "patient_id = TH-0[1-4]-* A\\*B\n");
+	assert_string_equal(select_wild(&sel, 0), "TH-0*");
+	assert_string_equal(select_wild(&sel, 1), "A*");
+	select_done(&cfg, &sel);
+	select_load(&cfg, &sel, "patient_id_regex = ^TH\n");
+	assert_int_equal(select_nwild(&sel), 1);
+	assert_string_equal(select_wild(&sel, 0), "*");
 	select_done(&cfg, &sel);
 }
 
@@ -960,6 +982,7 @@ main(void)
 		cmocka_unit_test(test_zip_settings),
 		cmocka_unit_test(test_select_all_by_default),
 		cmocka_unit_test(test_select_globs),
+		cmocka_unit_test(test_select_wildcards),
 		cmocka_unit_test(test_select_regex),
 		cmocka_unit_test(test_select_bad_regex),
 		cmocka_unit_test(test_select_patients_file),
