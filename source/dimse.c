@@ -1,43 +1,17 @@
 /*
- * dimse.c - [pacs] protocol = dimse: C-FIND to learn what the PACS holds,
- * C-GET or C-MOVE to fetch it.  For C-MOVE our storage SCP runs on
- * store_port for the rest of the run, started by the first move; each
- * arriving instance is routed by its SOP Instance UID to the job that asked
- * for it, and refused when no job did.  Nothing a retrieve reports is
- * trusted: each arriving instance must belong to the series asked for, and
- * what arrived is compared with what was asked and with the final
- * response's sub-operation counts.
+ * dimse.c - [pacs] protocol = dimse: the source's state and the query,
+ * C-FIND down the PACS's hierarchy (patients, their studies, the studies'
+ * series).  The fetch, C-GET or C-MOVE, is dimse-fetch.c.
  */
-#include <pthread.h>
-#include <stdatomic.h>
-#include <errno.h>
-#include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include "dimse.h"
+#include "dimse-src.h"
 #include "fileio.h"
 #include "names.h"
-#include "pace.h"
-#include "source.h"
 #include "util.h"
 
-enum { GET_BATCH = 200 };     /* SOP UIDs in one IMAGE-level C-GET */
-
-struct getctx;
-
-struct dimse {
-	struct bucket bucket;     /* max_requests_per_minute, for every job */
-	pthread_mutex_t mu;       /* guards what follows */
-	atomic_int study_root;    /* the PACS refused Patient Root */
-	struct dimse_scp *scp;    /* our storage SCP, once a C-MOVE needed it */
-	struct getctx **moving;   /* jobs with a C-MOVE in flight */
-	int nmoving;
-};
-
-static void
-peer_of(const struct config *cfg, struct dimse_peer *p)
+void
+dimse_peer_of(const struct config *cfg, struct dimse_peer *p)
 {
 	p->host = cfg->pacs.host;
 	p->port = cfg->pacs.port;
@@ -59,7 +33,7 @@ dimse_open(struct source *src, struct ctx *ctx, char *err, size_t errlen)
 
 	/* With tls = yes every association is TLS (see dimse.h); a file
 	 * that cannot be used is an error now, not in each job. */
-	peer_of(src->cfg, &peer);
+	dimse_peer_of(src->cfg, &peer);
 	if (dimse_tls_check(&peer.tls, terr) < 0) {
 		char *where = config_where(src->cfg, "pacs", "tls");
 
@@ -93,8 +67,8 @@ dimse_close(struct source *src)
 }
 
 /* Every request to the PACS goes through here: one token each. */
-static int
-find(struct job *job, enum dimse_level lv, const struct dimse_keys *k,
+int
+dimse_src_find(struct job *job, enum dimse_level lv, const struct dimse_keys *k,
     dimse_match_fn *fn, void *arg, char err[DCM_ERR_MAX])
 {
 	struct dimse *d = job->ctx->src->priv;
@@ -104,7 +78,7 @@ find(struct job *job, enum dimse_level lv, const struct dimse_keys *k,
 		errf(err, DCM_ERR_MAX, "interrupted");
 		return -1;
 	}
-	peer_of(job->ctx->cfg, &peer);
+	dimse_peer_of(job->ctx->cfg, &peer);
 	return dimse_find(&peer, lv, k, fn, arg, err);
 }
 
@@ -218,7 +192,7 @@ on_series(void *arg, const struct dimse_match *m)
 		char err[DCM_ERR_MAX];
 		int n = 0;
 
-		if (find(q->job, DIMSE_IMAGE, &k, count_one, &n, err) < 0)
+		if (dimse_src_find(q->job, DIMSE_IMAGE, &k, count_one, &n, err) < 0)
 			return 0;
 		f.expected = n;
 	}
@@ -238,7 +212,7 @@ find_patients(struct job *job, struct walk *w, char err[DCM_ERR_MAX])
 
 	for (int i = 0; i < select_nwild(sel) && !atomic_load(&d->study_root); i++) {
 		struct dimse_keys k = { .patient_id = select_wild(sel, i) };
-		int rc = find(job, DIMSE_PATIENT, &k, on_patient, w, err);
+		int rc = dimse_src_find(job, DIMSE_PATIENT, &k, on_patient, w, err);
 
 		if (rc == DIMSE_NO_PATIENT_ROOT) {
 			atomic_store(&d->study_root, 1);
@@ -268,7 +242,7 @@ query_once(struct job *job, void *arg)
 	int rc = -1, study_root;
 	char err[DCM_ERR_MAX];
 
-	peer_of(cfg, &peer);
+	dimse_peer_of(cfg, &peer);
 	query_result_free(r);     /* a retry starts over */
 	htab_init(&w.seen);
 	htab_init(&w.pseen);
@@ -280,7 +254,7 @@ query_once(struct job *job, void *arg)
 	}
 	for (int i = 0; study_root && i < select_nwild(sel); i++) {
 		k.patient_id = select_wild(sel, i);
-		if (find(job, DIMSE_STUDY, &k, on_study, &w, err) < 0) {
+		if (dimse_src_find(job, DIMSE_STUDY, &k, on_study, &w, err) < 0) {
 			errf(job->err, sizeof(job->err), "%s:%d %s: study query: %s", peer.host,
 			    peer.port, peer.called_aet, err);
 			goto out;
@@ -295,7 +269,7 @@ query_once(struct job *job, void *arg)
 		}
 		k.patient_id = w.patients[i];
 		w.asked = w.patients[i];
-		if (find(job, DIMSE_STUDY, &k, on_study, &w, err) < 0) {
+		if (dimse_src_find(job, DIMSE_STUDY, &k, on_study, &w, err) < 0) {
 			errf(job->err, sizeof(job->err), "%s:%d %s: study query of a patient: %s",
 			    peer.host, peer.port, peer.called_aet, err);
 			goto out;
@@ -313,7 +287,7 @@ query_once(struct job *job, void *arg)
 			errf(job->err, sizeof(job->err), "interrupted");
 			goto out;
 		}
-		if (find(job, DIMSE_SERIES, &sk, on_series, &q, err) < 0) {
+		if (dimse_src_find(job, DIMSE_SERIES, &sk, on_series, &q, err) < 0) {
 			errf(job->err, sizeof(job->err), "%s:%d %s: series query of study %s: %s",
 			    peer.host, peer.port, peer.called_aet, w.v[i].uid, err);
 			goto out;
@@ -337,353 +311,6 @@ static int
 dimse_query_done(struct source *src, struct ctx *ctx, char *err, size_t errlen)
 {
 	return 0;
-}
-
-/* What a C-GET's store callback needs. */
-struct getctx {
-	struct fetch *f;
-	struct job *job;
-	const char *prefix;       /* temp files in the series folder */
-	struct htab want;         /* C-MOVE: SOP UIDs this job asked for */
-	pthread_mutex_t mu;       /* the SCP's threads may deliver at once */
-	int refused;
-	char err[256];
-};
-
-static int
-on_store(void *arg, const struct dcm_header *h, const char *tmp)
-{
-	struct getctx *g = arg;
-	struct fetch *f = g->f;
-	char *dst = NULL;
-	uint64_t hash;
-	int64_t size, mtime;
-	int rc = -1;
-
-	pthread_mutex_lock(&g->mu);
-	/* Never store what nobody asked for. */
-	if (strcmp(h->series_uid, f->s->uid) != 0 || strcmp(h->study_uid, f->s->study) != 0 ||
-	    !uid_is_safe(h->sop_uid)) {
-		g->refused++;
-		goto out;
-	}
-	if (hash_file(tmp, &hash, &size, &mtime, &g->job->bytes, g->err, sizeof(g->err)) < 0)
-		goto out;
-	dst = xasprintf("%s/%s.dcm", f->dir, h->sop_uid);
-	if (rename(tmp, dst) < 0) {
-		errf(g->err, sizeof(g->err), "%s: rename: %s", dst, strerror(errno));
-		goto out;
-	}
-	fetch_add(f, h->sop_uid, size, mtime, hash);
-	atomic_fetch_add(&g->job->done, 1);
-	rc = 0;
-out:
-	pthread_mutex_unlock(&g->mu);
-	free(dst);
-	return rc;
-}
-
-/* The storage SCP's question: which job asked for this instance? */
-static int
-route(void *arg, const char *sop_class, const char *sop_uid, struct dimse_sink *sink)
-{
-	struct dimse *d = arg;
-	int rc = -1;
-
-	pthread_mutex_lock(&d->mu);
-	for (int i = 0; i < d->nmoving && rc < 0; i++)
-		if (htab_get(&d->moving[i]->want, sop_uid)) {
-			sink->fn = on_store;
-			sink->arg = d->moving[i];
-			sink->tmp_prefix = d->moving[i]->prefix;
-			rc = 0;
-		}
-	pthread_mutex_unlock(&d->mu);
-	return rc;
-}
-
-/* Start the storage SCP if this is the first C-MOVE, and have arriving
- * instances of g's series routed to g. */
-static int
-move_begin(struct dimse *d, const struct config *cfg, struct getctx *g, char err[DCM_ERR_MAX])
-{
-	int rc = 0;
-
-	pthread_mutex_lock(&d->mu);
-	if (!d->scp) {
-		struct dimse_peer peer;
-
-		peer_of(cfg, &peer);
-		d->scp = dimse_scp_start(cfg->pacs.move_destination, cfg->pacs.store_port,
-		    cfg->pacs.max_associations, cfg->pacs.timeout, &peer.tls, route, d, err);
-		rc = d->scp ? 0 : -1;
-	}
-	if (rc == 0) {
-		d->moving = xreallocarray(d->moving, (size_t)d->nmoving + 1, sizeof(*d->moving));
-		d->moving[d->nmoving++] = g;
-	}
-	pthread_mutex_unlock(&d->mu);
-	return rc;
-}
-
-static void
-move_end(struct dimse *d, struct getctx *g)
-{
-	pthread_mutex_lock(&d->mu);
-	for (int i = 0; i < d->nmoving; i++)
-		if (d->moving[i] == g) {
-			d->moving[i] = d->moving[--d->nmoving];
-			break;
-		}
-	pthread_mutex_unlock(&d->mu);
-}
-
-/* The SOP instances of a series still to fetch, with their classes. */
-struct soplist {
-	const struct fetch *f;
-	char **v;                 /* SOP Instance UIDs, NULL-terminated */
-	char **cls;               /* v[i]'s SOP Class UID, "" when not returned */
-	int n;
-	int total;                /* every instance listed, present or not */
-};
-
-static int
-on_sop(void *arg, const struct dimse_match *m)
-{
-	struct soplist *l = arg;
-
-	if (!uid_is_safe(m->h.sop_uid))
-		return 0;
-	l->total++;
-	if (!l->f->force && htab_get(&l->f->have, m->h.sop_uid))
-		return 0;
-	l->v = xreallocarray(l->v, (size_t)l->n + 2, sizeof(char *));
-	l->cls = xreallocarray(l->cls, (size_t)l->n + 2, sizeof(char *));
-	l->v[l->n] = xstrdup(m->h.sop_uid);
-	l->cls[l->n++] = xstrdup(m->h.sop_class);
-	l->v[l->n] = l->cls[l->n] = NULL;
-	return 0;
-}
-
-/* Order by class, so that each C-GET takes few classes. */
-static void
-soplist_sort(struct soplist *l)
-{
-	for (int i = 1; i < l->n; i++)
-		for (int j = i; j > 0 && strcmp(l->cls[j - 1], l->cls[j]) > 0; j--) {
-			char *t = l->cls[j];
-
-			l->cls[j] = l->cls[j - 1];
-			l->cls[j - 1] = t;
-			t = l->v[j];
-			l->v[j] = l->v[j - 1];
-			l->v[j - 1] = t;
-		}
-}
-
-/* The classes to offer for l's instances [from, to) (sorted by class):
- * each distinct one, and the guess for those the PACS did not name. */
-static int
-offer(const struct soplist *l, int from, int to, const char *const *guess, int nguess,
-    const char ***out)
-{
-	int n = 0;
-
-	*out = xcalloc((size_t)(to - from + nguess) + 1, sizeof(**out));
-	for (int i = from; i < to; i++) {
-		if (i > from && strcmp(l->cls[i], l->cls[i - 1]) == 0)
-			continue;
-		if (l->cls[i][0])
-			(*out)[n++] = l->cls[i];
-		else
-			for (int j = 0; j < nguess; j++)
-				(*out)[n++] = guess[j];
-	}
-	return n;
-}
-
-/* The classes to offer C-GET's storage role for, of instances whose
- * class the PACS did not say: the study's, or a known default. */
-static const char **
-class_guess(const char *study_classes, int *n)
-{
-	static const char *const fallback[] = {
-		"1.2.840.10008.5.1.4.1.1.2",      /* CT */
-		"1.2.840.10008.5.1.4.1.1.2.1",    /* Enhanced CT */
-		"1.2.840.10008.5.1.4.1.1.4",      /* MR */
-		"1.2.840.10008.5.1.4.1.1.4.1",    /* Enhanced MR */
-		"1.2.840.10008.5.1.4.1.1.7",      /* Secondary Capture */
-		"1.2.840.10008.5.1.4.1.1.128",    /* PET */
-		"1.2.840.10008.5.1.4.1.1.20",     /* NM */
-		"1.2.840.10008.5.1.4.1.1.481.2",  /* RT Dose */
-		"1.2.840.10008.5.1.4.1.1.88.11",  /* Basic SR */
-	};
-	const char **v;
-	char *copy, *tok, *save;
-
-	*n = 0;
-	if (!study_classes || !*study_classes) {
-		v = xcalloc(LEN(fallback) + 1, sizeof(*v));
-		for (size_t i = 0; i < LEN(fallback); i++)
-			v[(*n)++] = xstrdup(fallback[i]);
-		return v;
-	}
-	v = xcalloc(strlen(study_classes) / 2 + 2, sizeof(*v));
-	copy = xstrdup(study_classes);
-	for (tok = strtok_r(copy, "\\", &save); tok; tok = strtok_r(NULL, "\\", &save))
-		v[(*n)++] = xstrdup(tok);
-	free(copy);
-	return v;
-}
-
-/* One C-GET or C-MOVE: the series (sops NULL), or n instances of it. */
-static int
-retrieve(struct job *job, struct getctx *g, const char *const *sops, int n,
-    const char **classes, int nclasses, struct dimse_counts *sum)
-{
-	const struct config *cfg = job->ctx->cfg;
-	struct dimse *d = job->ctx->src->priv;
-	const struct series *s = g->f->s;
-	struct dimse_peer peer;
-	struct dimse_counts c = { 0 };
-	char err[DCM_ERR_MAX];
-	int r;
-
-	peer_of(cfg, &peer);
-	if (bucket_take(&d->bucket, &job->ctx->cancel) < 0) {
-		errf(job->err, sizeof(job->err), "interrupted");
-		return -1;
-	}
-	if (cfg->pacs.retrieve == RETRIEVE_MOVE)
-		r = dimse_move(&peer, cfg->pacs.move_destination, s->patient->id, s->study, s->uid,
-		    sops, n, &c, err);
-	else
-		r = dimse_get(&peer, s->patient->id, s->study, s->uid, sops, n,
-		    (const char *const *)classes, nclasses,
-		    g->prefix, on_store, g, &c, err);
-	sum->completed += c.completed;
-	sum->failed += c.failed;
-	sum->warning += c.warning;
-	sum->status = c.status;
-	if (r < 0)
-		errf(job->err, sizeof(job->err), "%s: %s%s%s",
-		    cfg->pacs.retrieve == RETRIEVE_MOVE ? "C-MOVE" : "C-GET", err,
-		    g->err[0] ? "; " : "", g->err);
-	return r;
-}
-
-static int
-fetch_once(struct job *job, void *arg)
-{
-	struct fetch *f = arg;
-	struct source *src = job->ctx->src;
-	const struct config *cfg = src->cfg;
-	struct dimse *d = src->priv;
-	struct getctx g = { .f = f, .job = job };
-	struct dimse_counts sum = { 0 };
-	struct soplist miss = { .f = f };
-	struct dimse_keys k = {
-		.patient_id = f->s->patient->id, .study_uid = f->s->study, .series_uid = f->s->uid,
-	};
-	char err[DCM_ERR_MAX], *prefix = NULL;
-	const char **guess = NULL, **cls = NULL;
-	int move = cfg->pacs.retrieve == RETRIEVE_MOVE;
-	int max = move ? INT_MAX : dimse_get_max_classes();
-	int rc = -1, asked, before = f->ngot, moving = 0, nguess = 0, ncls;
-
-	pthread_mutex_init(&g.mu, NULL);
-	htab_init(&g.want);
-	/* A retry resumes: what arrived so far counts as present. */
-	for (int i = 0; i < f->ngot; i++)
-		htab_put(&f->have, f->got[i].sop, f->got[i].sop);
-	if (before)
-		f->force = 0;
-	/* What the series holds, instance by instance: then fetch only what
-	 * is missing (a resume), and check the retrieve against it. */
-	if (find(job, DIMSE_IMAGE, &k, on_sop, &miss, err) < 0) {
-		errf(job->err, sizeof(job->err), "instance query: %s", err);
-		goto out;
-	}
-	asked = miss.n;
-	f->listed = miss.total;
-	atomic_store(&job->total, asked);
-	if (miss.n == 0) {
-		rc = 0;
-		goto out;
-	}
-	soplist_sort(&miss);
-	prefix = xasprintf("%s/" TMP_PREFIX "%ld-%s-", f->dir, (long)getpid(), move ? "move" : "get");
-	g.prefix = prefix;
-	if (move) {
-		for (int i = 0; i < miss.n; i++)
-			htab_put(&g.want, miss.v[i], miss.v[i]);
-		if (move_begin(d, cfg, &g, err) < 0) {
-			errf(job->err, sizeof(job->err), "storage SCP for C-MOVE: %s", err);
-			goto out;
-		}
-		moving = 1;
-	} else if (!miss.cls[0][0]) {
-		/* Sorted: an unknown class comes first. */
-		guess = class_guess(f->s->sop_class, &nguess);
-	}
-	ncls = offer(&miss, 0, miss.n, guess, nguess, &cls);
-	if ((f->force || f->have.len == 0) && ncls <= max) {
-		/* Nothing on disk yet, and one association can take every
-		 * class: the whole series at once. */
-		rc = retrieve(job, &g, NULL, 0, cls, ncls, &sum);
-	} else {
-		/* By SOP Instance UID, at most GET_BATCH and max classes each. */
-		rc = 0;
-		for (int i = 0, j; rc == 0 && i < miss.n; i = j) {
-			const char **bc;
-			int nbc = 0;
-
-			for (j = i; j < miss.n && j - i < GET_BATCH; j++) {
-				if (j > i && strcmp(miss.cls[j], miss.cls[j - 1]) == 0)
-					continue;
-				nbc += miss.cls[j][0] ? 1 : nguess;
-				if (j > i && nbc > max)
-					break;
-			}
-			nbc = offer(&miss, i, j, guess, nguess, &bc);
-			rc = retrieve(job, &g, (const char *const *)miss.v + i, j - i, bc, nbc, &sum);
-			free(bc);
-		}
-	}
-	if (rc < 0)
-		goto out;
-	rc = -1;
-	if (f->ngot - before < asked) {
-		errf(job->err, sizeof(job->err), "incomplete: %d of %d instances arrived (the PACS "
-		    "reported %d completed, %d failed, %d warning, final status 0x%04x)%s%s%s",
-		    f->ngot - before, asked, sum.completed, sum.failed, sum.warning, sum.status,
-		    g.refused ? "; refused instances of another series" : "", g.err[0] ? "; " : "",
-		    g.err);
-		goto out;
-	}
-	rc = 0;
-out:
-	if (moving)
-		move_end(d, &g);
-	htab_free(&g.want);
-	pthread_mutex_destroy(&g.mu);
-	strv_free(miss.v);
-	strv_free(miss.cls);
-	if (guess)
-		for (int i = 0; i < nguess; i++)
-			free((char *)guess[i]);
-	free(guess);
-	free(cls);
-	free(prefix);
-	return rc;
-}
-
-static int
-dimse_fetch(struct source *src, struct job *job, struct fetch *f)
-{
-	int rc = source_retry(job, fetch_once, f);
-
-	return rc;
 }
 
 const struct source_ops source_dimse = {

@@ -1,0 +1,369 @@
+/*
+ * dimse-fetch.c - the DIMSE source's fetch: C-GET or C-MOVE of a series'
+ * missing instances.  For C-MOVE our storage SCP runs on store_port for
+ * the rest of the run, started by the first move; each arriving instance
+ * is routed by its SOP Instance UID to the job that asked for it, and
+ * refused when no job did.  Nothing a retrieve reports is trusted: each
+ * arriving instance must belong to the series asked for, and what arrived
+ * is compared with what was asked and with the final response's
+ * sub-operation counts.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "dimse-src.h"
+#include "fileio.h"
+#include "names.h"
+#include "util.h"
+
+enum { GET_BATCH = 200 };     /* SOP UIDs in one IMAGE-level C-GET */
+
+/* What a C-GET's store callback needs. */
+struct getctx {
+	struct fetch *f;
+	struct job *job;
+	const char *prefix;       /* temp files in the series folder */
+	struct htab want;         /* C-MOVE: SOP UIDs this job asked for */
+	pthread_mutex_t mu;       /* the SCP's threads may deliver at once */
+	int refused;
+	char err[256];
+};
+
+static int
+on_store(void *arg, const struct dcm_header *h, const char *tmp)
+{
+	struct getctx *g = arg;
+	struct fetch *f = g->f;
+	char *dst = NULL;
+	uint64_t hash;
+	int64_t size, mtime;
+	int rc = -1;
+
+	pthread_mutex_lock(&g->mu);
+	/* Never store what nobody asked for. */
+	if (strcmp(h->series_uid, f->s->uid) != 0 || strcmp(h->study_uid, f->s->study) != 0 ||
+	    !uid_is_safe(h->sop_uid)) {
+		g->refused++;
+		goto out;
+	}
+	if (hash_file(tmp, &hash, &size, &mtime, &g->job->bytes, g->err, sizeof(g->err)) < 0)
+		goto out;
+	dst = xasprintf("%s/%s.dcm", f->dir, h->sop_uid);
+	if (rename(tmp, dst) < 0) {
+		errf(g->err, sizeof(g->err), "%s: rename: %s", dst, strerror(errno));
+		goto out;
+	}
+	fetch_add(f, h->sop_uid, size, mtime, hash);
+	atomic_fetch_add(&g->job->done, 1);
+	rc = 0;
+out:
+	pthread_mutex_unlock(&g->mu);
+	free(dst);
+	return rc;
+}
+
+/* The storage SCP's question: which job asked for this instance? */
+static int
+route(void *arg, const char *sop_class, const char *sop_uid, struct dimse_sink *sink)
+{
+	struct dimse *d = arg;
+	int rc = -1;
+
+	pthread_mutex_lock(&d->mu);
+	for (int i = 0; i < d->nmoving && rc < 0; i++)
+		if (htab_get(&d->moving[i]->want, sop_uid)) {
+			sink->fn = on_store;
+			sink->arg = d->moving[i];
+			sink->tmp_prefix = d->moving[i]->prefix;
+			rc = 0;
+		}
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+/* Start the storage SCP if this is the first C-MOVE, and have arriving
+ * instances of g's series routed to g. */
+static int
+move_begin(struct dimse *d, const struct config *cfg, struct getctx *g, char err[DCM_ERR_MAX])
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&d->mu);
+	if (!d->scp) {
+		struct dimse_peer peer;
+
+		dimse_peer_of(cfg, &peer);
+		d->scp = dimse_scp_start(cfg->pacs.move_destination, cfg->pacs.store_port,
+		    cfg->pacs.max_associations, cfg->pacs.timeout, &peer.tls, route, d, err);
+		rc = d->scp ? 0 : -1;
+	}
+	if (rc == 0) {
+		d->moving = xreallocarray(d->moving, (size_t)d->nmoving + 1, sizeof(*d->moving));
+		d->moving[d->nmoving++] = g;
+	}
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+static void
+move_end(struct dimse *d, struct getctx *g)
+{
+	pthread_mutex_lock(&d->mu);
+	for (int i = 0; i < d->nmoving; i++)
+		if (d->moving[i] == g) {
+			d->moving[i] = d->moving[--d->nmoving];
+			break;
+		}
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* The SOP instances of a series still to fetch, with their classes. */
+struct soplist {
+	const struct fetch *f;
+	char **v;                 /* SOP Instance UIDs, NULL-terminated */
+	char **cls;               /* v[i]'s SOP Class UID, "" when not returned */
+	int n;
+	int total;                /* every instance listed, present or not */
+};
+
+static int
+on_sop(void *arg, const struct dimse_match *m)
+{
+	struct soplist *l = arg;
+
+	if (!uid_is_safe(m->h.sop_uid))
+		return 0;
+	l->total++;
+	if (!l->f->force && htab_get(&l->f->have, m->h.sop_uid))
+		return 0;
+	l->v = xreallocarray(l->v, (size_t)l->n + 2, sizeof(char *));
+	l->cls = xreallocarray(l->cls, (size_t)l->n + 2, sizeof(char *));
+	l->v[l->n] = xstrdup(m->h.sop_uid);
+	l->cls[l->n++] = xstrdup(m->h.sop_class);
+	l->v[l->n] = l->cls[l->n] = NULL;
+	return 0;
+}
+
+/* Order by class, so that each C-GET takes few classes. */
+static void
+soplist_sort(struct soplist *l)
+{
+	for (int i = 1; i < l->n; i++)
+		for (int j = i; j > 0 && strcmp(l->cls[j - 1], l->cls[j]) > 0; j--) {
+			char *t = l->cls[j];
+
+			l->cls[j] = l->cls[j - 1];
+			l->cls[j - 1] = t;
+			t = l->v[j];
+			l->v[j] = l->v[j - 1];
+			l->v[j - 1] = t;
+		}
+}
+
+/* The classes to offer for l's instances [from, to) (sorted by class):
+ * each distinct one, and the guess for those the PACS did not name. */
+static int
+offer(const struct soplist *l, int from, int to, const char *const *guess, int nguess,
+    const char ***out)
+{
+	int n = 0;
+
+	*out = xcalloc((size_t)(to - from + nguess) + 1, sizeof(**out));
+	for (int i = from; i < to; i++) {
+		if (i > from && strcmp(l->cls[i], l->cls[i - 1]) == 0)
+			continue;
+		if (l->cls[i][0])
+			(*out)[n++] = l->cls[i];
+		else
+			for (int j = 0; j < nguess; j++)
+				(*out)[n++] = guess[j];
+	}
+	return n;
+}
+
+/* The classes to offer C-GET's storage role for, of instances whose
+ * class the PACS did not say: the study's, or a known default. */
+static const char **
+class_guess(const char *study_classes, int *n)
+{
+	static const char *const fallback[] = {
+		"1.2.840.10008.5.1.4.1.1.2",      /* CT */
+		"1.2.840.10008.5.1.4.1.1.2.1",    /* Enhanced CT */
+		"1.2.840.10008.5.1.4.1.1.4",      /* MR */
+		"1.2.840.10008.5.1.4.1.1.4.1",    /* Enhanced MR */
+		"1.2.840.10008.5.1.4.1.1.7",      /* Secondary Capture */
+		"1.2.840.10008.5.1.4.1.1.128",    /* PET */
+		"1.2.840.10008.5.1.4.1.1.20",     /* NM */
+		"1.2.840.10008.5.1.4.1.1.481.2",  /* RT Dose */
+		"1.2.840.10008.5.1.4.1.1.88.11",  /* Basic SR */
+	};
+	const char **v;
+	char *copy, *tok, *save;
+
+	*n = 0;
+	if (!study_classes || !*study_classes) {
+		v = xcalloc(LEN(fallback) + 1, sizeof(*v));
+		for (size_t i = 0; i < LEN(fallback); i++)
+			v[(*n)++] = xstrdup(fallback[i]);
+		return v;
+	}
+	v = xcalloc(strlen(study_classes) / 2 + 2, sizeof(*v));
+	copy = xstrdup(study_classes);
+	for (tok = strtok_r(copy, "\\", &save); tok; tok = strtok_r(NULL, "\\", &save))
+		v[(*n)++] = xstrdup(tok);
+	free(copy);
+	return v;
+}
+
+/* One C-GET or C-MOVE: the series (sops NULL), or n instances of it. */
+static int
+retrieve(struct job *job, struct getctx *g, const char *const *sops, int n,
+    const char **classes, int nclasses, struct dimse_counts *sum)
+{
+	const struct config *cfg = job->ctx->cfg;
+	struct dimse *d = job->ctx->src->priv;
+	const struct series *s = g->f->s;
+	struct dimse_peer peer;
+	struct dimse_counts c = { 0 };
+	char err[DCM_ERR_MAX];
+	int r;
+
+	dimse_peer_of(cfg, &peer);
+	if (bucket_take(&d->bucket, &job->ctx->cancel) < 0) {
+		errf(job->err, sizeof(job->err), "interrupted");
+		return -1;
+	}
+	if (cfg->pacs.retrieve == RETRIEVE_MOVE)
+		r = dimse_move(&peer, cfg->pacs.move_destination, s->patient->id, s->study, s->uid,
+		    sops, n, &c, err);
+	else
+		r = dimse_get(&peer, s->patient->id, s->study, s->uid, sops, n,
+		    (const char *const *)classes, nclasses,
+		    g->prefix, on_store, g, &c, err);
+	sum->completed += c.completed;
+	sum->failed += c.failed;
+	sum->warning += c.warning;
+	sum->status = c.status;
+	if (r < 0)
+		errf(job->err, sizeof(job->err), "%s: %s%s%s",
+		    cfg->pacs.retrieve == RETRIEVE_MOVE ? "C-MOVE" : "C-GET", err,
+		    g->err[0] ? "; " : "", g->err);
+	return r;
+}
+
+static int
+fetch_once(struct job *job, void *arg)
+{
+	struct fetch *f = arg;
+	struct source *src = job->ctx->src;
+	const struct config *cfg = src->cfg;
+	struct dimse *d = src->priv;
+	struct getctx g = { .f = f, .job = job };
+	struct dimse_counts sum = { 0 };
+	struct soplist miss = { .f = f };
+	struct dimse_keys k = {
+		.patient_id = f->s->patient->id, .study_uid = f->s->study, .series_uid = f->s->uid,
+	};
+	char err[DCM_ERR_MAX], *prefix = NULL;
+	const char **guess = NULL, **cls = NULL;
+	int move = cfg->pacs.retrieve == RETRIEVE_MOVE;
+	int max = move ? INT_MAX : dimse_get_max_classes();
+	int rc = -1, asked, before = f->ngot, moving = 0, nguess = 0, ncls;
+
+	pthread_mutex_init(&g.mu, NULL);
+	htab_init(&g.want);
+	/* A retry resumes: what arrived so far counts as present. */
+	for (int i = 0; i < f->ngot; i++)
+		htab_put(&f->have, f->got[i].sop, f->got[i].sop);
+	if (before)
+		f->force = 0;
+	/* What the series holds, instance by instance: then fetch only what
+	 * is missing (a resume), and check the retrieve against it. */
+	if (dimse_src_find(job, DIMSE_IMAGE, &k, on_sop, &miss, err) < 0) {
+		errf(job->err, sizeof(job->err), "instance query: %s", err);
+		goto out;
+	}
+	asked = miss.n;
+	f->listed = miss.total;
+	atomic_store(&job->total, asked);
+	if (miss.n == 0) {
+		rc = 0;
+		goto out;
+	}
+	soplist_sort(&miss);
+	prefix = xasprintf("%s/" TMP_PREFIX "%ld-%s-", f->dir, (long)getpid(), move ? "move" : "get");
+	g.prefix = prefix;
+	if (move) {
+		for (int i = 0; i < miss.n; i++)
+			htab_put(&g.want, miss.v[i], miss.v[i]);
+		if (move_begin(d, cfg, &g, err) < 0) {
+			errf(job->err, sizeof(job->err), "storage SCP for C-MOVE: %s", err);
+			goto out;
+		}
+		moving = 1;
+	} else if (!miss.cls[0][0]) {
+		/* Sorted: an unknown class comes first. */
+		guess = class_guess(f->s->sop_class, &nguess);
+	}
+	ncls = offer(&miss, 0, miss.n, guess, nguess, &cls);
+	if ((f->force || f->have.len == 0) && ncls <= max) {
+		/* Nothing on disk yet, and one association can take every
+		 * class: the whole series at once. */
+		rc = retrieve(job, &g, NULL, 0, cls, ncls, &sum);
+	} else {
+		/* By SOP Instance UID, at most GET_BATCH and max classes each. */
+		rc = 0;
+		for (int i = 0, j; rc == 0 && i < miss.n; i = j) {
+			const char **bc;
+			int nbc = 0;
+
+			for (j = i; j < miss.n && j - i < GET_BATCH; j++) {
+				if (j > i && strcmp(miss.cls[j], miss.cls[j - 1]) == 0)
+					continue;
+				nbc += miss.cls[j][0] ? 1 : nguess;
+				if (j > i && nbc > max)
+					break;
+			}
+			nbc = offer(&miss, i, j, guess, nguess, &bc);
+			rc = retrieve(job, &g, (const char *const *)miss.v + i, j - i, bc, nbc, &sum);
+			free(bc);
+		}
+	}
+	if (rc < 0)
+		goto out;
+	rc = -1;
+	if (f->ngot - before < asked) {
+		errf(job->err, sizeof(job->err), "incomplete: %d of %d instances arrived (the PACS "
+		    "reported %d completed, %d failed, %d warning, final status 0x%04x)%s%s%s",
+		    f->ngot - before, asked, sum.completed, sum.failed, sum.warning, sum.status,
+		    g.refused ? "; refused instances of another series" : "", g.err[0] ? "; " : "",
+		    g.err);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (moving)
+		move_end(d, &g);
+	htab_free(&g.want);
+	pthread_mutex_destroy(&g.mu);
+	strv_free(miss.v);
+	strv_free(miss.cls);
+	if (guess)
+		for (int i = 0; i < nguess; i++)
+			free((char *)guess[i]);
+	free(guess);
+	free(cls);
+	free(prefix);
+	return rc;
+}
+
+int
+dimse_fetch(struct source *src, struct job *job, struct fetch *f)
+{
+	return source_retry(job, fetch_once, f);
+}
+

@@ -1,0 +1,34 @@
+/*
+ * dimse-src.h - what the two halves of the DIMSE source share: dimse.c
+ * (state, query) and dimse-fetch.c (C-GET, C-MOVE and our storage SCP).
+ */
+#ifndef THLHP_DIMSE_SRC_H
+#define THLHP_DIMSE_SRC_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include "dimse.h"
+#include "pace.h"
+#include "source.h"
+
+struct getctx;
+
+/* src->priv of the DIMSE source. */
+struct dimse {
+	struct bucket bucket;     /* max_requests_per_minute, for every job */
+	pthread_mutex_t mu;       /* guards what follows */
+	atomic_int study_root;    /* the PACS refused Patient Root */
+	struct dimse_scp *scp;    /* our storage SCP, once a C-MOVE needed it */
+	struct getctx **moving;   /* jobs with a C-MOVE in flight */
+	int nmoving;
+};
+
+/* The PACS and the TLS settings of cfg. */
+void dimse_peer_of(const struct config *cfg, struct dimse_peer *p);
+/* A C-FIND, after its token of the bucket (every request takes one). */
+int dimse_src_find(struct job *job, enum dimse_level lv, const struct dimse_keys *k,
+    dimse_match_fn *fn, void *arg, char err[DCM_ERR_MAX]);
+/* The fetch: bring the series' missing instances (dimse-fetch.c). */
+int dimse_fetch(struct source *src, struct job *job, struct fetch *f);
+
+#endif
