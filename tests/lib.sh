@@ -345,4 +345,52 @@ replace_file() {
 	cp "$1" "$(dirname "$2")/.test-new" && mv -f "$(dirname "$2")/.test-new" "$2"
 }
 
+# ---- background runs and what they wrote ---------------------------------
+
+# on_disk : instance files in data/dicom (not temp files).
+on_disk() { find data/dicom -name '*.dcm' ! -name '.*' 2>/dev/null | wc -l; }
+
+# wait_disk N : wait (up to 60 s) until N instances are on disk; 1 if the
+# background run ended first or it took longer.
+wait_disk() {
+	local i
+	for ((i = 0; i < 600; i++)); do
+		[ "$(on_disk)" -ge "$1" ] && return 0
+		kill -0 "$BGPID" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# bg_wait SECONDS : wait for the background run, at most SECONDS; sets RC
+# (124 when it had to be killed: it hung).
+bg_wait() {
+	local i
+	for ((i = 0; i < $1 * 10; i++)); do
+		kill -0 "$BGPID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$BGPID" 2>/dev/null; then
+		kill_bg; RC=124
+	else
+		wait "$BGPID"; RC=$?
+	fi
+}
+
+# archives_match [PID...] : every TH- patient's archive (or those of
+# PID...) holds exactly its instances, the same DICOM content and transfer
+# syntax as generated (tests/dicom_same.py).
+archives_match() {
+	local p a bad=0
+	for p in ${*:-$(patients)}; do
+		case $p in TH-*) ;; *) continue ;; esac
+		a=$(archive_of "$p")
+		[ -f "$a" ] || { say "    $a missing"; bad=1; continue; }
+		instances_of "$p" | awk -F'\t' '{ print $1 "/" $2 "/" $3 ".dcm\t" $4 }' |
+			"$PY" "$TESTS/dicom_same.py" "$a" | sed 's/^/    /' | head -n 5
+		[ "${PIPESTATUS[2]}" -eq 0 ] || bad=1
+	done
+	return $bad
+}
+
 cd "$PROJ" || exit 1

@@ -155,6 +155,9 @@ proxy_count() {
 		'$4 == c && (r == "" || $2 == r) && (d == "" || $3 == d) { n++ } END { print n + 0 }' "$PROXY_LOG"
 }
 
+# log_mark : the proxy log's length now, for counting what comes after.
+log_mark() { wc -l <"$PROXY_LOG"; }
+
 # proxy_uids COMMAND [ROUTE] : the SOP instance UIDs of COMMAND's lines, sorted.
 proxy_uids() {
 	awk -v c="$1" -v r="${2:-}" '$4 == c && (r == "" || $2 == r) && $5 != "-" { print $5 }' "$PROXY_LOG" | sort

@@ -37,8 +37,6 @@ config() {
 		pacs.timeout=5 pacs.retries=4 "$@"
 }
 export DW_USER=thlhp:s3cret
-on_disk() { find data/dicom -name '*.dcm' ! -name '.*' 2>/dev/null | wc -l; }
-log_mark() { wc -l <"$PROXY_LOG"; }
 # sent_since N : instances the server was asked for after log line N: a
 # whole series' worth for each series GET, one for each instance GET.
 sent_since() {
@@ -48,17 +46,7 @@ sent_since() {
 		$4 == "GET" && $5 ~ /\/instances\/[0-9.]+$/ { s++ }
 		END { print s + 0 }'
 }
-archives_match() {
-	local p a bad=0
-	for p in TH-01-WW TH-02-WW TH-03-WW TH-04-WW; do
-		a=$(archive_of "$p")
-		[ -f "$a" ] || { say "    $a missing"; bad=1; continue; }
-		instances_of "$p" | awk -F'\t' '{ print $1 "/" $2 "/" $3 ".dcm\t" $4 }' |
-			"$PY" "$TESTS/dicom_same.py" "$a" | sed 's/^/    /' | head -n 5
-		[ "${PIPESTATUS[2]}" -eq 0 ] || bad=1
-	done
-	return $bad
-}
+MAIN="TH-01-WW TH-02-WW TH-03-WW TH-04-WW"    # the patients of the first run
 
 section "first run against the DICOMweb server"
 config
@@ -70,7 +58,7 @@ config pacs.max_requests_per_minute=300
 mark=$(log_mark)
 run -j4 all
 exit_is "all -j4" 0
-ok "every archive holds the instances loaded, same content and transfer syntax" archives_match
+ok "every archive holds the instances loaded, same content and transfer syntax" archives_match $MAIN
 check "OTHER-1 (not selected) has nothing on disk" "$(find data -name 'OTHER*' | wc -l)" 0
 ost=$(study_of OTHER-1)
 check "nothing of OTHER-1's study was ever asked for" "$(grep -c "$ost" "$PROXY_LOG")" 0
@@ -112,7 +100,7 @@ section "kill -9 mid-download, then a rerun completes"
 rm -rf data .thlhp
 config pacs.max_requests_per_minute=120
 run_bg -j2 all
-for _ in $(seq 1 300); do [ "$(on_disk)" -ge 4 ] && break; sleep 0.05; done
+wait_disk 4
 kill_bg
 have=$(on_disk)
 ok "killed mid-download ($have instances on disk)" test "$have" -lt 34
@@ -121,38 +109,34 @@ mark=$(log_mark)
 run -j4 all
 exit_is "the rerun completes" 0
 check "the rerun fetched exactly the $((34 - have)) instances not on disk" "$(sent_since "$mark")" "$((34 - have))"
-ok "with every archive complete" archives_match
+ok "with every archive complete" archives_match $MAIN
 check "no temp files left" "$(temp_files data)" ""
 
 section "the nightly link drop: blackholed mid-run for 7 s"
 rm -rf data .thlhp
 config pacs.max_requests_per_minute=120 pacs.timeout=3 pacs.retries=6
 run_bg -j4 all
-for _ in $(seq 1 300); do [ "$(on_disk)" -ge 4 ] && break; sleep 0.05; done
+wait_disk 4
 proxy_mode blackhole
 sleep 7
 proxy_mode pass
-for _ in $(seq 1 1800); do kill -0 "$BGPID" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$BGPID" 2>/dev/null && { kill_bg; say "    hung"; }
-wait "$BGPID"; RC=$?
+bg_wait 180
 LASTCMD="thlhp-make -j4 all (link blackholed for 7 s)"
 exit_is "the run rides out the blackhole" 0
-ok "with every archive complete" archives_match
+ok "with every archive complete" archives_match $MAIN
 
 section "the server restarted mid-run"
 rm -rf data .thlhp
 config pacs.max_requests_per_minute=120
 run_bg -j4 all
-for _ in $(seq 1 300); do [ "$(on_disk)" -ge 4 ] && break; sleep 0.05; done
+wait_disk 4
 orthanc_stop
 sleep 3
 orthanc_start
-for _ in $(seq 1 1200); do kill -0 "$BGPID" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$BGPID" 2>/dev/null && { kill_bg; say "    hung"; }
-wait "$BGPID"; RC=$?
+bg_wait 120
 LASTCMD="thlhp-make -j4 all (server down for 3 s)"
 exit_is "the run completes after the server comes back" 0
-ok "with every archive complete" archives_match
+ok "with every archive complete" archives_match $MAIN
 
 section "a series deleted at the server is reported, and kept in its archive"
 config
@@ -255,7 +239,7 @@ config "pacs.url=https://127.0.0.1:$HTTPS/dicom-web" "pacs.tls_ca=$pki/ca.pem" '
 	select.patient_id='TH-0[1-4]-WW'
 run -j4 all
 exit_is "all over HTTPS with a bearer token, the server verified against tls_ca" 0
-ok "every archive complete" archives_match
+ok "every archive complete" archives_match $MAIN
 has_line "over HTTP/2, as the server offered it" "$LOG/nginx.access" "^HTTP/2.0 200 /dicom-web/studies/"
 rm -rf data .thlhp
 config "pacs.url=https://127.0.0.1:$HTTPS/dicom-web" "pacs.tls_ca=$pki/other.pem" pacs.retries=0 \

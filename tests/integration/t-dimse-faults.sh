@@ -44,48 +44,6 @@ config() {
 stores_since() {
 	tail -n +"$(($1 + 1))" "$PROXY_LOG" | awk '$4 == "C-STORE-RQ"' | wc -l
 }
-log_mark() { wc -l <"$PROXY_LOG"; }
-# on_disk : instance files in data/dicom (not temp files).
-on_disk() { find data/dicom -name '*.dcm' ! -name '.*' 2>/dev/null | wc -l; }
-# all_archives_match [PID...] : every TH- patient's archive (or those of
-# PID...) holds exactly its instances, the same DICOM content as loaded
-# (tests/dicom_same.py).
-all_archives_match() {
-	local p a bad=0
-	for p in ${*:-$(patients)}; do
-		case $p in TH-*) ;; *) continue ;; esac
-		a=$(archive_of "$p")
-		[ -f "$a" ] || { say "    $a missing"; bad=1; continue; }
-		instances_of "$p" | awk -F'\t' '{ print $1 "/" $2 "/" $3 ".dcm\t" $4 }' |
-			"$PY" "$TESTS/dicom_same.py" "$a" | sed 's/^/    /' | head -n 5
-		[ "${PIPESTATUS[2]}" -eq 0 ] || bad=1
-	done
-	return $bad
-}
-# bg_wait SECONDS : wait for the background run, at most SECONDS; sets RC
-# (124 when it had to be killed: it hung).
-bg_wait() {
-	local i
-	for ((i = 0; i < $1 * 10; i++)); do
-		kill -0 "$BGPID" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$BGPID" 2>/dev/null; then
-		kill_bg; RC=124
-	else
-		wait "$BGPID"; RC=$?
-	fi
-}
-# wait_disk N : wait (up to 60 s) until N instances are on disk.
-wait_disk() {
-	local i
-	for ((i = 0; i < 600; i++)); do
-		[ "$(on_disk)" -ge "$1" ] && return 0
-		kill -0 "$BGPID" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
 # cpu_of PID : CPU seconds (user + system) it used so far.
 cpu_of() {
 	sed 's/.*) //' "/proc/$1/stat" | awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($12 + $13) / t }'
@@ -96,7 +54,7 @@ section "full run with -j4 through the proxy, at most 240 requests a minute"
 config pacs.max_requests_per_minute=240 pacs.max_associations=4
 run -j4 all
 exit_is "all -j4" 0
-ok "every archive holds the instances loaded, same content and transfer syntax" all_archives_match
+ok "every archive holds the instances loaded, same content and transfer syntax" archives_match
 check "no file of OTHER-1 (not selected) anywhere" "$(find data -name 'OTHER*' | wc -l)" 0
 check "no instance of OTHER-1 was ever sent" \
 	"$(comm -12 <(proxy_uids C-STORE-RQ) <(awk -F'\t' '$1 == "instance" && $2 == "OTHER-1" { print $5 }' "$MANIFEST" | sort) | wc -l)" 0
@@ -119,7 +77,7 @@ fresh
 config pacs.max_requests_per_minute=600
 run -j4 all
 exit_is "all against a PACS without Patient Root" 0
-ok "every archive holds the instances loaded" all_archives_match
+ok "every archive holds the instances loaded" archives_match
 tail -n +"$((mark + 1))" "$PROXY_LOG" >"$LOG/sr.log"
 check "every C-FIND used Study Root" \
 	"$(awk '$4 == "C-FIND-RQ" { print $5 }' "$LOG/sr.log" | sort -u)" "$SR.1"
@@ -169,7 +127,7 @@ exit_is "all with a retrieve that delivers 3 of the 4 instances listed" 2
 has_line "stderr says the series is incomplete, with what the PACS reported" "$ERR" \
 	"TH-07-XX.*incomplete: 3 of 4 instances arrived \(the PACS reported 3 completed, 0 failed"
 ok "no archive for TH-07-XX" test -z "$(find data/zip -name 'TH-07-XX*')"
-ok "the other archives are complete" all_archives_match TH-01-XX TH-02-XX TH-03-XX TH-04-XX TH-05-XX TH-06-XX
+ok "the other archives are complete" archives_match TH-01-XX TH-02-XX TH-03-XX TH-04-XX TH-05-XX TH-06-XX
 # The instance is back at the PACS: only it is fetched.
 curl -sf -X POST "http://127.0.0.1:$OR_HTTP/instances" --data-binary @"$lsrc" >/dev/null
 config
@@ -214,7 +172,7 @@ exit_is "the run rides out the blackhole" 0
 ok "idle while the link was dead: $(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }') s CPU in 6 s" \
 	awk -v a="$c0" -v b="$c1" 'BEGIN { exit !(b - a < 1.0) }'
 check "every archive is there" "$(zip_names | wc -l)" 7
-ok "and complete" all_archives_match
+ok "and complete" archives_match
 
 section "Orthanc stopped mid-run for 5 s and started again"
 fresh
@@ -227,7 +185,7 @@ orthanc_start
 bg_wait 180
 LASTCMD="thlhp-make -j4 all (Orthanc down for 5 s)"
 exit_is "the run completes after the PACS comes back" 0
-ok "with every archive complete" all_archives_match
+ok "with every archive complete" archives_match
 
 section "the link stays down: exit 2 in bounded time, then the next run completes"
 fresh
@@ -243,5 +201,5 @@ has_line "stderr says the PACS could not be reached" "$ERR" "127.0.0.1:$PX_PACS"
 proxy_mode pass
 run -j4 all
 exit_is "the next run completes" 0
-ok "with every archive complete" all_archives_match
+ok "with every archive complete" archives_match
 finish
