@@ -145,7 +145,14 @@ total=$((ALL + 4))                # TH-07-XX came later
 config pacs.max_requests_per_minute=240
 run_bg -j2 all
 wait_disk 8
+if [ "$RETRIEVE" = move ]; then
+	# Our storage SCP is up: an instance nobody asked for is refused.
+	osrc=$(awk -F'\t' '$1 == "instance" && $2 == "OTHER-1" { print $6; exit }' "$MANIFEST")
+	TCP_NODELAY=1 storescu -v -aet INTRUDER -aec THLHP 127.0.0.1 "$SCP_PORT" "$osrc" >"$LOG/storescu.out" 2>&1
+	has_line "an unasked C-STORE to our SCP is refused (0xC000)" "$LOG/storescu.out" "Received Store Response \(Error: CannotUnderstand\)"
+fi
 kill_bg
+[ "$RETRIEVE" = move ] && check "and nothing of it was stored" "$(find data -name 'OTHER*' | wc -l)" 0
 have=$(on_disk)
 ok "killed mid-download ($have of $total instances on disk)" test "$have" -lt "$total"
 config
