@@ -1,0 +1,287 @@
+/*
+ * dicomweb-fetch.c - the DICOMweb source's fetch, WADO-RS.
+ *
+ * /studies/{study}/series/{series}/instances lists the series; the whole
+ * series comes from /studies/{study}/series/{series} when nothing of it is
+ * on disk, else each missing instance from .../instances/{sop}.  Either
+ * is multipart/related; type="application/dicom" with transfer-syntax=*
+ * (as stored, never transcoded), each part streamed to a temp file while
+ * it is hashed (src/multipart.h), then checked (it parses, it is of this
+ * series, it was listed) and renamed.  As for DIMSE, what arrived is
+ * compared with what was listed, whatever the status said.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include "dicom.h"
+#include "dicomweb-src.h"
+#include "fileio.h"
+#include "multipart.h"
+#include "names.h"
+#include "util.h"
+
+static const char ACCEPT_DICOM[] = "multipart/related; type=\"application/dicom\"; transfer-syntax=*";
+
+/* ---- WADO-RS: multipart ----------------------------------------------- */
+
+/* One retrieve's parts, as they arrive. */
+struct recv {
+	struct job *job;
+	struct fetch *f;
+	const struct htab *want;  /* SOP UIDs listed and missing */
+	struct multipart *mp;
+	char *prefix;             /* temp files: prefix + counter */
+	unsigned long counter;
+	int fd;                   /* the part being written, or -1 */
+	char *tmp;
+	XXH3_state_t *xx;
+	int refused;              /* parts that were not an instance asked for */
+	char err[256];            /* the first trouble with a part */
+};
+
+static void
+note(struct recv *v, const char *fmt, const char *a, const char *b)
+{
+	if (!v->err[0])
+		snprintf(v->err, sizeof(v->err), fmt, a, b);
+}
+
+static int
+part_begin(void *arg, const char *ctype)
+{
+	struct recv *v = arg;
+
+	if (ctype && strncasecmp(ctype, "application/dicom", 17) != 0) {
+		v->refused++;
+		note(v, "a part of type %.100s%s", ctype, "");
+		return 0;
+	}
+	free(v->tmp);
+	v->tmp = xasprintf("%s%lu", v->prefix, ++v->counter);
+	v->fd = open(v->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (v->fd < 0) {
+		errf(v->job->err, sizeof(v->job->err), "%s: %s", v->tmp, strerror(errno));
+		return -1;
+	}
+	XXH3_64bits_reset(v->xx);
+	return 0;
+}
+
+static int
+part_data(void *arg, const void *p, size_t n)
+{
+	struct recv *v = arg;
+	const char *c = p;
+
+	if (v->fd < 0)
+		return 0;         /* a part we do not keep */
+	XXH3_64bits_update(v->xx, p, n);
+	atomic_fetch_add(&v->job->bytes, (long long)n);
+	while (n > 0) {
+		ssize_t w = write(v->fd, c, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			errf(v->job->err, sizeof(v->job->err), "%s: %s", v->tmp, strerror(errno));
+			return -1;
+		}
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+part_end(void *arg, int complete)
+{
+	struct recv *v = arg;
+	struct fetch *f = v->f;
+	struct dcm_header h;
+	char e[DCM_ERR_MAX], *dst = NULL;
+	int64_t size, mtime;
+	int rc = 0, fd = v->fd;
+
+	if (fd < 0)
+		return 0;
+	v->fd = -1;
+	if (!complete) {
+		close(fd);
+		unlink(v->tmp);
+		return 0;
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		errf(v->job->err, sizeof(v->job->err), "%s: %s", v->tmp, strerror(errno));
+		unlink(v->tmp);
+		return -1;
+	}
+	/* Trust nothing: it parses, it is of this series, it was asked for. */
+	if (dcm_read_header(v->tmp, &h, e) < 0) {
+		note(v, "a part is not DICOM: %.180s%s", e, "");
+	} else if (strcmp(h.study_uid, f->s->study) || strcmp(h.series_uid, f->s->uid)) {
+		note(v, "instance %s of series %s, not this one", h.sop_uid, h.series_uid);
+	} else if (!htab_get(v->want, h.sop_uid)) {
+		note(v, "instance %s%s was not asked for", h.sop_uid, "");
+	} else {
+		dst = xasprintf("%s/%s.dcm", f->dir, h.sop_uid);
+		if (rename(v->tmp, dst) < 0) {
+			errf(v->job->err, sizeof(v->job->err), "%s: rename: %s", dst, strerror(errno));
+			rc = -1;
+		} else if ((mtime = mtime_ns(dst, &size)) >= 0) {
+			fetch_add(f, h.sop_uid, size, mtime, XXH3_64bits_digest(v->xx));
+			atomic_fetch_add(&v->job->done, 1);
+			free(dst);
+			return 0;
+		}
+	}
+	if (!dst || rc < 0)
+		v->refused += rc == 0;
+	unlink(v->tmp);
+	free(dst);
+	return rc;
+}
+
+static const struct multipart_cb parts = {
+	.begin = part_begin, .data = part_data, .end = part_end,
+};
+
+static int
+on_body(void *arg, const char *ctype, const void *p, size_t n)
+{
+	struct recv *v = arg;
+
+	if (!v->mp) {
+		char e[256], *b = multipart_boundary(ctype, e, sizeof(e));
+
+		if (!b) {
+			errf(v->job->err, sizeof(v->job->err), "the server sent %s, not multipart: %s",
+			    ctype, e);
+			return -1;
+		}
+		v->mp = multipart_new(b, &parts, v);
+		free(b);
+	}
+	if (multipart_feed(v->mp, p, n) < 0) {
+		if (!v->job->err[0])
+			errf(v->job->err, sizeof(v->job->err), "multipart body: %s",
+			    multipart_error(v->mp));
+		return -1;
+	}
+	return 0;
+}
+
+/* One WADO-RS retrieve into f->dir. */
+static int
+wado(struct job *job, struct recv *v, const char *url)
+{
+	int rc;
+
+	job->err[0] = '\0';
+	rc = dw_get(job, url, ACCEPT_DICOM, on_body, v);
+	if (v->mp) {
+		if (multipart_finish(v->mp) < 0 && rc == 0) {
+			errf(job->err, sizeof(job->err), "GET %s: multipart body: %s", url,
+			    multipart_error(v->mp));
+			rc = -1;
+		}
+		multipart_free(v->mp);
+		v->mp = NULL;
+	}
+	if (v->fd >= 0) {         /* a part cut off by an error */
+		close(v->fd);
+		unlink(v->tmp);
+		v->fd = -1;
+	}
+	return rc;
+}
+
+struct list {
+	struct fetch *f;
+	char **v;                 /* missing SOP UIDs, NULL-terminated */
+	int n, total;
+};
+
+static int
+on_instance(void *arg, json_t *o)
+{
+	struct list *l = arg;
+	char sop[DCM_UID_MAX];
+
+	dw_attr(o, "00080018", sop, sizeof(sop));
+	if (!uid_is_safe(sop))
+		return 0;
+	l->total++;
+	if (!l->f->force && htab_get(&l->f->have, sop))
+		return 0;
+	l->v = xreallocarray(l->v, (size_t)l->n + 2, sizeof(*l->v));
+	l->v[l->n++] = xstrdup(sop);
+	l->v[l->n] = NULL;
+	return 0;
+}
+
+static int
+fetch_once(struct job *job, void *arg)
+{
+	struct fetch *f = arg;
+	struct dicomweb *d = job->ctx->src->priv;
+	struct list miss = { .f = f };
+	struct htab want;
+	struct recv v = { .job = job, .f = f, .want = &want, .fd = -1 };
+	char *series = xasprintf("%s/studies/%s/series/%s", d->base, f->s->study, f->s->uid);
+	char *u = xasprintf("%s/instances?includefield=00080018", series);
+	int rc, before = f->ngot, got;
+
+	htab_init(&want);
+	/* A retry resumes: what arrived so far counts as present. */
+	for (int i = 0; i < f->ngot; i++)
+		htab_put(&f->have, f->got[i].sop, f->got[i].sop);
+	if (before)
+		f->force = 0;
+	rc = dw_qido(job, u, on_instance, &miss);
+	free(u);
+	if (rc < 0)
+		goto out;
+	f->listed = miss.total;
+	atomic_store(&job->total, miss.n);
+	for (int i = 0; i < miss.n; i++)
+		htab_put(&want, miss.v[i], miss.v[i]);
+	v.xx = XXH3_createState();
+	v.prefix = xasprintf("%s/" TMP_PREFIX "%ld-wado-", f->dir, (long)getpid());
+	if (miss.n > 0 && (f->force || f->have.len == 0)) {
+		/* Nothing on disk: the whole series in one answer. */
+		rc = wado(job, &v, series);
+	} else {
+		for (int i = 0; rc == 0 && i < miss.n; i++) {
+			u = xasprintf("%s/instances/%s", series, miss.v[i]);
+			rc = wado(job, &v, u);
+			free(u);
+		}
+	}
+	got = f->ngot - before;
+	if (rc == 0 && got < miss.n) {
+		errf(job->err, sizeof(job->err), "incomplete: %d of %d instances arrived%s%s",
+		    got, miss.n, v.err[0] ? "; " : "", v.err);
+		rc = -1;
+	}
+out:
+	htab_free(&want);
+	strv_free(miss.v);
+	if (v.xx)
+		XXH3_freeState(v.xx);
+	free(v.prefix);
+	free(v.tmp);
+	free(series);
+	return rc;
+}
+
+int
+dw_fetch(struct source *src, struct job *job, struct fetch *f)
+{
+	return source_retry(job, fetch_once, f);
+}
+

@@ -1,0 +1,32 @@
+/*
+ * dicomweb-src.h - what the two halves of the DICOMweb source share:
+ * dicomweb.c (state, requests, QIDO-RS) and dicomweb-fetch.c (WADO-RS).
+ */
+#ifndef THLHP_DICOMWEB_SRC_H
+#define THLHP_DICOMWEB_SRC_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include "http.h"
+#include "pace.h"
+#include "source.h"
+
+/* src->priv of the DICOMweb source. */
+struct dicomweb {
+	struct bucket bucket;     /* max_requests_per_minute, for every job */
+	struct http *http;        /* the connection pool */
+	char *base;               /* [pacs] url without a trailing '/' */
+};
+
+/* One GET, after its token: 0, -1 with job->err, or -2 for an answer no
+ * retry can change. */
+int dw_get(struct job *job, const char *url, const char *accept, http_body_fn *fn, void *arg);
+/* GET a QIDO url (with '?' in it) page by page; fn for each object. */
+int dw_qido(struct job *job, const char *url, int (*fn)(void *arg, json_t *obj), void *arg);
+/* The values of attribute tag ("0020000D") of a DICOM JSON object,
+ * backslash-joined, into out; "" when absent.  Numbers (IS) as integers. */
+void dw_attr(json_t *obj, const char *tag, char *out, size_t len);
+/* The fetch (dicomweb-fetch.c). */
+int dw_fetch(struct source *src, struct job *job, struct fetch *f);
+
+#endif
