@@ -55,8 +55,8 @@ static const char *const migrations[] = {
 
 static const struct { const char *scheme; const struct store_ops *ops; } backends[] = {
 	{ "sqlite", &store_sqlite },
-	{ "postgresql", NULL },
-	{ "postgres", NULL },
+	{ "postgresql", &store_pg },
+	{ "postgres", &store_pg },
 };
 
 static int

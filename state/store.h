@@ -50,5 +50,6 @@ struct store_ops {
 };
 
 extern const struct store_ops store_sqlite;
+extern const struct store_ops store_pg;
 
 #endif

@@ -10,7 +10,8 @@ cd "$top"
 pkgs="autoconf automake libtool pkg-config make gcc g++
       libdcmtk-dev dcmtk libsndfile1-dev libzip-dev libinih-dev libxxhash-dev
       libsqlite3-dev sqlite3 libcurl4-openssl-dev libjansson-dev libpq-dev libcmocka-dev
-      python3-pydicom unzip orthanc orthanc-dicomweb nginx curl iproute2 util-linux openssl"
+      python3-pydicom unzip orthanc orthanc-dicomweb nginx curl iproute2 util-linux openssl
+      postgresql postgresql-client"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
@@ -24,6 +25,7 @@ if [ -n "$missing" ]; then
 	# The package may start a system-wide Orthanc; the tests start their own.
 	case "$missing" in *orthanc*) $SUDO service orthanc stop >/dev/null 2>&1 ;; esac
 	case "$missing" in *nginx*) $SUDO service nginx stop >/dev/null 2>&1 ;; esac
+	case "$missing" in *postgresql*) $SUDO service postgresql stop >/dev/null 2>&1 ;; esac
 fi
 
 build=${THLHP_BUILD_DIR:-$top/_build}

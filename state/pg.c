@@ -1,0 +1,377 @@
+/*
+ * pg.c - the shared store: one libpq connection to a PostgreSQL database.
+ * The schema is state.c's, the same tables as in SQLite (TEXT, INTEGER,
+ * BIGINT; one schema_version row).  The URL goes to libpq as it is, so
+ * PGPASSFILE, PGSERVICE, PGPASSWORD and the other PG* variables work; we
+ * add only a connect timeout and an application_name, and only when
+ * neither the URL nor the environment gives one.
+ *
+ * Every parameter travels as text, every result comes back as text.
+ * Statements are prepared once per connection and kept, keyed by the SQL
+ * text's address as in sqlite.c.  Messages name the database and host,
+ * never the URL, which may hold a password.  One connection, used by the
+ * main thread only (rule start and finish).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libpq-fe.h>
+#include "store.h"
+#include "util.h"
+
+enum { NCACHE = 64, NROW = 32 };
+
+struct pg_store {
+	struct store st;
+	PGconn *conn;
+	char where[256];          /* "postgresql database 'x' on host:port" */
+	struct { const char *sql; int nparam; } cache[NCACHE];
+};
+
+/* Copy msg to buf on one line: newlines and tabs become one space. */
+static void
+pg_oneline(char *buf, size_t len, const char *msg)
+{
+	size_t j = 0;
+	int space = 0;
+
+	for (const char *p = msg ? msg : ""; *p && j + 1 < len; p++) {
+		if (*p == '\n' || *p == '\r' || *p == '\t' || *p == ' ') {
+			space = j > 0;
+			continue;
+		}
+		if (space && j + 2 < len)
+			buf[j++] = ' ';
+		space = 0;
+		buf[j++] = *p;
+	}
+	buf[j] = '\0';
+}
+
+/* The password the URL gives, as libpq reads it, or NULL. */
+static char *
+pg_url_password(const char *url)
+{
+	PQconninfoOption *opts = PQconninfoParse(url, NULL);
+	char *pw = NULL;
+
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val && *o->val)
+			pw = xstrdup(o->val);
+	PQconninfoFree(opts);
+	return pw;
+}
+
+/* Replace every copy of the URL's password in buf by "***". */
+static void
+pg_scrub(char *buf, size_t len, const char *url)
+{
+	char *pw = pg_url_password(url), *in, *p, *q;
+	size_t n, j = 0;
+
+	if (!pw)
+		return;
+	n = strlen(pw);
+	in = xstrdup(buf);
+	for (p = in; (q = strstr(p, pw)) != NULL; p = q + n) {
+		j += (size_t)snprintf(buf + j, len - j, "%.*s***", (int)(q - p), p);
+		if (j >= len)
+			goto out;
+	}
+	snprintf(buf + j, len - j, "%s", p);
+out:
+	free(in);
+	free(pw);
+}
+
+static int
+pg_fail(struct pg_store *s, const char *what, const PGresult *res)
+{
+	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	char line[STORE_ERR_MAX];
+
+	pg_oneline(line, sizeof(line), msg ? msg : PQerrorMessage(s->conn));
+	errf(s->st.err, sizeof(s->st.err), "%s: %s: %s", s->where, what, line);
+	return -1;
+}
+
+/* Warnings reach the user; notices ("already exists, skipping") do not. */
+static void
+pg_notice(void *arg, const PGresult *res)
+{
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+	if (sev && msg && strcmp(sev, "WARNING") == 0)
+		warn("%s: %s", (const char *)arg, msg);
+}
+
+/* 1 if the query answering one boolean said 't', 0 if 'f', -1 on error. */
+static int
+pg_bool(struct pg_store *s, const char *sql)
+{
+	PGresult *res = PQexec(s->conn, sql);
+	int rc;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		pg_fail(s, "open", res);
+		rc = -1;
+	} else {
+		rc = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	}
+	PQclear(res);
+	return rc;
+}
+
+static struct store *
+pg_open(const char *url, int flags, char *err, size_t errlen)
+{
+	struct pg_store *s;
+	const char *kw[4], *val[4];
+	const char *host, *db, *port;
+	PGresult *res;
+	int k = 0, rc;
+
+	if (strncmp(url, "postgresql://", 13) != 0 && strncmp(url, "postgres://", 11) != 0) {
+		errf(err, errlen, "postgresql: the url must start with postgresql:// or postgres://");
+		errno = EINVAL;
+		return NULL;
+	}
+	/* libpq's message about a URL it cannot parse may quote it, password
+	 * and all: say it without. */
+	{
+		PQconninfoOption *opts = PQconninfoParse(url, NULL);
+
+		if (!opts) {
+			errf(err, errlen, "postgresql: [state] url is not a URL libpq can read "
+			    "(a bad %%-escape or parameter?)");
+			errno = EINVAL;
+			return NULL;
+		}
+		PQconninfoFree(opts);
+	}
+	if (!getenv("PGCONNECT_TIMEOUT")) {
+		kw[k] = "connect_timeout";
+		val[k++] = "10";
+	}
+	if (!getenv("PGAPPNAME")) {
+		kw[k] = "application_name";
+		val[k++] = "thlhp-make";
+	}
+	/* Last, so what the URL says overrides the two above. */
+	kw[k] = "dbname";
+	val[k++] = url;
+	kw[k] = val[k] = NULL;
+
+	s = xcalloc(1, sizeof(*s));
+	s->st.ops = &store_pg;
+	s->conn = PQconnectdbParams(kw, val, 1);
+	if (!s->conn) {
+		errf(err, errlen, "postgresql: out of memory");
+		free(s);
+		errno = ENOMEM;
+		return NULL;
+	}
+	host = PQhost(s->conn);
+	db = PQdb(s->conn);
+	port = PQport(s->conn);
+	/* No database name: libpq did not get as far as reading the URL. */
+	if (!db || !*db)
+		snprintf(s->where, sizeof(s->where), "postgresql");
+	else
+		snprintf(s->where, sizeof(s->where), "postgresql database '%s' on %s%s%s",
+		    db, host && *host ? host : "localhost",
+		    port && *port ? ":" : "", port && *port ? port : "");
+	pg_scrub(s->where, sizeof(s->where), url);
+	if (PQstatus(s->conn) != CONNECTION_OK) {
+		char line[STORE_ERR_MAX];
+
+		pg_oneline(line, sizeof(line), PQerrorMessage(s->conn));
+		errf(err, errlen, "%s: cannot connect: %s", s->where, line);
+		pg_scrub(err, errlen, url);
+		goto bad;
+	}
+	PQsetNoticeReceiver(s->conn, pg_notice, s->where);
+	if (flags & STORE_READONLY) {
+		/* -n and -q must not write, whatever a statement says. */
+		res = PQexec(s->conn, "SET default_transaction_read_only = on");
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			pg_fail(s, "open", res);
+			PQclear(res);
+			goto bad_err;
+		}
+		PQclear(res);
+		rc = pg_bool(s, "SELECT to_regclass('schema_version') IS NOT NULL");
+		if (rc < 0)
+			goto bad_err;
+		if (rc == 0) {
+			errf(err, errlen, "%s: no state yet", s->where);
+			PQfinish(s->conn);
+			free(s);
+			errno = ENOENT;
+			return NULL;
+		}
+	}
+	return &s->st;
+bad_err:
+	errf(err, errlen, "%s", s->st.err);
+bad:
+	PQfinish(s->conn);
+	free(s);
+	errno = EIO;   /* not ENOENT, which would read as "no state yet" */
+	return NULL;
+}
+
+static void
+pg_close(struct store *st)
+{
+	struct pg_store *s = (struct pg_store *)st;
+
+	PQfinish(s->conn);
+	free(s);
+}
+
+static int
+pg_script(struct store *st, const char *sql)
+{
+	struct pg_store *s = (struct pg_store *)st;
+	PGresult *res = PQexec(s->conn, sql);
+	int rc = 0;
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+		rc = pg_fail(s, "script", res);
+	PQclear(res);
+	return rc;
+}
+
+static int
+pg_begin(struct store *st)
+{
+	return pg_script(st, "BEGIN");
+}
+
+static int
+pg_commit(struct store *st)
+{
+	return pg_script(st, "COMMIT");
+}
+
+static int
+pg_rollback(struct store *st)
+{
+	return pg_script(st, "ROLLBACK");
+}
+
+/* The highest $N in sql, outside quotes: the server wants exactly that
+ * many parameters (state.c passes one NULL to a statement with none). */
+static int
+pg_nparam(const char *sql)
+{
+	int max = 0;
+	char quote = 0;
+
+	for (const char *p = sql; *p; p++) {
+		if (quote) {
+			if (*p == quote)
+				quote = 0;
+		} else if (*p == '\'' || *p == '"') {
+			quote = *p;
+		} else if (*p == '$' && p[1] >= '0' && p[1] <= '9') {
+			int v = (int)strtol(p + 1, NULL, 10);
+
+			if (v > max)
+				max = v;
+		}
+	}
+	return max;
+}
+
+/* Run sql: prepared once and kept when the cache has room. */
+static PGresult *
+pg_run(struct pg_store *s, const char *sql, int n, const char *const *param)
+{
+	int slot = -1, i, np;
+	char name[24];
+
+	for (i = 0; i < NCACHE; i++) {
+		if (s->cache[i].sql == sql)
+			break;
+		if (!s->cache[i].sql && slot < 0)
+			slot = i;
+	}
+	np = i < NCACHE ? s->cache[i].nparam : pg_nparam(sql);
+	if (np > n) {
+		errf(s->st.err, sizeof(s->st.err), "%s: statement wants %d parameters, "
+		    "got %d", s->where, np, n);
+		return NULL;
+	}
+	if (i == NCACHE && slot < 0)
+		return PQexecParams(s->conn, sql, np, NULL, param, NULL, NULL, 0);
+	if (i == NCACHE) {
+		PGresult *res;
+
+		snprintf(name, sizeof(name), "thlhp_%d", slot);
+		res = PQprepare(s->conn, name, sql, np, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			return res;
+		PQclear(res);
+		s->cache[slot].sql = sql;
+		s->cache[slot].nparam = np;
+		i = slot;
+	}
+	snprintf(name, sizeof(name), "thlhp_%d", i);
+	return PQexecPrepared(s->conn, name, np, param, NULL, NULL, 0);
+}
+
+static int
+pg_query(struct store *st, const char *sql, int n, const char *const *param,
+    store_row_fn *fn, void *arg)
+{
+	struct pg_store *s = (struct pg_store *)st;
+	PGresult *res = pg_run(s, sql, n, param);
+	const char *val[NROW];
+	int rc = 0, ncol, nrow;
+
+	if (!res)
+		return -1;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
+		rc = pg_fail(s, "query", res);
+		goto out;
+	}
+	ncol = PQnfields(res);
+	if (ncol > NROW)
+		ncol = NROW;
+	nrow = PQntuples(res);
+	for (int r = 0; fn && r < nrow; r++) {
+		for (int c = 0; c < ncol; c++)
+			val[c] = PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
+		if (fn(arg, ncol, val) != 0) {
+			errf(st->err, sizeof(st->err), "%s: stopped reading a row", s->where);
+			rc = -1;
+			break;
+		}
+	}
+out:
+	PQclear(res);
+	return rc;
+}
+
+static int
+pg_exec(struct store *st, const char *sql, int n, const char *const *param)
+{
+	return pg_query(st, sql, n, param, NULL, NULL);
+}
+
+const struct store_ops store_pg = {
+	.scheme = "postgresql",
+	.built = 1,
+	.open = pg_open,
+	.close = pg_close,
+	.begin = pg_begin,
+	.commit = pg_commit,
+	.rollback = pg_rollback,
+	.script = pg_script,
+	.exec = pg_exec,
+	.query = pg_query,
+};
