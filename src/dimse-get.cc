@@ -95,6 +95,19 @@ int retrieve_identifier(DcmDataset &q, const char *patient_id, const char *study
 	return 0;
 }
 
+T_ASC_PresentationContextID retrieve_context(DcmSCU &scu, const struct dimse_peer *p,
+	const struct qr_models &m, bool patient_root, const char *patient_id,
+	const char *study_uid, const char *series_uid, const char *const *sops, int nsops,
+	const char *fn, const char *op, DcmDataset &q, const char **model, char *err)
+{
+	T_ASC_PresentationContextID pc = model_context(scu, p, m, patient_root, model, op, err);
+
+	if (pc == 0 || retrieve_identifier(q, *model == m.patient_root ? patient_id : NULL,
+			study_uid, series_uid, sops, nsops, fn, op, err) != 0)
+		return 0;
+	return pc;
+}
+
 /* fsync the file (DCMTK does not) and check that all of it reached the
  * disk: DCMTK checks its writes but not the final flush when it closes
  * the file, so a full disk could leave it short.  The size must be
@@ -352,13 +365,10 @@ int do_get(const struct dimse_peer *peer, const char *patient_id, const char *st
 	if (associate(scu, peer, tls, "C-GET", err) != 0)
 		return -1;
 	const char *model;
-	T_ASC_PresentationContextID pc = model_context(scu, peer, get_models, patient_root,
-		&model, "C-GET", err);
-	if (pc == 0)
-		return -1;
 	DcmDataset q;
-	if (retrieve_identifier(q, model == get_models.patient_root ? patient_id : NULL,
-		study_uid, series_uid, sops, nsops, "dimse_get", "C-GET", err) != 0)
+	T_ASC_PresentationContextID pc = retrieve_context(scu, peer, get_models, patient_root,
+		patient_id, study_uid, series_uid, sops, nsops, "dimse_get", "C-GET", q, &model, err);
+	if (pc == 0)
 		return -1;
 	bool any = false;
 	for (const std::string &cls : classes)

@@ -139,13 +139,10 @@ int do_move(const struct dimse_peer *peer, const char *dest_aet, const char *pat
 	if (associate(scu, peer, tls, "C-MOVE", err) != 0)
 		return -1;	/* ~DcmSCU aborts an open association */
 	const char *model;
-	T_ASC_PresentationContextID pc = model_context(scu, peer, move_models, patient_root,
-		&model, "C-MOVE", err);
-	if (pc == 0)
-		return -1;
 	DcmDataset q;
-	if (retrieve_identifier(q, model == move_models.patient_root ? patient_id : NULL,
-		study_uid, series_uid, sops, nsops, "dimse_move", "C-MOVE", err) != 0)
+	T_ASC_PresentationContextID pc = retrieve_context(scu, peer, move_models, patient_root,
+		patient_id, study_uid, series_uid, sops, nsops, "dimse_move", "C-MOVE", q, &model, err);
+	if (pc == 0)
 		return -1;
 
 	OFCondition c = scu.move(pc, model, dest_aet, &q);

@@ -90,6 +90,13 @@ bool uid_ok(const char *s);
 int retrieve_identifier(DcmDataset &q, const char *patient_id, const char *study_uid,
 	const char *series_uid, const char *const *sops, int nsops, const char *fn,
 	const char *op, char *err);
+/* After associate, for a retrieval: the context of the model m the PACS
+ * took (model_context) and the identifier for that model in q; 0 with err
+ * when either fails. */
+T_ASC_PresentationContextID retrieve_context(DcmSCU &scu, const struct dimse_peer *p,
+	const struct qr_models &m, bool patient_root, const char *patient_id,
+	const char *study_uid, const char *series_uid, const char *const *sops, int nsops,
+	const char *fn, const char *op, DcmDataset &q, const char **model, char *err);
 /* An instance has been received bit-preserving into path (rx_bytes
  * dataset bytes, from the progress notifications), for a C-STORE that
  * announced SOP instance sop_uid: fsync path, check its size, read its
