@@ -1,13 +1,22 @@
 /*
  * sqlite.c - the embedded store: one SQLite file, WAL journal, a busy
- * timeout so a second process waits instead of failing.  Statements are
- * prepared once and kept (keyed by the SQL text's address, which is always
- * a string literal in state.c).
+ * timeout so a reader waits for a writer's transaction instead of failing.
+ * Statements are prepared once and kept (keyed by the SQL text's address,
+ * which is always a string literal in state.c).
+ *
+ * One writer at a time: a run that may write holds an flock on
+ * <file>.lock, which says "pid host" of its holder, for as long as the
+ * store is open (the kernel drops it when the process dies, kill -9
+ * included).  A second such run stops at once with "state in use by pid
+ * N on host H" rather than interleave its jobs with the first's.  -n and
+ * -q only read, under WAL, and take no lock.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <sqlite3.h>
@@ -19,6 +28,7 @@ enum { NCACHE = 64 };
 struct sqlite_store {
 	struct store st;
 	sqlite3 *db;
+	int lockfd;               /* <file>.lock, flocked; -1 when read-only */
 	struct { const char *sql; sqlite3_stmt *stmt; } cache[NCACHE];
 };
 
@@ -45,6 +55,45 @@ mkparent(const char *path)
 	free(d);
 	return rc;
 }
+/* The writer's lock of the store at path (see the top); its fd, or -1
+ * with err naming the process that holds it. */
+static int
+take_lock(const char *path, char *err, size_t errlen)
+{
+	char *lp = xasprintf("%s.lock", path), who[300] = "", host[256] = "?";
+	int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	ssize_t n;
+
+	if (fd < 0) {
+		errf(err, errlen, "%s: %s", lp, strerror(errno));
+		free(lp);
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK) {
+			errf(err, errlen, "%s: flock: %s", lp, strerror(errno));
+		} else {
+			n = pread(fd, who, sizeof(who) - 1, 0);
+			who[n > 0 ? n : 0] = '\0';
+			who[strcspn(who, "\n")] = '\0';
+			errf(err, errlen, "%s: state in use by %s; wait for it to finish, or "
+			    "look with -n", path, *who ? who : "another process");
+		}
+		close(fd);
+		free(lp);
+		return -1;
+	}
+	gethostname(host, sizeof(host) - 1);
+	snprintf(who, sizeof(who), "pid %ld on host %s\n", (long)getpid(), host);
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, who, strlen(who), 0) < 0) {
+		errf(err, errlen, "%s: %s", lp, strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	free(lp);
+	return fd;
+}
+
 
 static struct store *
 sq_open(const char *url, int flags, char *err, size_t errlen)
@@ -73,6 +122,9 @@ sq_open(const char *url, int flags, char *err, size_t errlen)
 	}
 	s = xcalloc(1, sizeof(*s));
 	s->st.ops = &store_sqlite;
+	s->lockfd = -1;
+	if (!(flags & STORE_READONLY) && (s->lockfd = take_lock(path, err, errlen)) < 0)
+		goto bad;
 	if (sqlite3_open_v2(path, &s->db, oflags | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
 		errf(err, errlen, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : "cannot open");
 		goto bad;
@@ -87,6 +139,8 @@ sq_open(const char *url, int flags, char *err, size_t errlen)
 	return &s->st;
 bad:
 	sqlite3_close(s->db);
+	if (s->lockfd >= 0)
+		close(s->lockfd);
 	free(s);
 	return NULL;
 }
@@ -99,6 +153,8 @@ sq_close(struct store *st)
 	for (int i = 0; i < NCACHE; i++)
 		sqlite3_finalize(s->cache[i].stmt);
 	sqlite3_close(s->db);
+	if (s->lockfd >= 0)
+		close(s->lockfd);   /* the lock goes with it */
 	free(s);
 }
 

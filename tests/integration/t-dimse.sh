@@ -81,6 +81,22 @@ exit_is "all fetches a series of 13 SOP classes" 0
 check "TH-04-DD's archive holds all 13 instances" "$(zip_list "$(archive_of TH-04-DD)")" \
 	"$(entries_of TH-04-DD)"
 
+section "two runs on one SQLite state: the second stops at once, -n still looks"
+# 6 requests a minute: the first run is still querying when the second starts.
+write_dimse_config pacs.max_requests_per_minute=6
+run_bg all
+sleep 1
+write_dimse_config
+run all
+exit_is "a second run while the first holds the state" 2
+has_line "stderr says who holds it" "$ERR" "state in use by pid $BGPID on host $(hostname)"
+run -n
+ok "-n works meanwhile (exit $RC)" test "$RC" -le 1
+kill_bg
+run all
+exit_is "after the first was killed (-9), the next run goes on" 0
+check "no archive lost or damaged" "$(all_zips_ok data/zip && echo ok)" ok
+
 section "wrong called AE title"
 write_dimse_config pacs.called_aet=NOBODY
 run -n
