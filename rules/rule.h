@@ -16,6 +16,7 @@
 #include "state.h"
 
 struct source;
+struct lease;
 
 /* Everything a run shares; read-only for jobs except the atomics. */
 struct ctx {
@@ -24,6 +25,7 @@ struct ctx {
 	struct catalog *cat;
 	struct select *sel;
 	struct source *src;
+	struct lease *lease;      /* shared store: jobs are claimed; else NULL */
 	char *settings;           /* config_zip_settings() */
 	int dry_run;              /* -n or -q: write nothing */
 	int offline;              /* --offline: the source is not to be contacted */

@@ -251,7 +251,7 @@ fetch_once(struct job *job, void *arg)
 	for (int i = 0; i < miss.n; i++)
 		htab_put(&want, miss.v[i], miss.v[i]);
 	v.xx = XXH3_createState();
-	v.prefix = xasprintf("%s/" TMP_PREFIX "%ld-wado-", f->dir, (long)getpid());
+	v.prefix = xasprintf("%s/%swado-", f->dir, tmp_tag());
 	if (miss.n > 0 && (f->force || f->have.len == 0)) {
 		/* Nothing on disk: the whole series in one answer. */
 		rc = wado(job, &v, series);

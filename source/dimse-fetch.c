@@ -295,7 +295,7 @@ fetch_once(struct job *job, void *arg)
 		goto out;
 	}
 	soplist_sort(&miss);
-	prefix = xasprintf("%s/" TMP_PREFIX "%ld-%s-", f->dir, (long)getpid(), move ? "move" : "get");
+	prefix = xasprintf("%s/%s%s-", f->dir, tmp_tag(), move ? "move" : "get");
 	g.prefix = prefix;
 	if (move) {
 		for (int i = 0; i < miss.n; i++)

@@ -7,6 +7,7 @@
 #include "build.h"
 #include "dicom.h"
 #include "fileio.h"
+#include "lease.h"
 #include "names.h"
 #include "rule.h"
 #include "sched.h"
@@ -34,6 +35,7 @@ struct run {
 	struct state st;
 	struct catalog cat;
 	struct ctx ctx;
+	struct lease lease;       /* when the store is shared */
 	struct graph g;
 	struct want all;          /* for every selected patient */
 	struct htab one;          /* patient id -> struct want, named targets */
@@ -299,6 +301,8 @@ print_stale(struct run *r)
 static void
 run_free(struct run *r)
 {
+	if (r->ctx.lease)
+		lease_release_all(r->ctx.lease);
 	graph_free(&r->g);
 	source_free(r->ctx.src);
 	catalog_free(&r->cat);
@@ -356,6 +360,10 @@ build_run(const struct options *o)
 	r.ctx.sel = &r.sel;
 	r.ctx.settings = config_zip_settings(&r.cfg);
 	r.ctx.dry_run = readonly;
+	if (r.st.shared && !readonly) {
+		lease_init(&r.lease, &r.st, r.cfg.state.lease);
+		r.ctx.lease = &r.lease;
+	}
 	r.ctx.offline = o->offline;
 	atomic_init(&r.ctx.cancel, 0);
 	dcm_init();

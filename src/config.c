@@ -56,6 +56,7 @@ static const struct key keys[] = {
 	{ "output", "level", K_INT, O(output.level), 1, 9, NULL },
 	{ "output", "keep_old", K_BOOL, O(output.keep_old), 0, 0, NULL },
 	{ "state", "url", K_STR, O(state.url), 0, 0, NULL },
+	{ "state", "lease", K_INT, O(state.lease), 2, 86400, NULL },
 	{ "notify", "ping_url", K_STR, O(notify.ping_url), 0, 0, NULL },
 };
 #undef O
@@ -313,6 +314,7 @@ config_defaults(struct config *cfg)
 	cfg->output.compression = COMP_DEFLATE;
 	cfg->output.level = 1;
 	cfg->state.url = xstrdup("sqlite:.thlhp/state.db");
+	cfg->state.lease = 60;
 }
 
 static int
@@ -527,6 +529,7 @@ const char config_sample[] =
 "\n"
 "[state]\n"
 "url = sqlite:.thlhp/state.db ; or postgresql://user@host/db\n"
+";lease = 60                  ; PostgreSQL: seconds a dead worker's jobs stay claimed\n"
 "\n"
 "[notify]\n"
 ";ping_url =                  ; healthchecks-style: GET url/start, url, url/fail\n";

@@ -42,6 +42,7 @@ struct config {
 	} output;
 	struct {
 		char *url;
+		int lease;              /* seconds a claim lasts without renewal */
 	} state;
 	struct {
 		char *ping_url;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,27 @@ hash_file(const char *path, uint64_t *hash, int64_t *size, int64_t *mtime,
 	return rc;
 }
 
+static char tag[64];
+static char hosttag[16];
+static pthread_once_t tag_once = PTHREAD_ONCE_INIT;
+
+static void
+make_tag(void)
+{
+	char host[256] = "";
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(hosttag, sizeof(hosttag), "%08x", (unsigned)XXH32(host, strlen(host), 0));
+	snprintf(tag, sizeof(tag), TMP_PREFIX "%ld@%s-", (long)getpid(), hosttag);
+}
+
+const char *
+tmp_tag(void)
+{
+	pthread_once(&tag_once, make_tag);
+	return tag;
+}
+
 char *
 tmp_name(const char *dst)
 {
@@ -133,7 +155,7 @@ tmp_name(const char *dst)
 	const char *base = slash ? slash + 1 : dst;
 	int dirlen = slash ? (int)(slash - dst) + 1 : 0;
 
-	return xasprintf("%.*s" TMP_PREFIX "%ld-%s", dirlen, dst, (long)getpid(), base);
+	return xasprintf("%.*s%s%s", dirlen, dst, tmp_tag(), base);
 }
 
 int
@@ -257,19 +279,27 @@ remove_dead_temps(const char *dir)
 
 	if (!d)
 		return 0;
+	tmp_tag();   /* hosttag */
 	while ((e = readdir(d)) != NULL) {
 		const char *s = e->d_name;
 		char *end, *path;
+		struct stat sb;
 		long pid;
+		int dead;
 
 		if (strncmp(s, TMP_PREFIX, strlen(TMP_PREFIX)) != 0)
 			continue;
 		pid = strtol(s + strlen(TMP_PREFIX), &end, 10);
-		if (*end != '-' || pid <= 0 || pid == (long)getpid() ||
-		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+		if (pid <= 0 || (*end != '@' && *end != '-'))
 			continue;
 		path = xasprintf("%s/%s", dir, s);
-		n += unlink(path) == 0;
+		if (*end == '-' || (strncmp(end + 1, hosttag, 8) == 0 && end[9] == '-'))
+			/* ours, or from before temp names had a host */
+			dead = pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+		else
+			dead = lstat(path, &sb) == 0 &&
+			    now_ns() / 1000000000 - sb.st_mtim.tv_sec > TMP_FOREIGN_AGE;
+		n += dead && unlink(path) == 0;
 		free(path);
 	}
 	closedir(d);

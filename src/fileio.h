@@ -24,7 +24,11 @@ int hash_file(const char *path, uint64_t *hash, int64_t *size, int64_t *mtime,
  * Fills hash, size and mtime of dst. */
 int import_file(const char *src, const char *dst, uint64_t *hash, int64_t *size,
     int64_t *mtime, atomic_llong *bytes, char *err, size_t errlen);
-/* A temp name in dst's folder: <dir>/.thlhp-tmp-<pid>-<base>; malloc'd. */
+/* This process's temp files start with TMP_PREFIX "<pid>@<host>-", host
+ * eight hex digits of a hash of the host name: processes on several hosts
+ * share the folders, and a pid means something only on its own host. */
+const char *tmp_tag(void);
+/* A temp name in dst's folder: <dir>/<tmp_tag()><base>; malloc'd. */
 char *tmp_name(const char *dst);
 /* st_mtim of path in ns, or -1 (errno set). */
 int64_t mtime_ns(const char *path, int64_t *size);
@@ -32,8 +36,12 @@ int64_t mtime_ns(const char *path, int64_t *size);
  * malloc'd); *n the count.  A missing dir is an empty list. */
 char **list_dcm(const char *dir, int *n, char *err, size_t errlen);
 void strv_free(char **v);
-/* Remove temp files in dir left by processes of this host that are gone
- * (a kill -9, a crash); returns how many. */
+/* Remove temp files in dir left by processes that are gone (a kill -9, a
+ * crash): of this host when the pid is not running, of another host when
+ * the file has not changed for TMP_FOREIGN_AGE seconds (a writer that is
+ * alive keeps writing; one that was not, fails at its rename and retries).
+ * Returns how many. */
+enum { TMP_FOREIGN_AGE = 3600 };
 int remove_dead_temps(const char *dir);
 
 #endif

@@ -15,6 +15,7 @@ enum nstate {
 	N_CLEAN,      /* up to date: nothing to run */
 	N_STALE,      /* to run once its stale inputs are done */
 	N_READY,      /* queued */
+	N_WAITING,    /* its job is claimed by another process (lease.h) */
 	N_RUNNING,
 	N_DONE,       /* ran (or found nothing to do after all) */
 	N_FAILED,     /* its job failed */
@@ -34,6 +35,12 @@ struct node {
 	struct node *qnext;       /* ready queue link */
 	struct job *job;          /* while running */
 	char *error;              /* why it failed (malloc'd) */
+	/* Shared stores (lease.h): */
+	char *claim;              /* the job's claim name, once asked */
+	int64_t claim_gen;        /* generation of our claim */
+	int claimed;              /* we hold it */
+	int elsewhere;            /* another process made it */
+	int retakes;              /* times our claim was lost under it */
 };
 
 struct graph {

@@ -77,7 +77,7 @@ progress_end(struct node *n, int ok)
 	}
 	if (verbosity == 0)
 		return;
-	if (job && job->nothing && verbosity < 2)
+	if (((job && job->nothing) || n->elsewhere) && verbosity < 2)
 		return;
 	if (pr.tty && verbosity < 2) {
 		/* A terminal keeps one line: show what just finished on it. */
@@ -88,7 +88,9 @@ progress_end(struct node *n, int ok)
 		return;
 	}
 	printf("[%d/%d] %-8s %s", pr.done, pr.total, n->rule->name, n->label);
-	if (job && job->nothing)
+	if (n->elsewhere)
+		printf("  made by another worker");
+	else if (job && job->nothing)
 		printf("  up to date after all");
 	else if (job && job->summary)
 		printf("  %s", job->summary);

@@ -7,9 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "lease.h"
 #include "progress.h"
 #include "sched.h"
 #include "util.h"
+
+enum { WAIT_RETRY_MS = 1000, MAX_RETAKES = 3 };
 
 static int sigpipe[2] = { -1, -1 };
 static struct ctx *sigctx;
@@ -76,6 +79,8 @@ struct loop {
 	struct node *head[NPOOL], *tail[NPOOL]; /* ready queues per pool */
 	int running, inpool[NPOOL];
 	int failed;
+	struct node *waiting;     /* held by other processes, linked by qnext */
+	int64_t retry_ns;         /* when to claim them again */
 	int done_fd[2];
 	pthread_t *threads;       /* indexed like running workers */
 };
@@ -143,6 +148,33 @@ finished(struct loop *l, struct node *n, int ok)
 	}
 }
 
+/* n's job is another process's for now: try again in a while. */
+static void
+wait_for(struct loop *l, struct node *n, const char *why)
+{
+	if (verbosity > 1 && n->state != N_WAITING)
+		progress_note("wait %s %s: %s", n->rule->name, n->label, why);
+	if (!l->waiting)
+		l->retry_ns = mono_ns() + (int64_t)WAIT_RETRY_MS * 1000000;
+	n->state = N_WAITING;
+	n->qnext = l->waiting;
+	l->waiting = n;
+}
+
+static void
+retry_waiting(struct loop *l)
+{
+	struct node *n = l->waiting, *next;
+
+	if (!n || mono_ns() < l->retry_ns)
+		return;
+	l->waiting = NULL;
+	for (; n; n = next) {
+		next = n->qnext;
+		enqueue(l, n);
+	}
+}
+
 static void
 job_free(struct job *job)
 {
@@ -154,10 +186,40 @@ job_free(struct job *job)
 static void
 launch(struct loop *l, struct node *n)
 {
-	struct job *job = xcalloc(1, sizeof(*job));
+	struct lease *lease = l->ctx->lease;
+	struct job *job;
 	struct worker *w;
 	int rc;
 
+	if (lease) {
+		char msg[512];
+
+		rc = lease_take(lease, n, msg, sizeof(msg));
+		if (rc == LEASE_HELD) {
+			wait_for(l, n, msg);
+			return;
+		}
+		if (rc < 0) {
+			n->error = xstrdup(msg);
+			progress_end(n, 0);
+			finished(l, n, 0);
+			return;
+		}
+		if (n->claimed) {
+			char *why = lease_replan(lease, l->ctx, n);
+
+			if (!why) {
+				lease_settle(lease, n);
+				n->elsewhere = 1;
+				progress_end(n, 1);
+				finished(l, n, 1);
+				return;
+			}
+			free(n->reason);
+			n->reason = why;
+		}
+	}
+	job = xcalloc(1, sizeof(*job));
 	job->rule = n->rule;
 	job->node = n;
 	job->ctx = l->ctx;
@@ -171,8 +233,12 @@ launch(struct loop *l, struct node *n)
 		 * records that and frees what start took. */
 		job->nothing = rc == 0;
 		job->end_ns = mono_ns();
+		if (lease)
+			lease_fence(lease, n);
 		if (n->rule->finish(job, rc) < 0)
 			rc = -1;
+		if (lease)
+			lease_settle(lease, n);
 		if (rc < 0)
 			n->error = xstrdup(job->err);
 		progress_end(n, rc == 0);
@@ -200,7 +266,8 @@ reap(struct loop *l, struct worker *w)
 {
 	struct job *job = w->job;
 	struct node *n = job->node;
-	int rc = w->rc;
+	struct lease *lease = l->ctx->lease;
+	int rc = w->rc, lost = 0;
 
 	/* It has written w to the pipe and is returning: a join now costs
 	 * nothing, and its thread-local state (OpenSSL's) is gone before the
@@ -209,14 +276,34 @@ reap(struct loop *l, struct worker *w)
 	free(w);
 	l->running--;
 	l->inpool[n->rule->pool]--;
+	if (lease)
+		lease_fence(lease, n);
 	if (n->rule->finish(job, rc) < 0)
 		rc = -1;
+	if (lease && (lost = lease_settle(lease, n)) && n->retakes++ < MAX_RETAKES) {
+		/* Someone else has the job now: what they make counts, and
+		 * if they do not make it, it is claimed and run again. */
+		progress_note("%s %s: %s", n->rule->name, n->label, job->err);
+		n->job = NULL;
+		job_free(job);
+		wait_for(l, n, "taken over");
+		return;
+	}
 	if (rc < 0)
 		n->error = xstrdup(job->err[0] ? job->err : "failed");
 	progress_end(n, rc == 0);
 	n->job = NULL;
 	job_free(job);
 	finished(l, n, rc == 0);
+}
+
+/* The shorter of two poll timeouts in ms, -1 being forever. */
+static int
+sooner(int a, int b)
+{
+	if (a < 0)
+		return b;
+	return b >= 0 && b < a ? b : a;
 }
 
 static int
@@ -254,18 +341,29 @@ sched_run(struct graph *g, struct ctx *ctx, const struct sched_opts *o)
 	for (;;) {
 		struct pollfd pfd[2];
 		struct node *run[64];
+		int tmo;
 
 		if (atomic_load(&ctx->cancel))
 			stopping = 1;
 		if (l.failed && !o->keep_going)
 			stopping = 1;
+		if (!stopping)
+			retry_waiting(&l);
 		while (!stopping && l.running < o->jobs && (n = dequeue(&l)) != NULL)
 			launch(&l, n);
-		if (l.running == 0)
+		if (l.running == 0 && (stopping || !l.waiting))
 			break;
+		tmo = progress_interval();
+		if (ctx->lease)
+			tmo = sooner(tmo, lease_tick(ctx->lease));
+		if (l.waiting) {
+			int64_t left = (l.retry_ns - mono_ns()) / 1000000 + 1;
+
+			tmo = sooner(tmo, left > 0 ? (int)left : 0);
+		}
 		pfd[0] = (struct pollfd){ .fd = l.done_fd[0], .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = sigpipe[0], .events = POLLIN };
-		if (poll(pfd, sigpipe[0] >= 0 ? 2 : 1, progress_interval()) < 0 && errno != EINTR)
+		if (poll(pfd, sigpipe[0] >= 0 ? 2 : 1, tmo) < 0 && errno != EINTR)
 			fatal("poll:");
 		if (sigpipe[0] >= 0 && (pfd[1].revents & POLLIN)) {
 			char buf[16];
@@ -289,7 +387,8 @@ sched_run(struct graph *g, struct ctx *ctx, const struct sched_opts *o)
 	close(l.done_fd[1]);
 	/* Whatever is still waiting did not run. */
 	for (int i = 0; i < g->n; i++)
-		if (g->node[i]->state == N_STALE || g->node[i]->state == N_READY)
+		if (g->node[i]->state == N_STALE || g->node[i]->state == N_READY ||
+		    g->node[i]->state == N_WAITING)
 			g->node[i]->state = N_BLOCKED;
 	if (atomic_load(&ctx->cancel))
 		return -2;

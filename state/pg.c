@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <libpq-fe.h>
@@ -26,8 +27,14 @@ struct pg_store {
 	struct store st;
 	PGconn *conn;
 	char where[256];          /* "postgresql database 'x' on host:port" */
+	int readonly;             /* STORE_READONLY: every session read-only */
+	int intx;                 /* inside BEGIN ... COMMIT */
 	struct { const char *sql; int nparam; } cache[NCACHE];
 };
+
+/* How long a lost connection is tried again before the run gives up:
+ * long enough for a restart or a failover, bounded. */
+enum { RECONNECT_MS = 60000 };
 
 /* Copy msg to buf on one line: newlines and tabs become one space. */
 static void
@@ -124,13 +131,87 @@ pg_bool(struct pg_store *s, const char *sql)
 	return rc;
 }
 
+/* What every session of ours starts with. */
+static int
+pg_session(struct pg_store *s)
+{
+	PGresult *res;
+
+	if (!s->readonly)
+		return 0;
+	/* -n and -q must not write, whatever a statement says. */
+	res = PQexec(s->conn, "SET default_transaction_read_only = on");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		pg_fail(s, "open", res);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* The connection is gone (server restarted, network cut): connect again,
+ * backing off from 0.25 s to 4 s, for at most RECONNECT_MS.  What the old
+ * session had (prepared statements, an open transaction) is gone with it. */
+static int
+pg_reconnect(struct pg_store *s)
+{
+	int64_t start = mono_ns(), wait_ms = 250;
+
+	warn("%s: lost the connection; connecting again", s->where);
+	memset(s->cache, 0, sizeof(s->cache));
+	s->intx = 0;
+	for (;;) {
+		PQreset(s->conn);
+		if (PQstatus(s->conn) == CONNECTION_OK && pg_session(s) == 0) {
+			s->st.reconnects++;
+			warn("%s: connected again after %.1fs", s->where,
+			    (double)(mono_ns() - start) / 1e9);
+			return 0;
+		}
+		if ((mono_ns() - start) / 1000000 + wait_ms > RECONNECT_MS)
+			break;
+		struct timespec ts = { wait_ms / 1000, (wait_ms % 1000) * 1000000 };
+
+		nanosleep(&ts, NULL);
+		if (wait_ms < 4000)
+			wait_ms *= 2;
+	}
+	char line[STORE_ERR_MAX];
+
+	pg_oneline(line, sizeof(line), PQerrorMessage(s->conn));
+	errf(s->st.err, sizeof(s->st.err), "%s: connection lost, and not back after %ds: %s",
+	    s->where, RECONNECT_MS / 1000, line);
+	return -1;
+}
+
+/* After a failed statement: was it the connection?  Then reconnect; 1 when
+ * the statement may simply run again (it was not inside a transaction, or
+ * it was the BEGIN), 0 when it failed for good, -1 when the server is not
+ * back. */
+static int
+pg_lost(struct pg_store *s, int begins)
+{
+	int intx = s->intx;
+
+	if (PQstatus(s->conn) != CONNECTION_BAD)
+		return 0;
+	if (pg_reconnect(s) < 0)
+		return -1;
+	if (intx && !begins) {
+		errf(s->st.err, sizeof(s->st.err), "%s: the connection was lost in the middle "
+		    "of a transaction, which is rolled back", s->where);
+		return 0;
+	}
+	return 1;
+}
+
 static struct store *
 pg_open(const char *url, int flags, char *err, size_t errlen)
 {
 	struct pg_store *s;
 	const char *kw[4], *val[4];
 	const char *host, *db, *port;
-	PGresult *res;
 	int k = 0, rc;
 
 	if (strncmp(url, "postgresql://", 13) != 0 && strncmp(url, "postgres://", 11) != 0) {
@@ -193,15 +274,10 @@ pg_open(const char *url, int flags, char *err, size_t errlen)
 		goto bad;
 	}
 	PQsetNoticeReceiver(s->conn, pg_notice, s->where);
-	if (flags & STORE_READONLY) {
-		/* -n and -q must not write, whatever a statement says. */
-		res = PQexec(s->conn, "SET default_transaction_read_only = on");
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			pg_fail(s, "open", res);
-			PQclear(res);
-			goto bad_err;
-		}
-		PQclear(res);
+	s->readonly = !!(flags & STORE_READONLY);
+	if (pg_session(s) < 0)
+		goto bad_err;
+	if (s->readonly) {
 		rc = pg_bool(s, "SELECT to_regclass('schema_version') IS NOT NULL");
 		if (rc < 0)
 			goto bad_err;
@@ -236,31 +312,65 @@ static int
 pg_script(struct store *st, const char *sql)
 {
 	struct pg_store *s = (struct pg_store *)st;
-	PGresult *res = PQexec(s->conn, sql);
-	int rc = 0;
+	int begins = strcmp(sql, "BEGIN") == 0;
 
-	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
-		rc = pg_fail(s, "script", res);
-	PQclear(res);
-	return rc;
+	for (;;) {
+		PGresult *res = PQexec(s->conn, sql);
+		ExecStatusType rs = PQresultStatus(res);
+
+		if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK) {
+			PQclear(res);
+			return 0;
+		}
+		pg_fail(s, "script", res);
+		PQclear(res);
+		if (pg_lost(s, begins) <= 0)
+			return -1;
+	}
 }
 
 static int
 pg_begin(struct store *st)
 {
-	return pg_script(st, "BEGIN");
+	struct pg_store *s = (struct pg_store *)st;
+
+	if (pg_script(st, "BEGIN") < 0)
+		return -1;
+	s->intx = 1;
+	return 0;
 }
 
 static int
 pg_commit(struct store *st)
 {
-	return pg_script(st, "COMMIT");
+	struct pg_store *s = (struct pg_store *)st;
+	int rc;
+
+	if (!s->intx) {
+		errf(st->err, sizeof(st->err), "%s: the transaction was lost with the "
+		    "connection", s->where);
+		return -1;
+	}
+	rc = pg_script(st, "COMMIT");
+	s->intx = 0;
+	return rc;
 }
 
 static int
 pg_rollback(struct store *st)
 {
-	return pg_script(st, "ROLLBACK");
+	struct pg_store *s = (struct pg_store *)st;
+
+	PGresult *res;
+
+	if (!s->intx)
+		return 0;   /* gone with a lost connection, or never begun */
+	s->intx = 0;
+	if (PQstatus(s->conn) == CONNECTION_BAD)
+		return 0;   /* so is the transaction; the next statement reconnects */
+	res = PQexec(s->conn, "ROLLBACK");
+	PQclear(res);
+	return 0;
 }
 
 /* The highest $N in sql, outside quotes: the server wants exactly that
@@ -329,15 +439,23 @@ pg_query(struct store *st, const char *sql, int n, const char *const *param,
     store_row_fn *fn, void *arg)
 {
 	struct pg_store *s = (struct pg_store *)st;
-	PGresult *res = pg_run(s, sql, n, param);
+	PGresult *res;
 	const char *val[NROW];
 	int rc = 0, ncol, nrow;
 
-	if (!res)
-		return -1;
-	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
+	for (;;) {
+		res = pg_run(s, sql, n, param);
+		if (!res)
+			return -1;   /* pg_run said why */
+		if (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK)
+			break;
 		rc = pg_fail(s, "query", res);
-		goto out;
+		PQclear(res);
+		if (pg_lost(s, 0) > 0) {
+			rc = 0;
+			continue;
+		}
+		return rc;
 	}
 	ncol = PQnfields(res);
 	if (ncol > NROW)
@@ -352,7 +470,6 @@ pg_query(struct store *st, const char *sql, int n, const char *const *param,
 			break;
 		}
 	}
-out:
 	PQclear(res);
 	return rc;
 }
@@ -366,6 +483,12 @@ pg_exec(struct store *st, const char *sql, int n, const char *const *param)
 const struct store_ops store_pg = {
 	.scheme = "postgresql",
 	.built = 1,
+	.shared = 1,
+	.now_ms = "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)",
+	.lock_skip = " FOR UPDATE SKIP LOCKED",
+	/* Any constant key will do; this one spells "thlhp". */
+	.schema_lock = "SELECT pg_advisory_lock(499834742896)",
+	.schema_unlock = "SELECT pg_advisory_unlock(499834742896)",
 	.open = pg_open,
 	.close = pg_close,
 	.begin = pg_begin,

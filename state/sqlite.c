@@ -285,6 +285,11 @@ sq_exec(struct store *st, const char *sql, int n, const char *const *param)
 const struct store_ops store_sqlite = {
 	.scheme = "sqlite",
 	.built = 1,
+	.shared = 0,              /* one writer: the flock above */
+	.now_ms = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+	.lock_skip = "",          /* BEGIN IMMEDIATE holds the whole file */
+	.schema_lock = "",        /* the flock is enough */
+	.schema_unlock = "",
 	.open = sq_open,
 	.close = sq_close,
 	.begin = sq_begin,

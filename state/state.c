@@ -12,7 +12,15 @@
  *   instance(series_uid, sop_uid, size, mtime, hash, ok)
  *                                     the hash index: one row per file on disk
  *   src_file(path, size, mtime, ...)  the folder source's header cache
- * Hashes are XXH3-64 as 16 hex digits; times are nanoseconds.
+ * Version 2 adds
+ *   lease(job, owner, expires, gen)   claims on jobs, for shared stores
+ * Hashes are XXH3-64 as 16 hex digits; file times are nanoseconds; lease
+ * expiry is the store's clock in milliseconds.
+ *
+ * Who writes what, so that processes sharing a store never overwrite each
+ * other's news: the query writes a series' catalog fields (what the PACS
+ * says) and inserts patients; a job, under its claim, writes the fields of
+ * what is on disk and the archive record.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -51,6 +59,13 @@ static const char *const migrations[] = {
 	" path TEXT PRIMARY KEY, size BIGINT NOT NULL, mtime BIGINT NOT NULL,"
 	" sop_uid TEXT, series_uid TEXT, study_uid TEXT, patient_id TEXT,"
 	" modality TEXT, study_date TEXT, sop_class TEXT, error TEXT);",
+	/* 2 */
+	"CREATE TABLE lease ("
+	" job TEXT PRIMARY KEY,"
+	" owner TEXT NOT NULL DEFAULT '',"
+	" expires BIGINT NOT NULL DEFAULT 0,"
+	" gen BIGINT NOT NULL DEFAULT 0);"
+	"CREATE INDEX lease_owner ON lease(owner);",
 };
 
 static const struct { const char *scheme; const struct store_ops *ops; } backends[] = {
@@ -83,7 +98,34 @@ row_int(void *arg, int ncol, const char *const *val)
 }
 
 static int
+row_count(void *arg, int ncol, const char *const *val)
+{
+	(*(long *)arg)++;
+	return 0;
+}
+
+static int migrate(struct state *st, int readonly);
+
+/* Bring the schema up to date; two processes starting on a new store at
+ * once take turns (the backend's schema lock). */
+static int
 state_migrate(struct state *st, int readonly)
+{
+	const struct store_ops *ops = st->db->ops;
+	int rc;
+
+	if (readonly || !*ops->schema_lock)
+		return migrate(st, readonly);
+	if (ops->script(st->db, ops->schema_lock) < 0)
+		return st_fail(st);
+	rc = migrate(st, readonly);
+	if (ops->script(st->db, ops->schema_unlock) < 0 && rc == 0)
+		rc = st_fail(st);
+	return rc;
+}
+
+static int
+migrate(struct state *st, int readonly)
 {
 	long version = -1;
 	const long known = (long)LEN(migrations);
@@ -161,6 +203,15 @@ state_open(struct state *st, const char *url, int flags)
 		state_close(st);
 		return -1;
 	}
+	if (!st->db)
+		return 0;
+	st->shared = ops->shared;
+	st->sql_claim = xasprintf("SELECT owner, expires - %s, gen FROM lease WHERE job = $1%s",
+	    ops->now_ms, ops->lock_skip);
+	st->sql_take = xasprintf("UPDATE lease SET owner = $2, expires = %s + $3, gen = gen + 1"
+	    " WHERE job = $1 RETURNING gen", ops->now_ms);
+	st->sql_renew = xasprintf("UPDATE lease SET expires = %s + $2 WHERE owner = $1",
+	    ops->now_ms);
 	return 0;
 }
 
@@ -170,6 +221,10 @@ state_close(struct state *st)
 	if (st->db)
 		st->db->ops->close(st->db);
 	st->db = NULL;
+	free(st->sql_claim);
+	free(st->sql_take);
+	free(st->sql_renew);
+	st->sql_claim = st->sql_take = st->sql_renew = NULL;
 }
 
 int
@@ -181,6 +236,21 @@ state_begin(struct state *st)
 int
 state_commit(struct state *st)
 {
+	if (st->fence.job) {
+		const char *job = st->fence.job;
+		int rc;
+
+		st->fence.job = NULL;
+		rc = state_release(st, job, st->fence.owner, st->fence.gen);
+		if (rc < 0)
+			return -1;
+		if (rc == 0) {
+			st->fence.lost = 1;
+			errf(st->err, sizeof(st->err), "%s: the claim on this job lapsed and "
+			    "another worker took it over; its result is not recorded twice", job);
+			return -1;   /* the caller rolls back */
+		}
+	}
 	return st->db->ops->commit(st->db) < 0 ? st_fail(st) : 0;
 }
 
@@ -364,12 +434,11 @@ state_save_series(struct state *st, const struct series *s, const struct instanc
 	if (EXEC(st, "INSERT INTO series (uid, patient_id, study_uid, modality, sop_class,"
 	    " study_date, expected, gone, ninst, set_sig, valid_sig, dir_mtime, error)"
 	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-	    " ON CONFLICT (uid) DO UPDATE SET patient_id = excluded.patient_id,"
-	    " study_uid = excluded.study_uid, modality = excluded.modality,"
-	    " sop_class = excluded.sop_class, study_date = excluded.study_date,"
-	    " expected = excluded.expected, gone = excluded.gone, ninst = excluded.ninst,"
+	    " ON CONFLICT (uid) DO UPDATE SET ninst = excluded.ninst,"
 	    " set_sig = excluded.set_sig, valid_sig = excluded.valid_sig,"
-	    " dir_mtime = excluded.dir_mtime, error = excluded.error",
+	    " dir_mtime = excluded.dir_mtime, error = excluded.error,"
+	    " expected = CASE WHEN series.expected < excluded.expected"
+	    " THEN excluded.expected ELSE series.expected END",
 	    s->uid, s->patient->name, s->study, s->modality, s->sop_class, s->study_date,
 	    ints(s->expected, exp), ints(s->gone, gone), ints(s->ninst, ninst),
 	    hexs(s->set_sig, ss), hexs(s->valid_sig, vs), ints(s->dir_mtime, dm), s->error) < 0)
@@ -398,6 +467,24 @@ state_put_instances(struct state *st, const struct series *s, const struct insta
 	return 0;
 }
 
+/* What the query learnt of a series: the catalog fields only. */
+static int
+save_catalog_row(struct state *st, const struct series *s)
+{
+	char exp[24], gone[24];
+
+	return EXEC(st, "INSERT INTO series (uid, patient_id, study_uid, modality, sop_class,"
+	    " study_date, expected, gone) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+	    " ON CONFLICT (uid) DO UPDATE SET patient_id = excluded.patient_id,"
+	    " study_uid = excluded.study_uid, modality = excluded.modality,"
+	    " sop_class = excluded.sop_class, study_date = excluded.study_date,"
+	    " expected = excluded.expected, gone = excluded.gone",
+	    s->uid, s->patient->name, s->study, s->modality, s->sop_class, s->study_date,
+	    ints(s->expected, exp), ints(s->gone, gone));
+}
+
+/* Every dirty patient and series, in the catalog's order (sorted): two
+ * processes saving at once take the rows' locks in the same order. */
 int
 state_save_catalog(struct state *st, struct catalog *c)
 {
@@ -411,10 +498,11 @@ state_save_catalog(struct state *st, struct catalog *c)
 			any |= p->series[j]->dirty;
 		if (!any)
 			continue;
-		if (save_patient_row(st, p) < 0)
+		if (EXEC(st, "INSERT INTO patient (id) VALUES ($1) ON CONFLICT (id) DO NOTHING",
+		    p->name) < 0)
 			goto bad;
 		for (int j = 0; j < p->nseries; j++)
-			if (p->series[j]->dirty && state_save_series(st, p->series[j], NULL, 0) < 0)
+			if (p->series[j]->dirty && save_catalog_row(st, p->series[j]) < 0)
 				goto bad;
 	}
 	if (state_commit(st) < 0)
@@ -482,4 +570,148 @@ int
 state_srcfile_delete(struct state *st, const char *path)
 {
 	return EXEC(st, "DELETE FROM src_file WHERE path = $1", path);
+}
+
+static int
+reload_series(void *arg, int ncol, const char *const *v)
+{
+	struct series *s = arg;
+
+	catalog_set(&s->modality, v[0]);
+	catalog_set(&s->sop_class, v[1]);
+	catalog_set(&s->study_date, v[2]);
+	s->expected = (int)i64(v[3]);
+	s->gone = (int)i64(v[4]);
+	s->ninst = (int)i64(v[5]);
+	s->set_sig = unhex64(v[6]);
+	s->valid_sig = unhex64(v[7]);
+	s->dir_mtime = i64(v[8]);
+	catalog_set(&s->error, v[9]);
+	return 0;
+}
+
+int
+state_reload_series(struct state *st, struct series *s)
+{
+	if (!st->db)
+		return 0;
+	if (QUERY(st, "SELECT modality, sop_class, study_date, expected, gone, ninst, set_sig,"
+	    " valid_sig, dir_mtime, error FROM series WHERE uid = $1", reload_series, s, s->uid) < 0)
+		return -1;
+	s->disk_checked = 0;   /* look at the folder again */
+	return 0;
+}
+
+static int
+reload_patient(void *arg, int ncol, const char *const *v)
+{
+	struct patient *p = arg;
+	struct archive *a = &p->ar;
+
+	if (p->has_ar) {
+		free(a->path);
+		free(a->settings);
+		free(a->series);
+	}
+	memset(a, 0, sizeof(*a));
+	p->has_ar = v[0] != NULL;
+	if (!p->has_ar)
+		return 0;
+	a->path = xstrdup(v[0]);
+	a->nseries = (int)i64(v[1]);
+	a->sig = unhex64(v[2]);
+	a->settings = xstrdup(v[3]);
+	a->series = xstrdup(v[4]);
+	a->size = i64(v[5]);
+	a->mtime = i64(v[6]);
+	a->hash = unhex64(v[7]);
+	return 0;
+}
+
+int
+state_reload_patient(struct state *st, struct patient *p)
+{
+	if (!st->db)
+		return 0;
+	return QUERY(st, "SELECT ar_path, ar_nseries, ar_sig, ar_settings, ar_series,"
+	    " ar_size, ar_mtime, ar_hash FROM patient WHERE id = $1", reload_patient, p, p->name);
+}
+
+/* ---- claims ------------------------------------------------------------ */
+
+struct claimrow {
+	int found;
+	char owner[256];
+	int64_t left, gen;
+};
+
+static int
+claim_row(void *arg, int ncol, const char *const *v)
+{
+	struct claimrow *r = arg;
+
+	r->found = 1;
+	snprintf(r->owner, sizeof(r->owner), "%s", v[0] ? v[0] : "");
+	r->left = i64(v[1]);
+	r->gen = i64(v[2]);
+	return 0;
+}
+
+int
+state_claim(struct state *st, const char *job, const char *owner, int64_t ms,
+    int64_t *gen, char *holder, size_t holderlen)
+{
+	struct claimrow r = { 0 };
+	char msbuf[24];
+	long n;
+
+	if (state_begin(st) < 0)
+		return -1;
+	if (EXEC(st, "INSERT INTO lease (job) VALUES ($1) ON CONFLICT (job) DO NOTHING", job) < 0 ||
+	    QUERY(st, st->sql_claim, claim_row, &r, job) < 0)
+		goto bad;
+	if (!r.found || (r.owner[0] && strcmp(r.owner, owner) != 0 && r.left > 0)) {
+		/* Held, or being claimed this very moment (a locked row). */
+		snprintf(holder, holderlen, "%s", r.found ? r.owner : "another worker");
+		state_rollback(st);
+		return 0;
+	}
+	n = -1;
+	if (QUERY(st, st->sql_take, row_int, &n, job, owner, ints(ms, msbuf)) < 0 ||
+	    state_commit(st) < 0)
+		goto bad;
+	*gen = n;
+	return 1;
+bad:
+	state_rollback(st);
+	return -1;
+}
+
+int
+state_renew(struct state *st, const char *owner, int64_t ms)
+{
+	char msbuf[24];
+
+	return EXEC(st, st->sql_renew, owner, ints(ms, msbuf));
+}
+
+int
+state_release(struct state *st, const char *job, const char *owner, int64_t gen)
+{
+	char g[24];
+	long n = 0;
+
+	/* One statement: the row is checked and freed atomically. */
+	if (QUERY(st, "UPDATE lease SET owner = '', expires = 0 WHERE job = $1 AND owner = $2"
+	    " AND gen = $3 RETURNING gen", row_count, &n, job, owner, ints(gen, g)) < 0)
+		return -1;
+	return n > 0;
+}
+
+int
+state_release_all(struct state *st, const char *owner)
+{
+	if (!st->db)
+		return 0;
+	return EXEC(st, "UPDATE lease SET owner = '', expires = 0 WHERE owner = $1", owner);
 }

@@ -12,7 +12,13 @@
 
 struct state {
 	struct store *db;         /* NULL: no state yet (read-only run) */
+	int shared;               /* other processes work on it too: claim jobs */
 	char err[STORE_ERR_MAX];
+	/* The claim the next state_commit() must still hold (see below);
+	 * job NULL when none.  lost is set when it did not. */
+	struct { const char *job, *owner; int64_t gen; int lost; } fence;
+	/* Lease statements, composed once with the store's dialect. */
+	char *sql_claim, *sql_take, *sql_renew;
 };
 
 /* A file seen in a folder source, as last read. */
@@ -47,6 +53,35 @@ int state_put_instances(struct state *st, const struct series *s,
 int state_save_patient(struct state *st, const struct patient *p);
 /* Write every dirty series and patient of c, in one transaction. */
 int state_save_catalog(struct state *st, struct catalog *c);
+
+/* Refresh from the store what other processes may have changed since
+ * state_load(): a series' record of what is on disk (the catalog fields
+ * too), a patient's archive record. */
+int state_reload_series(struct state *st, struct series *s);
+int state_reload_patient(struct state *st, struct patient *p);
+
+/*
+ * Claims (leases) on jobs, for stores several processes share.  A job is
+ * a string such as "download:<series uid>"; owner names the process
+ * ("<host> <pid> <nonce>").  The store's clock decides expiry, so hosts'
+ * clocks need not agree.
+ *
+ * state_claim: take job for ms milliseconds if it is free, ours, or its
+ * holder let the lease lapse.  1 when taken, with *gen the claim's
+ * generation (every claim bumps it: the fencing token); 0 when another
+ * process holds it, its owner string in holder; -1 on error.
+ * state_renew: extend every lease owner holds by ms (the heartbeat).
+ * state_release: let go of job if still held at gen; 1 released, 0 not
+ * ours any more (someone took it over), -1 on error.  With fence set, the
+ * same release runs inside state_commit(), so a job's result is committed
+ * only together with the proof that its claim still held.
+ * state_release_all: let go of everything owner holds.
+ */
+int state_claim(struct state *st, const char *job, const char *owner, int64_t ms,
+    int64_t *gen, char *holder, size_t holderlen);
+int state_renew(struct state *st, const char *owner, int64_t ms);
+int state_release(struct state *st, const char *job, const char *owner, int64_t gen);
+int state_release_all(struct state *st, const char *owner);
 
 /* The folder source's cache of file headers. */
 int state_srcfile_load(struct state *st, void (*fn)(void *arg, struct srcfile *f), void *arg);

@@ -25,6 +25,7 @@ enum {
 struct store {
 	const struct store_ops *ops;
 	char err[STORE_ERR_MAX];  /* last error */
+	int reconnects;           /* times a lost connection was made again */
 };
 
 /* Called once per result row; a non-zero return stops the query with -1. */
@@ -33,6 +34,17 @@ typedef int store_row_fn(void *arg, int ncol, const char *const *val);
 struct store_ops {
 	const char *scheme;       /* URL scheme: "sqlite", "postgresql" */
 	int built;                /* 0: known name, not compiled in */
+	/* Several processes may work on one store at once (jobs are then
+	 * claimed, state.h); 0 when the backend keeps out a second writer. */
+	int shared;
+	/* SQL dialect, constant fragments (never data): the store's clock in
+	 * ms since the epoch, and what makes a SELECT lock the rows it reads
+	 * without waiting for rows another transaction holds. */
+	const char *now_ms;
+	const char *lock_skip;
+	/* Statements that keep other processes out while the schema is made
+	 * or migrated, and let them in again; "" when not needed. */
+	const char *schema_lock, *schema_unlock;
 	/* Open url (scheme included).  Returns NULL with the message in err
 	 * and errno ENOENT when READONLY and the store does not exist. */
 	struct store *(*open)(const char *url, int flags, char *err, size_t errlen);

@@ -83,6 +83,20 @@ if [ "$nunit" -eq 0 ]; then
 	tail -n 40 "$build/check.log"
 fi
 
+# excerpt LOG : what a failed scenario printed, from its first failed
+# check on (that is where the cause shows), then its last lines.
+excerpt() {
+	local first
+	first=$(grep -n -m1 'FAIL' "$1" | cut -d: -f1)
+	if [ -n "$first" ] && [ "$(wc -l <"$1")" -gt $((first + 50)) ]; then
+		sed -n "$((first > 5 ? first - 5 : 1)),$((first + 44))p" "$1" | sed 's/^/    /'
+		echo "    [...]"
+		tail -n 5 "$1" | sed 's/^/    /'
+	else
+		tail -n 50 "$1" | sed 's/^/    /'
+	fi
+}
+
 # Integration scenarios: each script exits 0 when every check in it held.
 for t in tests/integration/t-*.sh; do
 	name=$(basename "$t" .sh)
@@ -92,7 +106,7 @@ for t in tests/integration/t-*.sh; do
 		passed=$((passed + 1)); echo "PASS $name ($(( $(date +%s) - start ))s)"
 	else
 		failed=$((failed + 1)); failures="$failures $name"
-		echo "FAIL $name ($(( $(date +%s) - start ))s)"; sed 's/^/    /' "$out" | tail -n 40
+		echo "FAIL $name ($(( $(date +%s) - start ))s)"; excerpt "$out"
 	fi
 done
 

@@ -31,7 +31,7 @@ check "one archive per selected patient" "$(zip_names)" \
 	"$(printf '%s\n' TH-01-AA__seriesCount2.zip TH-02-BB__seriesCount3.zip TH-03-CC__seriesCount2.zip)"
 ok "every archive holds exactly its patient's instances, same DICOM content" archives_match
 fails "no SQLite file is made when the state is in PostgreSQL" test -e .thlhp/state.db
-check "the database has schema version 1" "$(pg_sql 'SELECT version FROM schema_version' thlhp)" 1
+check "the database has schema version 2" "$(pg_sql 'SELECT version FROM schema_version' thlhp)" 2
 check "the database knows the 3 selected patients" "$(pg_sql 'SELECT count(*) FROM patient' thlhp)" 3
 check "the database indexes all 19 instances of the selected patients" \
 	"$(pg_sql 'SELECT count(*) FROM instance' thlhp)" 19
@@ -92,15 +92,15 @@ check "-n and -q created no table in the empty database" \
 cd "$PROJ" || exit 1
 
 section "a schema newer than this thlhp-make"
-pg_sql "UPDATE schema_version SET version = 2" thlhp
+pg_sql "UPDATE schema_version SET version = 3" thlhp
 for args in all -q -n; do
 	run $args
-	exit_is "thlhp-make $args on a database with schema version 2" 2
+	exit_is "thlhp-make $args on a database with schema version 3" 2
 	has_line "$args: stderr says the state is newer than this thlhp-make and what to do" "$ERR" \
-		'schema version 2, newer than this thlhp-make knows \(1\): use a newer thlhp-make'
+		'schema version 3, newer than this thlhp-make knows \(2\): use a newer thlhp-make'
 done
-check "the newer schema version was left alone" "$(pg_sql 'SELECT version FROM schema_version' thlhp)" 2
-pg_sql "UPDATE schema_version SET version = 1" thlhp
+check "the newer schema version was left alone" "$(pg_sql 'SELECT version FROM schema_version' thlhp)" 3
+pg_sql "UPDATE schema_version SET version = 2" thlhp
 run -q
 exit_is "thlhp-make -q once the version is back" 0
 
