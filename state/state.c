@@ -246,8 +246,8 @@ state_commit(struct state *st)
 			return -1;
 		if (rc == 0) {
 			st->fence.lost = 1;
-			errf(st->err, sizeof(st->err), "%s: the claim on this job lapsed and "
-			    "another worker took it over; its result is not recorded twice", job);
+			errf(st->err, sizeof(st->err), "the claim on this job lapsed and "
+			    "another worker took it over; its result is not recorded twice");
 			return -1;   /* the caller rolls back */
 		}
 	}

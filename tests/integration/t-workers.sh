@@ -11,6 +11,8 @@
 #    asking the PACS anything;
 #  - a worker killed (-9) mid-download: the others wait for its lease to
 #    lapse, take its jobs over, and fetch only what it had not written;
+#  - a worker frozen (SIGSTOP) past its lease: another finishes its job;
+#    thawed, its result is refused by the fence, nothing counted twice;
 #  - PostgreSQL restarted mid-run: the worker reconnects and completes.
 # shellcheck source-path=SCRIPTDIR source=../netns.sh
 source "$(dirname "$0")/../netns.sh"
@@ -95,6 +97,10 @@ check "all $ALL instances were sent by the PACS, none of them twice" \
 check "... and every one of them arrived" "$(sent_since "$MARK" | wc -l)" "$ALL"
 check "each archive was built by exactly one worker" "$(built_by w1.out w2.out w3.out)" "$(expected_zips)"
 say "    downloads per worker: $(for n in 1 2 3; do printf '%s ' "$(grep -c '\] download' "w$n.out")"; done)"
+check "three catalog refreshes at once: each series and patient once in the database" \
+	"$(pg_sql 'SELECT count(*), count(DISTINCT uid) FROM series' w3) $(pg_sql 'SELECT count(*) FROM patient' w3)" \
+	"12|12 $NPAT"
+check "... and each instance once" "$(pg_sql 'SELECT count(*) FROM instance' w3)" "$ALL"
 check "no claim is left held when the workers are done" "$(leases_held w3)" 0
 check "no temp files left" "$(temp_files data)" ""
 run -q
@@ -151,6 +157,23 @@ took=$(awk -v k="$killed_at" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - k
 say "    the survivors finished ${took}s after the kill (lease: 8 s)"
 check "no claim is left held" "$(leases_held kill)" 0
 check "no temp files left" "$(temp_files data)" ""
+
+section "a worker frozen past its lease: its late result is not committed twice"
+project frozen pacs.max_requests_per_minute=300 pacs.max_associations=1
+worker 1 -j1 all
+BGPID=${WPID[1]}
+wait_disk 2 || { say "FAIL: worker 1 wrote nothing"; }
+kill -STOP "${WPID[1]}"
+worker 2 -j2 all
+worker_exit 2 "worker 2, while worker 1 is frozen" 0
+check "worker 2 built every archive" "$(zip_names)" "$(expected_zips)"
+kill -CONT "${WPID[1]}"
+worker_exit 1 "worker 1, thawed after its claim lapsed" 0
+has_line "worker 1 says its claim lapsed and was taken over, and records nothing" w1.err \
+	"the claim on this job lapsed and another worker took it over; its result is not recorded twice"
+ok "the archives are still right" archives_match
+check "each archive was built once" "$(built_by w1.out w2.out)" "$(expected_zips)"
+check "the database still holds each instance once" "$(pg_sql 'SELECT count(*) FROM instance' frozen)" "$ALL"
 
 section "PostgreSQL restarted mid-run"
 project restart pacs.max_requests_per_minute=120
