@@ -191,6 +191,7 @@ test_defaults(void **state)
 	assert_int_equal(cfg.pacs.max_requests_per_minute, 600);
 	assert_int_equal(cfg.pacs.timeout, 30);
 	assert_int_equal(cfg.pacs.retries, 5);
+	assert_int_equal(cfg.state.lease, 60);
 	assert_int_equal(cfg.pacs.tls, 0);
 	assert_null(cfg.pacs.tls_ca);
 	assert_null(cfg.pacs.url);
@@ -362,6 +363,10 @@ test_level_range(void **state)
 	    NAME ":5: [output] level: '0' is not a whole number from 1 to 9");
 	load_fails(MINIMAL "[output]\nlevel = 10\n",
 	    NAME ":5: [output] level: '10' is not a whole number from 1 to 9");
+	load_fails(MINIMAL "[state]\nlease = 1\n",
+	    NAME ":5: [state] lease: '1' is not a whole number from 2 to 86400");
+	load_fails(MINIMAL "[state]\nlease = 86401\n",
+	    NAME ":5: [state] lease: '86401' is not a whole number from 2 to 86400");
 }
 
 static void
