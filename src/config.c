@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <ini.h>
 #include "config.h"
 #include "util.h"
@@ -71,6 +72,8 @@ struct parse {
 	int seen[LEN(keys)];  /* line each key was set on, 0 if not */
 	char *err;            /* first error */
 	int err_line;         /* its line */
+	int secret_line;      /* a password written in the file itself, or 0 */
+	const struct key *secret;
 };
 
 static void
@@ -146,6 +149,34 @@ reader(char *buf, int size, void *stream)
 	}
 	check_section_line(p, buf);
 	return buf;
+}
+
+/* Does the raw value (before ${NAME} is replaced) of section.name hold a
+ * secret written out in the file: a credential after "bearer"/"basic", or
+ * the password of a URL's user:password@ or password= part? */
+static int
+literal_secret(const char *section, const char *name, const char *v)
+{
+	const char *at, *colon, *pw;
+
+	v += strspn(v, " \t");
+	if (strcmp(section, "pacs") == 0 && strcmp(name, "auth") == 0) {
+		v += strcspn(v, " \t");
+		v += strspn(v, " \t");
+		return *v && strncmp(v, "${", 2) != 0;
+	}
+	if (strcmp(name, "url") != 0)
+		return 0;
+	if ((pw = strstr(v, "password=")) != NULL)
+		return strncmp(pw + 9, "${", 2) != 0 && pw[9] && pw[9] != '&';
+	if ((colon = strstr(v, "://")) == NULL)
+		return 0;
+	colon += 3;
+	at = strchr(colon, '@');
+	if (!at || memchr(colon, '/', (size_t)(at - colon)))
+		return 0;
+	colon = memchr(colon, ':', (size_t)(at - colon));
+	return colon && colon + 1 < at && strncmp(colon + 1, "${", 2) != 0;
 }
 
 /* Replace ${NAME} with the environment variable NAME. */
@@ -283,6 +314,10 @@ handler(void *user, const char *section, const char *name, const char *value)
 	p->cfg->lines[i] = p->line;
 	if (strcmp(keys[i].section, "pacs") == 0 && strcmp(keys[i].name, "protocol") == 0)
 		p->cfg->pacs.protocol_line = p->line;
+	if (!p->secret_line && literal_secret(section, name, value)) {
+		p->secret_line = p->line;
+		p->secret = &keys[i];
+	}
 	v = expand(p, key, value);
 	if (!v || set_key(p, &keys[i], key, v) < 0) {
 		free(v);
@@ -441,6 +476,7 @@ int
 config_load(struct config *cfg, const char *file, char **err)
 {
 	struct parse p = { .cfg = cfg, .name = file };
+	struct stat sb;
 	int rc;
 
 	p.fp = fopen(file, "r");
@@ -451,6 +487,12 @@ config_load(struct config *cfg, const char *file, char **err)
 		return -1;
 	}
 	rc = config_parse(cfg, &p, err);
+	if (rc == 0 && p.secret_line && fstat(fileno(p.fp), &sb) == 0 &&
+	    (sb.st_mode & (S_IRGRP | S_IROTH)))
+		warn("%s:%d: [%s] %s holds a password and %s is readable by others (mode %04o): "
+		    "chmod 600 %s, or take the password from the environment with ${NAME}",
+		    file, p.secret_line, p.secret->section, p.secret->name, file,
+		    (unsigned)(sb.st_mode & 07777), file);
 	fclose(p.fp);
 	return rc;
 }

@@ -93,6 +93,35 @@ HOME=$T/home run -n
 exit_is "\${HOME} in path is expanded" 0
 has_line "-n with path = \${HOME}/src lists the source's series" "$OUT" '^download[[:space:]]+TH-01-AA '
 
+section "a password in a config others can read"
+mv "$T/home/src"/* "$SRC/"
+# pw_conf LINE... : a good folder config plus LINE...
+pw_conf() {
+	conf '[pacs]' 'protocol = folder' "path = $SRC" '' '[state]' "$@"
+}
+pw_conf 'url = postgresql://thlhp:s3cret@127.0.0.1:1/nodb'
+chmod 644 thlhp.ini
+run -n
+has_line "a password in [state] url, mode 0644: a warning names the file, line and key" "$ERR" \
+	'thlhp\.ini:6: \[state\] url holds a password and thlhp\.ini is readable by others \(mode 0644\): chmod 600'
+no_line "... and the warning does not show the password" "$ERR" 's3cret'
+chmod 600 thlhp.ini
+run -n
+no_line "mode 0600: no warning" "$ERR" 'readable by others'
+chmod 644 thlhp.ini
+pw_conf 'url = postgresql://thlhp:${THLHP_TEST_PW}@127.0.0.1:1/nodb'
+THLHP_TEST_PW=x run -n
+no_line "the password from the environment (\${NAME}), mode 0644: no warning" "$ERR" 'readable by others'
+conf '[pacs]' 'protocol = dicomweb' 'url = http://127.0.0.1:1/dicom-web' 'auth = bearer abc123'
+chmod 640 thlhp.ini
+run -n
+has_line "a literal bearer token in [pacs] auth, mode 0640: warned" "$ERR" \
+	'thlhp\.ini:4: \[pacs\] auth holds a password .*\(mode 0640\)'
+conf '[pacs]' 'protocol = dicomweb' 'url = http://127.0.0.1:1/dicom-web' 'auth = bearer ${THLHP_TEST_PW}'
+THLHP_TEST_PW=x run -n
+no_line "auth = bearer \${NAME}: no warning" "$ERR" 'readable by others'
+rm -rf .thlhp data
+
 section "missing config file"
 run -f nope.ini -n
 exit_is "-f nope.ini (no such file)" 2
