@@ -34,6 +34,7 @@ struct zin {
 	char *series;             /* catalog_series_list() */
 	zip_int32_t method;
 	int level;
+	const char *password;     /* AES-256 when set (the config's) */
 };
 
 struct zout {
@@ -246,9 +247,15 @@ zip_start(struct job *job)
 	z->series = catalog_series_list(p->want, p->nwant);
 	z->method = methods[ctx->cfg->output.compression];
 	z->level = ctx->cfg->output.level;
+	z->password = ctx->cfg->output.encrypt == ENC_AES256 ? ctx->cfg->output.password : NULL;
 	if (!zip_compression_method_supported(z->method, 1)) {
 		errf(job->err, sizeof(job->err), "compression %s: not supported by this libzip",
 		    ctx->cfg->output.compression == COMP_BZIP2 ? "bzip2" : "?");
+		return -1;
+	}
+	if (z->password && !zip_encryption_method_supported(ZIP_EM_AES_256, 1)) {
+		errf(job->err, sizeof(job->err), "encrypt = aes256: not supported by this libzip "
+		    "(built without a crypto library)");
 		return -1;
 	}
 	if (mkdirs(ctx->cfg->output.zip_dir, job->err, sizeof(job->err)) < 0)
@@ -331,7 +338,9 @@ write_archive(struct job *job, struct zin *z)
 		}
 		if (zip_set_file_compression(za, (zip_uint64_t)idx, z->method,
 		    z->method == ZIP_CM_STORE ? 0 : (zip_uint32_t)z->level) < 0 ||
-		    zip_file_set_mtime(za, (zip_uint64_t)idx, ENTRY_TIME, 0) < 0) {
+		    zip_file_set_mtime(za, (zip_uint64_t)idx, ENTRY_TIME, 0) < 0 ||
+		    (z->password && zip_file_set_encryption(za, (zip_uint64_t)idx,
+		    ZIP_EM_AES_256, z->password) < 0)) {
 			zfail(job, z->e[i].name, za);
 			goto bad;
 		}
@@ -376,7 +385,7 @@ verify_archive(struct job *job, struct zin *z)
 			    name ? name : "?", z->e[i].name);
 			goto out;
 		}
-		if (!(f = zip_fopen_index(za, (zip_uint64_t)i, 0))) {
+		if (!(f = zip_fopen_index_encrypted(za, (zip_uint64_t)i, 0, z->password))) {
 			zfail(job, name, za);
 			goto out;
 		}

@@ -22,6 +22,7 @@ struct key {
 static const char *const protocols[] = { "dimse", "dicomweb", "folder", NULL };
 static const char *const retrieves[] = { "move", "get", NULL };
 static const char *const compressions[] = { "store", "deflate", "bzip2", NULL };
+static const char *const encrypts[] = { "no", "aes256", NULL };
 
 #define O(f) offsetof(struct config, f)
 /* Every key; struct config's lines[] is indexed like this table. */
@@ -56,6 +57,8 @@ static const struct key keys[] = {
 	{ "output", "compression", K_ENUM, O(output.compression), 0, 0, compressions },
 	{ "output", "level", K_INT, O(output.level), 1, 9, NULL },
 	{ "output", "keep_old", K_BOOL, O(output.keep_old), 0, 0, NULL },
+	{ "output", "encrypt", K_ENUM, O(output.encrypt), 0, 0, encrypts },
+	{ "output", "password", K_STR, O(output.password), 0, 0, NULL },
 	{ "state", "url", K_STR, O(state.url), 0, 0, NULL },
 	{ "state", "lease", K_INT, O(state.lease), 2, 86400, NULL },
 	{ "notify", "ping_url", K_STR, O(notify.ping_url), 0, 0, NULL },
@@ -160,6 +163,8 @@ literal_secret(const char *section, const char *name, const char *v)
 	const char *at, *colon, *pw;
 
 	v += strspn(v, " \t");
+	if (strcmp(section, "output") == 0 && strcmp(name, "password") == 0)
+		return *v && strncmp(v, "${", 2) != 0;
 	if (strcmp(section, "pacs") == 0 && strcmp(name, "auth") == 0) {
 		v += strcspn(v, " \t");
 		v += strspn(v, " \t");
@@ -438,6 +443,18 @@ config_check(struct parse *p)
 		perr(p, "[output] delimiter: '%s': use letters, '.', '_' and '-' only", c->output.delimiter);
 		return;
 	}
+	if (c->output.encrypt != ENC_NO && (!c->output.password || !*c->output.password)) {
+		p->line = seen(p, "output", "encrypt");
+		perr(p, "[output] encrypt = %s needs [output] password, best from the environment: "
+		    "password = ${THLHP_ZIP_PASSWORD}", encrypts[c->output.encrypt]);
+		return;
+	}
+	if (c->output.encrypt == ENC_NO && c->output.password) {
+		p->line = seen(p, "output", "password");
+		perr(p, "[output] password is set but encrypt = no: say encrypt = aes256, "
+		    "or drop the password");
+		return;
+	}
 	if (strcmp(c->output.dicom_dir, c->output.zip_dir) == 0) {
 		int zl = seen(p, "output", "zip_dir");
 
@@ -528,8 +545,10 @@ config_where(const struct config *cfg, const char *section, const char *key)
 char *
 config_zip_settings(const struct config *cfg)
 {
-	return xasprintf("compression=%s level=%d", compressions[cfg->output.compression],
-	    cfg->output.compression == COMP_STORE ? 0 : cfg->output.level);
+	/* The password is not part of it: a new one takes -B. */
+	return xasprintf("compression=%s level=%d%s", compressions[cfg->output.compression],
+	    cfg->output.compression == COMP_STORE ? 0 : cfg->output.level,
+	    cfg->output.encrypt == ENC_AES256 ? " encrypt=aes256" : "");
 }
 
 const char config_sample[] =
@@ -568,6 +587,8 @@ const char config_sample[] =
 "compression = deflate        ; store | deflate | bzip2\n"
 "level = 1                    ; 1-9; level 1 is much faster for ~2% larger archives\n"
 "keep_old = no                ; keep X__seriesCount7.zip after 8 is built\n"
+";encrypt = aes256            ; WinZip AES-256 for archives that leave the site\n"
+";password = ${THLHP_ZIP_PASSWORD} ; needed by encrypt; keep it in the environment\n"
 "\n"
 "[state]\n"
 "url = sqlite:.thlhp/state.db ; or postgresql://user@host/db\n"

@@ -5,6 +5,7 @@
 enum protocol { PROTO_DIMSE, PROTO_DICOMWEB, PROTO_FOLDER };
 enum retrieve { RETRIEVE_MOVE, RETRIEVE_GET };
 enum compression { COMP_STORE, COMP_DEFLATE, COMP_BZIP2 };
+enum encrypt { ENC_NO, ENC_AES256 };
 
 struct config {
 	char *file;                 /* path it was read from */
@@ -39,6 +40,8 @@ struct config {
 		enum compression compression;
 		int level;              /* 1-9 */
 		int keep_old;
+		enum encrypt encrypt;   /* archives that leave the site */
+		char *password;         /* for encrypt; from ${NAME} */
 	} output;
 	struct {
 		char *url;
