@@ -28,6 +28,7 @@ enum { NCACHE = 64 };
 struct sqlite_store {
 	struct store st;
 	sqlite3 *db;
+	char *path;               /* for messages */
 	int lockfd;               /* <file>.lock, flocked; -1 when read-only */
 	struct { const char *sql; sqlite3_stmt *stmt; } cache[NCACHE];
 };
@@ -35,7 +36,7 @@ struct sqlite_store {
 static int
 sq_fail(struct sqlite_store *s, const char *what)
 {
-	errf(s->st.err, sizeof(s->st.err), "sqlite: %s: %s", what, sqlite3_errmsg(s->db));
+	errf(s->st.err, sizeof(s->st.err), "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 	return -1;
 }
 
@@ -122,6 +123,7 @@ sq_open(const char *url, int flags, char *err, size_t errlen)
 	}
 	s = xcalloc(1, sizeof(*s));
 	s->st.ops = &store_sqlite;
+	s->path = xstrdup(path);
 	s->lockfd = -1;
 	if (!(flags & STORE_READONLY) && (s->lockfd = take_lock(path, err, errlen)) < 0)
 		goto bad;
@@ -141,6 +143,7 @@ bad:
 	sqlite3_close(s->db);
 	if (s->lockfd >= 0)
 		close(s->lockfd);
+	free(s->path);
 	free(s);
 	return NULL;
 }
@@ -155,6 +158,7 @@ sq_close(struct store *st)
 	sqlite3_close(s->db);
 	if (s->lockfd >= 0)
 		close(s->lockfd);   /* the lock goes with it */
+	free(s->path);
 	free(s);
 }
 

@@ -97,6 +97,22 @@ row_int(void *arg, int ncol, const char *const *val)
 	return 0;
 }
 
+/* The schema version: -1 when there is none, -2 when it is not a number. */
+static int
+row_version(void *arg, int ncol, const char *const *val)
+{
+	char *end;
+	long v;
+
+	if (ncol < 1 || !val[0]) {
+		*(long *)arg = -1;
+		return 0;
+	}
+	v = strtol(val[0], &end, 10);
+	*(long *)arg = end == val[0] || *end || v < 0 ? -2 : v;
+	return 0;
+}
+
 static int
 row_count(void *arg, int ncol, const char *const *val)
 {
@@ -133,12 +149,21 @@ migrate(struct state *st, int readonly)
 	if (!readonly && st->db->ops->script(st->db,
 	    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)") < 0)
 		return st_fail(st);
-	if (QUERY(st, "SELECT max(version) FROM schema_version", row_int, &version, NULL) < 0) {
-		if (readonly) {
+	if (QUERY(st, "SELECT max(version) FROM schema_version", row_version, &version, NULL) < 0) {
+		/* Read-only, a store never written reads as empty; anything
+		 * else (not a database at all, ...) is an error. */
+		if (readonly && strstr(st->err, "no such table")) {
 			st->db->ops->close(st->db);
-			st->db = NULL;   /* a store never written: as if empty */
+			st->db = NULL;
 			return 0;
 		}
+		return -1;
+	}
+	if (version == -2 || (version < 0 && QUERY(st, "SELECT count(*) FROM patient",
+	    NULL, NULL, NULL) == 0)) {
+		errf(st->err, sizeof(st->err), "state has %s schema version but holds tables: "
+		    "edited by hand? Move it away and run again to make a new one (what is on "
+		    "disk is kept and hashed again)", version == -2 ? "an invalid" : "no");
 		return -1;
 	}
 	if (version < 0)
@@ -277,7 +302,8 @@ load_patient(void *arg, int ncol, const char *const *v)
 		return 0;   /* not ours: skip rather than guess */
 	p = catalog_patient(c, id);
 	free(id);
-	if (v[1]) {
+	/* A record missing a part (edited by hand) is no record: rebuilt. */
+	if (v[1] && v[4] && v[5]) {
 		p->has_ar = 1;
 		p->ar.path = xstrdup(v[1]);
 		p->ar.nseries = (int)i64(v[2]);
@@ -614,7 +640,7 @@ reload_patient(void *arg, int ncol, const char *const *v)
 		free(a->series);
 	}
 	memset(a, 0, sizeof(*a));
-	p->has_ar = v[0] != NULL;
+	p->has_ar = v[0] && v[3] && v[4];
 	if (!p->has_ar)
 		return 0;
 	a->path = xstrdup(v[0]);
