@@ -105,4 +105,10 @@ run -q
 exit_is "without -f and no ./thlhp.ini" 2
 has_line "the error names the missing thlhp.ini" "$ERR" 'thlhp\.ini'
 
+section "no configured string ever reaches a shell"
+nm -D --undefined-only "$THLHP" | awk '{ print $NF }' | sed 's/@.*//' >"$LOG/imports"
+check "thlhp-make imports no system(), popen(), exec*(), posix_spawn*() or fork()" \
+	"$(grep -Ex 'system|popen|execl|execlp|execle|execv|execvp|execve|execvpe|fexecve|posix_spawnp?|v?fork' "$LOG/imports")" ""
+ok "... (and nm did list its imports: it uses open())" grep -qx open "$LOG/imports"
+
 finish
