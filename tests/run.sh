@@ -11,7 +11,7 @@ pkgs="autoconf automake libtool pkg-config make gcc g++
       libdcmtk-dev dcmtk libsndfile1-dev libzip-dev libinih-dev libxxhash-dev
       libsqlite3-dev sqlite3 libcurl4-openssl-dev libjansson-dev libpq-dev libcmocka-dev
       python3-pydicom unzip orthanc orthanc-dicomweb nginx curl iproute2 util-linux openssl
-      postgresql postgresql-client 7zip"
+      postgresql postgresql-client 7zip valgrind"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
@@ -109,6 +109,38 @@ for t in tests/integration/t-*.sh; do
 		echo "FAIL $name ($(( $(date +%s) - start ))s)"; excerpt "$out"
 	fi
 done
+
+# Valgrind memcheck: scenarios again, on a build without sanitizers (the
+# two do not mix), every process of thlhp-make under memcheck.  A scenario
+# passes when all its checks hold and valgrind reported no error and no
+# definite or indirect leak in any process.
+vbuild=$build-valgrind
+mkdir -p "$vbuild/vg"
+if ! (cd "$vbuild" && "$top/configure" --enable-werror CFLAGS="-g -O1" CXXFLAGS="-g -O1" &&
+      make -j"$(nproc)" thlhp-make) >"$vbuild/build.log" 2>&1; then
+	failed=$((failed + 1)); failures="$failures valgrind-build"
+	echo "FAIL valgrind-build"; tail -n 20 "$vbuild/build.log"
+else
+	cat >"$vbuild/thlhp-make-vg" <<VG
+#!/bin/sh
+exec valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \\
+	--errors-for-leak-kinds=definite,indirect --log-file=$vbuild/vg/%p.log $vbuild/thlhp-make "\$@"
+VG
+	chmod +x "$vbuild/thlhp-make-vg"
+	for name in t-full t-validate t-dimse t-pg; do
+		out=$vbuild/$name.out
+		rm -f "$vbuild"/vg/*.log
+		start=$(date +%s)
+		if THLHP=$vbuild/thlhp-make-vg bash "tests/integration/$name.sh" >"$out" 2>&1 &&
+		   [ -z "$(find "$vbuild/vg" -name '*.log' -size +0)" ]; then
+			passed=$((passed + 1)); echo "PASS valgrind/$name ($(( $(date +%s) - start ))s)"
+		else
+			failed=$((failed + 1)); failures="$failures valgrind/$name"
+			echo "FAIL valgrind/$name ($(( $(date +%s) - start ))s)"; excerpt "$out"
+			find "$vbuild/vg" -name '*.log' -size +0 -exec head -n 40 {} \; | sed 's/^/    /' | head -n 80
+		fi
+	done
+fi
 
 [ -n "$failures" ] && echo "failed:$failures"
 echo "$passed passed, $failed failed"
