@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "config.h"
+#include "util.h"
 #include "names.h"
 #include "select.h"
 #include "util.h"
@@ -367,6 +368,65 @@ test_level_range(void **state)
 	    NAME ":5: [state] lease: '1' is not a whole number from 2 to 86400");
 	load_fails(MINIMAL "[state]\nlease = 86401\n",
 	    NAME ":5: [state] lease: '86401' is not a whole number from 2 to 86400");
+}
+
+/* Every whole-number key at and past both of its limits, and far past. */
+static char *
+limit_config(const char *section, const char *key, const char *val)
+{
+	int pacs = strcmp(section, "pacs") == 0;
+
+	return xasprintf("[pacs]\nprotocol = dimse\nhost = h\ncalled_aet = X\n%s%s%s%s%s"
+	    "[%s]\n%s = %s\n", pacs && strcmp(key, "port") == 0 ? "" : "port = 104\n",
+	    pacs ? key : "", pacs ? " = " : "", pacs ? val : "", pacs ? "\n" : "",
+	    pacs ? "output" : section, pacs ? "level" : key, pacs ? "1" : val);
+}
+
+static void
+test_every_number_limit(void **state)
+{
+	static const struct { const char *section, *key; long min, max; } lim[] = {
+		{ "pacs", "port", 1, 65535 },
+		{ "pacs", "store_port", 1, 65535 },
+		{ "pacs", "max_associations", 1, 64 },
+		{ "pacs", "max_requests_per_minute", 1, 1000000 },
+		{ "pacs", "timeout", 1, 86400 },
+		{ "pacs", "retries", 0, 100 },
+		{ "output", "level", 1, 9 },
+		{ "state", "lease", 2, 86400 },
+	};
+	static const char *const bad[] = {
+		"99999999999999999999", "-99999999999999999999", "0x10", "1e3", "5 5", "", "+",
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
+		const long v[] = { lim[i].min, lim[i].max, lim[i].min - 1, lim[i].max + 1 };
+		struct config cfg;
+		char num[32], *text, *part;
+
+		for (int j = 0; j < 4; j++) {
+			snprintf(num, sizeof(num), "%ld", v[j]);
+			text = limit_config(lim[i].section, lim[i].key, num);
+			if (j < 2) {
+				load_ok(&cfg, text);
+				config_free(&cfg);
+			} else {
+				part = xasprintf("[%s] %s: '%ld' is not a whole number from %ld to %ld",
+				    lim[i].section, lim[i].key, v[j], lim[i].min, lim[i].max);
+				free(load_fails_like(text, NAME ":", part));
+				free(part);
+			}
+			free(text);
+		}
+		for (size_t j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
+			text = limit_config(lim[i].section, lim[i].key, bad[j]);
+			part = xasprintf("[%s] %s: '%s' is not a whole number", lim[i].section,
+			    lim[i].key, bad[j]);
+			free(load_fails_like(text, NAME ":", part));
+			free(part);
+			free(text);
+		}
+	}
 }
 
 static void
@@ -975,6 +1035,7 @@ main(void)
 		cmocka_unit_test(test_port_range),
 		cmocka_unit_test(test_ae_title),
 		cmocka_unit_test(test_level_range),
+		cmocka_unit_test(test_every_number_limit),
 		cmocka_unit_test(test_bad_numbers_and_enums),
 		cmocka_unit_test(test_protocol_required),
 		cmocka_unit_test(test_protocol_needs_keys),
