@@ -303,6 +303,27 @@ zfail(struct job *job, const char *what, zip_t *za)
 	return -1;
 }
 
+/* zip_close() failed.  When the system said why (a full disk, the file
+ * size limit), say that and what to do: libzip's own words ("Seek error")
+ * and the temp name would only puzzle.  The job's label names the archive. */
+static int
+close_failed(struct job *job, zip_t *za)
+{
+	zip_error_t *ze = zip_get_error(za);
+	int e = zip_error_system_type(ze) == ZIP_ET_SYS ? zip_error_code_system(ze) : 0;
+	char buf[160];
+	const char *hint = e ? write_hint(e, buf, sizeof(buf)) : "";
+
+	if (job_cancelled(job))
+		return zfail(job, "interrupted", za);
+	if (*hint)
+		errf(job->err, sizeof(job->err), "cannot write the archive: %s; nothing was put "
+		    "under its name%s", strerror(e), hint);
+	else
+		zfail(job, "cannot write the archive", za);
+	return -1;
+}
+
 static int
 write_archive(struct job *job, struct zin *z)
 {
@@ -346,7 +367,7 @@ write_archive(struct job *job, struct zin *z)
 		}
 	}
 	if (zip_close(za) < 0) {
-		zfail(job, job_cancelled(job) ? "interrupted" : z->tmp, za);
+		close_failed(job, za);
 		goto bad;
 	}
 	return 0;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -59,6 +60,21 @@ fsync_parent(const char *path, char *err, size_t errlen)
 	return rc;
 }
 
+const char *
+write_hint(int e, char *buf, size_t len)
+{
+	struct rlimit rl;
+
+	if (e == ENOSPC || e == EDQUOT)
+		return " (free space on that filesystem, then run again)";
+	if (e == EFBIG && getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		snprintf(buf, len, " (the file size limit, ulimit -f, is %llu bytes: raise it, "
+		    "then run again)", (unsigned long long)rl.rlim_cur);
+		return buf;
+	}
+	return "";
+}
+
 /* Read fd to the end, hashing it, and write what is read to out unless
  * out < 0.  Names are for messages. */
 static int
@@ -88,7 +104,11 @@ hash_copy(int fd, int out, uint64_t *hash, atomic_llong *bytes, const char *path
 			if (w < 0 && errno == EINTR)
 				continue;
 			if (w < 0) {
-				errf(err, errlen, "%s: write: %s", outpath, strerror(errno));
+				char hint[128];
+				int e = errno;
+
+				errf(err, errlen, "%s: cannot write: %s%s", outpath, strerror(e),
+				    write_hint(e, hint, sizeof(hint)));
 				rc = -1;
 				break;
 			}
@@ -186,10 +206,15 @@ import_file(const char *src, const char *dst, uint64_t *hash, int64_t *size,
 			errf(err, errlen, "%s: %s", tmp, strerror(errno));
 			goto out;
 		}
-		if (hash_copy(in, out, hash, bytes, src, tmp, err, errlen) < 0)
+		/* Messages name dst: the temp name means nothing to the user. */
+		if (hash_copy(in, out, hash, bytes, src, dst, err, errlen) < 0)
 			goto out;
 		if (fsync(out) < 0 || fstat(out, &sb) < 0) {
-			errf(err, errlen, "%s: fsync: %s", tmp, strerror(errno));
+			char hint[128];
+			int e = errno;
+
+			errf(err, errlen, "%s: fsync: %s%s", dst, strerror(e),
+			    write_hint(e, hint, sizeof(hint)));
 			goto out;
 		}
 		*size = sb.st_size;

@@ -30,6 +30,10 @@ int import_file(const char *src, const char *dst, uint64_t *hash, int64_t *size,
 const char *tmp_tag(void);
 /* A temp name in dst's folder: <dir>/<tmp_tag()><base>; malloc'd. */
 char *tmp_name(const char *dst);
+/* What to do after a write failed with errno e, for the end of a message:
+ * a full disk or the file size limit is the user's to fix, and then a rerun
+ * goes on.  "" for other errors; buf holds the text when needed. */
+const char *write_hint(int e, char *buf, size_t len);
 /* st_mtim of path in ns, or -1 (errno set). */
 int64_t mtime_ns(const char *path, int64_t *size);
 /* A sorted list of the <sop> of every <sop>.dcm in dir (NULL-terminated,
