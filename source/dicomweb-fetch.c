@@ -41,6 +41,7 @@ struct recv {
 	char *tmp;
 	XXH3_state_t *xx;
 	int refused;              /* parts that were not an instance asked for */
+	const char *asked;        /* the instance asked for, or NULL for a series */
 	char err[256];            /* the first trouble with a part */
 };
 
@@ -122,9 +123,13 @@ part_end(void *arg, int complete)
 	}
 	/* Trust nothing: it parses, it is of this series, it was asked for. */
 	if (dcm_read_header(v->tmp, &h, e) < 0) {
-		note(v, "a part is not DICOM: %.180s%s", e, "");
+		if (v->asked)
+			note(v, "what the server sent for instance %s does not parse: %.150s",
+			    v->asked, e);
+		else
+			note(v, "a part does not parse: %.180s%s", e, "");
 	} else if (strcmp(h.study_uid, f->s->study) || strcmp(h.series_uid, f->s->uid)) {
-		note(v, "instance %s of series %s, not this one", h.sop_uid, h.series_uid);
+		note(v, "instance %s belongs to series %s, not this one", h.sop_uid, h.series_uid);
 	} else if (!htab_get(v->want, h.sop_uid)) {
 		note(v, "instance %s%s was not asked for", h.sop_uid, "");
 	} else {
@@ -224,6 +229,35 @@ on_instance(void *arg, json_t *o)
 	return 0;
 }
 
+/* The first few of l's instances that are not among f->got[from..]: what
+ * the user looks for at the server. */
+static char *
+missing(const struct fetch *f, int from, const struct list *l)
+{
+	struct htab got;
+	char *s = xstrdup(""), *t;
+	int n = 0;
+
+	htab_init(&got);
+	for (int i = from; i < f->ngot; i++)
+		htab_put(&got, f->got[i].sop, f->got[i].sop);
+	for (int i = 0; i < l->n; i++) {
+		if (htab_get(&got, l->v[i]))
+			continue;
+		if (++n > 3) {
+			t = xasprintf("%s and more", s);
+			free(s);
+			s = t;
+			break;
+		}
+		t = xasprintf("%s%s%s", s, n > 1 ? ", " : "", l->v[i]);
+		free(s);
+		s = t;
+	}
+	htab_free(&got);
+	return s;
+}
+
 static int
 fetch_once(struct job *job, void *arg)
 {
@@ -258,14 +292,19 @@ fetch_once(struct job *job, void *arg)
 	} else {
 		for (int i = 0; rc == 0 && i < miss.n; i++) {
 			u = xasprintf("%s/instances/%s", series, miss.v[i]);
+			v.asked = miss.v[i];
 			rc = wado(job, &v, u);
 			free(u);
 		}
 	}
 	got = f->ngot - before;
 	if (rc == 0 && got < miss.n) {
-		errf(job->err, sizeof(job->err), "incomplete: %d of %d instances arrived%s%s",
-		    got, miss.n, v.err[0] ? "; " : "", v.err);
+		char *lost = missing(f, before, &miss);
+
+		errf(job->err, sizeof(job->err),
+		    "incomplete: %d of %d instances arrived (missing %s)%s%s",
+		    got, miss.n, lost, v.err[0] ? "; " : "", v.err);
+		free(lost);
 		rc = -1;
 	}
 out:

@@ -23,8 +23,10 @@ C-CANCEL-RQ, or the CommandField as 0xNNNN.  UID: Affected, else Requested
 SOP Instance UID.  Status: 0xNNNN, upper case.  The line is written before
 the bytes are passed on.  Fault kinds: drop, reset, hold (a connection stopped
 by blackhole), held-reset (reset as the blackhole ends), refuse (closed by
-refuse), unlisten, relisten.  MODE is logged when the mode changes and on
-every SIGHUP (an acknowledgement to wait for).  Parse errors are explained
+refuse), unlisten, relisten, refuse-context, and mangle-truncate,
+mangle-notdicom, mangle-series (these with the SOP instance UID and the
+new SeriesInstanceUID or - in the last two fields).  MODE is logged when
+the mode changes and on every SIGHUP (an acknowledgement to wait for).  Parse errors are explained
 on stderr.  DIMSE parsing: upper-layer PDUs (type, reserved, 4-byte length),
 P-DATA-TF PDVs (4-byte length, context id, control header: bit 0 command,
 bit 1 last fragment), command sets in Implicit VR Little Endian.
@@ -48,9 +50,29 @@ Control file: its first line, re-read every 100 ms and on SIGHUP.
                   A-ASSOCIATE-AC of each new association, the presentation
                   contexts the RQ proposed for them are marked refused
                   (result 3); otherwise as pass
+    mangle KIND SOPUID [KIND SOPUID]...
+                  a DICOMweb server that sends a bad instance: in each HTTP
+                  answer to a GET that is multipart/related (WADO-RS, a
+                  series or one instance), the part whose DICOM data holds
+                  SOPUID is altered, KIND one of
+                    truncate  the part's body cut to its first half
+                    notdicom  the body replaced by as many bytes of text
+                    series    its SeriesInstanceUID (0020,000E) rewritten
+                              to another UID of the same length (the last
+                              digit plus one, mod 10): it parses, but
+                              belongs to another series
+                  Only the body bytes change: boundaries, part headers and
+                  the answer's head stay, but for a part's and the answer's
+                  Content-Length, set to the new length; a chunked answer is
+                  de-chunked and sent with a Content-Length.  Such an answer
+                  is held whole and sent once complete (at EOF when the
+                  server ends it by closing).  Otherwise as pass
 
 A connection whose client speaks first with an HTTP method is logged as
-HTTP: one line per request, `<time> <route> c2s <METHOD> <target> -`.
+HTTP: one line per request, `<time> <route> c2s <METHOD> <target> -`;
+its answers (HTTP/1.1: Content-Length, chunked, or ended by close) are
+followed so that mangle can pick them out.  Each part mangle alters is
+logged `<time> <route> - FAULT mangle-<KIND> <SOPUID> <new series UID|->`.
 A DIMSE request about no SOP instance (C-FIND-RQ, C-GET-RQ, C-MOVE-RQ of a
 series) has its Affected SOP Class UID in the UID field: the information
 model in use.
@@ -183,11 +205,13 @@ class DimseParser:
 
 class HttpParser:
     """Follows the client side of an HTTP/1.1 stream: calls emit(method,
-    target, "-") for each request head.  Bodies with a Content-Length are
-    passed over; chunked request bodies are not expected (a parse error)."""
+    target, "-") for each request head, and request((method, target)) when
+    given.  Bodies with a Content-Length are passed over; chunked request
+    bodies are not expected (a parse error)."""
 
-    def __init__(self, emit):
+    def __init__(self, emit, request=None):
         self.emit, self.head, self.body_left = emit, bytearray(), 0
+        self.on_request = request
 
     def feed(self, data):
         i = 0
@@ -221,6 +245,251 @@ class HttpParser:
             elif name.strip().lower() == "transfer-encoding":
                 raise ParseError("chunked request body")
         self.emit(words[0], words[1], "-")
+        if self.on_request:
+            self.on_request((words[0], words[1]))
+
+
+# ---- mangle: bad instances in WADO-RS answers ---------------------------
+
+MANGLE = ("truncate", "notdicom", "series")
+UID_CHARS = b"0123456789."
+NOT_DICOM = b"This is not DICOM: dimseproxy replaced the instance with text.\n"
+
+
+def find_uid(data, uid, start=0):
+    """Where uid occurs in data as a whole UID (not part of a longer one)."""
+    while True:
+        i = data.find(uid, start)
+        if i < 0:
+            return -1
+        end = i + len(uid)
+        if (i == 0 or data[i - 1] not in UID_CHARS) and (end == len(data) or data[end] not in UID_CHARS):
+            return i
+        start = i + 1
+
+
+def series_uid(data):
+    """The value of the first (0020,000E) of a DICOM body, little endian,
+    explicit or implicit VR, or None."""
+    start = 0
+    while True:
+        i = data.find(b"\x20\x00\x0e\x00", start)
+        if i < 0 or i + 8 > len(data):
+            return None
+        if data[i + 4:i + 6] == b"UI":
+            n = struct.unpack_from("<H", data, i + 6)[0]
+        else:
+            n = struct.unpack_from("<I", data, i + 4)[0]
+        value = bytes(data[i + 8:i + 8 + n]).rstrip(b"\0 ")
+        if 0 < n <= 64 and value and all(c in UID_CHARS for c in value):
+            return value
+        start = i + 1
+
+
+def other_uid(uid):
+    """Another UID of the same length: the last digit plus one, mod 10."""
+    return uid[:-1] + b"%d" % ((uid[-1] - 0x30 + 1) % 10)
+
+
+def mangle_part(kind, body):
+    """(new body, new series UID or None) for one part's body."""
+    if kind == "truncate":
+        return body[:len(body) // 2], None
+    if kind == "notdicom":
+        return (NOT_DICOM * (len(body) // len(NOT_DICOM) + 1))[:len(body)], None
+    old = series_uid(body)
+    if old is None:
+        raise ParseError("mangle series: no SeriesInstanceUID in the part")
+    new, out, start = other_uid(old), bytearray(), 0
+    while (i := find_uid(body, old, start)) >= 0:
+        out += body[start:i] + new
+        start = i + len(old)
+    return bytes(out + body[start:]), new
+
+
+def set_length(head, n):
+    """A head (lines joined by CRLF, without the blank line) with its
+    Content-Length set to n, Transfer-Encoding dropped; the other lines as
+    they were."""
+    lines = [line for line in head.split(b"\r\n")
+             if line.split(b":")[0].strip().lower() not in (b"content-length", b"transfer-encoding")]
+    return b"\r\n".join(lines[:1] + [b"Content-Length: %d" % n] + lines[1:])
+
+
+def mangle_multipart(body, boundary, targets, log):
+    """(body, parts altered): body, a multipart/related answer, with the
+    parts of targets (SOP UID -> kind) altered; log(kind, sop, new series
+    or "-") for each."""
+    delim, marks, start, n = b"--" + boundary, [], 0, 0
+    while (i := body.find(delim, start)) >= 0:
+        if i == 0 or body[i - 2:i] == b"\r\n":
+            marks.append(i)
+        start = i + len(delim)
+    out, last = bytearray(), 0
+    for a, b in zip(marks, marks[1:]):
+        begin = body.find(b"\n", a) + 1                # after the delimiter line
+        end = b - 2                                     # the CRLF before the next one
+        split = body.find(b"\r\n\r\n", begin, end)
+        if begin <= 0 or split < 0:
+            continue
+        part = body[split + 4:end]
+        for sop, kind in targets.items():
+            if find_uid(part, sop) >= 0:
+                new, series = mangle_part(kind, part)
+                head = body[begin:split]
+                if b"content-length" in head.lower():
+                    head = set_length(head, len(new))
+                out += body[last:begin] + head + b"\r\n\r\n" + new
+                last, n = end, n + 1
+                log("mangle-" + kind, sop.decode(), series.decode() if series else "-")
+                break
+    return bytes(out + body[last:]), n
+
+
+class HttpAnswers:
+    """Follows the server side of an HTTP/1.1 stream, answer by answer,
+    and in mangle mode holds each multipart/related answer to a GET until
+    it is whole, to alter it.  feed(data) and finish() (at the server's
+    EOF) give back what to send on.  requests: (method, target) of the
+    requests not answered yet, in order, filled by the HttpParser."""
+
+    def __init__(self, proxy, log):
+        self.p, self.log = proxy, log
+        self.requests = []
+        self.state, self.head, self.forward = "head", bytearray(), True
+        self.left = 0           # body bytes (or chunk bytes) still to come
+        self.framing = None     # "length", "chunked", "close"
+        self.held = None        # the answer held whole: raw bytes
+        self.body = bytearray() # ... and its body, de-chunked
+        self.answer_head = None # ... and its head
+        self.boundary = None    # ... and its multipart boundary
+        self.line = bytearray() # a chunk-size or trailer line
+
+    def feed(self, data):
+        out, i, n = bytearray(), 0, len(data)
+        while i < n:
+            if self.state == "head":
+                if not self.head:
+                    self.forward = self.p.mode[0] != "mangle"
+                keep = min(3, len(self.head))
+                end = (bytes(self.head[len(self.head) - keep:]) + data[i:]).find(b"\r\n\r\n")
+                take = n - i if end < 0 else end + 4 - keep
+                self.head += data[i:i + take]
+                if self.forward:
+                    out += data[i:i + take]
+                i += take
+                if len(self.head) > MAX_COMMAND:
+                    raise ParseError("HTTP answer head over %d bytes" % MAX_COMMAND)
+                if end >= 0:
+                    out += self.answer()
+                continue
+            if self.state == "close":
+                take = n - i
+            elif self.state in ("length", "data", "crlf"):
+                take = min(self.left, n - i)
+            else:                   # a chunk-size or trailer line
+                nl = data.find(b"\n", i)
+                take = n - i if nl < 0 else nl + 1 - i
+            raw = data[i:i + take]
+            i += take
+            if self.held is None:
+                out += raw
+            else:
+                self.held += raw
+                if self.state in ("close", "length", "data"):
+                    self.body += raw
+            if self.state == "close":
+                continue
+            if self.state in ("length", "data", "crlf"):
+                self.left -= take
+                if self.left == 0 and self.state == "length":
+                    out += self.answered()
+                elif self.left == 0:
+                    self.state, self.left = ("crlf", 2) if self.state == "data" else ("size", 0)
+                continue
+            self.line += raw
+            if len(self.line) > 4096:
+                raise ParseError("chunk line over 4096 bytes")
+            if not self.line.endswith(b"\n"):
+                continue
+            line, self.line = bytes(self.line).strip(), bytearray()
+            if self.state == "size":
+                size = int(line.split(b";")[0], 16)
+                self.state, self.left = ("data", size) if size else ("trailer", 0)
+            elif not line:          # the blank line after the trailers
+                out += self.answered()
+        return bytes(out)
+
+    def answer(self):
+        """A whole head has come: how its body is framed, whether to hold
+        it; what to send on now."""
+        head, self.head = bytes(self.head), bytearray()
+        lines = head.decode("latin-1").split("\r\n")
+        words = lines[0].split(None, 2)
+        if len(words) < 2 or not words[0].startswith("HTTP/1.") or not words[1].isdigit():
+            raise ParseError("not an HTTP status line: %r" % lines[0][:80])
+        status, fields = int(words[1]), {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            fields[name.strip().lower()] = value.strip()
+        if 100 <= status < 200:     # an interim answer: the real one follows
+            return b"" if self.forward else head
+        method, target = self.requests.pop(0) if self.requests else ("-", "-")
+        if method == "HEAD" or status in (204, 304):
+            self.framing = None
+        elif "chunked" in fields.get("transfer-encoding", "").lower():
+            self.framing = "chunked"
+        elif "content-length" in fields:
+            self.framing, self.left = "length", int(fields["content-length"])
+        else:
+            self.framing = "close"
+        if self.framing == "length" and self.left == 0:
+            self.framing = None
+        self.state = {"chunked": "size", None: "head"}.get(self.framing, self.framing)
+        ctype, self.boundary = fields.get("content-type", ""), None
+        if self.p.mode[0] == "mangle" and not self.forward and method == "GET" and status == 200 \
+                and ctype.lower().startswith("multipart/related") and self.framing:
+            for param in ctype.split(";")[1:]:
+                key, _, value = param.strip().partition("=")
+                if key.lower() == "boundary":
+                    self.boundary = value.strip('"').encode("latin-1")
+        if self.boundary:
+            self.held, self.body, self.answer_head = bytearray(head), bytearray(), head
+            return b""
+        return b"" if self.forward else head
+
+    def answered(self):
+        """The answer's body is complete: what to send on."""
+        framing, self.state, self.framing = self.framing, "head", None
+        held, body, self.held, self.body = self.held, bytes(self.body), None, bytearray()
+        if held is None:
+            return b""
+        mode = self.p.mode
+        if mode[0] != "mangle":     # left mangle meanwhile: as it came
+            return bytes(held)
+        targets = {sop.encode("ascii"): kind for kind, sop in zip(mode[1::2], mode[2::2])}
+        body, n = mangle_multipart(body, self.boundary, targets, self.log)
+        if n == 0:
+            return bytes(held)
+        head = self.answer_head[:-4]
+        if framing != "close":
+            head = set_length(head, len(body))
+        return head + b"\r\n\r\n" + body
+
+    def finish(self):
+        """The server closed: an answer held to its end goes on altered, one
+        cut short as it came."""
+        if self.held is None:
+            return b""
+        if self.state == "close":
+            return self.answered()
+        held, self.held = bytes(self.held), None
+        return held
+
+    def raw(self):
+        """What is held, as it came (tracking stops after a parse error)."""
+        held, self.held = bytes(self.held or b""), None
+        return held + (b"" if self.forward else bytes(self.head))
 
 
 def refuse_contexts(rq, ac, uids):
@@ -270,12 +539,26 @@ class Conn:
         self.first = True                   # nothing read from the client yet
         self.assoc = {"c": bytearray(), "s": bytearray()}   # refuse-context: PDUs held
         self.rq = None                      # refuse-context: the A-ASSOCIATE-RQ
+        self.answers = None                 # HTTP: the server's answers (mangle)
 
     def emitter(self, side):
         return lambda *msg: self.p.log(self.route.name, DIRECTION[side], *msg)
 
-    def fault(self, kind):
-        self.p.log(self.route.name, "-", "FAULT", kind, "-", "-")
+    def fault(self, kind, uid="-", detail="-"):
+        self.p.log(self.route.name, "-", "FAULT", kind, uid, detail)
+
+    def follow(self, fn, *data):
+        """HTTP answers through self.answers; after a parse error (or a
+        request the client side could not parse) no more following, what
+        was held goes on as it came."""
+        if self.answers and self.parsing:
+            try:
+                return fn(*data)
+            except Exception as e:          # never let parsing break forwarding
+                warn("%s s2c: HTTP answer parse error, no more following of this connection: %s"
+                     % (self.route.name, e))
+        held, self.answers = self.answers.raw() if self.answers else b"", None
+        return held + b"".join(data)
 
     def connect(self):
         r = self.route
@@ -314,6 +597,8 @@ class Conn:
             return self.close(reset=True)   # one peer's reset resets the other
         if not data:
             self.eof[side] = True
+            if side == "s" and self.answers:
+                self.out[other] += self.follow(self.answers.finish)
             return self.flush(other)
         mode = self.p.mode
         if mode[0] == "reset" and self.p.rng.random() < mode[1]:
@@ -326,12 +611,16 @@ class Conn:
         if side == "c" and self.first:
             self.first = False
             if data[:8].split(b" ")[0] in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS"):
-                self.parser = {"c": HttpParser(self.emitter("c")), "s": None}
+                self.answers = HttpAnswers(self.p, lambda *f: self.fault(*f))
+                self.parser = {"c": HttpParser(self.emitter("c"), self.answers.requests.append),
+                               "s": None}
         if mode[0] == "refuse-context" and self.parser["s"] is not None:
             data = self.associate(side, data, mode[1:])
             if data is None:
                 return
         self.parse(side, data)              # log first: the peers react to what we send
+        if side == "s" and self.answers:
+            data = self.follow(self.answers.feed, data)
         self.out[other] += data
         self.flush(other)
         if drop and not self.closed:
@@ -453,6 +742,9 @@ def parse_mode(line):
     if w in (["blackhole"], ["refuse"]):
         return (w[0],)
     if w[0] == "refuse-context" and len(w) >= 2:
+        return tuple(w)
+    if w[0] == "mangle" and len(w) >= 3 and len(w) % 2 == 1 and \
+            all(k in MANGLE for k in w[1::2]):
         return tuple(w)
     raise ValueError(line)
 
