@@ -34,6 +34,7 @@ struct recv {
 	struct job *job;
 	struct fetch *f;
 	const struct htab *want;  /* SOP UIDs listed and missing */
+	struct htab taken;        /* ... and those of them that arrived */
 	struct multipart *mp;
 	char *prefix;             /* temp files: prefix + counter */
 	unsigned long counter;
@@ -104,7 +105,7 @@ part_end(void *arg, int complete)
 	struct recv *v = arg;
 	struct fetch *f = v->f;
 	struct dcm_header h;
-	char e[DCM_ERR_MAX], *dst = NULL;
+	char e[DCM_ERR_MAX], *dst = NULL, *key;
 	int64_t size, mtime;
 	int rc = 0, fd = v->fd;
 
@@ -130,9 +131,13 @@ part_end(void *arg, int complete)
 			note(v, "a part does not parse: %.180s%s", e, "");
 	} else if (strcmp(h.study_uid, f->s->study) || strcmp(h.series_uid, f->s->uid)) {
 		note(v, "instance %s belongs to series %s, not this one", h.sop_uid, h.series_uid);
-	} else if (!htab_get(v->want, h.sop_uid)) {
+	} else if (!(key = htab_get(v->want, h.sop_uid))) {
 		note(v, "instance %s%s was not asked for", h.sop_uid, "");
+	} else if (htab_get(&v->taken, key)) {
+		/* Counted once: a copy must not stand in for one left out. */
+		note(v, "instance %s%s came twice in one answer", h.sop_uid, "");
 	} else {
+		htab_put(&v->taken, key, key);
 		dst = xasprintf("%s/%s.dcm", f->dir, h.sop_uid);
 		if (rename(v->tmp, dst) < 0) {
 			errf(v->job->err, sizeof(v->job->err), "%s: rename: %s", dst, strerror(errno));
@@ -271,6 +276,7 @@ fetch_once(struct job *job, void *arg)
 	int rc, before = f->ngot, got;
 
 	htab_init(&want);
+	htab_init(&v.taken);
 	/* A retry resumes: what arrived so far counts as present. */
 	for (int i = 0; i < f->ngot; i++)
 		htab_put(&f->have, f->got[i].sop, f->got[i].sop);
@@ -309,6 +315,7 @@ fetch_once(struct job *job, void *arg)
 	}
 out:
 	htab_free(&want);
+	htab_free(&v.taken);
 	strv_free(miss.v);
 	if (v.xx)
 		XXH3_freeState(v.xx);
