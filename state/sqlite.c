@@ -36,7 +36,14 @@ struct sqlite_store {
 static int
 sq_fail(struct sqlite_store *s, const char *what)
 {
-	errf(s->st.err, sizeof(s->st.err), "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+	int e = sqlite3_system_errno(s->db);
+
+	/* "disk I/O error" alone does not say that the disk is full. */
+	if (e && (sqlite3_errcode(s->db) & 0xff) == SQLITE_IOERR)
+		errf(s->st.err, sizeof(s->st.err), "%s: %s: %s: %s", s->path, what,
+		    sqlite3_errmsg(s->db), strerror(e));
+	else
+		errf(s->st.err, sizeof(s->st.err), "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 	return -1;
 }
 
