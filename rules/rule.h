@@ -53,6 +53,7 @@ struct job {
 	atomic_llong bytes;       /* progress in bytes */
 	int64_t start_ns, end_ns;
 	int nothing;              /* start found nothing to do after all */
+	int no_retry;             /* the failure is ours (a full disk): retrying cannot help */
 	char *summary;            /* one line on what it did (malloc'd), or NULL */
 	char err[JOB_ERR_MAX];    /* why it failed */
 };

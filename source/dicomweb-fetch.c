@@ -90,7 +90,13 @@ part_data(void *arg, const void *p, size_t n)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0) {
-			errf(v->job->err, sizeof(v->job->err), "%s: %s", v->tmp, strerror(errno));
+			char hint[160];
+			int e = errno;
+
+			errf(v->job->err, sizeof(v->job->err), "%s: cannot write: %s%s", v->f->dir,
+			    strerror(e), write_hint(e, hint, sizeof(hint)));
+			/* Our disk, not the server: asking again cannot help. */
+			v->job->no_retry = *hint != '\0';
 			return -1;
 		}
 		c += w;

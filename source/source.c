@@ -99,7 +99,7 @@ source_retry(struct job *job, int (*once)(struct job *, void *), void *arg)
 
 		if (rc == 0)
 			return 0;
-		if (rc == -2 || attempt > retries || job_cancelled(job))
+		if (rc == -2 || job->no_retry || attempt > retries || job_cancelled(job))
 			return -1;
 		if (verbosity > 1)
 			warn("%s %s: %s; retry %d of %d", job->rule->name, job->node->label, job->err,
