@@ -23,6 +23,14 @@ struct dicomweb {
 int dw_get(struct job *job, const char *url, const char *accept, http_body_fn *fn, void *arg);
 /* GET a QIDO url (with '?' in it) page by page; fn for each object. */
 int dw_qido(struct job *job, const char *url, int (*fn)(void *arg, json_t *obj), void *arg);
+/* One QIDO-RS answer, n bytes of body from url: fn for each object of
+ * its DICOM JSON array, none when the first is *first (the server ignored
+ * the offset: a page seen already).  *first keeps the first page's first
+ * object (json_decref it when done).  The array's length (0 for an empty
+ * body or a page seen already), or -1: fn's -1, or err "GET url: not a
+ * DICOM JSON array: ...".  What tests/fuzz/fuzz-dicomweb.c fuzzes. */
+int dw_qido_page(const char *url, const char *body, size_t n, json_t **first,
+    int (*fn)(void *arg, json_t *obj), void *arg, char *err, size_t errlen);
 /* The values of attribute tag ("0020000D") of a DICOM JSON object,
  * backslash-joined, into out; "" when absent.  Numbers (IS) as integers. */
 void dw_attr(json_t *obj, const char *tag, char *out, size_t len);

@@ -144,7 +144,8 @@ dw_attr(json_t *obj, const char *tag, char *out, size_t len)
 		if (!s)
 			continue;
 		n = strlen(s);
-		if (off + n + 2 > len) {
+		/* The separator, the value and the NUL must fit. */
+		if (off + (off > 0) + n + 1 > len) {
 			out[0] = '\0';        /* too long: as good as absent */
 			return;
 		}
@@ -153,6 +154,36 @@ dw_attr(json_t *obj, const char *tag, char *out, size_t len)
 		memcpy(out + off, s, n + 1);
 		off += n;
 	}
+}
+
+int
+dw_qido_page(const char *url, const char *body, size_t n, json_t **first,
+    int (*fn)(void *arg, json_t *obj), void *arg, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *a, *x;
+	size_t i, len;
+	int rc = 0;
+
+	if (n == 0)
+		return 0;
+	a = json_loadb(body, n, 0, &je);
+	if (!json_is_array(a)) {
+		errf(err, errlen, "GET %s: not a DICOM JSON array: %s", url,
+		    a ? "another JSON value" : je.text);
+		json_decref(a);
+		return -1;
+	}
+	len = json_array_size(a);
+	if (*first && len > 0 && json_equal(*first, json_array_get(a, 0)))
+		len = 0;                  /* the offset was not taken: seen already */
+	for (i = 0; rc == 0 && i < len; i++)
+		if (json_is_object(x = json_array_get(a, i)) && fn(arg, x) < 0)
+			rc = -1;
+	if (!*first && len > 0)
+		*first = json_incref(json_array_get(a, 0));
+	json_decref(a);
+	return rc < 0 ? -1 : (int)len;
 }
 
 /* A server that does not page answers everything at once (more than the
@@ -165,30 +196,13 @@ dw_qido(struct job *job, const char *url, int (*fn)(void *arg, json_t *obj), voi
 	for (int offset = 0;; offset += PAGE) {
 		char *u = xasprintf("%s&limit=%d&offset=%d", url, PAGE, offset);
 		struct buf b = { 0 };
-		json_error_t je;
-		json_t *a = NULL, *x;
-		size_t i, n;
-		int rc = dw_get(job, u, "application/dicom+json", collect, &b);
+		int n = 0, rc = dw_get(job, u, "application/dicom+json", collect, &b);
 
-		if (rc == 0 && b.n > 0) {
-			a = json_loadb(b.p, b.n, 0, &je);
-			if (!json_is_array(a)) {
-				errf(job->err, sizeof(job->err), "GET %s: not a DICOM JSON array: %s", u,
-				    a ? "another JSON value" : je.text);
-				rc = -1;
-			}
-		}
+		if (rc == 0 && (n = dw_qido_page(u, b.p, b.n, &first, fn, arg, job->err,
+		    sizeof(job->err))) < 0)
+			rc = -1;
 		free(u);
 		free(b.p);
-		n = a ? json_array_size(a) : 0;
-		if (rc == 0 && first && n > 0 && json_equal(first, json_array_get(a, 0)))
-			n = 0;            /* the offset was not taken: seen already */
-		for (i = 0; rc == 0 && i < n; i++)
-			if (json_is_object(x = json_array_get(a, i)) && fn(arg, x) < 0)
-				rc = -1;
-		if (!first && n > 0)
-			first = json_incref(json_array_get(a, 0));
-		json_decref(a);
 		if (rc < 0 || n != PAGE) {
 			json_decref(first);
 			return rc;
@@ -255,8 +269,12 @@ on_series(void *arg, json_t *o)
 	dw_attr(o, "00201209", count, sizeof(count));
 	if (!uid_is_safe(uid) || !select_series(w->sel, modality, w->st->date))
 		return 0;
-	if (count[0])
-		f.expected = atoi(count);
+	if (count[0]) {
+		long c;
+
+		/* A count that is not a whole number is no count: we count. */
+		f.expected = parse_int(count, 0, 1000000000, &c) == 0 ? (int)c : -1;
+	}
 	if (f.expected < 0 || !count[0]) {
 		/* The server did not say: count the instances. */
 		char *u = xasprintf("%s/studies/%s/series/%s/instances?includefield=00080018",

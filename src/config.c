@@ -93,6 +93,11 @@ perr(struct parse *p, const char *fmt, ...)
 	p->err = xasprintf("%s:%d: %s", p->name, p->line, msg);
 	p->err_line = p->line;
 	free(msg);
+	/* A value quoted back may hold a stray CR or an escape: keep the
+	 * message one line of text on the terminal. */
+	for (char *c = p->err; *c; c++)
+		if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
+			*c = '?';
 }
 
 static void
@@ -441,6 +446,13 @@ config_check(struct parse *p)
 	    strlen(c->output.delimiter)) {
 		p->line = seen(p, "output", "delimiter");
 		perr(p, "[output] delimiter: '%s': use letters, '.', '_' and '-' only", c->output.delimiter);
+		return;
+	}
+	/* An encoded PatientID takes up to 160 bytes of a 255-byte name. */
+	if (strlen(c->output.delimiter) > 32) {
+		p->line = seen(p, "output", "delimiter");
+		perr(p, "[output] delimiter: longer than 32 characters (archive names must fit "
+		    "in 255 bytes)");
 		return;
 	}
 	if (c->output.encrypt != ENC_NO && (!c->output.password || !*c->output.password)) {

@@ -139,10 +139,14 @@ int load(const char *path, struct dcm_header *h, char *err, bool full)
 					      DCM_MaxReadLength, ERM_autoDetect, DCM_PixelData);
 		if (c.bad()) {
 			/* Something that never produced a SOPInstanceUID is not
-			 * DICOM; one that did but then broke is damaged. */
-			OFString uid;
-			if (ff.getDataset()->findAndGetOFString(DCM_SOPInstanceUID, uid).bad() ||
-			    uid.empty())
+			 * DICOM; one that did but then broke is damaged.  Only
+			 * its length field is looked at: the value (and so
+			 * getLength() or isEmpty()) would be loaded, and the
+			 * length may be the damage (4 GB, past the end of the
+			 * file). */
+			DcmElement *uid = NULL;
+			if (ff.getDataset()->findAndGetElement(DCM_SOPInstanceUID, uid).bad() ||
+			    uid == NULL || uid->getLengthField() == 0)
 				set_err(err, "not a DICOM file");
 			else
 				set_err(err, "truncated or damaged: %s", c.text());

@@ -117,8 +117,9 @@ archive_parse(const char *file, const char *delim, int *n)
 
 	if (len < 5 || strcmp(file + len - 4, ".zip") != 0)
 		return NULL;
-	/* The count is the digits between the last delimiter and ".zip". */
-	for (p = file; (p = strstr(p, delim)) != NULL; p++)
+	/* The count is the digits between the last delimiter and ".zip"; a
+	 * delimiter that ends inside ".zip" (".", "p") is not one. */
+	for (p = file; (p = strstr(p, delim)) != NULL && p + dl <= file + len - 4; p++)
 		num = p + dl;
 	if (!num || num == file + len - 4)
 		return NULL;

@@ -12,6 +12,17 @@
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+const char *__asan_default_options(void);
+
+/* Under ASan, an allocation past 2 GB is an error here as it is under
+ * fuzz.sh (libFuzzer's -rss_limit_mb=2048 limits malloc too), so an
+ * input kept for a huge allocation still fails when it comes back.
+ * ASAN_OPTIONS from the environment is read after this. */
+const char *
+__asan_default_options(void)
+{
+	return "max_allocation_size_mb=2048";
+}
 
 /* Run the target on one file: 0, or -1 when it cannot be read. */
 static int
