@@ -154,7 +154,10 @@ int load(const char *path, struct dcm_header *h, char *err, bool full)
 		}
 		if (fill(ff, h, err) != 0) {
 			memset(h, 0, sizeof *h);
-			return -1;
+			/* Reading "until PixelData" stops at the first tag at
+			 * or past it: a high tag out of order before the UIDs
+			 * hides them.  Read all before saying they are missing. */
+			return full ? -1 : load(path, h, err, true);
 		}
 		return 0;
 	} catch (const std::exception &e) {
