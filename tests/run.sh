@@ -127,7 +127,7 @@ exec valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definit
 	--errors-for-leak-kinds=definite,indirect --log-file=$vbuild/vg/%p.log $vbuild/thlhp-make "\$@"
 VG
 	chmod +x "$vbuild/thlhp-make-vg"
-	for name in t-full t-validate t-dimse t-pg; do
+	for name in t-full t-validate t-dimse t-pg t-malformed; do
 		out=$vbuild/$name.out
 		rm -f "$vbuild"/vg/*.log
 		start=$(date +%s)
