@@ -1,6 +1,7 @@
 /* build.c - set up a run, query, plan the graph, print or run it. */
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "fileio.h"
 #include "lease.h"
 #include "names.h"
+#include "report.h"
 #include "rule.h"
 #include "sched.h"
 #include "source.h"
@@ -43,6 +45,7 @@ struct run {
 	int nwants;
 	char **wanted_ids;        /* ids named, to check after the query */
 	int query_only;
+	int nstale;               /* -n, -q: stale targets seen */
 };
 
 static int
@@ -153,6 +156,32 @@ run_query(struct run *r)
 	return rc;
 }
 
+/* The strings up to NULL, one after the other, malloc'd: labels and
+ * paths for every node, where xasprintf was a sixth of a no-op run. */
+static char *
+concat(const char *first, ...)
+{
+	va_list ap;
+	size_t len = 0;
+	char *res, *d;
+
+	va_start(ap, first);
+	for (const char *a = first; a; a = va_arg(ap, const char *))
+		len += strlen(a);
+	va_end(ap);
+	d = res = xmalloc(len + 1);
+	va_start(ap, first);
+	for (const char *a = first; a; a = va_arg(ap, const char *)) {
+		size_t l = strlen(a);
+
+		memcpy(d, a, l);
+		d += l;
+	}
+	va_end(ap);
+	*d = '\0';
+	return res;
+}
+
 /* Archives in zip_dir, by patient: what a new one replaces. */
 static void
 scan_archives(struct run *r)
@@ -192,7 +221,8 @@ choose_series(struct run *r, struct patient *p)
 		if (s->gone && s->valid_sig == 0)
 			continue;
 		free(s->dir);
-		s->dir = xasprintf("%s/%s/%s/%s", r->cfg.output.dicom_dir, p->name, s->study, s->uid);
+		s->dir = concat(r->cfg.output.dicom_dir, "/", p->name, "/", s->study, "/", s->uid,
+		    (char *)NULL);
 		p->want[p->nwant++] = s;
 	}
 }
@@ -204,7 +234,7 @@ plan(struct run *r, struct node *n)
 }
 
 static void
-add_patient(struct run *r, struct patient *p, struct want w)
+add_patient(struct run *r, struct graph *g, struct patient *p, struct want w)
 {
 	struct node *zip, **val;
 	int nval = 0;
@@ -218,12 +248,12 @@ add_patient(struct run *r, struct patient *p, struct want w)
 		struct node *dl = NULL, *v;
 
 		if (w.stages & ST_DOWNLOAD) {
-			dl = graph_add(&r->g, &rule_download, s, xasprintf("%s %s", p->name, s->uid));
+			dl = graph_add(g, &rule_download, s, concat(p->name, " ", s->uid, (char *)NULL));
 			dl->force = !!(w.force & ST_DOWNLOAD);
 			plan(r, dl);
 		}
 		if (w.stages & ST_VALIDATE) {
-			v = graph_add(&r->g, &rule_validate, s, xasprintf("%s %s", p->name, s->uid));
+			v = graph_add(g, &rule_validate, s, concat(p->name, " ", s->uid, (char *)NULL));
 			v->force = !!(w.force & ST_VALIDATE);
 			if (dl)
 				graph_edge(dl, v);
@@ -234,7 +264,7 @@ add_patient(struct run *r, struct patient *p, struct want w)
 	if (w.stages & ST_ZIP) {
 		char *name = archive_name(p->id, r->cfg.output.delimiter, p->nwant);
 
-		zip = graph_add(&r->g, &rule_zip, p, xasprintf("%s/%s", r->cfg.output.zip_dir, name));
+		zip = graph_add(g, &rule_zip, p, concat(r->cfg.output.zip_dir, "/", name, (char *)NULL));
 		zip->force = !!(w.force & ST_ZIP);
 		for (int i = 0; i < nval; i++)
 			graph_edge(val[i], zip);
@@ -242,6 +272,39 @@ add_patient(struct run *r, struct patient *p, struct want w)
 		free(name);
 	}
 	free(val);
+}
+
+/* Print the stale targets of g (-n), count them (-n, -q). */
+static void
+print_stale(struct run *r, const struct graph *g)
+{
+	for (int i = 0; i < g->n; i++) {
+		struct node *n = g->node[i];
+
+		if (!n->reason)
+			continue;
+		r->nstale++;
+		if (!r->o->question)
+			printf("%-9s %s  %s\n", n->rule->name, n->label, n->reason);
+	}
+}
+
+/* -n and -q run nothing: each patient's nodes are planned, reported and
+ * freed before the next patient's, so memory stays that of the catalog
+ * (at 100k series the whole graph would be two thirds of it). */
+static void
+check_patient(struct run *r, struct patient *p, struct want w)
+{
+	struct graph one;
+
+	graph_init(&one);
+	add_patient(r, &one, p, w);
+	print_stale(r, &one);
+	graph_free(&one);
+	for (int i = 0; i < p->nwant; i++) {
+		free(p->want[i]->dir);
+		p->want[i]->dir = NULL;
+	}
 }
 
 static int
@@ -272,30 +335,12 @@ build_graph(struct run *r)
 			w.stages |= one->stages;
 			w.force |= one->force;
 		}
-		if (w.stages)
-			add_patient(r, p, w);
+		if (w.stages && r->ctx.dry_run && !r->o->tool)
+			check_patient(r, p, w);
+		else if (w.stages)
+			add_patient(r, &r->g, p, w);
 	}
 	return 0;
-}
-
-static int
-print_stale(struct run *r)
-{
-	int stale = 0;
-
-	for (int i = 0; i < r->g.n; i++) {
-		struct node *n = r->g.node[i];
-
-		if (!n->reason)
-			continue;
-		stale++;
-		if (!r->o->question)
-			printf("%-9s %s  %s\n", n->rule->name, n->label, n->reason);
-	}
-	if (!stale && !r->o->question && verbosity > 0)
-		printf("%s: nothing to do: everything is up to date\n", argv0);
-	fflush(stdout);
-	return stale;
 }
 
 static void
@@ -324,7 +369,8 @@ build_run(const struct options *o)
 	struct run r = { .o = o };
 	struct sched_opts so;
 	char *err = NULL, serr[512];
-	int rc, code = EXIT_ERROR, readonly = o->dry_run || o->question;
+	int report = o->tool ? report_kind(o->tool, o->format) : -1;
+	int rc, code = EXIT_ERROR, readonly = o->dry_run || o->question || report >= 0;
 
 	htab_init(&r.one);
 	catalog_init(&r.cat);
@@ -366,10 +412,12 @@ build_run(const struct options *o)
 	}
 	r.ctx.offline = o->offline;
 	atomic_init(&r.ctx.cancel, 0);
-	dcm_init();
 	sched_signals(&r.ctx);
 
-	if (!o->offline) {
+	/* DICOM is touched only by jobs: the dictionary (3/4 of a no-op run's
+	 * instructions) is loaded before the first job thread, and only then. */
+	if (!o->offline && report < 0) {
+		dcm_init();
 		rc = run_query(&r);
 		if (rc == -2) {
 			warn("interrupted");
@@ -389,12 +437,19 @@ build_run(const struct options *o)
 		remove_dead_temps(r.cfg.output.zip_dir);
 	if (build_graph(&r) < 0)
 		goto out;
-	if (readonly) {
-		int stale = print_stale(&r);
-
-		code = o->question && stale ? EXIT_STALE : EXIT_OK;
+	if (report >= 0) {
+		code = report_print((enum report)report, &r.g, &r.cat, &r.cfg, verbosity > 1,
+		    stdout) < 0 || fflush(stdout) != 0 ? EXIT_ERROR : EXIT_OK;
 		goto out;
 	}
+	if (readonly) {
+		if (!r.nstale && !o->question && verbosity > 0)
+			printf("%s: nothing to do: everything is up to date\n", argv0);
+		fflush(stdout);
+		code = o->question && r.nstale ? EXIT_STALE : EXIT_OK;
+		goto out;
+	}
+	dcm_init();
 	so.jobs = o->jobs;
 	so.cap[POOL_PACS] = r.cfg.pacs.protocol == PROTO_FOLDER ? o->jobs : r.cfg.pacs.max_associations;
 	so.cap[POOL_LOCAL] = o->jobs;

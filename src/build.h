@@ -17,6 +17,7 @@ struct options {
 	int keep_going;           /* -k */
 	int offline;              /* --offline */
 	const char *tool;         /* -t */
+	const char *format;       /* --format: "table" or "csv" */
 	char **targets;           /* what is left of argv */
 	int ntargets;
 };

@@ -38,6 +38,7 @@ usage(FILE *fp)
 "  -v, --verbose          each job's reason and timing\n"
 "      --quiet            only errors\n"
 "  -t TOOL                run a tool instead of a build (-t list)\n"
+"      --format FMT       -t status as a table (default) or csv\n"
 "      --version          print the version\n"
 "  -h, --help             this help\n"
 "\n"
@@ -47,7 +48,7 @@ usage(FILE *fp)
 	    tools_help);
 }
 
-enum { OPT_OFFLINE = 256, OPT_QUIET, OPT_VERSION };
+enum { OPT_OFFLINE = 256, OPT_QUIET, OPT_VERSION, OPT_FORMAT };
 
 int
 main(int argc, char **argv)
@@ -61,6 +62,7 @@ main(int argc, char **argv)
 		{ "always-make", no_argument, NULL, 'B' },
 		{ "keep-going", no_argument, NULL, 'k' },
 		{ "offline", no_argument, NULL, OPT_OFFLINE },
+		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -114,6 +116,11 @@ main(int argc, char **argv)
 			break;
 		case 't':
 			o.tool = optarg;
+			break;
+		case OPT_FORMAT:
+			if (strcmp(optarg, "csv") != 0 && strcmp(optarg, "table") != 0)
+				fatal("--format %s: say table or csv", optarg);
+			o.format = optarg;
 			break;
 		case OPT_VERSION:
 			printf("thlhp-make %s\n", PACKAGE_VERSION);

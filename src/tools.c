@@ -1,4 +1,4 @@
-/* tools.c - -t list, init, clean.  status, inventory and dag come later. */
+/* tools.c - -t list, init, clean; status and dag plan first (build.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,11 +12,16 @@
 #include "config.h"
 #include "fileio.h"
 #include "names.h"
+#include "report.h"
 #include "state.h"
 #include "tools.h"
 #include "util.h"
 
 const char tools_help[] =
+	"  status  one row per patient: series, downloaded, validated, archive,\n"
+	"         state (up to date, stale and why, failed and the last error);\n"
+	"         --format csv; from the stored catalog (refresh it with `query`)\n"
+	"  dag    the targets as Graphviz DOT, coloured by state (dot -Tsvg)\n"
 	"  list   list the tools\n"
 	"  init   write a commented sample config (-f FILE, default thlhp.ini)\n"
 	"  clean  remove the archives and the leftovers of interrupted jobs;\n"
@@ -182,6 +187,8 @@ tool_run(const struct options *o)
 		return tool_init(o);
 	if (strcmp(o->tool, "clean") == 0)
 		return tool_clean(o);
+	if (report_kind(o->tool, o->format) >= 0)
+		return build_run(o);
 	warn("-t %s: unknown tool; -t list lists them", o->tool);
 	return EXIT_ERROR;
 }

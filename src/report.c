@@ -1,0 +1,257 @@
+/* report.c - -t status (table or CSV) and -t dag (Graphviz DOT). */
+#include <stdlib.h>
+#include <string.h>
+#include "report.h"
+#include "rule.h"
+#include "util.h"
+
+enum { DAG_COLLAPSE = 200 };  /* more targets than this: a node per patient */
+
+int
+report_kind(const char *tool, const char *format)
+{
+	int csv = format && strcmp(format, "csv") == 0;
+
+	if (strcmp(tool, "status") == 0)
+		return csv ? REPORT_STATUS_CSV : REPORT_STATUS;
+	if (strcmp(tool, "dag") == 0)
+		return REPORT_DAG;
+	return -1;
+}
+
+void
+csv_field(FILE *fp, const char *s)
+{
+	if (!s)
+		s = "";
+	if (!s[strcspn(s, ",\"\r\n")]) {
+		fputs(s, fp);
+		return;
+	}
+	putc('"', fp);
+	for (; *s; s++) {
+		if (*s == '"')
+			putc('"', fp);
+		putc(*s, fp);
+	}
+	putc('"', fp);
+}
+
+/* What one patient's targets add up to. */
+struct prow {
+	struct patient *p;
+	int nseries, downloaded, validated;
+	int stale[3];             /* download, validate, zip */
+	const char *reason;       /* of the first stale target */
+	const char *error;        /* a job's last failure, from state */
+	char *archive, *state;
+};
+
+static struct patient *
+node_patient(const struct node *n)
+{
+	if (n->rule == &rule_zip)
+		return n->obj;
+	return ((const struct series *)n->obj)->patient;
+}
+
+static int
+stage_of(const struct node *n)
+{
+	return n->rule == &rule_download ? 0 : n->rule == &rule_validate ? 1 : 2;
+}
+
+/* One row per patient that has targets, in catalog order. */
+static struct prow *
+rows(const struct graph *g, const struct catalog *c, int *nrows)
+{
+	struct prow *r = xcalloc((size_t)c->np + 1, sizeof(*r));
+	struct htab at;
+	int n = 0;
+
+	htab_init(&at);
+	for (int i = 0; i < g->n; i++) {
+		struct patient *p = node_patient(g->node[i]);
+
+		if (!htab_get(&at, p->id)) {
+			r[n].p = p;
+			htab_put(&at, p->id, &r[n++]);
+		}
+	}
+	for (int i = 0; i < g->n; i++) {
+		const struct node *nd = g->node[i];
+		struct prow *w = htab_get(&at, node_patient(nd)->id);
+
+		if (nd->reason) {
+			if (!w->reason)
+				w->reason = nd->reason;
+			w->stale[stage_of(nd)]++;
+		}
+	}
+	htab_free(&at);
+	for (int i = 0; i < n; i++) {
+		struct prow *w = &r[i];
+		struct patient *p = w->p;
+		const char *base;
+
+		w->nseries = p->nwant;
+		for (int j = 0; j < p->nwant; j++) {
+			struct series *s = p->want[j];
+
+			series_check_disk(s);
+			w->downloaded += s->disk_count >= s->expected;
+			w->validated += s->valid_sig && s->valid_sig == s->set_sig && !s->dir_changed;
+			if (s->error && !w->error)
+				w->error = s->error;
+		}
+		base = p->has_ar && p->ar.path ? strrchr(p->ar.path, '/') : NULL;
+		w->archive = xstrdup(!p->has_ar ? "-" : base ? base + 1 : p->ar.path);
+		if (w->error)
+			w->state = xasprintf("failed: %s", w->error);
+		else if (w->reason)
+			w->state = xasprintf("stale (%s%s%s): %s",
+			    w->stale[0] ? "download" : "", w->stale[0] && (w->stale[1] || w->stale[2]) ? ", " : "",
+			    w->stale[1] && w->stale[2] ? "validate, zip" : w->stale[1] ? "validate" :
+			    w->stale[2] ? "zip" : "", w->reason);
+		else
+			w->state = xstrdup("up to date");
+	}
+	*nrows = n;
+	return r;
+}
+
+static void
+rows_free(struct prow *r, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(r[i].archive);
+		free(r[i].state);
+	}
+	free(r);
+}
+
+static int
+status(const struct graph *g, const struct catalog *c, int csv, FILE *fp)
+{
+	int n, wid = 7, war = 7, uptodate = 0;
+	struct prow *r = rows(g, c, &n);
+
+	if (csv) {
+		fputs("patient,series,downloaded,validated,archive,state\n", fp);
+		for (int i = 0; i < n; i++) {
+			csv_field(fp, r[i].p->id);
+			fprintf(fp, ",%d,%d,%d,", r[i].nseries, r[i].downloaded, r[i].validated);
+			csv_field(fp, r[i].archive);
+			putc(',', fp);
+			csv_field(fp, r[i].state);
+			putc('\n', fp);
+		}
+		rows_free(r, n);
+		return 0;
+	}
+	for (int i = 0; i < n; i++) {
+		int l = (int)strlen(r[i].p->id), a = (int)strlen(r[i].archive);
+
+		wid = l > wid ? l : wid;
+		war = a > war ? a : war;
+	}
+	wid = wid > 40 ? 40 : wid;
+	war = war > 60 ? 60 : war;
+	fprintf(fp, "%-*s  %6s  %10s  %9s  %-*s  %s\n", wid, "patient", "series", "downloaded",
+	    "validated", war, "archive", "state");
+	for (int i = 0; i < n; i++) {
+		uptodate += strcmp(r[i].state, "up to date") == 0;
+		fprintf(fp, "%-*s  %6d  %10d  %9d  %-*s  %s\n", wid, r[i].p->id, r[i].nseries,
+		    r[i].downloaded, r[i].validated, war, r[i].archive, r[i].state);
+	}
+	fprintf(fp, "%d patient%s, %d up to date, %d not\n", n, n == 1 ? "" : "s", uptodate,
+	    n - uptodate);
+	rows_free(r, n);
+	return 0;
+}
+
+/* s as the inside of a DOT string: quotes and backslashes escaped, control
+ * bytes shown as '?'. */
+static void
+dot_str(FILE *fp, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			putc('\\', fp);
+		putc(ch < 0x20 || ch == 0x7f ? '?' : ch, fp);
+	}
+}
+
+static const char *
+colour(int failed, int stale)
+{
+	return failed ? "#f4a6a6" : stale ? "#f7d08a" : "#b9e4b0";
+}
+
+static int
+dag(const struct graph *g, const struct catalog *c, int verbose, FILE *fp)
+{
+	int n, collapse = g->n > DAG_COLLAPSE && !verbose;
+	struct prow *r = rows(g, c, &n);
+
+	fputs("digraph thlhp {\n\trankdir=LR;\n\tnode [shape=box, style=filled, "
+	    "fontname=\"Helvetica\", fontsize=10];\n", fp);
+	fprintf(fp, "\tlabel=\"up to date: green; stale: orange; failed: red%s\";\n",
+	    collapse ? " (one box per patient; -v draws every target)" : "");
+	for (int i = 0; i < n; i++) {
+		struct prow *w = &r[i];
+
+		if (collapse) {
+			fprintf(fp, "\t\"p%d\" [label=\"", i);
+			dot_str(fp, w->p->id);
+			fprintf(fp, "\\n%d series\\n", w->nseries);
+			dot_str(fp, w->archive);
+			fprintf(fp, "\", fillcolor=\"%s\"];\n", colour(w->error != NULL, w->reason != NULL));
+			continue;
+		}
+		fprintf(fp, "\tsubgraph \"cluster_%d\" {\n\t\tlabel=\"", i);
+		dot_str(fp, w->p->id);
+		fputs("\";\n", fp);
+		for (int j = 0; j < g->n; j++) {
+			const struct node *nd = g->node[j];
+			const struct series *s = nd->rule == &rule_zip ? NULL : nd->obj;
+
+			if (node_patient(nd) != w->p)
+				continue;
+			fprintf(fp, "\t\t\"n%p\" [label=\"%s\\n", (const void *)nd, nd->rule->name);
+			dot_str(fp, s ? s->uid : strrchr(nd->label, '/') ? strrchr(nd->label, '/') + 1 :
+			    nd->label);
+			if (nd->reason) {
+				fputs("\\n", fp);
+				dot_str(fp, nd->reason);
+			}
+			fprintf(fp, "\", fillcolor=\"%s\"];\n",
+			    colour(s ? s->error != NULL : w->error != NULL, nd->reason != NULL));
+		}
+		fputs("\t}\n", fp);
+	}
+	for (int j = 0; !collapse && j < g->n; j++)
+		for (int k = 0; k < g->node[j]->nout; k++)
+			fprintf(fp, "\t\"n%p\" -> \"n%p\";\n", (const void *)g->node[j],
+			    (const void *)g->node[j]->out[k]);
+	fputs("}\n", fp);
+	rows_free(r, n);
+	return 0;
+}
+
+int
+report_print(enum report kind, const struct graph *g, const struct catalog *c,
+    const struct config *cfg, int verbose, FILE *fp)
+{
+	(void)cfg;
+	switch (kind) {
+	case REPORT_STATUS:
+	case REPORT_STATUS_CSV:
+		return status(g, c, kind == REPORT_STATUS_CSV, fp);
+	case REPORT_DAG:
+		return dag(g, c, verbose, fp);
+	}
+	return -1;
+}
