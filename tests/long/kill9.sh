@@ -5,13 +5,14 @@
 # rerun compared with an uninterrupted run byte for byte.  Not part of
 # tests/run.sh (it takes about 25 minutes); prints one summary line per
 # source, the figures of the README's reliability section.
-# Needs a build: THLHP=path/to/thlhp-make (default _build/thlhp-make).
+# Needs a build: THLHP=path/to/thlhp-make (default _build/thlhp-make), not
+# rebuilt while it runs; KILL9_SOURCES="dimse folder" (the default) picks.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 n=${1:-100}
 export THLHP=${THLHP:-$top/_build/thlhp-make}
 rc=0
-for src in dimse folder; do
+for src in ${KILL9_SOURCES:-dimse folder}; do
 	log=${TMPDIR:-/tmp}/thlhp-long-kill9-$src.log
 	start=$(date +%s)
 	if [ "$src" = dimse ]; then
