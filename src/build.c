@@ -10,6 +10,7 @@
 #include "fileio.h"
 #include "lease.h"
 #include "names.h"
+#include "notify.h"
 #include "report.h"
 #include "rule.h"
 #include "sched.h"
@@ -370,6 +371,7 @@ build_run(const struct options *o)
 	struct sched_opts so;
 	char *err = NULL, serr[512];
 	int report = o->tool ? report_kind(o->tool, o->format) : -1;
+	const char *ping = NULL;
 	int rc, code = EXIT_ERROR, readonly = o->dry_run || o->question || report >= 0;
 
 	htab_init(&r.one);
@@ -387,6 +389,9 @@ build_run(const struct options *o)
 	}
 	if (parse_targets(&r) < 0)
 		goto out;
+	/* A build that may write is what a heartbeat watches. */
+	ping = !readonly ? r.cfg.notify.ping_url : NULL;
+	notify_ping(ping, NOTIFY_START);
 	if (state_open(&r.st, r.cfg.state.url, readonly ? STORE_READONLY : 0) < 0 ||
 	    state_load(&r.st, &r.cat) < 0) {
 		char *where = config_where(&r.cfg, "state", "url");
@@ -469,6 +474,7 @@ build_run(const struct options *o)
 			printf("%s: nothing to do: everything is up to date\n", argv0);
 	}
 out:
+	notify_ping(ping, code == EXIT_OK ? NOTIFY_OK : NOTIFY_FAIL);
 	run_free(&r);
 	return code;
 }

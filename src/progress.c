@@ -75,6 +75,13 @@ progress_end(struct node *n, int ok)
 		warn("%s %s: %s", n->rule->name, n->label, n->error ? n->error : "failed");
 		return;
 	}
+	if (!n->elsewhere && !(job && job->nothing)) {
+		char line[512];
+
+		snprintf(line, sizeof(line), "[%d/%d] %s %s%s%s", pr.done, pr.total, n->rule->name,
+		    n->label, job && job->summary ? "  " : "", job && job->summary ? job->summary : "");
+		log_keep(line);
+	}
 	if (verbosity == 0)
 		return;
 	if (((job && job->nothing) || n->elsewhere) && verbosity < 2)

@@ -1,6 +1,7 @@
 /* util.c - errors and memory, as samurai's util.c. */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,17 +11,80 @@
 const char *argv0 = "thlhp-make";
 int verbosity = 1;
 
+/* The last LOG_KEEP lines said, oldest first from ring[head]. */
+static struct {
+	pthread_mutex_t mu;
+	char *line[LOG_KEEP];
+	int head, n;
+} kept = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+void
+log_keep(const char *line)
+{
+	char *copy = strdup(line);   /* not xstrdup: fatal() would come back here */
+
+	if (!copy)
+		return;
+	pthread_mutex_lock(&kept.mu);
+	if (kept.n == LOG_KEEP) {
+		free(kept.line[kept.head]);
+		kept.line[kept.head] = copy;
+		kept.head = (kept.head + 1) % LOG_KEEP;
+	} else {
+		kept.line[(kept.head + kept.n++) % LOG_KEEP] = copy;
+	}
+	pthread_mutex_unlock(&kept.mu);
+}
+
+char *
+log_kept(void)
+{
+	size_t len = 1, off = 0;
+	char *s;
+
+	pthread_mutex_lock(&kept.mu);
+	for (int i = 0; i < kept.n; i++)
+		len += strlen(kept.line[(kept.head + i) % LOG_KEEP]) + 1;
+	s = xmalloc(len);
+	for (int i = 0; i < kept.n; i++) {
+		const char *l = kept.line[(kept.head + i) % LOG_KEEP];
+		size_t n = strlen(l);
+
+		memcpy(s + off, l, n);
+		off += n;
+		s[off++] = '\n';
+	}
+	s[off] = '\0';
+	pthread_mutex_unlock(&kept.mu);
+	return s;
+}
+
+void
+log_forget(void)
+{
+	pthread_mutex_lock(&kept.mu);
+	for (int i = 0; i < kept.n; i++)
+		free(kept.line[(kept.head + i) % LOG_KEEP]);
+	kept.n = kept.head = 0;
+	pthread_mutex_unlock(&kept.mu);
+}
+
 static void
 vwarn(const char *fmt, va_list ap)
 {
 	int saved = errno;
 	size_t n = strlen(fmt);
+	char line[2048];
+	int len;
 
-	fprintf(stderr, "%s: ", argv0);
-	vfprintf(stderr, fmt, ap);
-	if (n > 0 && fmt[n - 1] == ':')
-		fprintf(stderr, " %s", strerror(saved));
-	fputc('\n', stderr);
+	len = snprintf(line, sizeof(line), "%s: ", argv0);
+	vsnprintf(line + len, sizeof(line) - (size_t)len, fmt, ap);
+	if (n > 0 && fmt[n - 1] == ':') {
+		len = (int)strlen(line);
+		snprintf(line + len, sizeof(line) - (size_t)len, " %s", strerror(saved));
+	}
+	fprintf(stderr, "%s\n", line);
+	log_keep(line);
 }
 
 void

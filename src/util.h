@@ -24,6 +24,14 @@ char *xstrdup(const char *s);          /* strdup or die; NULL stays NULL */
 char *xasprintf(const char *fmt, ...); /* vasprintf or die */
 char *xvasprintf(const char *fmt, va_list ap);
 
+/* The last LOG_KEEP lines the run said (warn() keeps each; the progress
+ * lines too), for a failure report; thread-safe.  log_kept: malloc'd,
+ * one line each, oldest first.  log_forget frees them. */
+enum { LOG_KEEP = 100 };
+void log_keep(const char *line);
+char *log_kept(void);
+void log_forget(void);
+
 /* Format into buf of size n, never overflowing; used for job errors. */
 void errf(char *buf, size_t n, const char *fmt, ...);
 
