@@ -19,13 +19,13 @@
 
 const char tools_help[] =
 	"  status  one row per patient: series, downloaded, validated, archive,\n"
-	"         state (up to date, stale and why, failed and the last error);\n"
-	"         --format csv; from the stored catalog (refresh it with `query`)\n"
-	"  dag    the targets as Graphviz DOT, coloured by state (dot -Tsvg)\n"
-	"  list   list the tools\n"
-	"  init   write a commented sample config (-f FILE, default thlhp.ini)\n"
-	"  clean  remove the archives and the leftovers of interrupted jobs;\n"
-	"         `-t clean download` also removes the downloaded series\n";
+	"          state (up to date, stale and why, failed and the last error);\n"
+	"          --format csv; from the stored catalog (refresh it with `query`)\n"
+	"  dag     the targets as Graphviz DOT, coloured by state (dot -Tsvg)\n"
+	"  list    list the tools\n"
+	"  init    write a commented sample config (-f FILE, default thlhp.ini)\n"
+	"  clean   remove the archives and the leftovers of interrupted jobs;\n"
+	"          `-t clean download` also removes the downloaded series\n";
 
 static int
 tool_init(const struct options *o)

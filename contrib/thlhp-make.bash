@@ -1,0 +1,43 @@
+# bash completion for thlhp-make: options, tools, targets and the patient
+# IDs of the stored catalog (thlhp-make --offline -t status --format csv,
+# with the -f and -C already on the line).  Installed by `make install`
+# into $(datadir)/bash-completion/completions/thlhp-make.
+_thlhp_make()
+{
+	local cur prev words cword
+	if declare -F _init_completion >/dev/null; then
+		_init_completion -n : || return
+	else
+		cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
+		words=("${COMP_WORDS[@]}") cword=$COMP_CWORD
+	fi
+	case $prev in
+	-t) mapfile -t COMPREPLY < <(compgen -W 'status dag list init clean' -- "$cur"); return ;;
+	-f | --file) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
+	-C | --directory) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
+	--format) mapfile -t COMPREPLY < <(compgen -W 'table csv' -- "$cur"); return ;;
+	-j | --jobs) return ;;
+	esac
+	if [[ $cur == -* ]]; then
+		mapfile -t COMPREPLY < <(compgen -W '-f --file -C --directory -n --dry-run -q
+			--question -j --jobs -B --always-make -k --keep-going --offline -v
+			--verbose --quiet -t --format --version -h --help' -- "$cur")
+		return
+	fi
+	local i args=() w list="all query download validate zip"
+	for ((i = 1; i < cword; i++)); do
+		case ${words[i]} in
+		-f | --file | -C | --directory) args+=("${words[i]}" "${words[i + 1]}") ;;
+		esac
+	done
+	# IDs quoted in the CSV (a comma or quote inside) are left out.
+	for w in $(thlhp-make "${args[@]}" --offline -t status --format csv 2>/dev/null |
+	    tail -n +2 | grep -v '^"' | cut -d, -f1); do
+		list+=" $w download:$w validate:$w zip:$w"
+	done
+	mapfile -t COMPREPLY < <(compgen -W "$list" -- "$cur")
+	if declare -F __ltrim_colon_completions >/dev/null; then
+		__ltrim_colon_completions "$cur"
+	fi
+}
+complete -F _thlhp_make thlhp-make
