@@ -392,7 +392,8 @@ build_run(const struct options *o)
 	/* A build that may write is what a heartbeat watches. */
 	ping = !readonly ? r.cfg.notify.ping_url : NULL;
 	notify_ping(ping, NOTIFY_START);
-	if (state_open(&r.st, r.cfg.state.url, readonly ? STORE_READONLY : 0) < 0 ||
+	if (state_open(&r.st, r.cfg.state.url, readonly ? STORE_READONLY :
+	    o->wait ? STORE_WAIT : 0) < 0 ||
 	    state_load(&r.st, &r.cat) < 0) {
 		char *where = config_where(&r.cfg, "state", "url");
 

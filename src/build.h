@@ -16,6 +16,7 @@ struct options {
 	int always;               /* -B */
 	int keep_going;           /* -k */
 	int offline;              /* --offline */
+	int wait;                 /* --wait: for a run that holds the state */
 	const char *tool;         /* -t */
 	const char *format;       /* --format: "table" or "csv" */
 	char **targets;           /* what is left of argv */

@@ -35,6 +35,7 @@ usage(FILE *fp)
 "  -B, --always-make      rebuild the named targets even if up to date\n"
 "  -k, --keep-going       after a failure go on with what does not depend on it\n"
 "      --offline          do not contact the PACS; work from the stored catalog\n"
+"      --wait             when another run holds the state, wait for it (else exit 2)\n"
 "  -v, --verbose          each job's reason and timing\n"
 "      --quiet            only errors\n"
 "  -t TOOL                run a tool instead of a build (-t list)\n"
@@ -48,7 +49,7 @@ usage(FILE *fp)
 	    tools_help);
 }
 
-enum { OPT_OFFLINE = 256, OPT_QUIET, OPT_VERSION, OPT_FORMAT };
+enum { OPT_OFFLINE = 256, OPT_QUIET, OPT_VERSION, OPT_FORMAT, OPT_WAIT };
 
 int
 main(int argc, char **argv)
@@ -63,6 +64,7 @@ main(int argc, char **argv)
 		{ "keep-going", no_argument, NULL, 'k' },
 		{ "offline", no_argument, NULL, OPT_OFFLINE },
 		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "wait", no_argument, NULL, OPT_WAIT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -116,6 +118,9 @@ main(int argc, char **argv)
 			break;
 		case 't':
 			o.tool = optarg;
+			break;
+		case OPT_WAIT:
+			o.wait = 1;
 			break;
 		case OPT_FORMAT:
 			if (strcmp(optarg, "csv") != 0 && strcmp(optarg, "table") != 0)

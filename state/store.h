@@ -20,6 +20,7 @@ enum { STORE_ERR_MAX = 512 };
 /* Open flags. */
 enum {
 	STORE_READONLY = 1 << 0,  /* -n / -q: read what is there, create nothing */
+	STORE_WAIT = 1 << 1,      /* --wait: a store another run holds is waited for */
 };
 
 struct store {
