@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 #include "progress.h"
 #include "rule.h"
@@ -107,28 +108,59 @@ progress_end(struct node *n, int ok)
 	fflush(stdout);
 }
 
+/* Columns of the terminal, 80 when it does not say. */
+static int
+columns(void)
+{
+	struct winsize ws;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20)
+		return ws.ws_col;
+	return 80;
+}
+
 void
 progress_status(struct node **run, int n)
 {
-	char line[512], rate[32] = "";
+	char head[64], tail[160], rate[32] = "", eta[32] = "";
 	struct job *job;
+	long done, total;
 	double secs;
-	int len;
+	int room, llen;
 
 	if (!pr.tty || n == 0)
 		return;
 	job = run[0]->job;
 	secs = (double)(mono_ns() - job->start_ns) / 1e9;
+	done = atomic_load(&job->done);
+	total = atomic_load(&job->total);
 	if (secs > 0.5 && atomic_load(&job->bytes) > 0) {
-		human_bytes((double)atomic_load(&job->bytes) / secs, rate, sizeof(rate));
+		rate[0] = ' ';
+		human_bytes((double)atomic_load(&job->bytes) / secs, rate + 1, sizeof(rate) - 4);
 		strcat(rate, "/s");
 	}
-	len = snprintf(line, sizeof(line), "[%d/%d] %s %s %ld/%ld %s", pr.done, pr.total,
-	    run[0]->rule->name, run[0]->label, atomic_load(&job->done), atomic_load(&job->total), rate);
-	if (n > 1 && len > 0 && (size_t)len < sizeof(line))
-		snprintf(line + len, sizeof(line) - (size_t)len, " (+%d running)", n - 1);
+	if (secs > 1 && done > 0 && total > done) {
+		long left = (long)(secs * (double)(total - done) / (double)done + 0.5);
+
+		snprintf(eta, sizeof(eta), " ETA %ld:%02ld", left / 60, left % 60);
+	}
+	snprintf(head, sizeof(head), "[%d/%d] %s ", pr.done, pr.total, run[0]->rule->name);
+	snprintf(tail, sizeof(tail), " %ld/%ld%s%s%s", done, total, rate, eta, "");
+	if (n > 1) {
+		size_t l = strlen(tail);
+
+		snprintf(tail + l, sizeof(tail) - l, " (+%d running)", n - 1);
+	}
+	/* One line that fits: the label gives way, ending in an ellipsis. */
+	room = columns() - 1 - (int)strlen(head) - (int)strlen(tail);
+	llen = (int)strlen(run[0]->label);
 	fputs("\r\033[K", stdout);
-	fwrite(line, 1, strnlen(line, 200), stdout);
+	fputs(head, stdout);
+	if (llen <= room)
+		fputs(run[0]->label, stdout);
+	else if (room > 1)
+		printf("%.*s\u2026", room - 1, run[0]->label);
+	fputs(tail, stdout);
 	fflush(stdout);
 	pr.shown = 1;
 }
