@@ -19,6 +19,7 @@ struct options {
 	int wait;                 /* --wait: for a run that holds the state */
 	const char *tool;         /* -t */
 	const char *format;       /* --format: "table" or "csv" */
+	const char *since;        /* --since AGE, for -t qc */
 	char **targets;           /* what is left of argv */
 	int ntargets;
 };

@@ -40,6 +40,7 @@ usage(FILE *fp)
 "      --quiet            only errors\n"
 "  -t TOOL                run a tool instead of a build (-t list)\n"
 "      --format FMT       -t status as a table (default) or csv\n"
+"      --since AGE        -t qc: what was downloaded in the last AGE (48h, 2d, 90m)\n"
 "      --version          print the version\n"
 "  -h, --help             this help\n"
 "\n"
@@ -49,7 +50,7 @@ usage(FILE *fp)
 	    tools_help);
 }
 
-enum { OPT_OFFLINE = 256, OPT_QUIET, OPT_VERSION, OPT_FORMAT, OPT_WAIT };
+enum { OPT_OFFLINE = 256, OPT_QUIET, OPT_VERSION, OPT_FORMAT, OPT_WAIT, OPT_SINCE };
 
 int
 main(int argc, char **argv)
@@ -65,6 +66,7 @@ main(int argc, char **argv)
 		{ "offline", no_argument, NULL, OPT_OFFLINE },
 		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ "wait", no_argument, NULL, OPT_WAIT },
+		{ "since", required_argument, NULL, OPT_SINCE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -121,6 +123,9 @@ main(int argc, char **argv)
 			break;
 		case OPT_WAIT:
 			o.wait = 1;
+			break;
+		case OPT_SINCE:
+			o.since = optarg;
 			break;
 		case OPT_FORMAT:
 			if (strcmp(optarg, "csv") != 0 && strcmp(optarg, "table") != 0)

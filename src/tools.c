@@ -13,6 +13,7 @@
 #include "fileio.h"
 #include "names.h"
 #include "report.h"
+#include "select.h"
 #include "state.h"
 #include "tools.h"
 #include "util.h"
@@ -22,6 +23,8 @@ const char tools_help[] =
 	"          state (up to date, stale and why, failed and the last error);\n"
 	"          --format csv; from the stored catalog (refresh it with `query`)\n"
 	"  dag     the targets as Graphviz DOT, coloured by state (dot -Tsvg)\n"
+	"  qc      --since 48h DEST: copy the series downloaded in the last 48 hours\n"
+	"          into DEST/<patient>/<study>/<series>/ for quality control\n"
 	"  list    list the tools\n"
 	"  init    write a commented sample config (-f FILE, default thlhp.ini)\n"
 	"  clean   remove the archives and the leftovers of interrupted jobs;\n"
@@ -176,6 +179,115 @@ out:
 	return code;
 }
 
+/* "48h", "2d", "90m", "30s" in seconds; -1 when not one of those. */
+static long
+parse_since(const char *s)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (end == s || v < 0 || end[0] == '\0' || end[1] != '\0')
+		return -1;
+	switch (*end) {
+	case 's': return v;
+	case 'm': return v * 60;
+	case 'h': return v * 3600;
+	case 'd': return v * 86400;
+	}
+	return -1;
+}
+
+/* -t qc --since 48h DEST: copy the series downloaded in the last hours
+ * into DEST/<patient>/<study>/<series>/, for a person to look at. */
+static int
+tool_qc(const struct options *o)
+{
+	struct config cfg;
+	struct select sel;
+	struct state st;
+	struct catalog cat;
+	char *err = NULL, e[512];
+	long since = o->since ? parse_since(o->since) : -1;
+	int64_t cut, nbytes = 0;
+	int code = EXIT_ERROR, nseries = 0, ninst = 0;
+	const char *dest = o->ntargets == 1 ? o->targets[0] : NULL;
+
+	if (since < 0 || !dest) {
+		warn("-t qc: say --since AGE (like 48h, 2d or 90m) and one DEST folder: "
+		    "thlhp-make -t qc --since 48h DEST");
+		return EXIT_ERROR;
+	}
+	if (config_load(&cfg, o->file, &err) < 0) {
+		warn("%s", err);
+		free(err);
+		return EXIT_ERROR;
+	}
+	if (select_init(&sel, &cfg, &err) < 0) {
+		warn("%s", err);
+		free(err);
+		config_free(&cfg);
+		return EXIT_ERROR;
+	}
+	catalog_init(&cat);
+	if (state_open(&st, cfg.state.url, STORE_READONLY) < 0 || state_load(&st, &cat) < 0) {
+		warn("%s: %s", cfg.file, st.err);
+		goto out;
+	}
+	cut = now_ns() - (int64_t)since * 1000000000;
+	for (int i = 0; i < cat.np; i++) {
+		struct patient *p = cat.p[i];
+
+		if (!select_patient(&sel, p->id))
+			continue;
+		for (int j = 0; j < p->nseries; j++) {
+			struct series *s = p->series[j];
+			char *dir, *to, **sops;
+			int n, copied = 0;
+
+			if (!select_series(&sel, s->modality, s->study_date))
+				continue;
+			dir = xasprintf("%s/%s/%s/%s", cfg.output.dicom_dir, p->name, s->study, s->uid);
+			/* The folder changes when an instance lands in it. */
+			if (mtime_ns(dir, NULL) < cut || !(sops = list_dcm(dir, &n, e, sizeof(e)))) {
+				free(dir);
+				continue;
+			}
+			to = xasprintf("%s/%s/%s/%s", dest, p->name, s->study, s->uid);
+			if (n > 0 && mkdirs(to, e, sizeof(e)) < 0) {
+				warn("%s", e);
+				n = 0;
+			}
+			for (int k = 0; k < n; k++) {
+				char *src = xasprintf("%s/%s.dcm", dir, sops[k]);
+				char *dst = xasprintf("%s/%s.dcm", to, sops[k]);
+				uint64_t h;
+				int64_t size, mt;
+
+				if (import_file(src, dst, &h, &size, &mt, NULL, e, sizeof(e)) < 0)
+					warn("%s", e);
+				else
+					copied++, nbytes += size;
+				free(src);
+				free(dst);
+			}
+			nseries += copied > 0;
+			ninst += copied;
+			strv_free(sops);
+			free(dir);
+			free(to);
+		}
+	}
+	printf("copied %d series (%d instances, %.1f MB) downloaded in the last %s to %s\n",
+	    nseries, ninst, (double)nbytes / 1e6, o->since, dest);
+	code = EXIT_OK;
+out:
+	catalog_free(&cat);
+	state_close(&st);
+	select_free(&sel);
+	config_free(&cfg);
+	return code;
+}
+
 int
 tool_run(const struct options *o)
 {
@@ -187,6 +299,8 @@ tool_run(const struct options *o)
 		return tool_init(o);
 	if (strcmp(o->tool, "clean") == 0)
 		return tool_clean(o);
+	if (strcmp(o->tool, "qc") == 0)
+		return tool_qc(o);
 	if (report_kind(o->tool, o->format) >= 0)
 		return build_run(o);
 	warn("-t %s: unknown tool; -t list lists them", o->tool);
