@@ -136,15 +136,19 @@ zip_plan(struct ctx *ctx, struct node *n)
 		goto out;
 	}
 	list = catalog_series_list(p->want, p->nwant);
-	if ((uid = first_missing(list, a->series)) != NULL) {
-		why = xasprintf("series added %s; replaces %s", uid, base(a->path));
-		free(uid);
-		goto out;
-	}
-	if ((uid = first_missing(a->series, list)) != NULL) {
-		why = xasprintf("series removed %s; replaces %s", uid, base(a->path));
-		free(uid);
-		goto out;
+	/* Both lists are sorted: equal is the usual case, and then neither
+	 * misses a UID of the other (first_missing is quadratic). */
+	if (strcmp(list, a->series) != 0) {
+		if ((uid = first_missing(list, a->series)) != NULL) {
+			why = xasprintf("series added %s; replaces %s", uid, base(a->path));
+			free(uid);
+			goto out;
+		}
+		if ((uid = first_missing(a->series, list)) != NULL) {
+			why = xasprintf("series removed %s; replaces %s", uid, base(a->path));
+			free(uid);
+			goto out;
+		}
 	}
 	if (strcmp(a->settings, ctx->settings) != 0) {
 		why = xstrdup("settings changed");
@@ -435,12 +439,24 @@ zip_run(struct job *job)
 	int fd;
 
 	job->out = o;
-	if (write_archive(job, z) < 0 || verify_archive(job, z) < 0)
+	if (write_archive(job, z) < 0)
 		goto bad;
-	if ((fd = open(z->tmp, O_RDONLY | O_CLOEXEC)) < 0 || fsync(fd) < 0) {
+	if ((fd = open(z->tmp, O_RDONLY | O_CLOEXEC)) < 0) {
+		errf(job->err, sizeof(job->err), "%s: %s", z->tmp, strerror(errno));
+		goto bad;
+	}
+#ifdef SYNC_FILE_RANGE_WRITE
+	/* Start the writeback now: the disk writes while the verify inflates,
+	 * and the fsync below finds little left to wait for. */
+	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
+	if (verify_archive(job, z) < 0) {
+		close(fd);
+		goto bad;
+	}
+	if (fsync(fd) < 0) {
 		errf(job->err, sizeof(job->err), "%s: fsync: %s", z->tmp, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+		close(fd);
 		goto bad;
 	}
 	close(fd);

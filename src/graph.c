@@ -28,6 +28,16 @@ graph_free(struct graph *g)
 	graph_init(g);
 }
 
+/* Make room for one more in an array of n: the capacity is the next power
+ * of two, so growing by one is amortized O(1) without a field to hold it. */
+static void *
+grow(void *v, int n, size_t size)
+{
+	if (n & (n - 1))
+		return v;   /* not a power of two (nor 0): there is room */
+	return xreallocarray(v, n ? 2 * (size_t)n : 1, size);
+}
+
 struct node *
 graph_add(struct graph *g, const struct rule *r, void *obj, char *label)
 {
@@ -37,7 +47,7 @@ graph_add(struct graph *g, const struct rule *r, void *obj, char *label)
 	n->obj = obj;
 	n->label = label;
 	n->state = N_CLEAN;
-	g->node = xreallocarray(g->node, (size_t)g->n + 1, sizeof(*g->node));
+	g->node = grow(g->node, g->n, sizeof(*g->node));
 	g->node[g->n++] = n;
 	return n;
 }
@@ -45,9 +55,9 @@ graph_add(struct graph *g, const struct rule *r, void *obj, char *label)
 void
 graph_edge(struct node *from, struct node *to)
 {
-	from->out = xreallocarray(from->out, (size_t)from->nout + 1, sizeof(*from->out));
+	from->out = grow(from->out, from->nout, sizeof(*from->out));
 	from->out[from->nout++] = to;
-	to->in = xreallocarray(to->in, (size_t)to->nin + 1, sizeof(*to->in));
+	to->in = grow(to->in, to->nin, sizeof(*to->in));
 	to->in[to->nin++] = from;
 }
 

@@ -142,6 +142,18 @@ VG
 	done
 fi
 
+# make distcheck: the tarball builds, passes make check, installs and
+# uninstalls cleanly (in the build without sanitizers).
+if [ -f "$vbuild/Makefile" ]; then
+	start=$(date +%s)
+	if make -C "$vbuild" distcheck >"$vbuild/distcheck.log" 2>&1; then
+		passed=$((passed + 1)); echo "PASS distcheck ($(( $(date +%s) - start ))s)"
+	else
+		failed=$((failed + 1)); failures="$failures distcheck"
+		echo "FAIL distcheck"; tail -n 30 "$vbuild/distcheck.log" | sed 's/^/    /'
+	fi
+fi
+
 [ -n "$failures" ] && echo "failed:$failures"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
