@@ -306,6 +306,15 @@ check_patient(struct run *r, struct patient *p, struct want w)
 		free(p->want[i]->dir);
 		p->want[i]->dir = NULL;
 	}
+	/* Nor what only the plan needed: at 100k series, 1 MB of the peak. */
+	free(p->want);
+	p->want = NULL;
+	p->nwant = 0;
+	for (int i = 0; i < p->nold; i++)
+		free(p->old[i]);
+	free(p->old);
+	p->old = NULL;
+	p->nold = 0;
 }
 
 static int

@@ -1,0 +1,292 @@
+#!/usr/bin/env bash
+# tests/bench/download.sh - download throughput from Orthanc over DIMSE on
+# loopback: ~540 MB of generated CT (4 patients x 4 series x 64 slices of
+# 512x512x16 bit; BENCH_SCALE=small: 2 x 2 x 8), every series fetched into
+# an empty folder by
+#
+#   getscu, one series after the other       (a shell loop)
+#   getscu, 4 at once                         (the same loop under xargs -P4)
+#   movescu + storescp, one after the other   (storescp on its own port)
+#   movescu + storescp --fork, 4 at once
+#   thlhp-make download -j1 and -j4, retrieve = get and = move
+#
+# RUNS (or BENCH_RUNS) rounds (default 3), every contender once a round, medians.
+# Orthanc, getscu, movescu and storescp run with TCP_NODELAY=1 (without it
+# DCMTK leaves Nagle's algorithm on) and 128 KB PDUs, their best settings;
+# thlhp-make runs without TCP_NODELAY in its environment: it turns Nagle
+# off itself.  Orthanc's storage is loaded once and kept in $BENCH_DIR.
+# As root the whole script runs in a private network namespace (only
+# loopback), like the tests.  Prints a markdown section on stdout.
+#
+#   THLHP=/path/to/thlhp-make [BENCH_DIR=/tmp/thlhp-bench] [BENCH_SCALE=small] tests/bench/download.sh
+set -u
+. "$(dirname "$0")/lib-data.sh"
+# before the private network namespace, which has no way out
+bench_install dcmtk orthanc curl time iproute2 util-linux strace python3-pydicom python3-numpy
+. "$BENCH/../netns.sh"
+bench_check_thlhp
+unset TCP_NODELAY
+
+if [ "$BENCH_SCALE" = small ]; then
+	NP=2 NS=2 NK=8
+else
+	NP=4 NS=4 NK=64
+fi
+DATA=$BENCH_DIR/ct-dl-$NP-$NS-$NK
+gen_data "$DATA" "$NP" "$NS" "$NK" DL
+BYTES=$(bytes_of "$DATA")
+NFILES=$(find "$DATA" -name '*.dcm' | wc -l)
+# "study series" of every series
+SERIES=$(cd "$DATA" && find . -mindepth 3 -maxdepth 3 -type d | awk -F/ '{ print $3, $4 }' | sort)
+NSER=$(printf '%s\n' "$SERIES" | wc -l)
+
+W=$BENCH_DIR/dl-work
+rm -rf "$W"
+mkdir -p "$W/out"
+PIDS=
+cleanup() {
+	local p
+	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+OR_DICOM=$(free_port) OR_HTTP=$(free_port) STORE_PORT=$(free_port) SCP_PORT=$(free_port)
+
+# ---- Orthanc (as tests/orthanc.sh starts it), loaded once ---------------------
+
+OR_DIR=$BENCH_DIR/orthanc-dl-$NP-$NS-$NK
+mkdir -p "$OR_DIR/db"
+cat >"$W/orthanc.json" <<JSON
+{
+  "Name": "thlhp-bench",
+  "StorageDirectory": "$OR_DIR/db",
+  "IndexDirectory": "$OR_DIR/db",
+  "HttpPort": $OR_HTTP,
+  "DicomPort": $OR_DICOM,
+  "DicomAet": "ORTHANC",
+  "RemoteAccessAllowed": false,
+  "AuthenticationEnabled": false,
+  "DicomCheckCalledAet": true,
+  "DicomThreadsCount": 8,
+  "MaximumPduLength": 131072,
+  "SaveJobs": false,
+  "DicomModalities": {
+    "thlhp": [ "THLHP", "127.0.0.1", $STORE_PORT ],
+    "storescp": [ "STORESCP", "127.0.0.1", $SCP_PORT ],
+    "getscu": [ "GETSCU", "127.0.0.1", 9 ],
+    "movescu": [ "MOVESCU", "127.0.0.1", 9 ]
+  }
+}
+JSON
+or_curl() { local p=$1; shift; curl -sf "$@" "http://127.0.0.1:$OR_HTTP$p"; }
+TCP_NODELAY=1 Orthanc "$W/orthanc.json" >"$W/orthanc.log" 2>&1 &
+OR_PID=$!
+PIDS="$PIDS $OR_PID"
+for _ in $(seq 1 100); do
+	or_curl /system >/dev/null 2>&1 && break
+	kill -0 "$OR_PID" 2>/dev/null || break
+	sleep 0.2
+done
+or_curl /system >/dev/null || { tail -n 20 "$W/orthanc.log" >&2; die "Orthanc did not start"; }
+n=$(or_curl /statistics | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["CountInstances"])')
+if [ "$n" != "$NFILES" ]; then
+	note "loading $NFILES instances into Orthanc ($OR_DIR, kept for the next run)"
+	find "$DATA" -name '*.dcm' -print0 | xargs -0 -P2 -n 16 sh -c \
+		'for f; do curl -sf -X POST --data-binary @"$f" "$0" >/dev/null || exit 1; done' \
+		"http://127.0.0.1:$OR_HTTP/instances" || die "upload to Orthanc failed"
+	n=$(or_curl /statistics | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["CountInstances"])')
+	[ "$n" = "$NFILES" ] || die "Orthanc holds $n instances, not $NFILES"
+fi
+cat "$OR_DIR"/db/*/*/* >/dev/null 2>&1   # its files in the page cache, as after the upload
+
+# ---- the contenders ------------------------------------------------------------
+# Each fetches every series into the empty folder $W/out/<name>.
+
+PEER_OPTS="-pdu 131072"
+fresh() { rm -rf "$W/out/$1"; mkdir -p "$W/out/$1"; }
+
+getscu_one() {  # getscu_one OUTDIR STUDY SERIES
+	mkdir -p "$1/$3" &&
+	TCP_NODELAY=1 getscu $PEER_OPTS -aet GETSCU -aec ORTHANC -S -k QueryRetrieveLevel=SERIES \
+		-k StudyInstanceUID="$2" -k SeriesInstanceUID="$3" -od "$1/$3" 127.0.0.1 "$OR_DICOM"
+}
+movescu_one() { # movescu_one STUDY SERIES
+	TCP_NODELAY=1 movescu $PEER_OPTS -aet MOVESCU -aec ORTHANC -aem STORESCP -S \
+		-k QueryRetrieveLevel=SERIES -k StudyInstanceUID="$1" -k SeriesInstanceUID="$2" \
+		127.0.0.1 "$OR_DICOM"
+}
+export -f getscu_one movescu_one
+export OR_DICOM PEER_OPTS
+
+c_getscu() {
+	local st se
+	fresh getscu
+	while read -r st se; do
+		getscu_one "$W/out/getscu" "$st" "$se" || return 1
+	done <<<"$SERIES"
+}
+c_getscu4() {
+	fresh getscu4
+	printf '%s\n' "$SERIES" | xargs -P4 -L1 bash -c 'getscu_one "$0" "$1" "$2"' "$W/out/getscu4"
+}
+storescp_start() { # storescp_start OUTDIR [--fork]
+	TCP_NODELAY=1 storescp $PEER_OPTS -aet STORESCP -dhl ${2:-} -od "$1" "$SCP_PORT" \
+		>"$W/storescp.log" 2>&1 &
+	SCP_PID=$!
+	for _ in $(seq 1 50); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$SCP_PORT") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+storescp_stop() {
+	local p=$SCP_PID
+	pkill -P "$p" 2>/dev/null           # --fork's children of this storescp
+	kill "$p" 2>/dev/null
+	wait "$p" 2>/dev/null
+	return 0
+}
+c_movescu() {
+	local st se rc=0
+	fresh movescu
+	storescp_start "$W/out/movescu" || return 1
+	while read -r st se; do
+		movescu_one "$st" "$se" || { rc=1; break; }
+	done <<<"$SERIES"
+	storescp_stop
+	return $rc
+}
+c_movescu4() {
+	local rc=0
+	fresh movescu4
+	storescp_start "$W/out/movescu4" --fork || return 1
+	printf '%s\n' "$SERIES" | xargs -P4 -L1 bash -c 'movescu_one "$0" "$1"' || rc=1
+	storescp_stop
+	return $rc
+}
+
+thlhp_ini() {  # thlhp_ini DIR JOBS RETRIEVE [PATIENTS]
+	cat >"$1/thlhp.ini" <<INI
+[pacs]
+protocol = dimse
+host = 127.0.0.1
+port = $OR_DICOM
+called_aet = ORTHANC
+calling_aet = THLHP
+retrieve = $3
+move_destination = THLHP
+store_port = $STORE_PORT
+max_associations = 4
+max_requests_per_minute = 1000000
+timeout = 30
+retries = 1
+
+[select]
+patient_id = ${4:-DL-*}
+
+[output]
+dicom_dir = data/dicom
+zip_dir = data/zip
+
+[state]
+url = sqlite:.thlhp/state.db
+INI
+}
+c_thlhp() {    # c_thlhp NAME JOBS RETRIEVE
+	local p=$W/out/$1
+	fresh "$1"
+	thlhp_ini "$p" "$2" "$3"
+	(cd "$p" && env -u TCP_NODELAY "$THLHP" "-j$2" download)
+}
+c_get1() { c_thlhp get1 1 get; }
+c_get4() { c_thlhp get4 4 get; }
+c_move1() { c_thlhp move1 1 move; }
+c_move4() { c_thlhp move4 4 move; }
+
+NAMES="getscu getscu4 get1 get4 movescu movescu4 move1 move4"
+declare -A LABEL=(
+	[getscu]='`getscu` (C-GET), one series after the other'
+	[getscu4]='`getscu` (C-GET), 4 at once (`xargs -P4`)'
+	[movescu]='`movescu` (C-MOVE) to `storescp`, one series after the other'
+	[movescu4]='`movescu` (C-MOVE) to `storescp --fork`, 4 at once (`xargs -P4`)'
+	[get1]='**thlhp-make -j1 download**, retrieve = get'
+	[get4]='**thlhp-make -j4 download**, retrieve = get'
+	[move1]='**thlhp-make -j1 download**, retrieve = move'
+	[move4]='**thlhp-make -j4 download**, retrieve = move'
+)
+declare -A PEER=([getscu]=get1 [getscu4]=get4 [get1]=get1 [get4]=get4
+	[movescu]=move1 [movescu4]=move4 [move1]=move1 [move4]=move4)
+
+# fetched_ok NAME : NAME's folder holds NFILES DICOM files of the right total size
+# (the .dcm files for thlhp-make, whatever storescp/getscu name them otherwise).
+fetched_ok() {
+	local d=$W/out/$1 n b
+	case $1 in get[14] | move[14]) d=$d/data/dicom ;; esac
+	n=$(find "$d" -type f ! -name '.*' ! -name '*.ini' | wc -l)
+	b=$(find "$d" -type f ! -name '.*' ! -name '*.ini' -printf '%s\n' | awk '{ s += $1 } END { printf "%d", s }')
+	[ "$n" = "$NFILES" ] || die "$1: $n files fetched, $NFILES expected (in $d)"
+	# Orthanc may add or reorder a few header bytes; the pixel data dominates
+	awk -v a="$b" -v e="$BYTES" 'BEGIN { exit !(a > e * 0.98 && a < e * 1.02) }' ||
+		die "$1: $b bytes fetched, about $BYTES expected"
+}
+
+# Is Nagle off on thlhp-make's own sockets?  One -j1 get on one patient under strace.
+NODELAY=unknown
+if command -v strace >/dev/null; then
+	fresh probe
+	thlhp_ini "$W/out/probe" 1 get DL-01
+	(cd "$W/out/probe" && env -u TCP_NODELAY strace -f -e trace=setsockopt "$THLHP" -j1 download \
+		>/dev/null 2>"$W/strace.log") || true
+	if grep -q 'TCP_NODELAY, \[1\]' "$W/strace.log"; then NODELAY=yes; else NODELAY=no; fi
+fi
+
+TITLE="Download from Orthanc over DIMSE (loopback)"
+wait_idle "$TITLE"
+declare -A T C
+for r in $(seq 1 "$BENCH_RUNS"); do
+	for c in $NAMES; do
+		note "round $r: $c"
+		tv=${T[$c]:-} tv_cpu=${C[$c]:-}
+		timed tv "c_$c"
+		T[$c]=$tv C[$c]=$tv_cpu
+		[ "$r" -gt 1 ] || fetched_ok "$c"
+	done
+done
+LOAD_AFTER_NOTE=$(load_note)
+
+# ---- the report ------------------------------------------------------------------
+
+echo "## $TITLE"
+echo
+printf '%d patients x %d series x %d slices of 512x512 16-bit CT (%d series, %d instances, %.0f MB) from Orthanc on 127.0.0.1, each contender into an empty folder; median of %d runs. Ratio: the contender'"'"'s MB/s divided by thlhp-make'"'"'s with the same retrieve and parallelism (-j1 or -j4); above 1 the contender is faster.\n' \
+	"$NP" "$NS" "$NK" "$NSER" "$NFILES" "$(awk -v b="$BYTES" 'BEGIN { print b / 1e6 }')" "$BENCH_RUNS"
+echo
+echo "| contender | median s | MB/s | client CPU s | ratio to thlhp-make |"
+echo "|---|---:|---:|---:|---:|"
+for c in $NAMES; do
+	# shellcheck disable=SC2086
+	m=$(median ${T[$c]})
+	# shellcheck disable=SC2086
+	mp=$(median ${T[${PEER[$c]}]})
+	# shellcheck disable=SC2086
+	printf '| %s | %s | %s | %s | %s |\n' "${LABEL[$c]}" "$m" "$(mbps "$BYTES" "$m")" "$(median ${C[$c]})" \
+		"$(ratio "$(mbps "$BYTES" "$m")" "$(mbps "$BYTES" "$mp")")"
+done
+echo
+# shellcheck disable=SC2086
+printf -- '- thlhp-make -j4 / -j1: get %sx, move %sx\n' \
+	"$(ratio "$(median ${T[get1]})" "$(median ${T[get4]})")" \
+	"$(ratio "$(median ${T[move1]})" "$(median ${T[move4]})")"
+echo '- thlhp-make runs the whole `download` target from an empty state: the C-FIND walk (patients, studies, series), an IMAGE-level C-FIND per series, the retrieve, and for each instance a temp file, a size and header check, then (on a thread of the job, while the next arrives) fsync, hash and rename; the loops are handed the study and series UIDs and write without fsync'
+echo "- thlhp-make: protocol = dimse, max_associations = 4 (-j1 and -j4), max_requests_per_minute = 1000000 (the limit, so the token bucket never waits), timeout 30, no TCP_NODELAY in its environment; it disables Nagle itself: setsockopt(TCP_NODELAY, 1) seen under strace: $NODELAY"
+echo '- client CPU: user + system seconds of the contender'"'"'s processes (getscu/movescu and storescp, or thlhp-make with its storage SCP); Orthanc'"'"'s is not counted'
+echo "- Orthanc $(or_curl /system | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["Version"])'), DicomThreadsCount 8, MaximumPduLength 131072, TCP_NODELAY=1; storage in the page cache"
+echo "- DCMTK $(getscu --version 2>/dev/null | sed -n 's/.*getscu \(v[0-9.]*\).*/\1/p' | head -1) getscu, movescu, storescp with TCP_NODELAY=1 and -pdu 131072 (thlhp-make proposes 131072 too)"
+echo "- thlhp-make: $("$THLHP" --version 2>/dev/null | head -1), $THLHP"
+echo "- $(nproc) CPUs ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)), everything on one host; $LOAD_AFTER_NOTE"
+echo
