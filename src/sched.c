@@ -82,7 +82,7 @@ struct loop {
 	struct node *waiting;     /* held by other processes, linked by qnext */
 	int64_t retry_ns;         /* when to claim them again */
 	int done_fd[2];
-	pthread_t *threads;       /* indexed like running workers */
+	struct node **run;        /* the running nodes, l->running of them */
 };
 
 static void
@@ -252,7 +252,7 @@ launch(struct loop *l, struct node *n)
 	w->fd = l->done_fd[1];
 	w->rc = -1;
 	n->state = N_RUNNING;
-	l->running++;
+	l->run[l->running++] = n;
 	l->inpool[n->rule->pool]++;
 	progress_begin(n);
 	if ((rc = pthread_create(&w->t, NULL, worker_main, w)) != 0) {
@@ -274,7 +274,11 @@ reap(struct loop *l, struct worker *w)
 	 * process exits. */
 	pthread_join(w->t, NULL);
 	free(w);
-	l->running--;
+	for (int i = 0; i < l->running; i++)
+		if (l->run[i] == n) {
+			l->run[i] = l->run[--l->running];
+			break;
+		}
 	l->inpool[n->rule->pool]--;
 	if (lease)
 		lease_fence(lease, n);
@@ -306,16 +310,6 @@ sooner(int a, int b)
 	return b >= 0 && b < a ? b : a;
 }
 
-static int
-collect_running(struct loop *l, struct node **run, int max)
-{
-	int k = 0;
-
-	for (int i = 0; i < l->g->n && k < max; i++)
-		if (l->g->node[i]->state == N_RUNNING)
-			run[k++] = l->g->node[i];
-	return k;
-}
 
 int
 sched_run(struct graph *g, struct ctx *ctx, const struct sched_opts *o)
@@ -323,6 +317,10 @@ sched_run(struct graph *g, struct ctx *ctx, const struct sched_opts *o)
 	struct loop l = { .g = g, .ctx = ctx, .o = o };
 	struct node *n;
 	int total = 0, stopping = 0;
+
+	/* Kept as they start and end: the status line would otherwise scan
+	 * every node after every job, quadratic in a first build of 100k. */
+	l.run = xcalloc((size_t)o->jobs + 1, sizeof(*l.run));
 
 	if (pipe2(l.done_fd, O_CLOEXEC) < 0)
 		fatal("pipe:");
@@ -340,7 +338,6 @@ sched_run(struct graph *g, struct ctx *ctx, const struct sched_opts *o)
 	progress_init(total);
 	for (;;) {
 		struct pollfd pfd[2];
-		struct node *run[64];
 		int tmo;
 
 		if (atomic_load(&ctx->cancel))
@@ -380,11 +377,12 @@ sched_run(struct graph *g, struct ctx *ctx, const struct sched_opts *o)
 			if (read(l.done_fd[0], &w, sizeof(w)) == sizeof(w))
 				reap(&l, w);
 		}
-		progress_status(run, collect_running(&l, run, (int)LEN(run)));
+		progress_status(l.run, l.running);
 	}
 	progress_done();
 	close(l.done_fd[0]);
 	close(l.done_fd[1]);
+	free(l.run);
 	/* Whatever is still waiting did not run. */
 	for (int i = 0; i < g->n; i++)
 		if (g->node[i]->state == N_STALE || g->node[i]->state == N_READY ||
