@@ -172,6 +172,7 @@ bad:
 		close(s->lockfd);
 	free(s->path);
 	free(s);
+	errno = EIO;   /* not ENOENT, which would read as "no state yet" */
 	return NULL;
 }
 
