@@ -204,6 +204,7 @@ NG=$T/nginx HTTPS=$(free_port)
 mkdir -p "$NG"
 cat >"$NG/nginx.conf" <<NGINX
 daemon off;
+master_process off;   # one process: stopping it by PID leaves no worker behind
 pid $NG/nginx.pid;
 error_log $LOG/nginx.err;
 events {}
