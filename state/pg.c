@@ -484,8 +484,7 @@ const struct store_ops store_pg = {
 	.scheme = "postgresql",
 	.built = 1,
 	.shared = 1,
-	.now_ms = "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)",
-	.lock_skip = " FOR UPDATE SKIP LOCKED",
+	.dialect = STORE_PG,
 	/* Any constant key will do; this one spells "thlhp". */
 	.schema_lock = "SELECT pg_advisory_lock(499834742896)",
 	.schema_unlock = "SELECT pg_advisory_unlock(499834742896)",

@@ -68,6 +68,35 @@ static const char *const migrations[] = {
 	"CREATE INDEX lease_owner ON lease(owner);",
 };
 
+/* The claims' statements that differ: the store's clock in ms (expiry is
+ * the database's time, whatever the hosts' clocks say), and how a SELECT
+ * locks its row without waiting for one another transaction holds
+ * (SQLite's BEGIN IMMEDIATE holds the whole file already). */
+static const struct lease_sql lease_sql[] = {
+	[STORE_SQLITE] = {
+		.claim = "SELECT owner, expires -"
+		    " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), gen"
+		    " FROM lease WHERE job = $1",
+		.take = "UPDATE lease SET owner = $2, expires ="
+		    " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) + $3,"
+		    " gen = gen + 1 WHERE job = $1 RETURNING gen",
+		.renew = "UPDATE lease SET expires ="
+		    " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) + $2"
+		    " WHERE owner = $1",
+	},
+	[STORE_PG] = {
+		.claim = "SELECT owner, expires -"
+		    " CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT), gen"
+		    " FROM lease WHERE job = $1 FOR UPDATE SKIP LOCKED",
+		.take = "UPDATE lease SET owner = $2, expires ="
+		    " CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT) + $3,"
+		    " gen = gen + 1 WHERE job = $1 RETURNING gen",
+		.renew = "UPDATE lease SET expires ="
+		    " CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT) + $2"
+		    " WHERE owner = $1",
+	},
+};
+
 static const struct { const char *scheme; const struct store_ops *ops; } backends[] = {
 	{ "sqlite", &store_sqlite },
 	{ "postgresql", &store_pg },
@@ -231,12 +260,7 @@ state_open(struct state *st, const char *url, int flags)
 	if (!st->db)
 		return 0;
 	st->shared = ops->shared;
-	st->sql_claim = xasprintf("SELECT owner, expires - %s, gen FROM lease WHERE job = $1%s",
-	    ops->now_ms, ops->lock_skip);
-	st->sql_take = xasprintf("UPDATE lease SET owner = $2, expires = %s + $3, gen = gen + 1"
-	    " WHERE job = $1 RETURNING gen", ops->now_ms);
-	st->sql_renew = xasprintf("UPDATE lease SET expires = %s + $2 WHERE owner = $1",
-	    ops->now_ms);
+	st->sql = &lease_sql[ops->dialect];
 	return 0;
 }
 
@@ -246,10 +270,6 @@ state_close(struct state *st)
 	if (st->db)
 		st->db->ops->close(st->db);
 	st->db = NULL;
-	free(st->sql_claim);
-	free(st->sql_take);
-	free(st->sql_renew);
-	st->sql_claim = st->sql_take = st->sql_renew = NULL;
 }
 
 int
@@ -694,7 +714,7 @@ state_claim(struct state *st, const char *job, const char *owner, int64_t ms,
 	if (state_begin(st) < 0)
 		return -1;
 	if (EXEC(st, "INSERT INTO lease (job) VALUES ($1) ON CONFLICT (job) DO NOTHING", job) < 0 ||
-	    QUERY(st, st->sql_claim, claim_row, &r, job) < 0)
+	    QUERY(st, st->sql->claim, claim_row, &r, job) < 0)
 		goto bad;
 	if (!r.found || (r.owner[0] && strcmp(r.owner, owner) != 0 && r.left > 0)) {
 		/* Held, or being claimed this very moment (a locked row). */
@@ -703,7 +723,7 @@ state_claim(struct state *st, const char *job, const char *owner, int64_t ms,
 		return 0;
 	}
 	n = -1;
-	if (QUERY(st, st->sql_take, row_int, &n, job, owner, ints(ms, msbuf)) < 0 ||
+	if (QUERY(st, st->sql->take, row_int, &n, job, owner, ints(ms, msbuf)) < 0 ||
 	    state_commit(st) < 0)
 		goto bad;
 	*gen = n;
@@ -718,7 +738,7 @@ state_renew(struct state *st, const char *owner, int64_t ms)
 {
 	char msbuf[24];
 
-	return EXEC(st, st->sql_renew, owner, ints(ms, msbuf));
+	return EXEC(st, st->sql->renew, owner, ints(ms, msbuf));
 }
 
 int

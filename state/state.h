@@ -10,6 +10,9 @@
 #include "catalog.h"
 #include "store.h"
 
+/* The claims' statements that differ between dialects (state.c). */
+struct lease_sql { const char *claim, *take, *renew; };
+
 struct state {
 	struct store *db;         /* NULL: no state yet (read-only run) */
 	int shared;               /* other processes work on it too: claim jobs */
@@ -17,9 +20,9 @@ struct state {
 	/* The claim the next state_commit() must still hold (see below);
 	 * job NULL when none.  lost is set when it did not. */
 	struct { const char *job, *owner; int64_t gen; int lost; } fence;
-	/* Lease statements, composed once with the store's dialect. */
-	char *sql_claim, *sql_take, *sql_renew;
+	const struct lease_sql *sql;  /* the claims' statements in its dialect */
 };
+
 
 /* A file seen in a folder source, as last read. */
 struct srcfile {

@@ -23,6 +23,8 @@ enum {
 	STORE_WAIT = 1 << 1,      /* --wait: a store another run holds is waited for */
 };
 
+enum { STORE_SQLITE, STORE_PG };
+
 struct store {
 	const struct store_ops *ops;
 	char err[STORE_ERR_MAX];  /* last error */
@@ -38,11 +40,9 @@ struct store_ops {
 	/* Several processes may work on one store at once (jobs are then
 	 * claimed, state.h); 0 when the backend keeps out a second writer. */
 	int shared;
-	/* SQL dialect, constant fragments (never data): the store's clock in
-	 * ms since the epoch, and what makes a SELECT lock the rows it reads
-	 * without waiting for rows another transaction holds. */
-	const char *now_ms;
-	const char *lock_skip;
+	/* Which of state.c's few dialect-specific statements it takes (the
+	 * store's clock, row locks): STORE_SQLITE or STORE_PG. */
+	int dialect;
 	/* Statements that keep other processes out while the schema is made
 	 * or migrated, and let them in again; "" when not needed. */
 	const char *schema_lock, *schema_unlock;
