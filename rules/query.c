@@ -60,9 +60,9 @@ merge(struct ctx *ctx, struct query_result *r, int *nnew, int *ngone)
 			(*nnew)++;
 		}
 		s->seen = 1;
-		s->dirty |= catalog_set(&s->modality, f->modality);
-		s->dirty |= catalog_set(&s->sop_class, f->sop_class);
-		s->dirty |= catalog_set(&s->study_date, f->date);
+		s->dirty |= catalog_iset(c, &s->modality, f->modality);
+		s->dirty |= catalog_iset(c, &s->sop_class, f->sop_class);
+		s->dirty |= catalog_iset(c, &s->study_date, f->date);
 		if (s->expected != f->expected) {
 			s->expected = f->expected;
 			s->dirty = 1;

@@ -487,7 +487,7 @@ zip_finish(struct job *job, int rc)
 		struct archive *a = &p->ar;
 
 		catalog_set(&a->path, z->path);
-		catalog_set(&a->settings, ctx->settings);
+		catalog_iset(ctx->cat, &a->settings, ctx->settings);
 		catalog_set(&a->series, z->series);
 		a->nseries = p->nwant;
 		a->sig = z->sig;

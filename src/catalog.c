@@ -12,16 +12,13 @@ catalog_init(struct catalog *c)
 	memset(c, 0, sizeof(*c));
 	htab_init(&c->byid);
 	htab_init(&c->byuid);
+	htab_init(&c->strs);
 }
 
 static void
 series_free(struct series *s)
 {
 	free(s->uid);
-	free(s->study);
-	free(s->modality);
-	free(s->sop_class);
-	free(s->study_date);
 	free(s->error);
 	free(s->dir);
 	free(s);
@@ -43,13 +40,15 @@ catalog_free(struct catalog *c)
 		free(p->id);
 		free(p->name);
 		free(p->ar.path);
-		free(p->ar.settings);
 		free(p->ar.series);
 		free(p);
 	}
 	free(c->p);
 	htab_free(&c->byid);
 	htab_free(&c->byuid);
+	for (size_t i = 0; i < c->strs.cap; i++)
+		free((char *)c->strs.slot[i].key);
+	htab_free(&c->strs);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -90,7 +89,7 @@ catalog_series(struct catalog *c, struct patient *p, const char *study, const ch
 		return s;
 	s = xcalloc(1, sizeof(*s));
 	s->uid = xstrdup(uid);
-	s->study = xstrdup(study);
+	s->study = catalog_intern(c, study);
 	s->patient = p;
 	s->dirty = 1;
 	p->series = xreallocarray(p->series, (size_t)p->nseries + 1, sizeof(*p->series));
@@ -132,6 +131,29 @@ catalog_set(char **dst, const char *v)
 		return 0;
 	free(*dst);
 	*dst = xstrdup(v);
+	return 1;
+}
+
+const char *
+catalog_intern(struct catalog *c, const char *v)
+{
+	char *s;
+
+	if (!v)
+		return NULL;
+	if ((s = htab_get(&c->strs, v)))
+		return s;
+	s = xstrdup(v);
+	htab_put(&c->strs, s, s);
+	return s;
+}
+
+int
+catalog_iset(struct catalog *c, const char **dst, const char *v)
+{
+	if ((*dst == NULL && v == NULL) || (*dst && v && strcmp(*dst, v) == 0))
+		return 0;
+	*dst = catalog_intern(c, v);
 	return 1;
 }
 

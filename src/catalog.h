@@ -22,8 +22,10 @@ struct instance {
 struct patient;
 
 struct series {
-	char *uid, *study;        /* SeriesInstanceUID, StudyInstanceUID */
-	char *modality, *sop_class, *study_date; /* from the source; may be NULL */
+	char *uid;                /* SeriesInstanceUID */
+	/* Interned (catalog_intern): many series share each value. */
+	const char *study;        /* StudyInstanceUID */
+	const char *modality, *sop_class, *study_date; /* from the source; may be NULL */
 	struct patient *patient;
 	int expected;             /* instances at the source */
 	int gone;                 /* no longer at the source (kept, reported) */
@@ -48,7 +50,7 @@ struct archive {
 	char *path;               /* as written, relative to cwd as configured */
 	int nseries;
 	uint64_t sig;             /* content signature it was built from */
-	char *settings;           /* config_zip_settings() then */
+	const char *settings;     /* config_zip_settings() then; interned */
 	char *series;             /* space-separated sorted series UIDs inside */
 	int64_t size, mtime;      /* of the file when written */
 	uint64_t hash;            /* XXH3-64 of the file */
@@ -76,6 +78,7 @@ struct catalog {
 	int np;
 	struct htab byid;         /* id -> patient */
 	struct htab byuid;        /* series uid -> series */
+	struct htab strs;         /* the interned strings (key = value) */
 };
 
 void catalog_init(struct catalog *c);
@@ -90,6 +93,12 @@ struct patient *catalog_find_patient(const struct catalog *c, const char *id);
 void catalog_sort(struct catalog *c);
 /* Set str field *dst to a copy of v if it differs; returns 1 if changed. */
 int catalog_set(char **dst, const char *v);
+/* The catalog's one copy of v (NULL for NULL), kept until catalog_free:
+ * for the values that many series share, so that 100k series do not hold
+ * 100k copies of a handful of SOP classes and dates. */
+const char *catalog_intern(struct catalog *c, const char *v);
+/* Set interned field *dst to v if it differs; returns 1 if changed. */
+int catalog_iset(struct catalog *c, const char **dst, const char *v);
 
 /* Series signature from instances sorted by SOP (sorts them in place). */
 uint64_t catalog_set_sig(struct instance *inst, int n);

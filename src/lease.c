@@ -83,11 +83,11 @@ lease_replan(struct lease *l, struct ctx *ctx, struct node *n)
 	if (n->rule == &rule_zip) {
 		struct patient *p = n->obj;
 
-		rc = state_reload_patient(l->st, p);
+		rc = state_reload_patient(l->st, ctx->cat, p);
 		for (int i = 0; rc == 0 && i < p->nwant; i++)
-			rc = state_reload_series(l->st, p->want[i]);
+			rc = state_reload_series(l->st, ctx->cat, p->want[i]);
 	} else if (n->rule == &rule_download || n->rule == &rule_validate) {
-		rc = state_reload_series(l->st, n->obj);
+		rc = state_reload_series(l->st, ctx->cat, n->obj);
 	}
 	if (rc < 0) {
 		/* Plan on what we know: at worst the job runs again. */

@@ -328,7 +328,7 @@ load_patient(void *arg, int ncol, const char *const *v)
 		p->ar.path = xstrdup(v[1]);
 		p->ar.nseries = (int)i64(v[2]);
 		p->ar.sig = unhex64(v[3]);
-		p->ar.settings = xstrdup(v[4]);
+		p->ar.settings = catalog_intern(c, v[4]);
 		p->ar.series = xstrdup(v[5]);
 		p->ar.size = i64(v[6]);
 		p->ar.mtime = i64(v[7]);
@@ -352,9 +352,9 @@ load_series(void *arg, int ncol, const char *const *v)
 	p = catalog_patient(c, id);
 	free(id);
 	s = catalog_series(c, p, v[2], v[0]);
-	s->modality = xstrdup(v[3]);
-	s->sop_class = xstrdup(v[4]);
-	s->study_date = xstrdup(v[5]);
+	s->modality = catalog_intern(c, v[3]);
+	s->sop_class = catalog_intern(c, v[4]);
+	s->study_date = catalog_intern(c, v[5]);
 	s->expected = (int)i64(v[6]);
 	s->gone = (int)i64(v[7]);
 	s->ninst = (int)i64(v[8]);
@@ -618,14 +618,21 @@ state_srcfile_delete(struct state *st, const char *path)
 	return EXEC(st, "DELETE FROM src_file WHERE path = $1", path);
 }
 
+/* What a reload callback fills in, and the catalog that interns for it. */
+struct reload {
+	struct catalog *c;
+	void *obj;
+};
+
 static int
 reload_series(void *arg, int ncol, const char *const *v)
 {
-	struct series *s = arg;
+	struct reload *r = arg;
+	struct series *s = r->obj;
 
-	catalog_set(&s->modality, v[0]);
-	catalog_set(&s->sop_class, v[1]);
-	catalog_set(&s->study_date, v[2]);
+	catalog_iset(r->c, &s->modality, v[0]);
+	catalog_iset(r->c, &s->sop_class, v[1]);
+	catalog_iset(r->c, &s->study_date, v[2]);
 	s->expected = (int)i64(v[3]);
 	s->gone = (int)i64(v[4]);
 	s->ninst = (int)i64(v[5]);
@@ -637,12 +644,14 @@ reload_series(void *arg, int ncol, const char *const *v)
 }
 
 int
-state_reload_series(struct state *st, struct series *s)
+state_reload_series(struct state *st, struct catalog *c, struct series *s)
 {
+	struct reload r = { c, s };
+
 	if (!st->db)
 		return 0;
 	if (QUERY(st, "SELECT modality, sop_class, study_date, expected, gone, ninst, set_sig,"
-	    " valid_sig, dir_mtime, error FROM series WHERE uid = $1", reload_series, s, s->uid) < 0)
+	    " valid_sig, dir_mtime, error FROM series WHERE uid = $1", reload_series, &r, s->uid) < 0)
 		return -1;
 	s->disk_checked = 0;   /* look at the folder again */
 	return 0;
@@ -651,12 +660,12 @@ state_reload_series(struct state *st, struct series *s)
 static int
 reload_patient(void *arg, int ncol, const char *const *v)
 {
-	struct patient *p = arg;
+	struct reload *r = arg;
+	struct patient *p = r->obj;
 	struct archive *a = &p->ar;
 
 	if (p->has_ar) {
 		free(a->path);
-		free(a->settings);
 		free(a->series);
 	}
 	memset(a, 0, sizeof(*a));
@@ -666,7 +675,7 @@ reload_patient(void *arg, int ncol, const char *const *v)
 	a->path = xstrdup(v[0]);
 	a->nseries = (int)i64(v[1]);
 	a->sig = unhex64(v[2]);
-	a->settings = xstrdup(v[3]);
+	a->settings = catalog_intern(r->c, v[3]);
 	a->series = xstrdup(v[4]);
 	a->size = i64(v[5]);
 	a->mtime = i64(v[6]);
@@ -675,12 +684,14 @@ reload_patient(void *arg, int ncol, const char *const *v)
 }
 
 int
-state_reload_patient(struct state *st, struct patient *p)
+state_reload_patient(struct state *st, struct catalog *c, struct patient *p)
 {
+	struct reload r = { c, p };
+
 	if (!st->db)
 		return 0;
 	return QUERY(st, "SELECT ar_path, ar_nseries, ar_sig, ar_settings, ar_series,"
-	    " ar_size, ar_mtime, ar_hash FROM patient WHERE id = $1", reload_patient, p, p->name);
+	    " ar_size, ar_mtime, ar_hash FROM patient WHERE id = $1", reload_patient, &r, p->name);
 }
 
 /* ---- claims ------------------------------------------------------------ */

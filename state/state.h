@@ -60,8 +60,8 @@ int state_save_catalog(struct state *st, struct catalog *c);
 /* Refresh from the store what other processes may have changed since
  * state_load(): a series' record of what is on disk (the catalog fields
  * too), a patient's archive record. */
-int state_reload_series(struct state *st, struct series *s);
-int state_reload_patient(struct state *st, struct patient *p);
+int state_reload_series(struct state *st, struct catalog *c, struct series *s);
+int state_reload_patient(struct state *st, struct catalog *c, struct patient *p);
 
 /*
  * Claims (leases) on jobs, for stores several processes share.  A job is
