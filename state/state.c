@@ -1,5 +1,6 @@
 /*
- * state.c - the schema and every statement, shared by all backends.
+ * state.c - the schema, opening a store and the catalog's statements, shared
+ * by all backends (what processes sharing a store need more: shared.c).
  *
  * Schema (version 1):
  *   schema_version(version)           one row: the schema this store has
@@ -28,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "names.h"
-#include "state.h"
+#include "state-int.h"
 #include "util.h"
 
 static const char *const migrations[] = {
@@ -68,62 +69,53 @@ static const char *const migrations[] = {
 	"CREATE INDEX lease_owner ON lease(owner);",
 };
 
-/* The claims' statements that differ: the store's clock in ms (expiry is
- * the database's time, whatever the hosts' clocks say), and how a SELECT
- * locks its row without waiting for one another transaction holds
- * (SQLite's BEGIN IMMEDIATE holds the whole file already). */
-static const struct lease_sql lease_sql[] = {
-	[STORE_SQLITE] = {
-		.claim = "SELECT owner, expires -"
-		    " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), gen"
-		    " FROM lease WHERE job = $1",
-		.take = "UPDATE lease SET owner = $2, expires ="
-		    " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) + $3,"
-		    " gen = gen + 1 WHERE job = $1 RETURNING gen",
-		.renew = "UPDATE lease SET expires ="
-		    " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) + $2"
-		    " WHERE owner = $1",
-	},
-	[STORE_PG] = {
-		.claim = "SELECT owner, expires -"
-		    " CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT), gen"
-		    " FROM lease WHERE job = $1 FOR UPDATE SKIP LOCKED",
-		.take = "UPDATE lease SET owner = $2, expires ="
-		    " CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT) + $3,"
-		    " gen = gen + 1 WHERE job = $1 RETURNING gen",
-		.renew = "UPDATE lease SET expires ="
-		    " CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT) + $2"
-		    " WHERE owner = $1",
-	},
-};
-
 static const struct { const char *scheme; const struct store_ops *ops; } backends[] = {
 	{ "sqlite", &store_sqlite },
 	{ "postgresql", &store_pg },
 	{ "postgres", &store_pg },
 };
 
-static int
+int
 st_fail(struct state *st)
 {
 	memcpy(st->err, st->db->err, sizeof(st->err));
 	return -1;
 }
 
-#define EXEC(st, sql, ...) \
-	((st)->db->ops->exec((st)->db, (sql), \
-	    (int)(sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *)), \
-	    (const char *[]){ __VA_ARGS__ }) < 0 ? st_fail(st) : 0)
-#define QUERY(st, sql, fn, arg, ...) \
-	((st)->db->ops->query((st)->db, (sql), \
-	    (int)(sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *)), \
-	    (const char *[]){ __VA_ARGS__ }, (fn), (arg)) < 0 ? st_fail(st) : 0)
-
-static int
+int
 row_int(void *arg, int ncol, const char *const *val)
 {
 	*(long *)arg = ncol > 0 && val[0] ? atol(val[0]) : -1;
 	return 0;
+}
+
+int
+row_count(void *arg, int ncol, const char *const *val)
+{
+	(*(long *)arg)++;
+	return 0;
+}
+
+int64_t
+i64(const char *s)
+{
+	return s ? strtoll(s, NULL, 10) : 0;
+}
+
+const char *
+ints(int64_t v, char buf[24])
+{
+	snprintf(buf, 24, "%" PRId64, v);
+	return buf;
+}
+
+const char *
+hexs(uint64_t v, char buf[17])
+{
+	if (!v)
+		return NULL;
+	hex64(v, buf);
+	return buf;
 }
 
 /* The schema version: -1 when there is none, -2 when it is not a number. */
@@ -139,13 +131,6 @@ row_version(void *arg, int ncol, const char *const *val)
 	}
 	v = strtol(val[0], &end, 10);
 	*(long *)arg = end == val[0] || *end || v < 0 ? -2 : v;
-	return 0;
-}
-
-static int
-row_count(void *arg, int ncol, const char *const *val)
-{
-	(*(long *)arg)++;
 	return 0;
 }
 
@@ -305,35 +290,55 @@ state_rollback(struct state *st)
 	st->db->ops->rollback(st->db);
 }
 
-static int64_t
-i64(const char *s)
+void
+fill_archive(struct catalog *c, struct patient *p, const char *const *v)
 {
-	return s ? strtoll(s, NULL, 10) : 0;
+	struct archive *a = &p->ar;
+
+	if (p->has_ar) {
+		free(a->path);
+		free(a->series);
+	}
+	memset(a, 0, sizeof(*a));
+	/* A record missing a part (edited by hand) is no record: rebuilt. */
+	p->has_ar = v[0] && v[3] && v[4];
+	if (!p->has_ar)
+		return;
+	a->path = xstrdup(v[0]);
+	a->nseries = (int)i64(v[1]);
+	a->sig = unhex64(v[2]);
+	a->settings = catalog_intern(c, v[3]);
+	a->series = xstrdup(v[4]);
+	a->size = i64(v[5]);
+	a->mtime = i64(v[6]);
+	a->hash = unhex64(v[7]);
+}
+
+void
+fill_series(struct catalog *c, struct series *s, const char *const *v)
+{
+	catalog_iset(c, &s->modality, v[0]);
+	catalog_iset(c, &s->sop_class, v[1]);
+	catalog_iset(c, &s->study_date, v[2]);
+	s->expected = (int)i64(v[3]);
+	s->gone = (int)i64(v[4]);
+	s->ninst = (int)i64(v[5]);
+	s->set_sig = unhex64(v[6]);
+	s->valid_sig = unhex64(v[7]);
+	s->dir_mtime = i64(v[8]);
+	catalog_set(&s->error, v[9]);
 }
 
 static int
 load_patient(void *arg, int ncol, const char *const *v)
 {
 	struct catalog *c = arg;
-	struct patient *p;
 	char *id = name_decode(v[0]);
 
 	if (!id)
 		return 0;   /* not ours: skip rather than guess */
-	p = catalog_patient(c, id);
+	fill_archive(c, catalog_patient(c, id), v + 1);
 	free(id);
-	/* A record missing a part (edited by hand) is no record: rebuilt. */
-	if (v[1] && v[4] && v[5]) {
-		p->has_ar = 1;
-		p->ar.path = xstrdup(v[1]);
-		p->ar.nseries = (int)i64(v[2]);
-		p->ar.sig = unhex64(v[3]);
-		p->ar.settings = catalog_intern(c, v[4]);
-		p->ar.series = xstrdup(v[5]);
-		p->ar.size = i64(v[6]);
-		p->ar.mtime = i64(v[7]);
-		p->ar.hash = unhex64(v[8]);
-	}
 	return 0;
 }
 
@@ -342,26 +347,15 @@ load_series(void *arg, int ncol, const char *const *v)
 {
 	struct catalog *c = arg;
 	char *id = name_decode(v[1]);
-	struct patient *p;
 	struct series *s;
 
 	if (!id || !v[0] || !v[2] || !uid_is_safe(v[0]) || !uid_is_safe(v[2])) {
 		free(id);
 		return 0;
 	}
-	p = catalog_patient(c, id);
+	s = catalog_series(c, catalog_patient(c, id), v[2], v[0]);
 	free(id);
-	s = catalog_series(c, p, v[2], v[0]);
-	s->modality = catalog_intern(c, v[3]);
-	s->sop_class = catalog_intern(c, v[4]);
-	s->study_date = catalog_intern(c, v[5]);
-	s->expected = (int)i64(v[6]);
-	s->gone = (int)i64(v[7]);
-	s->ninst = (int)i64(v[8]);
-	s->set_sig = unhex64(v[9]);
-	s->valid_sig = unhex64(v[10]);
-	s->dir_mtime = i64(v[11]);
-	s->error = xstrdup(v[12]);
+	fill_series(c, s, v + 3);
 	s->dirty = 0;
 	return 0;
 }
@@ -371,11 +365,9 @@ state_load(struct state *st, struct catalog *c)
 {
 	if (!st->db)
 		return 0;
-	if (QUERY(st, "SELECT id, ar_path, ar_nseries, ar_sig, ar_settings, ar_series,"
-	    " ar_size, ar_mtime, ar_hash FROM patient", load_patient, c, NULL) < 0)
+	if (QUERY(st, "SELECT id, " ARCHIVE_FIELDS " FROM patient", load_patient, c, NULL) < 0)
 		return -1;
-	if (QUERY(st, "SELECT uid, patient_id, study_uid, modality, sop_class, study_date,"
-	    " expected, gone, ninst, set_sig, valid_sig, dir_mtime, error FROM series",
+	if (QUERY(st, "SELECT uid, patient_id, study_uid, " SERIES_FIELDS " FROM series",
 	    load_series, c, NULL) < 0)
 		return -1;
 	catalog_sort(c);
@@ -425,22 +417,6 @@ state_load_instances(struct state *st, const struct series *s, struct instance *
 	*inst = iv.v;
 	*n = iv.n;
 	return 0;
-}
-
-static const char *
-hexs(uint64_t v, char buf[17])
-{
-	if (!v)
-		return NULL;
-	hex64(v, buf);
-	return buf;
-}
-
-static const char *
-ints(int64_t v, char buf[24])
-{
-	snprintf(buf, 24, "%" PRId64, v);
-	return buf;
 }
 
 static int
@@ -618,157 +594,3 @@ state_srcfile_delete(struct state *st, const char *path)
 	return EXEC(st, "DELETE FROM src_file WHERE path = $1", path);
 }
 
-/* What a reload callback fills in, and the catalog that interns for it. */
-struct reload {
-	struct catalog *c;
-	void *obj;
-};
-
-static int
-reload_series(void *arg, int ncol, const char *const *v)
-{
-	struct reload *r = arg;
-	struct series *s = r->obj;
-
-	catalog_iset(r->c, &s->modality, v[0]);
-	catalog_iset(r->c, &s->sop_class, v[1]);
-	catalog_iset(r->c, &s->study_date, v[2]);
-	s->expected = (int)i64(v[3]);
-	s->gone = (int)i64(v[4]);
-	s->ninst = (int)i64(v[5]);
-	s->set_sig = unhex64(v[6]);
-	s->valid_sig = unhex64(v[7]);
-	s->dir_mtime = i64(v[8]);
-	catalog_set(&s->error, v[9]);
-	return 0;
-}
-
-int
-state_reload_series(struct state *st, struct catalog *c, struct series *s)
-{
-	struct reload r = { c, s };
-
-	if (!st->db)
-		return 0;
-	if (QUERY(st, "SELECT modality, sop_class, study_date, expected, gone, ninst, set_sig,"
-	    " valid_sig, dir_mtime, error FROM series WHERE uid = $1", reload_series, &r, s->uid) < 0)
-		return -1;
-	s->disk_checked = 0;   /* look at the folder again */
-	return 0;
-}
-
-static int
-reload_patient(void *arg, int ncol, const char *const *v)
-{
-	struct reload *r = arg;
-	struct patient *p = r->obj;
-	struct archive *a = &p->ar;
-
-	if (p->has_ar) {
-		free(a->path);
-		free(a->series);
-	}
-	memset(a, 0, sizeof(*a));
-	p->has_ar = v[0] && v[3] && v[4];
-	if (!p->has_ar)
-		return 0;
-	a->path = xstrdup(v[0]);
-	a->nseries = (int)i64(v[1]);
-	a->sig = unhex64(v[2]);
-	a->settings = catalog_intern(r->c, v[3]);
-	a->series = xstrdup(v[4]);
-	a->size = i64(v[5]);
-	a->mtime = i64(v[6]);
-	a->hash = unhex64(v[7]);
-	return 0;
-}
-
-int
-state_reload_patient(struct state *st, struct catalog *c, struct patient *p)
-{
-	struct reload r = { c, p };
-
-	if (!st->db)
-		return 0;
-	return QUERY(st, "SELECT ar_path, ar_nseries, ar_sig, ar_settings, ar_series,"
-	    " ar_size, ar_mtime, ar_hash FROM patient WHERE id = $1", reload_patient, &r, p->name);
-}
-
-/* ---- claims ------------------------------------------------------------ */
-
-struct claimrow {
-	int found;
-	char owner[256];
-	int64_t left, gen;
-};
-
-static int
-claim_row(void *arg, int ncol, const char *const *v)
-{
-	struct claimrow *r = arg;
-
-	r->found = 1;
-	snprintf(r->owner, sizeof(r->owner), "%s", v[0] ? v[0] : "");
-	r->left = i64(v[1]);
-	r->gen = i64(v[2]);
-	return 0;
-}
-
-int
-state_claim(struct state *st, const char *job, const char *owner, int64_t ms,
-    int64_t *gen, char *holder, size_t holderlen)
-{
-	struct claimrow r = { 0 };
-	char msbuf[24];
-	long n;
-
-	if (state_begin(st) < 0)
-		return -1;
-	if (EXEC(st, "INSERT INTO lease (job) VALUES ($1) ON CONFLICT (job) DO NOTHING", job) < 0 ||
-	    QUERY(st, st->sql->claim, claim_row, &r, job) < 0)
-		goto bad;
-	if (!r.found || (r.owner[0] && strcmp(r.owner, owner) != 0 && r.left > 0)) {
-		/* Held, or being claimed this very moment (a locked row). */
-		snprintf(holder, holderlen, "%s", r.found ? r.owner : "another worker");
-		state_rollback(st);
-		return 0;
-	}
-	n = -1;
-	if (QUERY(st, st->sql->take, row_int, &n, job, owner, ints(ms, msbuf)) < 0 ||
-	    state_commit(st) < 0)
-		goto bad;
-	*gen = n;
-	return 1;
-bad:
-	state_rollback(st);
-	return -1;
-}
-
-int
-state_renew(struct state *st, const char *owner, int64_t ms)
-{
-	char msbuf[24];
-
-	return EXEC(st, st->sql->renew, owner, ints(ms, msbuf));
-}
-
-int
-state_release(struct state *st, const char *job, const char *owner, int64_t gen)
-{
-	char g[24];
-	long n = 0;
-
-	/* One statement: the row is checked and freed atomically. */
-	if (QUERY(st, "UPDATE lease SET owner = '', expires = 0 WHERE job = $1 AND owner = $2"
-	    " AND gen = $3 RETURNING gen", row_count, &n, job, owner, ints(gen, g)) < 0)
-		return -1;
-	return n > 0;
-}
-
-int
-state_release_all(struct state *st, const char *owner)
-{
-	if (!st->db)
-		return 0;
-	return EXEC(st, "UPDATE lease SET owner = '', expires = 0 WHERE owner = $1", owner);
-}
