@@ -3,12 +3,17 @@
  * missing instances.  For C-MOVE our storage SCP runs on store_port for
  * the rest of the run, started by the first move; each arriving instance
  * is routed by its SOP Instance UID to the job that asked for it, and
- * refused when no job did.  Nothing a retrieve reports is trusted: each
- * arriving instance must belong to the series asked for, and what arrived
- * is compared with what was asked and with the final response's
- * sub-operation counts.
+ * refused when no job did.  An instance that arrived is answered at once
+ * and queued; a thread of the job fsyncs, hashes and renames it into place
+ * while the next one arrives (an fsync in the way of every C-STORE cost
+ * nearly half the throughput), so it gets its final name only once it is
+ * on disk, and the job counts it only then.  Nothing a retrieve reports
+ * is trusted: each arriving instance must belong to the series asked for,
+ * and what arrived is compared with what was asked and with the final
+ * response's sub-operation counts.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -22,6 +27,12 @@
 
 enum { GET_BATCH = 200 };     /* SOP UIDs in one IMAGE-level C-GET */
 
+/* An instance received under its temp name, waiting for its fsync. */
+struct arrived {
+	char *tmp, *sop;
+	struct arrived *next;
+};
+
 /* What a C-GET's store callback needs. */
 struct getctx {
 	struct fetch *f;
@@ -29,18 +40,99 @@ struct getctx {
 	const char *prefix;       /* temp files in the series folder */
 	struct htab want;         /* C-MOVE: SOP UIDs this job asked for */
 	pthread_mutex_t mu;       /* the SCP's threads may deliver at once */
+	pthread_cond_t cv;        /* an instance queued, or closing */
+	pthread_cond_t idle;      /* inflight dropped to 0 */
+	int inflight;             /* C-MOVE: C-STOREs routed here, not released */
+	struct arrived *head, **tail;  /* queued for the finisher, in order */
+	int closing;              /* nothing more will be queued */
+	int finisher;             /* the finisher thread runs */
+	pthread_t fin;
 	int refused;
 	char err[256];
 };
+
+/* fsync, hash and rename one arrived instance; count it.  An error is kept
+ * in g->err (the first one) and the temp file removed. */
+static void
+finish_one(struct getctx *g, struct arrived *a)
+{
+	struct fetch *f = g->f;
+	char *dst = xasprintf("%s/%s.dcm", f->dir, a->sop), err[256], hint[160];
+	uint64_t hash;
+	int64_t size, mtime;
+	int fd = open(a->tmp, O_RDONLY | O_CLOEXEC), e;
+
+	err[0] = '\0';
+	if (fd < 0 || fsync(fd) < 0) {
+		e = errno;
+		errf(err, sizeof(err), "%s: cannot write it to disk: %s%s", dst, strerror(e),
+		    write_hint(e, hint, sizeof(hint)));
+	} else if (hash_file(a->tmp, &hash, &size, &mtime, &g->job->bytes, err, sizeof(err)) < 0) {
+		;
+	} else if (rename(a->tmp, dst) < 0) {
+		errf(err, sizeof(err), "%s: rename: %s", dst, strerror(errno));
+	}
+	if (fd >= 0)
+		close(fd);
+	pthread_mutex_lock(&g->mu);
+	if (err[0]) {
+		unlink(a->tmp);
+		if (!g->err[0])
+			snprintf(g->err, sizeof(g->err), "%s", err);
+	} else {
+		fetch_add(f, a->sop, size, mtime, hash);
+		atomic_fetch_add(&g->job->done, 1);
+	}
+	pthread_mutex_unlock(&g->mu);
+	free(dst);
+}
+
+/* The finisher: takes the queue in order until closing and empty. */
+static void *
+finisher(void *arg)
+{
+	struct getctx *g = arg;
+	struct arrived *a;
+
+	pthread_mutex_lock(&g->mu);
+	for (;;) {
+		while (!g->head && !g->closing)
+			pthread_cond_wait(&g->cv, &g->mu);
+		if (!(a = g->head))
+			break;
+		if (!(g->head = a->next))
+			g->tail = &g->head;
+		pthread_mutex_unlock(&g->mu);
+		finish_one(g, a);
+		free(a->tmp);
+		free(a->sop);
+		free(a);
+		pthread_mutex_lock(&g->mu);
+	}
+	pthread_mutex_unlock(&g->mu);
+	return NULL;
+}
+
+/* Wait until every queued instance is finished (or failed). */
+static void
+finisher_join(struct getctx *g)
+{
+	if (!g->finisher)
+		return;
+	pthread_mutex_lock(&g->mu);
+	g->closing = 1;
+	pthread_cond_signal(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+	pthread_join(g->fin, NULL);
+	g->finisher = 0;
+}
 
 static int
 on_store(void *arg, const struct dcm_header *h, const char *tmp)
 {
 	struct getctx *g = arg;
 	struct fetch *f = g->f;
-	char *dst = NULL;
-	uint64_t hash;
-	int64_t size, mtime;
+	struct arrived *a;
 	int rc = -1;
 
 	pthread_mutex_lock(&g->mu);
@@ -50,20 +142,29 @@ on_store(void *arg, const struct dcm_header *h, const char *tmp)
 		g->refused++;
 		goto out;
 	}
-	if (hash_file(tmp, &hash, &size, &mtime, &g->job->bytes, g->err, sizeof(g->err)) < 0)
-		goto out;
-	dst = xasprintf("%s/%s.dcm", f->dir, h->sop_uid);
-	if (rename(tmp, dst) < 0) {
-		errf(g->err, sizeof(g->err), "%s: rename: %s", dst, strerror(errno));
-		goto out;
-	}
-	fetch_add(f, h->sop_uid, size, mtime, hash);
-	atomic_fetch_add(&g->job->done, 1);
+	/* The finisher puts it in place (the caller leaves tmp to us). */
+	a = xcalloc(1, sizeof(*a));
+	a->tmp = xstrdup(tmp);
+	a->sop = xstrdup(h->sop_uid);
+	*g->tail = a;
+	g->tail = &a->next;
+	pthread_cond_signal(&g->cv);
 	rc = 0;
 out:
 	pthread_mutex_unlock(&g->mu);
-	free(dst);
 	return rc;
+}
+
+/* The storage SCP is done with a C-STORE route() gave to g. */
+static void
+on_release(void *arg)
+{
+	struct getctx *g = arg;
+
+	pthread_mutex_lock(&g->mu);
+	if (--g->inflight == 0)
+		pthread_cond_signal(&g->idle);
+	pthread_mutex_unlock(&g->mu);
 }
 
 /* The storage SCP's question: which job asked for this instance? */
@@ -76,9 +177,15 @@ route(void *arg, const char *sop_class, const char *sop_uid, struct dimse_sink *
 	pthread_mutex_lock(&d->mu);
 	for (int i = 0; i < d->nmoving && rc < 0; i++)
 		if (htab_get(&d->moving[i]->want, sop_uid)) {
+			struct getctx *g = d->moving[i];
+
+			pthread_mutex_lock(&g->mu);
+			g->inflight++;
+			pthread_mutex_unlock(&g->mu);
 			sink->fn = on_store;
-			sink->arg = d->moving[i];
-			sink->tmp_prefix = d->moving[i]->prefix;
+			sink->arg = g;
+			sink->tmp_prefix = g->prefix;
+			sink->release = on_release;
 			rc = 0;
 		}
 	pthread_mutex_unlock(&d->mu);
@@ -119,6 +226,13 @@ move_end(struct dimse *d, struct getctx *g)
 			break;
 		}
 	pthread_mutex_unlock(&d->mu);
+	/* No new C-STORE comes to g now; those under way still hold it (a
+	 * C-MOVE that failed or timed out may leave some), each for at most
+	 * the SCP's timeout. */
+	pthread_mutex_lock(&g->mu);
+	while (g->inflight > 0)
+		pthread_cond_wait(&g->idle, &g->mu);
+	pthread_mutex_unlock(&g->mu);
 }
 
 /* The SOP instances of a series still to fetch, with their classes. */
@@ -262,7 +376,7 @@ fetch_once(struct job *job, void *arg)
 	struct source *src = job->ctx->src;
 	const struct config *cfg = src->cfg;
 	struct dimse *d = src->priv;
-	struct getctx g = { .f = f, .job = job };
+	struct getctx g = { .f = f, .job = job, .tail = &g.head };
 	struct dimse_counts sum = { 0 };
 	struct soplist miss = { .f = f };
 	struct dimse_keys k = {
@@ -275,6 +389,8 @@ fetch_once(struct job *job, void *arg)
 	int rc = -1, asked, before = f->ngot, moving = 0, nguess = 0, ncls;
 
 	pthread_mutex_init(&g.mu, NULL);
+	pthread_cond_init(&g.cv, NULL);
+	pthread_cond_init(&g.idle, NULL);
 	htab_init(&g.want);
 	/* A retry resumes: what arrived so far counts as present. */
 	for (int i = 0; i < f->ngot; i++)
@@ -297,6 +413,11 @@ fetch_once(struct job *job, void *arg)
 	soplist_sort(&miss);
 	prefix = xasprintf("%s/%s%s-", f->dir, tmp_tag(), move ? "move" : "get");
 	g.prefix = prefix;
+	if ((errno = pthread_create(&g.fin, NULL, finisher, &g)) != 0) {
+		errf(job->err, sizeof(job->err), "cannot start a thread: %s", strerror(errno));
+		goto out;
+	}
+	g.finisher = 1;
 	if (move) {
 		for (int i = 0; i < miss.n; i++)
 			htab_put(&g.want, miss.v[i], miss.v[i]);
@@ -333,8 +454,17 @@ fetch_once(struct job *job, void *arg)
 			free(bc);
 		}
 	}
-	if (rc < 0)
+	if (moving) {
+		move_end(d, &g);
+		moving = 0;
+	}
+	finisher_join(&g);
+	if (rc < 0) {
+		if (g.err[0] && !strstr(job->err, g.err))
+			errf(job->err + strlen(job->err), sizeof(job->err) - strlen(job->err),
+			    "; %s", g.err);
 		goto out;
+	}
 	rc = -1;
 	if (f->ngot - before < asked) {
 		errf(job->err, sizeof(job->err), "incomplete: %d of %d instances arrived (the PACS "
@@ -348,7 +478,10 @@ fetch_once(struct job *job, void *arg)
 out:
 	if (moving)
 		move_end(d, &g);
+	finisher_join(&g);
 	htab_free(&g.want);
+	pthread_cond_destroy(&g.cv);
+	pthread_cond_destroy(&g.idle);
 	pthread_mutex_destroy(&g.mu);
 	strv_free(miss.v);
 	strv_free(miss.cls);

@@ -28,9 +28,10 @@
  * dataset is then streamed bit-preserving (DcmSCP::receiveSTORERequest
  * with a file name: meta header + the dataset as it came over the wire)
  * to <sink.tmp_prefix><n>, n from a process-wide counter, and finished as
- * dimse-get.cc does (store_received: fsync, size check, header, SOP
- * instance check, the sink's verdict).  A C-STORE nobody asked for
- * (route() returns -1) is read off the wire and discarded.
+ * dimse-get.cc does (store_received: size check, header, SOP instance
+ * check, the sink's verdict; the sink fsyncs before it renames).  A
+ * C-STORE nobody asked for (route() returns -1) is read off the wire and
+ * discarded.
  *
  * Statuses of our C-STORE responses (with an Error Comment when ours):
  *  0x0000 the sink took the instance;
@@ -58,11 +59,14 @@
  * for up to DCMTK's socket timeout (60 s).  A handshake that fails is
  * noted (see below), so the C-MOVE that waited for it says why.
  *
- * Stop: dimse_scp_stop sets a flag; the listener sees it within a second,
- * stops accepting and joins the associations.  An association that is
- * busy is let finish; one that sits idle (no command for a second) once
- * the stop is asked is aborted, and one idle for the timeout is aborted
- * anyway (DcmSCP would do the latter only, waiting up to the timeout).
+ * Stop: dimse_scp_stop sets a flag and wakes the listener with a
+ * connection of its own to the port (closed at once; else the listener
+ * would see the flag only when its 1-s slice ends, up to a second added to
+ * every run that used C-MOVE), so the listener stops accepting and joins
+ * the associations.  An association that is busy is let finish; one that
+ * sits idle (no command for a second) once the stop is asked is aborted,
+ * and one idle for the timeout is aborted anyway (DcmSCP would do the
+ * latter only, waiting up to the timeout).
  * DCMTK's A-ABORT waits for the peer to close the connection: a peer that
  * does not costs up to the timeout more.
  */
@@ -79,10 +83,12 @@
 #include <fcntl.h>
 #include <list>
 #include <memory>
+#include <netinet/in.h>
 #include <mutex>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -124,6 +130,7 @@ class StoreSCP;
 
 struct dimse_scp {
 	std::string aet;
+	int port = 0;
 	int timeout = 0;
 	size_t max_assoc = 0;
 	dimse_route_fn *route = NULL;
@@ -276,9 +283,15 @@ private:
 		std::string uid = trim(req.AffectedSOPInstanceUID);
 		char e[DCM_ERR_MAX];
 
-		struct dimse_sink sink = { NULL, NULL, NULL };
-		if (scp->route(scp->arg, cls.c_str(), uid.c_str(), &sink) != 0 ||
-		    sink.fn == NULL || sink.tmp_prefix == NULL || !sink.tmp_prefix[0]) {
+		struct dimse_sink sink = { NULL, NULL, NULL, NULL };
+		int routed = scp->route(scp->arg, cls.c_str(), uid.c_str(), &sink);
+		/* The sink is released on every way out of here. */
+		struct release_guard {
+			struct dimse_sink &s;
+			~release_guard() { if (s.release) s.release(s.arg); }
+		} guard{ sink };
+		if (routed != 0 || sink.fn == NULL || sink.tmp_prefix == NULL ||
+		    !sink.tmp_prefix[0]) {
 			set_err(e, "refused SOP instance %s: not asked for", uid.c_str());
 			note(e);
 			return discard(req, pc, STATUS_STORE_Error_CannotUnderstand,
@@ -440,6 +453,8 @@ void listen_loop(struct dimse_scp *s)
 			reap(s, false);
 			if (c == DUL_NOASSOCIATIONREQUEST) {
 				ASC_destroyAssociation(&assoc);
+			} else if (c.bad() && s->stop) {
+				drop(assoc);	/* dimse_scp_stop's wake-up call */
 			} else if (c.bad()) {
 				if (s->tls) {
 					char e[DCM_ERR_MAX];
@@ -481,6 +496,7 @@ int start(const char *aet, int port, int max_assoc, int timeout, const struct di
 	}
 	std::unique_ptr<struct dimse_scp> s(new dimse_scp);
 	s->aet = aet;
+	s->port = port;
 	s->timeout = timeout;
 	s->max_assoc = (size_t)max_assoc;
 	s->route = route;
@@ -553,12 +569,35 @@ extern "C" struct dimse_scp *dimse_scp_start(const char *aet, int port, int max_
 	return s;
 }
 
+namespace {
+
+/* Connect to the SCP's own port and hang up, so that a listener waiting in
+ * ASC_receiveAssociation returns now.  Best effort: when it fails, the
+ * listener sees the stop at the end of its 1-s slice. */
+void wake(int port)
+{
+	struct sockaddr_in a;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd < 0)
+		return;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	(void)connect(fd, (struct sockaddr *)&a, sizeof(a));
+	close(fd);
+}
+
+} /* namespace */
+
 extern "C" void dimse_scp_stop(struct dimse_scp *scp)
 {
 	if (scp == NULL)
 		return;
 	try {
 		scp->stop = true;
+		wake(scp->port);
 		if (scp->listener.joinable())
 			scp->listener.join();
 		delete scp;

@@ -99,7 +99,7 @@ T_ASC_PresentationContextID retrieve_context(DcmSCU &scu, const struct dimse_pee
 	const char *fn, const char *op, DcmDataset &q, const char **model, char *err);
 /* An instance has been received bit-preserving into path (rx_bytes
  * dataset bytes, from the progress notifications), for a C-STORE that
- * announced SOP instance sop_uid: fsync path, check its size, read its
+ * announced SOP instance sop_uid: check its size, read its
  * header, check the SOP instance, hand it to fn.  *status is the C-STORE
  * status to answer.  0: fn took it; 1: fn refused it (not our error);
  * -1: our error, in err.  Unless fn took it, path is removed. */

@@ -89,9 +89,11 @@ struct dimse_counts {
 };
 
 /* Called for each instance received by a C-GET, once it is complete in the
- * file tmp_path (written in its transfer syntax, fsynced).  The callee moves
- * it to its place or removes it; returns 0 to accept (C-STORE success),
- * non-zero to refuse it (the file is then removed by dimse_get). */
+ * file tmp_path (written in its transfer syntax, not yet fsynced: the
+ * callee fsyncs it before it gives it its name, which it may do later, on
+ * a thread of its own).  Returns 0 to accept (C-STORE success; tmp_path is
+ * then the callee's), non-zero to refuse it (the file is then removed by
+ * dimse_get). */
 typedef int dimse_store_fn(void *arg, const struct dcm_header *h, const char *tmp_path);
 
 /* C-GET the series (all of it when sops is NULL, else those SOP instances,
@@ -108,11 +110,15 @@ int dimse_get(const struct dimse_peer *peer, const char *patient_id,
     char err[DCM_ERR_MAX]);
 
 /* Where a received instance goes: the store callback, its argument and
- * the temp file prefix (as for dimse_get). */
+ * the temp file prefix (as for dimse_get).  release, when set, is called
+ * with arg exactly once when the SCP is done with the sink: after fn, or
+ * instead of it when the instance did not arrive whole.  Until then arg
+ * must stay valid. */
 struct dimse_sink {
 	dimse_store_fn *fn;
 	void *arg;
 	const char *tmp_prefix;
+	void (*release)(void *arg);
 };
 
 /* Called by the storage SCP when a C-STORE request arrives, before its
@@ -126,7 +132,8 @@ struct dimse_scp;
 /* Start a storage SCP for C-MOVE on port (all interfaces), answering to
  * called AE aet, accepting every storage SOP class in the usual transfer
  * syntaxes and writing each instance as it arrived (no transcoding) to a
- * temp file of the sink route() chose, fsynced, then calling the sink;
+ * temp file of the sink route() chose, then calling the sink (as for
+ * dimse_get's callback);
  * the C-STORE response carries the sink's verdict.  Up to max_assoc
  * associations at once, each on its own thread.  With tls->on only TLS
  * connections are taken (tls->cert and tls->key required) and the PACS
