@@ -11,12 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
 #include "fileio.h"
 #include "names.h"
 #include "rule.h"
 #include "util.h"
+#include "zdeflate.h"
 
 /* 1980-01-02 12:00 UTC: a DOS date in every time zone. */
 #define ENTRY_TIME ((time_t)315662400)
@@ -35,6 +37,7 @@ struct zin {
 	zip_int32_t method;
 	int level;
 	const char *password;     /* AES-256 when set (the config's) */
+	struct zdeflate *zd;      /* DEFLATE by libdeflate (zdeflate.h), or NULL */
 };
 
 struct zout {
@@ -210,6 +213,7 @@ zin_free(struct zin *z)
 	free(z->path);
 	free(z->tmp);
 	free(z->series);
+	zdeflate_free(z->zd);
 	free(z);
 }
 
@@ -347,9 +351,18 @@ write_archive(struct job *job, struct zin *z)
 	atomic_store(&job->total, z->n);
 	zip_register_progress_callback_with_state(za, 0.01, on_progress, NULL, job);
 	zip_register_cancel_callback_with_state(za, on_cancel, NULL, job);
+	if (z->method == ZIP_CM_DEFLATE && !z->zd)
+		z->zd = zdeflate_new(z->level);
 	for (int i = 0; i < z->n; i++) {
-		zip_source_t *src = zip_source_file(za, z->e[i].path, 0, -1);
+		zip_source_t *src;
 		zip_int64_t idx;
+		struct stat st;
+
+		if (z->zd && stat(z->e[i].path, &st) == 0 && st.st_size > 0 &&
+		    st.st_size <= ZDEFLATE_MAX)
+			src = zdeflate_source(za, z->zd, z->e[i].path, st.st_size, ENTRY_TIME);
+		else
+			src = zip_source_file(za, z->e[i].path, 0, -1);
 
 		if (!src) {
 			zfail(job, z->e[i].path, za);
@@ -409,6 +422,15 @@ verify_archive(struct job *job, struct zin *z)
 			errf(job->err, sizeof(job->err), "%s: entry %d is %s, expected %s", z->tmp, i,
 			    name ? name : "?", z->e[i].name);
 			goto out;
+		}
+		if (z->zd) {
+			int checked = zdeflate_check(za, z->zd, (zip_uint64_t)i, job->err,
+			    sizeof(job->err));
+
+			if (checked < 0)
+				goto out;
+			if (checked > 0)
+				continue;
 		}
 		if (!(f = zip_fopen_index_encrypted(za, (zip_uint64_t)i, 0, z->password))) {
 			zfail(job, name, za);
