@@ -1,6 +1,8 @@
 # tests/orthanc.sh - a throwaway Orthanc on 127.0.0.1 for one scenario,
 # sourced after lib.sh: orthanc_start, orthanc_upload, orthanc_stop.
 # Its storage lives in $T and it is stopped by PID when the scenario ends.
+# It uses lib.sh's T, LOG, PY, BGPIDS and say (tests/bench/download.sh,
+# which does not source lib.sh, sets them itself).
 # shellcheck shell=bash
 
 free_port() {
@@ -16,11 +18,13 @@ free_port() {
 # orthanc.key of that folder, and wants a client certificate signed by its
 # ca.crt; it sends C-MOVE'd instances to THLHP over TLS too, presenting the
 # same certificate), OR_CACERT (when OR_EXTRA turns HTTPS on: the CA the
-# helpers' own requests verify it with).
+# helpers' own requests verify it with), OR_MODALITIES (more JSON members of
+# DicomModalities, after thlhp), OR_DIR (its config and storage; default
+# $T/orthanc, removed with $T: set it to keep the storage between runs).
 orthanc_start() {
 	local auth=false tls='' thlhp
 	[ -z "${OR_USERS:-}" ] || auth=true
-	OR_DIR=$T/orthanc
+	OR_DIR=${OR_DIR:-$T/orthanc}
 	mkdir -p "$OR_DIR/db"
 	OR_DICOM=${OR_DICOM:-$(free_port)}
 	OR_HTTP=${OR_HTTP:-$(free_port)}
@@ -47,7 +51,8 @@ orthanc_start() {
   "AuthenticationEnabled": $auth,
   "RegisteredUsers": { ${OR_USERS:-} },
   "DicomCheckCalledAet": true,$tls
-  "DicomModalities": { "thlhp": $thlhp },
+  "DicomModalities": { "thlhp": $thlhp${OR_MODALITIES:+,
+    $OR_MODALITIES} },
   "Plugins": [ ${OR_PLUGINS:-} ]${OR_EXTRA:+,
   $OR_EXTRA}
 }

@@ -10,21 +10,25 @@
 #   movescu + storescp --fork, 4 at once
 #   thlhp-make download -j1 and -j4, retrieve = get and = move
 #
-# RUNS (or BENCH_RUNS) rounds (default 3), every contender once a round, medians.
-# Orthanc, getscu, movescu and storescp run with TCP_NODELAY=1 (without it
-# DCMTK leaves Nagle's algorithm on) and 128 KB PDUs, their best settings;
-# thlhp-make runs without TCP_NODELAY in its environment: it turns Nagle
-# off itself.  Orthanc's storage is loaded once and kept in $BENCH_DIR.
-# As root the whole script runs in a private network namespace (only
-# loopback), like the tests.  Prints a markdown section on stdout.
+# RUNS rounds (default 3 here), every contender once a round, medians.
+# Orthanc (tests/orthanc.sh's orthanc_start), getscu, movescu and storescp
+# run with TCP_NODELAY=1 (without it DCMTK leaves Nagle's algorithm on) and
+# 128 KB PDUs, their best settings; thlhp-make runs without TCP_NODELAY in
+# its environment: it turns Nagle off itself.  Orthanc's storage is loaded
+# once and kept in $BENCH_DIR.  As root the whole script runs in a private
+# network namespace (only loopback), like the tests.  Prints a markdown
+# section on stdout; progress on stderr.
 #
-#   THLHP=/path/to/thlhp-make [BENCH_DIR=/tmp/thlhp-bench] [BENCH_SCALE=small] tests/bench/download.sh
-set -u
-. "$(dirname "$0")/lib-data.sh"
+#   tests/bench/download.sh    # THLHP, BENCH_DIR, BENCH_SCALE, RUNS, IDLE_*: see lib.sh
+RUNS=${RUNS:-3}   # its rounds are long: 3 unless RUNS is given
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
 # before the private network namespace, which has no way out
 bench_install dcmtk orthanc curl time iproute2 util-linux strace python3-pydicom python3-numpy
-. "$BENCH/../netns.sh"
-bench_check_thlhp
+thlhp_binary
+export THLHP
+# shellcheck source-path=SCRIPTDIR source=../netns.sh
+source "$BENCH/../netns.sh"
 unset TCP_NODELAY
 
 if [ "$BENCH_SCALE" = small ]; then
@@ -43,59 +47,35 @@ NSER=$(printf '%s\n' "$SERIES" | wc -l)
 W=$BENCH_DIR/dl-work
 rm -rf "$W"
 mkdir -p "$W/out"
-PIDS=
+
+# ---- Orthanc, loaded once ------------------------------------------------------
+# tests/orthanc.sh wants tests/lib.sh's T (scratch), LOG (its log), BGPIDS
+# (stopped at exit) and say; tests/lib.sh itself is for the tests (a temp
+# dir of its own, THLHP checked before any build, kill -9 at exit), not here.
+T=$W LOG=$W BGPIDS=
+say() { log "$*"; }
+# shellcheck source-path=SCRIPTDIR source=../orthanc.sh
+source "$BENCH/../orthanc.sh"
 cleanup() {
 	local p
-	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	for p in $BGPIDS; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-OR_DICOM=$(free_port) OR_HTTP=$(free_port) STORE_PORT=$(free_port) SCP_PORT=$(free_port)
-
-# ---- Orthanc (as tests/orthanc.sh starts it), loaded once ---------------------
-
-OR_DIR=$BENCH_DIR/orthanc-dl-$NP-$NS-$NK
-mkdir -p "$OR_DIR/db"
-cat >"$W/orthanc.json" <<JSON
-{
-  "Name": "thlhp-bench",
-  "StorageDirectory": "$OR_DIR/db",
-  "IndexDirectory": "$OR_DIR/db",
-  "HttpPort": $OR_HTTP,
-  "DicomPort": $OR_DICOM,
-  "DicomAet": "ORTHANC",
-  "RemoteAccessAllowed": false,
-  "AuthenticationEnabled": false,
-  "DicomCheckCalledAet": true,
-  "DicomThreadsCount": 8,
-  "MaximumPduLength": 131072,
-  "SaveJobs": false,
-  "DicomModalities": {
-    "thlhp": [ "THLHP", "127.0.0.1", $STORE_PORT ],
-    "storescp": [ "STORESCP", "127.0.0.1", $SCP_PORT ],
+SCP_PORT=$(free_port)
+OR_DIR=$BENCH_DIR/orthanc-dl-$NP-$NS-$NK   # its storage, kept for the next run
+OR_MODALITIES='"storescp": [ "STORESCP", "127.0.0.1", '$SCP_PORT' ],
     "getscu": [ "GETSCU", "127.0.0.1", 9 ],
-    "movescu": [ "MOVESCU", "127.0.0.1", 9 ]
-  }
-}
-JSON
-or_curl() { local p=$1; shift; curl -sf "$@" "http://127.0.0.1:$OR_HTTP$p"; }
-TCP_NODELAY=1 Orthanc "$W/orthanc.json" >"$W/orthanc.log" 2>&1 &
-OR_PID=$!
-PIDS="$PIDS $OR_PID"
-for _ in $(seq 1 100); do
-	or_curl /system >/dev/null 2>&1 && break
-	kill -0 "$OR_PID" 2>/dev/null || break
-	sleep 0.2
-done
-or_curl /system >/dev/null || { tail -n 20 "$W/orthanc.log" >&2; die "Orthanc did not start"; }
+    "movescu": [ "MOVESCU", "127.0.0.1", 9 ]'
+OR_EXTRA='"DicomThreadsCount": 8,
+  "MaximumPduLength": 131072,
+  "SaveJobs": false'
+orthanc_start >&2   # its failure report (the tail of its log) goes to stderr
 n=$(or_curl /statistics | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["CountInstances"])')
 if [ "$n" != "$NFILES" ]; then
-	note "loading $NFILES instances into Orthanc ($OR_DIR, kept for the next run)"
+	log "loading $NFILES instances into Orthanc ($OR_DIR, kept for the next run)"
 	find "$DATA" -name '*.dcm' -print0 | xargs -0 -P2 -n 16 sh -c \
 		'for f; do curl -sf -X POST --data-binary @"$f" "$0" >/dev/null || exit 1; done' \
 		"http://127.0.0.1:$OR_HTTP/instances" || die "upload to Orthanc failed"
@@ -247,46 +227,45 @@ fi
 
 TITLE="Download from Orthanc over DIMSE (loopback)"
 wait_idle "$TITLE"
-declare -A T C
-for r in $(seq 1 "$BENCH_RUNS"); do
+declare -A SECS CPUS   # contender -> its wall, CPU seconds, one per run (not T: the scratch dir)
+for r in $(seq 1 "$RUNS"); do
 	for c in $NAMES; do
-		note "round $r: $c"
-		tv=${T[$c]:-} tv_cpu=${C[$c]:-}
-		timed tv "c_$c"
-		T[$c]=$tv C[$c]=$tv_cpu
+		log "round $r: $c"
+		time_sh "c_$c"
+		SECS[$c]+=" $WALL_LAST" CPUS[$c]+=" $CPU_LAST"
 		[ "$r" -gt 1 ] || fetched_ok "$c"
 	done
 done
-LOAD_AFTER_NOTE=$(load_note)
+load=$(load_note)
 
 # ---- the report ------------------------------------------------------------------
 
 echo "## $TITLE"
 echo
 printf '%d patients x %d series x %d slices of 512x512 16-bit CT (%d series, %d instances, %.0f MB) from Orthanc on 127.0.0.1, each contender into an empty folder; median of %d runs. Ratio: the contender'"'"'s MB/s divided by thlhp-make'"'"'s with the same retrieve and parallelism (-j1 or -j4); above 1 the contender is faster.\n' \
-	"$NP" "$NS" "$NK" "$NSER" "$NFILES" "$(awk -v b="$BYTES" 'BEGIN { print b / 1e6 }')" "$BENCH_RUNS"
+	"$NP" "$NS" "$NK" "$NSER" "$NFILES" "$(awk -v b="$BYTES" 'BEGIN { print b / 1e6 }')" "$RUNS"
 echo
 echo "| contender | median s | MB/s | client CPU s | ratio to thlhp-make |"
 echo "|---|---:|---:|---:|---:|"
 for c in $NAMES; do
 	# shellcheck disable=SC2086
-	m=$(median ${T[$c]})
+	m=$(median ${SECS[$c]})
 	# shellcheck disable=SC2086
-	mp=$(median ${T[${PEER[$c]}]})
+	mp=$(median ${SECS[${PEER[$c]}]})
 	# shellcheck disable=SC2086
-	printf '| %s | %s | %s | %s | %s |\n' "${LABEL[$c]}" "$m" "$(mbps "$BYTES" "$m")" "$(median ${C[$c]})" \
+	printf '| %s | %.3f | %s | %.3f | %s |\n' "${LABEL[$c]}" "$m" "$(mbps "$BYTES" "$m")" "$(median ${CPUS[$c]})" \
 		"$(ratio "$(mbps "$BYTES" "$m")" "$(mbps "$BYTES" "$mp")")"
 done
 echo
 # shellcheck disable=SC2086
 printf -- '- thlhp-make -j4 / -j1: get %sx, move %sx\n' \
-	"$(ratio "$(median ${T[get1]})" "$(median ${T[get4]})")" \
-	"$(ratio "$(median ${T[move1]})" "$(median ${T[move4]})")"
+	"$(ratio "$(median ${SECS[get1]})" "$(median ${SECS[get4]})")" \
+	"$(ratio "$(median ${SECS[move1]})" "$(median ${SECS[move4]})")"
 echo '- thlhp-make runs the whole `download` target from an empty state: the C-FIND walk (patients, studies, series), an IMAGE-level C-FIND per series, the retrieve, and for each instance a temp file, a size and header check, then (on a thread of the job, while the next arrives) fsync, hash and rename; the loops are handed the study and series UIDs and write without fsync'
 echo "- thlhp-make: protocol = dimse, max_associations = 4 (-j1 and -j4), max_requests_per_minute = 1000000 (the limit, so the token bucket never waits), timeout 30, no TCP_NODELAY in its environment; it disables Nagle itself: setsockopt(TCP_NODELAY, 1) seen under strace: $NODELAY"
 echo '- client CPU: user + system seconds of the contender'"'"'s processes (getscu/movescu and storescp, or thlhp-make with its storage SCP); Orthanc'"'"'s is not counted'
 echo "- Orthanc $(or_curl /system | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["Version"])'), DicomThreadsCount 8, MaximumPduLength 131072, TCP_NODELAY=1; storage in the page cache"
 echo "- DCMTK $(getscu --version 2>/dev/null | sed -n 's/.*getscu \(v[0-9.]*\).*/\1/p' | head -1) getscu, movescu, storescp with TCP_NODELAY=1 and -pdu 131072 (thlhp-make proposes 131072 too)"
 echo "- thlhp-make: $("$THLHP" --version 2>/dev/null | head -1), $THLHP"
-echo "- $(nproc) CPUs ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)), everything on one host; $LOAD_AFTER_NOTE"
+echo "- $(nproc) CPUs ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)), everything on one host; $load"
 echo

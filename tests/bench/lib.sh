@@ -1,20 +1,26 @@
-# tests/bench/lib.sh - sourced by the benchmark scripts of tests/bench/.
+# tests/bench/lib.sh - sourced by every script of tests/bench/.
 #
 # Every bench script prints one markdown section (## title, a table, notes)
-# on stdout and nothing else there; progress goes to stderr (log).
-# run-all.sh collects the sections into BENCHMARKS.md.
+# on stdout and nothing else there; progress goes to stderr (log).  It exits
+# 0 when it printed its section, 2 when it failed (die), 3 when the machine
+# never became idle (wait_idle).  run-all.sh collects the sections into
+# BENCHMARKS.md.
 #
 # Environment:
 #   THLHP        the binary to measure.  Default: an optimized build (-O2, no
 #                sanitizers) of this checkout in $BENCH_DIR/build, made or
 #                brought up to date by `make` on every run.
-#   BENCH_DIR    work dir for generated data, cached between runs
-#                (default /tmp/thlhp-bench).
+#   BENCH_DIR    work dir for generated data (trees, CT series, Orthanc's
+#                storage), cached between runs (default /tmp/thlhp-bench).
 #   BENCH_SCALE  full (default) or small (a quick pass for development; its
 #                numbers are not the benchmark).
-#   RUNS         timed runs per contender (default 5, at least 3).
+#   RUNS         timed runs per contender, the median reported (at least 3).
+#                Default 5; a script whose runs are long sets its own default
+#                before sourcing this file (zip.sh, download.sh: 3).
 #   IDLE_LOAD    1-minute load average under which the machine counts as
 #                idle (default 0.7); IDLE_WAIT seconds to wait for it (2400).
+#   BENCH_BUSY_OK  1: time even when the machine never became idle, the
+#                numbers marked as such (default: exit 3, see wait_idle).
 # shellcheck shell=bash
 
 set -u
@@ -23,6 +29,7 @@ export LC_ALL=C.UTF-8 TZ=UTC
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(cd "$BENCH/../.." && pwd)
 PY=/usr/bin/python3
+SCRIPT=$(basename "$0" .sh)
 BENCH_DIR=${BENCH_DIR:-/tmp/thlhp-bench}
 BENCH_SCALE=${BENCH_SCALE:-full}
 RUNS=${RUNS:-5}
@@ -32,56 +39,185 @@ IDLE_WAIT=${IDLE_WAIT:-2400}
 case $BENCH_SCALE in full | small) ;; *) echo "BENCH_SCALE is full or small" >&2; exit 2 ;; esac
 mkdir -p "$BENCH_DIR"
 
-log() { printf '%s: %s\n' "$(basename "$0" .sh)" "$*" >&2; }
+log() { printf '%s: %s\n' "$SCRIPT" "$*" >&2; }
 die() { log "$*"; exit 2; }
 
-# need CMD PACKAGE... : install the Debian packages when CMD is missing.
-need() {
-	local cmd=$1; shift
-	command -v "$cmd" >/dev/null 2>&1 || need_pkg "$@"
-}
+# ---- what the benchmarks need ---------------------------------------------
 
-need_pkg() {
-	local sudo=
+# bench_install PKG... : apt-get install those of the Debian packages that
+# dpkg does not list as installed (as tests/run.sh).  Installing orthanc
+# starts its system service: it is stopped, the benchmarks start their own.
+bench_install() {
+	local p missing=() sudo=
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+	done
+	[ "${#missing[@]}" -gt 0 ] || return 0
+	log "installing ${missing[*]}"
 	[ "$(id -u)" -eq 0 ] || sudo=sudo
-	log "installing $*"
-	$sudo apt-get update -qq >/dev/null &&
-		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null 2>&1 ||
-		die "apt-get install $* failed"
+	{ $sudo apt-get update -qq >/dev/null &&
+		$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
+		die "apt-get install ${missing[*]} failed"
+	case " ${missing[*]}" in *" orthanc"*) $sudo service orthanc stop >/dev/null 2>&1 ;; esac
+	return 0
 }
 
-need_common() {
-	need /usr/bin/time time
-	"$PY" -c 'import pydicom' 2>/dev/null || need_pkg python3-pydicom
-}
-
-# Build (or bring up to date) the optimized binary unless THLHP is given.
+# thlhp_binary : the binary to measure in THLHP: the one given, or an
+# optimized build of this checkout in $BENCH_DIR/build (configured once,
+# brought up to date by make).  Warns when it has AddressSanitizer in it.
 thlhp_binary() {
 	if [ -n "${THLHP:-}" ]; then
 		[ -x "$THLHP" ] || die "THLHP=$THLHP is not an executable"
-		return 0
+	else
+		local b=$BENCH_DIR/build
+		bench_install autoconf automake pkg-config
+		if [ ! -x "$TOP/configure" ]; then
+			log "autoreconf -fi in $TOP"
+			(cd "$TOP" && autoreconf -fi) >&2 || die "autoreconf failed"
+		fi
+		mkdir -p "$b"
+		if [ ! -f "$b/Makefile" ]; then
+			log "configuring an optimized build in $b (CFLAGS=-O2, no sanitizers)"
+			(cd "$b" && CFLAGS=-O2 CXXFLAGS=-O2 "$TOP/configure") >"$b/configure.log" 2>&1 ||
+				die "configure failed: see $b/configure.log"
+		fi
+		(cd "$b" && make -j2 thlhp-make) >"$b/make.log" 2>&1 || die "make failed: see $b/make.log"
+		THLHP=$b/thlhp-make
 	fi
-	local b=$BENCH_DIR/build
-	need autoreconf autoconf automake
-	need pkg-config pkg-config
-	if [ ! -x "$TOP/configure" ]; then
-		log "autoreconf -fi in $TOP"
-		(cd "$TOP" && autoreconf -fi) >&2 || die "autoreconf failed"
+	if nm -D "$THLHP" 2>/dev/null | grep -q __asan_init; then
+		log "warning: $THLHP is built with sanitizers; its numbers mean little"
 	fi
-	mkdir -p "$b"
-	if [ ! -f "$b/Makefile" ]; then
-		log "configuring an optimized build in $b (CFLAGS=-O2, no sanitizers)"
-		(cd "$b" && CFLAGS=-O2 CXXFLAGS=-O2 "$TOP/configure") >"$b/configure.log" 2>&1 ||
-			die "configure failed: see $b/configure.log"
-	fi
-	(cd "$b" && make -j2 thlhp-make) >"$b/make.log" 2>&1 || die "make failed: see $b/make.log"
-	THLHP=$b/thlhp-make
 }
 
-# ---- data ---------------------------------------------------------------
+# ---- an idle machine -------------------------------------------------------
 
-# bench_tree P S I : a project dir for P patients x S series x I instances, built
-# once by thlhp-make (folder source) and cached; prints its path.
+# Load average over the last minute.
+load1() { cut -d' ' -f1 /proc/loadavg; }
+
+# wait_idle TITLE : call before the timed runs.  At full size, wait until
+# the 1-minute load average is at most IDLE_LOAD (checking every 60 s, up
+# to IDLE_WAIT s); sets LOAD_BEFORE.  If it never gets there, IDLE=no, and
+# with BENCH_BUSY_OK=1 the timings go on (load_note says so); else the
+# section TITLE says that the full-size run is still to be done, and the
+# script stops (exit 3).  BENCH_SCALE=small does not wait.
+IDLE=yes LOAD_BEFORE=
+wait_idle() {
+	local waited=0
+	LOAD_BEFORE=$(load1)
+	[ "$BENCH_SCALE" = full ] || return 0
+	while awk -v l="$LOAD_BEFORE" -v m="$IDLE_LOAD" 'BEGIN { exit !(l > m) }'; do
+		if [ "$waited" -ge "$IDLE_WAIT" ]; then
+			IDLE=no
+			log "load average $LOAD_BEFORE after ${waited}s of waiting: the machine is not idle"
+			if [ "${BENCH_BUSY_OK:-0}" = 1 ]; then
+				log "timing anyway (BENCH_BUSY_OK=1); the numbers are marked as taken on a busy machine"
+				return 0
+			fi
+			printf '## %s\n\nNot measured: the 1-minute load average stayed above %s for %s s\n' \
+				"$1" "$IDLE_LOAD" "$IDLE_WAIT"
+			printf '(last %s); the full-size run is still to be done on an idle machine.\n' "$LOAD_BEFORE"
+			exit 3
+		fi
+		log "load average $LOAD_BEFORE > $IDLE_LOAD: waiting 60 s for the machine to be idle"
+		sleep 60
+		waited=$((waited + 60))
+		LOAD_BEFORE=$(load1)
+	done
+}
+
+# load_note : for the notes, right after the timed runs: the load average
+# before and after them, and whether the machine never became idle.
+load_note() {
+	printf 'load average (1 min) before the timed runs: %s, after: %s' "$LOAD_BEFORE" "$(load1)"
+	[ "$IDLE" = yes ] ||
+		printf ' (the machine never became idle: these numbers were taken while other work ran)'
+	printf '\n'
+}
+
+# CAN_DROP=1: drop_caches works (root), for noop.sh's cold-cache runs.
+CAN_DROP=0
+# shellcheck disable=SC2034
+[ "$(id -u)" -eq 0 ] && [ -w /proc/sys/vm/drop_caches ] && CAN_DROP=1
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+# ---- timing ----------------------------------------------------------------
+#
+# Two helpers, for two kinds of contender:
+#
+#   time_cmd EXPECT CMD...  one program (not a shell function), under
+#                           /usr/bin/time -v for its peak RSS: the short
+#                           checks of noop.sh and scaling.sh.  EXPECT is
+#                           the exit status that means "done" ("any": no
+#                           check; RC_LAST has it).
+#   time_sh CMD...          anything the shell runs: a function with loops,
+#                           pipelines, xargs, servers started and stopped;
+#                           CPU from bash's `times` (the children waited
+#                           for): the long runs of zip.sh and download.sh.
+#                           Any failure is a failure.
+#
+# Both run CMD once in the current dir, its stdout and stderr to $LAST_LOG,
+# and set WALL_LAST (seconds, around the whole run) and CPU_LAST (user +
+# system seconds of its processes: on a busy machine the wall time is mostly
+# waiting for a CPU, this is not); time_cmd also RSS_LAST (peak, KB).  A run
+# that fails stops the benchmark: a number for work not done would be a lie.
+LAST_LOG=$BENCH_DIR/last-$SCRIPT.log
+
+# shellcheck disable=SC2034  # the *_LAST results are the caller's
+time_cmd() {
+	local expect=$1 t0
+	shift
+	t0=$EPOCHREALTIME
+	/usr/bin/time -v -o "$LAST_LOG.time" "$@" >"$LAST_LOG" 2>&1
+	RC_LAST=$?   # /usr/bin/time exits with the command's status
+	WALL_LAST=$(sub "$EPOCHREALTIME" "$t0")   # about 1 ms of /usr/bin/time's own, the same for all
+	if [ "$expect" != any ] && [ "$RC_LAST" -ne "$expect" ]; then
+		tail -n 20 "$LAST_LOG" >&2
+		die "$* exited $RC_LAST (expected $expect)"
+	fi
+	RSS_LAST=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$LAST_LOG.time")
+	CPU_LAST=$(awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.2f", s }' "$LAST_LOG.time")
+}
+
+# cpu_of FILE : user + system CPU seconds of the waited-for children in
+# FILE, the output of bash's `times`.
+cpu_of() {
+	sed -n 2p "$1" | tr -d 's' | awk '{ split($1, u, "m"); split($2, y, "m")
+		printf "%.3f\n", u[1] * 60 + u[2] + y[1] * 60 + y[2] }'
+}
+
+# shellcheck disable=SC2034
+time_sh() {
+	local t0
+	# `times` in this shell: a subshell would count only children of its own.
+	times >"$LAST_LOG.times0"
+	t0=$EPOCHREALTIME
+	"$@" >"$LAST_LOG" 2>&1 || { tail -n 20 "$LAST_LOG" >&2; die "failed: $*"; }
+	WALL_LAST=$(sub "$EPOCHREALTIME" "$t0")
+	times >"$LAST_LOG.times1"
+	CPU_LAST=$(awk -v a="$(cpu_of "$LAST_LOG.times0")" -v b="$(cpu_of "$LAST_LOG.times1")" \
+		'BEGIN { printf "%.3f", b - a }')
+}
+
+# ---- numbers ---------------------------------------------------------------
+
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a - b }'; }
+fmt_s() { awk -v a="$1" 'BEGIN { if (a < 0.1) printf "%.4f", a; else if (a < 10) printf "%.3f", a; else printf "%.1f", a }'; }
+
+# median X... : the median of the numbers, at their precision (the middle
+# one of an odd count, the mean of the two middle ones to 6 decimals).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# mbps BYTES SECONDS
+mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / 1e6 / s }'; }
+
+# ratio A B : A / B with 2 decimals
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# ---- data ------------------------------------------------------------------
+
+# bench_tree P S I : a project dir for P patients x S series x I instances
+# (small files, gen_tree.py), built once by thlhp-make (folder source) and
+# cached; prints its path.
 # Inside: src/ (the folder "PACS"), thlhp.ini, data/dicom, data/zip, .thlhp/.
 bench_tree() {
 	local p=$1 s=$2 i=$3 d
@@ -135,83 +271,29 @@ bench_tree() {
 	printf '%s\n' "$d"
 }
 
-
-# ---- measuring ----------------------------------------------------------
-
-sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a - b }'; }
-fmt_s() { awk -v a="$1" 'BEGIN { if (a < 0.1) printf "%.4f", a; else if (a < 10) printf "%.3f", a; else printf "%.1f", a }'; }
-
-# median X... : the median of the numbers.
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
-# Load average over the last minute.
-load1() { cut -d' ' -f1 /proc/loadavg; }
-
-# wait_idle : wait until the 1-minute load is under IDLE_LOAD (checking
-# every 60 s, up to IDLE_WAIT s); sets LOAD_BEFORE.  Fails if never idle.
-wait_idle() {
-	local waited=0
-	while awk -v l="$(load1)" -v m="$IDLE_LOAD" 'BEGIN { exit !(l > m) }'; do
-		if [ "$waited" -ge "$IDLE_WAIT" ]; then
-			LOAD_BEFORE=$(load1)
-			log "load average $(load1) after ${waited}s of waiting: the machine is not idle"
-			return 1
-		fi
-		log "load average $(load1) > $IDLE_LOAD: waiting 60 s for the machine to be idle"
-		sleep 60
-		waited=$((waited + 60))
-	done
-	LOAD_BEFORE=$(load1)
-	return 0
-}
-
-# not_idle TITLE : the machine stayed busy.  With BENCH_BUSY_OK=1 the timings
-# go on, marked as taken on a busy machine; else the section says that the
-# full-size run is still to be done, and the script stops (exit 3).
-not_idle() {
-	if [ "${BENCH_BUSY_OK:-0}" = 1 ]; then
-		IDLE=no
-		log "timing anyway (BENCH_BUSY_OK=1); the numbers are marked as taken on a busy machine"
+# gen_data DIR PATIENTS SERIES SLICES PREFIX : realistic CT series (512x512
+# 16-bit, gen_ct.py) under DIR, made once and cached (files already there
+# are kept), two generators at once.
+gen_data() {
+	local dir=$1 np=$2 ns=$3 nk=$4 prefix=$5 stamp
+	stamp="$np x $ns x $nk v1"
+	if [ "$(cat "$dir.complete" 2>/dev/null)" = "$stamp" ]; then
 		return 0
 	fi
-	printf '## %s\n\nNot measured: the 1-minute load average stayed above %s for %s s\n' \
-		"$1" "$IDLE_LOAD" "$IDLE_WAIT"
-	printf '(last %s); the full-size run is still to be done on an idle machine.\n' "$LOAD_BEFORE"
-	exit 3
+	log "generating $np patients x $ns series x $nk slices of 512x512 CT into $dir"
+	mkdir -p "$dir"
+	"$PY" "$BENCH/gen_ct.py" "$dir" --patients "$np" --series "$ns" --slices "$nk" \
+		--prefix "$prefix" --part 0/2 >/dev/null &
+	"$PY" "$BENCH/gen_ct.py" "$dir" --patients "$np" --series "$ns" --slices "$nk" \
+		--prefix "$prefix" --part 1/2 >/dev/null || die "gen_ct.py failed"
+	wait $! || die "gen_ct.py failed"
+	printf '%s\n' "$stamp" >"$dir.complete"
 }
 
-CAN_DROP=0
-[ "$(id -u)" -eq 0 ] && [ -w /proc/sys/vm/drop_caches ] && CAN_DROP=1
-drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+# bytes_of DIR : total size of the .dcm files below DIR
+bytes_of() { find "$1" -type f -name '*.dcm' -printf '%s\n' | awk '{ s += $1 } END { printf "%d\n", s }'; }
 
-# timeit OUT EXPECT CMD... : run CMD once in the current dir; append its wall
-# seconds to the list named OUT and remember its peak RSS (KB, from
-# /usr/bin/time -v) in RSS_LAST.  EXPECT is the exit status that means "up to
-# date" ("any" for no check).  Wall time is taken around /usr/bin/time
-# (about 1 ms of its own, the same for every contender).
-TIMEIT_OUT=$BENCH_DIR/.timeit.$$
-timeit() {
-	local out=$1 expect=$2 t0 t1 rc
-	shift 2
-	t0=$EPOCHREALTIME
-	/usr/bin/time -v -o "$TIMEIT_OUT.time" "$@" >"$TIMEIT_OUT.out" 2>&1
-	rc=$?
-	t1=$EPOCHREALTIME
-	# /usr/bin/time exits with the command's status.
-	if [ "$expect" != any ] && [ "$rc" -ne "$expect" ]; then
-		log "$* exited $rc (expected $expect); its output:"
-		head -20 "$TIMEIT_OUT.out" >&2
-		return 1
-	fi
-	RC_LAST=$rc
-	RSS_LAST=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$TIMEIT_OUT.time")
-	# CPU seconds (user + system): on a busy machine the wall time is
-	# mostly waiting for a CPU, this is not.
-	CPU_LAST=$(awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.2f", s }' "$TIMEIT_OUT.time")
-	eval "$out+=(\"\$(sub \"\$t1\" \"\$t0\")\")"
-}
-
-# ---- describing the machine ----------------------------------------------
+# ---- describing the machine ------------------------------------------------
 
 machine() {
 	local cpu mem

@@ -17,11 +17,7 @@
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-need_common
-need ninja ninja-build
-need make make
-need snakemake snakemake
-need zip zip
+bench_install time python3-pydicom ninja-build make snakemake zip strace
 thlhp_binary
 
 if [ "$BENCH_SCALE" = small ]; then
@@ -109,7 +105,8 @@ measure() {
 	for ((k = 0; k < n; k++)); do
 		[ "$mode" = cold ] && drop_caches
 		# shellcheck disable=SC2086
-		timeit t any ${cmds[$i]} || exit 2
+		time_cmd any ${cmds[$i]}
+		t+=("$WALL_LAST")
 		if [ "$i" -eq "$SNAKE" ] && [ "$RC_LAST" -eq 124 ]; then
 			RES[$i,$mode]="> $SNAKEMAKE_TIMEOUT"
 			RSS[$i,$mode]=$RSS_LAST
@@ -118,9 +115,9 @@ measure() {
 		fi
 		RSS[$i,$mode]=$RSS_LAST
 		c+=("$CPU_LAST")
-		if [ -n "${expect_out[$i]}" ] && ! grep -q "${expect_out[$i]}" "$TIMEIT_OUT.out"; then
+		if [ -n "${expect_out[$i]}" ] && ! grep -q "${expect_out[$i]}" "$LAST_LOG"; then
 			log "${labels[$i]}: its output lacks '${expect_out[$i]}':"
-			head -20 "$TIMEIT_OUT.out" >&2
+			head -20 "$LAST_LOG" >&2
 			exit 2
 		fi
 	done
@@ -133,12 +130,7 @@ set -f   # the commands are split into words, never globbed
 log "checking that every contender sees the tree as up to date"
 for i in "${!cmds[@]}"; do [ "$i" -eq "$SNAKE" ] || check_noop "$i"; done
 
-if [ "$BENCH_SCALE" = full ]; then
-	wait_idle || not_idle "$TITLE"
-else
-	LOAD_BEFORE=$(load1)
-fi
-load_before=$LOAD_BEFORE
+wait_idle "$TITLE"
 modes="warm"
 [ "$CAN_DROP" = 1 ] && modes="warm cold"
 for mode in $modes; do
@@ -154,11 +146,10 @@ for mode in $modes; do
 		measure "$i" "$mode"
 	done
 done
-load_after=$(load1)
+load=$(load_note)
 
 # What each does to the file system: stat-family and total system calls,
 # counted once by strace -c (not timed).
-need strace strace
 declare -A NSTAT NSYS
 for i in 0 2 3 "$FIND_FLOOR" 5; do
 	# shellcheck disable=SC2086
@@ -169,7 +160,7 @@ done
 
 # ---- the table --------------------------------------------------------------
 
-ratio() {   # ratio T BASE
+ratio_x() { # ratio_x T BASE : T / BASE as "12.3x"
 	case $1 in ">"*) awk -v a="${1#> }" -v b="$2" 'BEGIN { printf "> %.0fx", a / b }' ;;
 	*) awk -v a="$1" -v b="$2" 'BEGIN { r = a / b; if (r >= 100) printf "%.0fx", r; else if (r >= 10) printf "%.1fx", r; else printf "%.2fx", r }' ;;
 	esac
@@ -198,10 +189,10 @@ else
 	echo "|---|---:|---:|---:|---:|"
 fi
 for i in "${!cmds[@]}"; do
-	row="| \`${labels[$i]}\` | $(cell "${RES[$i,warm]}") | $(ratio "${RES[$i,warm]}" "$base_w") | ${CPU[$i,warm]:-?} s"
+	row="| \`${labels[$i]}\` | $(cell "${RES[$i,warm]}") | $(ratio_x "${RES[$i,warm]}" "$base_w") | ${CPU[$i,warm]:-?} s"
 	if [ "$CAN_DROP" = 1 ]; then
 		if [ -n "${RES[$i,cold]:-}" ]; then
-			row="$row | $(cell "${RES[$i,cold]}") | $(ratio "${RES[$i,cold]}" "${RES[0,cold]}")"
+			row="$row | $(cell "${RES[$i,cold]}") | $(ratio_x "${RES[$i,cold]}" "${RES[0,cold]}")"
 		else
 			row="$row | not run (see notes) | "
 		fi
@@ -217,10 +208,10 @@ echo
 verdict() { if awk "BEGIN { exit !($1) }"; then echo "met"; else echo "**missed**"; fi; }
 sn=${RES[$SNAKE,warm]#> }
 echo "Targets (warm): thlhp-make at or below ninja: $(verdict "$base_w <= ${RES[2,warm]}")"
-echo "($(ratio "${RES[2,warm]}" "$base_w") faster);"
-echo "at least 100x faster than Snakemake: $(verdict "$sn / $base_w >= 100") ($(ratio "${RES[$SNAKE,warm]}" "$base_w"));"
+echo "($(ratio_x "${RES[2,warm]}" "$base_w") faster);"
+echo "at least 100x faster than Snakemake: $(verdict "$sn / $base_w >= 100") ($(ratio_x "${RES[$SNAKE,warm]}" "$base_w"));"
 echo "within 3x of the directories-only stat floor: $(verdict "$base_w <= 3 * ${RES[$FIND_FLOOR,warm]}")"
-echo "($(ratio "$base_w" "${RES[$FIND_FLOOR,warm]}") of it)."
+echo "($(ratio_x "$base_w" "${RES[$FIND_FLOOR,warm]}") of it)."
 echo
 echo "Notes:"
 echo
@@ -229,7 +220,7 @@ echo "  the peak RSS; it adds about 1 ms to every contender). Warm: after a"
 echo "  warm-up run, everything in the page cache. Cold: \`echo 3 >"
 echo "  /proc/sys/vm/drop_caches\` before each run. CPU: the median of user + system"
 echo "  seconds (\`/usr/bin/time\`) over the warm runs, which a busy machine does not inflate.$([ "$CAN_DROP" = 1 ] || echo " Not run: not root.")"
-echo "- Load average (1 min) before the timed runs: $load_before, after: $load_after$([ "${IDLE:-yes}" = no ] && echo " (the machine never became idle: these numbers were taken while other work ran)")."
+echo "- The $load."
 echo "- thlhp-make: folder source, SQLite state; \`--offline -q\` reads the stored"
 echo "  catalog and stats each series folder and archive. \`-q\` without"
 echo "  \`--offline\` also runs the query, which for a folder source walks the"

@@ -2,24 +2,28 @@
 # run-all.sh - run every benchmark of tests/bench/ and write BENCHMARKS.md at
 # the top of the checkout, with the chart tests/bench/scaling.png (gnuplot).
 #
-#   tests/bench/run-all.sh         # THLHP, BENCH_DIR, BENCH_SCALE, RUNS: see lib.sh
+#   tests/bench/run-all.sh         # THLHP, BENCH_DIR, BENCH_SCALE, RUNS, IDLE_*: see lib.sh
 #   tests/bench/run-all.sh noop    # run only these; the others' sections are
 #                                  # their last ones, from $BENCH_DIR/run-all/
 #
-# Runs each tests/bench/*.sh but itself and the shared libraries (lib*.sh),
-# in name order.  Each prints one markdown section on stdout (## title, a
-# table, notes) and its progress on stderr; the sections are collected as
-# they are.  A script that fails leaves a line saying so and the others go
-# on; the exit status is then 1.  A script finding the machine busy for
-# IDLE_WAIT seconds prints a section saying so and exits 3.  Not part of tests/run.sh: run it by hand on
-# an otherwise idle machine (each script takes up to ~15 minutes on 2 cores).
+# Runs each tests/bench/*.sh but itself and the shared lib.sh, in name
+# order.  Each prints one markdown section on stdout (## title, a table,
+# notes) and its progress on stderr; the sections are collected as they
+# are.  A script that fails leaves a line saying so and the others go on;
+# the exit status is then 1.  A script finding the machine busy for
+# IDLE_WAIT seconds prints a section saying so and exits 3.
+# BENCH_SCALE=small writes $BENCH_DIR/BENCHMARKS-small.md and
+# scaling-small.png instead, leaving the checkout alone.  Not part of
+# tests/run.sh: run it by hand on an otherwise idle machine (each script
+# takes up to ~15 minutes on 2 cores).
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-need_common
-need gnuplot gnuplot-nox
+bench_install gnuplot-nox
 thlhp_binary
-export THLHP BENCH_DIR BENCH_SCALE RUNS IDLE_LOAD IDLE_WAIT
+# Not RUNS: a script has its own default unless one is given (then it is in
+# the environment already).
+export THLHP BENCH_DIR BENCH_SCALE IDLE_LOAD IDLE_WAIT
 
 OUT=$TOP/BENCHMARKS.md
 PNG=$BENCH/scaling.png
@@ -31,7 +35,7 @@ only=" $* "
 failed=0 sections=()
 for s in "$BENCH"/*.sh; do
 	b=$(basename "$s")
-	case $b in run-all.sh | lib*.sh) continue ;; esac
+	case $b in run-all.sh | lib.sh) continue ;; esac
 	if [ "$only" != "  " ] && [[ $only != *" ${b%.sh} "* ]]; then
 		if [ -s "$work/${b%.sh}.md" ]; then
 			log "$b: not run; its section from $(date -u -r "$work/${b%.sh}.md" '+%Y-%m-%d %H:%M UTC')"

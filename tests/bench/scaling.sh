@@ -12,7 +12,7 @@
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-need_common
+bench_install time python3-pydicom gdb
 thlhp_binary
 
 NI=${SCALE_INSTANCES:-2}
@@ -28,7 +28,8 @@ fi
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }   # KiB -> MiB, not truncated
 
 # One measurement: RUNS warm runs (after a warm-up) of thlhp-make and of the
-# directories-only stat floor, in project dir D.  Sets T_MED, F_MED, RSS_MAX.
+# directories-only stat floor, in project dir D.  Sets T_MED, F_MED, C_MED
+# (CPU), RSS_MAX.
 measure_tree() {
 	local d=$1 t=() f=() c=() k
 	RSS_MAX=0
@@ -37,11 +38,12 @@ measure_tree() {
 	set -f
 	"$THLHP" --offline -q all || die "$d: not up to date"
 	for ((k = 0; k < RUNS; k++)); do
-		timeit t 0 "$THLHP" --offline -q all || exit 2
+		time_cmd 0 "$THLHP" --offline -q all
+		t+=("$WALL_LAST") c+=("$CPU_LAST")
 		[ "$RSS_LAST" -gt "$RSS_MAX" ] && RSS_MAX=$RSS_LAST
-		c+=("$CPU_LAST")
-		timeit f 0 find data/zip data/dicom -maxdepth 3 "(" -path "data/zip/*" -o \
-			-path "data/dicom/*/*/*" ")" -newer "$d/ref" || exit 2
+		time_cmd 0 find data/zip data/dicom -maxdepth 3 "(" -path "data/zip/*" -o \
+			-path "data/dicom/*/*/*" ")" -newer "$d/ref"
+		f+=("$WALL_LAST")
 	done
 	set +f
 	T_MED=$(median "${t[@]}")
@@ -67,12 +69,7 @@ big=$BENCH_DIR/tree-1000-10-20
 [ "$BENCH_SCALE" = small ] && big=$BENCH_DIR/tree-100-10-20
 [ -f "$big/built" ] || big=
 
-if [ "$BENCH_SCALE" = full ]; then
-	wait_idle || not_idle "$TITLE"
-else
-	LOAD_BEFORE=$(load1)
-fi
-load_before=$LOAD_BEFORE
+wait_idle "$TITLE"
 
 dat=$BENCH_DIR/scaling.dat
 echo "# series instances_per_series seconds floor_seconds peak_rss_mb cpu_seconds" >"$dat"
@@ -96,12 +93,11 @@ if [ -n "$big" ]; then
 	measure_tree "$big"
 	srows+=("| $mid | 20 | $((mid * 20)) | $(fmt_s "$T_MED") s | $C_MED s | $(fmt_s "$F_MED") s | $(mb "$RSS_MAX") MB |")
 fi
-load_after=$(load1)
+load=$(load_note)
 
 # What the peak is made of, at the largest tree: the process is stopped
 # under gdb when the run frees its catalog (planning done, everything still
 # allocated) and /proc/PID/smaps_rollup is read.
-need gdb gdb
 split=$(cd "${trees[-1]}" && gdb -q -batch -ex 'break catalog_free' -ex run \
 	-ex 'python import gdb; print(open("/proc/%d/smaps_rollup" % gdb.selected_inferior().pid).read())' \
 	--args "$THLHP" --offline -q all 2>/dev/null |
@@ -142,7 +138,7 @@ echo "Notes:"
 echo
 echo "- Wall time around \`/usr/bin/time -v\` (peak RSS and CPU, user + system, from it),"
 echo "  warm page cache; CPU is what a busy machine does not inflate."
-echo "- Load average (1 min) before the timed runs: $load_before, after: $load_after$([ "${IDLE:-yes}" = no ] && echo " (the machine never became idle: these numbers were taken while other work ran)")."
+echo "- The $load."
 echo "- Trees from \`tests/bench/gen_tree.py\` (small DICOM files), built once by"
 echo "  \`thlhp-make -j2\` 500 patients a run (one run over 100k series is quadratic in"
 echo "  its scheduler's status scan) and cached in $BENCH_DIR (BENCH_SCALE=$BENCH_SCALE)."

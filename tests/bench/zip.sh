@@ -8,24 +8,25 @@
 #   Python zipfile                  as a Snakemake rule's run: block does it
 #   thlhp-make -j1 zip, -j2 zip     the zip stage alone (see below)
 #
-# at each level of LEVELS (default "1 6"), RUNS (or BENCH_RUNS) rounds (default 3)
+# at each level of LEVELS (default "1 6"), RUNS rounds (default 3 here)
 # interleaved, medians.  Levels above 1 run on the first SUBSET patients
 # only (default 2 of 8 at full size: deflate -6 on noisy CT is ~5x slower,
-# and the script has to stay under ~15 minutes on 2 CPUs).  Prints a markdown section on stdout; progress on
-# stderr.  What is timed for thlhp-make is only its zip stage: the series
-# are downloaded (hard links from the folder "PACS") and validated by an
-# untimed `thlhp-make -j2 validate` first, then each timed run starts with
-# the archives deleted, so every patient's archive is stale ("archive
-# missing") and nothing else is: the run walks the folder source (stat
-# only), plans, and archives.  That fixed cost is measured on its own (a
-# no-op `thlhp-make zip`) and reported.
+# and the script has to stay under ~15 minutes on 2 CPUs).  What is timed
+# for thlhp-make is only its zip stage: the series are downloaded (hard
+# links from the folder "PACS") and validated by an untimed `thlhp-make -j2
+# validate` first, then each timed run starts with the archives deleted, so
+# every patient's archive is stale ("archive missing") and nothing else is:
+# the run walks the folder source (stat only), plans, and archives.  That
+# fixed cost is measured on its own (a no-op `thlhp-make zip`) and reported.
+# Prints a markdown section on stdout; progress on stderr.
 #
-#   THLHP=/path/to/thlhp-make [BENCH_DIR=/tmp/thlhp-bench] [BENCH_SCALE=small] tests/bench/zip.sh
-set -u
-. "$(dirname "$0")/lib-data.sh"
+#   tests/bench/zip.sh     # THLHP, BENCH_DIR, BENCH_SCALE, RUNS, IDLE_*: see lib.sh
+RUNS=${RUNS:-3}   # its rounds are long: 3 unless RUNS is given
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 bench_install zip unzip time python3-pydicom python3-numpy
-bench_check_thlhp
+thlhp_binary
 LEVELS=${LEVELS:-1 6}
 SUBSET=${SUBSET:-2}
 
@@ -69,7 +70,7 @@ url = sqlite:.thlhp/state.db
 INI
 }
 write_ini 1 'ZIP-*'
-note "download (hard links) and validate $NFILES files, untimed"
+log "download (hard links) and validate $NFILES files, untimed"
 (cd "$PROJ" && "$THLHP" -j2 validate >"$W/validate.log" 2>&1) ||
 	{ tail "$W/validate.log" >&2; die "thlhp-make -j2 validate failed"; }
 [ "$(find "$PROJ/data/dicom" -name '*.dcm' | wc -l)" = "$NFILES" ] ||
@@ -158,33 +159,32 @@ for LEVEL in $LEVELS; do
 	# find only the archives missing
 	rm -f "$PROJ"/data/zip/*.zip
 	(cd "$PROJ" && "$THLHP" -j2 zip >"$W/settle.log" 2>&1) || { tail "$W/settle.log" >&2; die "thlhp-make zip failed"; }
-	for r in $(seq 1 "$BENCH_RUNS"); do
+	for r in $(seq 1 "$RUNS"); do
 		for c in $NAMES; do
-			note "level $LEVEL, round $r: $c"
+			log "level $LEVEL, round $r: $c"
 			key="$LEVEL.$c"
-			tv=${T[$key]:-} tv_cpu=${C[$key]:-}
-			timed tv "c_$c"
-			T[$key]=$tv C[$key]=$tv_cpu
+			time_sh "c_$c"
+			T[$key]+=" $WALL_LAST" C[$key]+=" $CPU_LAST"
 			[ "$r" -gt 1 ] || { zipped_ok "$c"; SIZE[$key]=$(cat "$W/out/${OUTDIR[$c]}"/*.zip | wc -c); }
 		done
-		timed NOOP c_noop
+		time_sh c_noop
+		NOOP+=" $WALL_LAST"
 	done
 	# What thlhp-make's verify does (read every entry back, inflate, CRC),
 	# done by zlib through Python on its archives: its CPU cost alone.
-	vt= vt_cpu=
-	timed vt "$PY" -c 'import sys, zipfile
+	time_sh "$PY" -c 'import sys, zipfile
 for a in sys.argv[1:]:
     assert zipfile.ZipFile(a).testzip() is None, a' "$PROJ"/data/zip/*.zip
-	V[$LEVEL]=$vt_cpu
+	V[$LEVEL]=$CPU_LAST
 done
-LOAD_AFTER_NOTE=$(load_note)
+load=$(load_note)
 
 # ---- the report ------------------------------------------------------------
 
 echo "## $TITLE"
 echo
 printf '%d patients x %d series x %d slices of 512x512 16-bit CT (%s files, %.0f MB), one archive per patient, deflate at the level shown; median of %d runs. Ratio: the contender'"'"'s MB/s divided by thlhp-make'"'"'s at the same parallelism (-j1, or -j2 for the parallel rows); above 1 the contender is faster.\n' \
-	"$NP" "$NS" "$NK" "$NFILES" "$(awk -v b="$BYTES" 'BEGIN { print b / 1e6 }')" "$BENCH_RUNS"
+	"$NP" "$NS" "$NK" "$NFILES" "$(awk -v b="$BYTES" 'BEGIN { print b / 1e6 }')" "$RUNS"
 [ "$(echo $LEVELS)" = 1 ] || echo "Levels above 1 run on the first $SUBSET patients only (deflate -6 is several times slower on noisy CT; this keeps the script under ~15 minutes)."
 echo
 echo "| level | patients (MB) | contender | median s | MB/s of input | CPU s | archives MB | ratio to thlhp-make |"
@@ -198,7 +198,7 @@ for LEVEL in $LEVELS; do
 		# shellcheck disable=SC2086
 		mp=$(median ${T[$LEVEL.${PEER[$c]}]})
 		# shellcheck disable=SC2086
-		printf '| %s | %s (%.0f) | %s | %s | %s | %s | %.0f | %s |\n' "$LEVEL" "${LNP[$LEVEL]}" \
+		printf '| %s | %s (%.0f) | %s | %.3f | %s | %.3f | %.0f | %s |\n' "$LEVEL" "${LNP[$LEVEL]}" \
 			"$(awk -v b="$BYTES" 'BEGIN { print b / 1e6 }')" "${LABEL[$c]//LEVEL/$LEVEL}" "$m" \
 			"$(mbps "$BYTES" "$m")" "$(median ${C[$key]})" "$(awk -v b="${SIZE[$key]}" 'BEGIN { print b / 1e6 }')" \
 			"$(ratio "$(mbps "$BYTES" "$m")" "$(mbps "$BYTES" "$mp")")"
@@ -207,19 +207,19 @@ done
 echo
 for LEVEL in $LEVELS; do
 	# shellcheck disable=SC2086
-	printf -- '- level %s: thlhp-make -j2 / -j1 = %sx; thlhp-make -j1 / Info-ZIP = %sx (wall clock), %sx (CPU). Reading every entry of its archives back (what its verify does; zlib inflate + CRC, timed through Python'"'"'s `testzip`) costs %s CPU s of its %s; without it, thlhp-make -j1 / Info-ZIP would be %sx (CPU)\n' "$LEVEL" \
+	printf -- '- level %s: thlhp-make -j2 / -j1 = %sx; thlhp-make -j1 / Info-ZIP = %sx (wall clock), %sx (CPU). Reading every entry of its archives back (what its verify does; zlib inflate + CRC, timed through Python'"'"'s `testzip`) costs %s CPU s of its %.3f; without it, thlhp-make -j1 / Info-ZIP would be %sx (CPU)\n' "$LEVEL" \
 		"$(ratio "$(median ${T[$LEVEL.thlhp1]})" "$(median ${T[$LEVEL.thlhp2]})")" \
 		"$(ratio "$(median ${T[$LEVEL.infozip]})" "$(median ${T[$LEVEL.thlhp1]})")" \
 		"$(ratio "$(median ${C[$LEVEL.infozip]})" "$(median ${C[$LEVEL.thlhp1]})")" \
-		"${V[$LEVEL]# }" "$(median ${C[$LEVEL.thlhp1]})" \
+		"${V[$LEVEL]}" "$(median ${C[$LEVEL.thlhp1]})" \
 		"$(ratio "$(median ${C[$LEVEL.infozip]})" "$(awk -v a="$(median ${C[$LEVEL.thlhp1]})" -v b="${V[$LEVEL]}" 'BEGIN { print a - b }')")"
 done
 # shellcheck disable=SC2086
-printf -- '- fixed cost inside the thlhp-make rows: a no-op `thlhp-make zip` (walk and stat the folder source, plan, nothing to build) takes %s s (median of %d)\n' \
+printf -- '- fixed cost inside the thlhp-make rows: a no-op `thlhp-make zip` (walk and stat the folder source, plan, nothing to build) takes %.3f s (median of %d)\n' \
 	"$(median $NOOP)" "$(echo $NOOP | wc -w)"
 echo '- thlhp-make does more than write: every archive is reopened and each entry inflated and checked against its CRC, then the archive is hashed (XXH3), fsynced and renamed into place; the others only write (no fsync)'
 echo '- the inputs are in the page cache for every contender (24 GB RAM, data read before); archives are written to the same disk'
 echo "- $(zip -v 2>/dev/null | sed -n 's/^This is \(Zip [^ ]*\).*/Info-ZIP \1/p' | head -1), Python $("$PY" -c 'import sys, zlib; print(sys.version.split()[0], "with zlib", zlib.ZLIB_RUNTIME_VERSION)'), libzip $(pkg-config --modversion libzip 2>/dev/null || echo '?'), zlib $(pkg-config --modversion zlib 2>/dev/null || echo '?')"
 echo "- thlhp-make: $("$THLHP" --version 2>/dev/null | head -1), $THLHP"
-echo "- $(nproc) CPUs ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)); $LOAD_AFTER_NOTE"
+echo "- $(nproc) CPUs ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)); $load"
 echo
