@@ -1,4 +1,5 @@
 /* report.c - -t status (table or CSV) and -t dag (Graphviz DOT). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "report.h"
@@ -190,6 +191,29 @@ colour(int failed, int stale)
 	return failed ? "#f4a6a6" : stale ? "#f7d08a" : "#b9e4b0";
 }
 
+/* A node and its index in the graph, sorted by address. */
+struct nidx {
+	const struct node *n;
+	int i;
+};
+
+static int
+cmp_nidx(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)((const struct nidx *)a)->n;
+	uintptr_t y = (uintptr_t)((const struct nidx *)b)->n;
+
+	return x < y ? -1 : x > y;
+}
+
+static int
+node_index(const struct nidx *v, int n, const struct node *nd)
+{
+	struct nidx key = { nd, 0 }, *hit = bsearch(&key, v, (size_t)n, sizeof(*v), cmp_nidx);
+
+	return hit ? hit->i : -1;
+}
+
 static int
 dag(const struct graph *g, const struct catalog *c, int verbose, FILE *fp)
 {
@@ -200,6 +224,41 @@ dag(const struct graph *g, const struct catalog *c, int verbose, FILE *fp)
 	    "fontname=\"Helvetica\", fontsize=10];\n", fp);
 	fprintf(fp, "\tlabel=\"up to date: green; stale: orange; failed: red%s\";\n",
 	    collapse ? " (one box per patient; -v draws every target)" : "");
+	struct nidx *byaddr = NULL;
+	int *order = NULL, *start = NULL;
+
+	if (!collapse) {
+		/* Nodes by patient row (counting sort, graph order within),
+		 * and by address for the edges: names "n<graph index>", the
+		 * same from run to run. */
+		struct htab at;
+
+		htab_init(&at);
+		for (int i = 0; i < n; i++)
+			htab_put(&at, r[i].p->id, &r[i]);
+		order = xcalloc((size_t)g->n + 1, sizeof(*order));
+		start = xcalloc((size_t)n + 2, sizeof(*start));
+		byaddr = xcalloc((size_t)g->n + 1, sizeof(*byaddr));
+		for (int j = 0; j < g->n; j++) {
+			struct prow *w = htab_get(&at, node_patient(g->node[j])->id);
+
+			order[j] = (int)(w - r);
+			start[order[j] + 2]++;
+			byaddr[j] = (struct nidx){ g->node[j], j };
+		}
+		htab_free(&at);
+		for (int i = 2; i < n + 2; i++)
+			start[i] += start[i - 1];
+		{
+			int *row = order;
+
+			order = xcalloc((size_t)g->n + 1, sizeof(*order));
+			for (int j = 0; j < g->n; j++)
+				order[start[row[j] + 1]++] = j;
+			free(row);
+		}
+		qsort(byaddr, (size_t)g->n, sizeof(*byaddr), cmp_nidx);
+	}
 	for (int i = 0; i < n; i++) {
 		struct prow *w = &r[i];
 
@@ -214,13 +273,12 @@ dag(const struct graph *g, const struct catalog *c, int verbose, FILE *fp)
 		fprintf(fp, "\tsubgraph \"cluster_%d\" {\n\t\tlabel=\"", i);
 		dot_str(fp, w->p->id);
 		fputs("\";\n", fp);
-		for (int j = 0; j < g->n; j++) {
+		for (int o = start[i]; o < start[i + 1]; o++) {
+			int j = order[o];
 			const struct node *nd = g->node[j];
 			const struct series *s = nd->rule == &rule_zip ? NULL : nd->obj;
 
-			if (node_patient(nd) != w->p)
-				continue;
-			fprintf(fp, "\t\t\"n%p\" [label=\"%s\\n", (const void *)nd, nd->rule->name);
+			fprintf(fp, "\t\t\"n%d\" [label=\"%s\\n", j, nd->rule->name);
 			dot_str(fp, s ? s->uid : strrchr(nd->label, '/') ? strrchr(nd->label, '/') + 1 :
 			    nd->label);
 			if (nd->reason) {
@@ -234,9 +292,12 @@ dag(const struct graph *g, const struct catalog *c, int verbose, FILE *fp)
 	}
 	for (int j = 0; !collapse && j < g->n; j++)
 		for (int k = 0; k < g->node[j]->nout; k++)
-			fprintf(fp, "\t\"n%p\" -> \"n%p\";\n", (const void *)g->node[j],
-			    (const void *)g->node[j]->out[k]);
+			fprintf(fp, "\t\"n%d\" -> \"n%d\";\n", j, node_index(byaddr, g->n,
+			    g->node[j]->out[k]));
 	fputs("}\n", fp);
+	free(byaddr);
+	free(order);
+	free(start);
 	rows_free(r, n);
 	return 0;
 }

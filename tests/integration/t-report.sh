@@ -77,5 +77,13 @@ check "an edge from each download to its validate and from each validate to its 
 has_line "the failed series is red" "$OUT" "validate.*fillcolor=\"#f4a6a6\""
 has_line "up-to-date targets are green" "$OUT" 'fillcolor="#b9e4b0"'
 has_line "a quote in a PatientID is escaped in the DOT" "$OUT" 'label="TH-04-\\"q\\",x"'
+cp "$OUT" "$LOG/dag1.dot"
+run -t dag
+check "the same catalog draws the same DOT, byte for byte (node names from the graph, not addresses)" \
+	"$(cmp -s "$OUT" "$LOG/dag1.dot" && echo same)" same
+ok "every edge joins two boxes that are drawn" awk '
+	/\[label=/ { split($1, a, "\""); box[a[2]] = 1 }
+	/ -> / { split($0, e, "\""); if (!(e[2] in box) || !(e[4] in box)) bad = 1 }
+	END { exit bad }' "$OUT"
 
 finish
