@@ -113,8 +113,8 @@ add_series(struct fx *f, struct patient *p, const char *study, const char *uid, 
 	struct series *s = catalog_series(&f->cat, p, study, uid);
 
 	s->expected = n;
-	catalog_set(&s->modality, "CT");
-	catalog_set(&s->study_date, "20200101");
+	catalog_iset(&f->cat, &s->modality, "CT");
+	catalog_iset(&f->cat, &s->study_date, "20200101");
 	return s;
 }
 
@@ -263,14 +263,13 @@ record_archive(struct fx *f, struct patient *p, const char *content)
 	char err[256];
 
 	free(a->path);
-	free(a->settings);
-	free(a->series);
+	free(a->series);   /* settings is interned: the catalog's */
 	a->path = archive_path(f, p);
 	write_file(a->path, content, strlen(content));
 	assert_int_equal(hash_file(a->path, &a->hash, &a->size, &a->mtime, NULL, err, sizeof(err)), 0);
 	a->nseries = p->nwant;
 	a->sig = catalog_archive_sig(p->want, p->nwant, f->ctx.settings);
-	a->settings = xstrdup(f->ctx.settings);
+	a->settings = catalog_intern(&f->cat, f->ctx.settings);
 	a->series = catalog_series_list(p->want, p->nwant);
 	p->has_ar = 1;
 }
