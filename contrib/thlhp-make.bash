@@ -12,16 +12,16 @@ _thlhp_make()
 		words=("${COMP_WORDS[@]}") cword=$COMP_CWORD
 	fi
 	case $prev in
-	-t) mapfile -t COMPREPLY < <(compgen -W 'status dag list init clean' -- "$cur"); return ;;
+	-t) mapfile -t COMPREPLY < <(compgen -W 'status inventory dag qc list init clean' -- "$cur"); return ;;
 	-f | --file) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
 	-C | --directory) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
 	--format) mapfile -t COMPREPLY < <(compgen -W 'table csv' -- "$cur"); return ;;
-	-j | --jobs) return ;;
+	-j | --jobs | --since) return ;;
 	esac
 	if [[ $cur == -* ]]; then
 		mapfile -t COMPREPLY < <(compgen -W '-f --file -C --directory -n --dry-run -q
 			--question -j --jobs -B --always-make -k --keep-going --offline -v
-			--verbose --quiet -t --format --version -h --help' -- "$cur")
+			--verbose --quiet --wait -t --format --since --version -h --help' -- "$cur")
 		return
 	fi
 	local i args=() w list="all query download validate zip"

@@ -37,6 +37,14 @@ query_run(struct job *job)
 	return ctx->src->ops->query(ctx->src, job, r);
 }
 
+/* An attribute as the catalog keeps it: "" (what a PACS answers for one
+ * it has no value of) is none, as in a store migrated from before it. */
+static const char *
+value(const char *s)
+{
+	return s && *s ? s : NULL;
+}
+
 /* Fold what the source holds into the catalog. */
 static void
 merge(struct ctx *ctx, struct query_result *r, int *nnew, int *ngone)
@@ -63,6 +71,8 @@ merge(struct ctx *ctx, struct query_result *r, int *nnew, int *ngone)
 		s->dirty |= catalog_iset(c, &s->modality, f->modality);
 		s->dirty |= catalog_iset(c, &s->sop_class, f->sop_class);
 		s->dirty |= catalog_iset(c, &s->study_date, f->date);
+		s->dirty |= catalog_iset(c, &s->number, value(f->number));
+		s->dirty |= catalog_iset(c, &s->desc, value(f->desc));
 		if (s->expected != f->expected) {
 			s->expected = f->expected;
 			s->dirty = 1;

@@ -136,10 +136,12 @@ validate_run(struct job *job)
 			cur.ok = old && old->ok && old->hash == cur.hash && !job->force;
 		}
 		if (!why && !cur.ok) {
-			if (dcm_check_file(path, &h, err) < 0)
+			if (dcm_check_file(path, &h, err) < 0) {
 				why = err;
-			else
+			} else {
 				why = misplaced(&h, s, *v);
+				dcm_header_free(&h);
+			}
 			cur.ok = why == NULL;
 		}
 		if (why) {

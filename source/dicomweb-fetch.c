@@ -113,7 +113,7 @@ part_end(void *arg, int complete)
 	struct dcm_header h;
 	char e[DCM_ERR_MAX], *dst = NULL, *key;
 	int64_t size, mtime;
-	int rc = 0, fd = v->fd;
+	int rc = 0, fd = v->fd, parsed;
 
 	if (fd < 0)
 		return 0;
@@ -128,8 +128,11 @@ part_end(void *arg, int complete)
 		unlink(v->tmp);
 		return -1;
 	}
-	/* Trust nothing: it parses, it is of this series, it was asked for. */
-	if (dcm_read_header(v->tmp, &h, e) < 0) {
+	/* Trust nothing: it parses, it is of this series, it was asked for
+	 * (the UIDs are all that is looked at). */
+	parsed = dcm_read_header(v->tmp, &h, e) == 0;
+	dcm_header_free(&h);
+	if (!parsed) {
 		if (v->asked)
 			note(v, "what the server sent for instance %s does not parse: %.150s",
 			    v->asked, e);

@@ -34,6 +34,8 @@ int dw_qido_page(const char *url, const char *body, size_t n, json_t **first,
 /* The values of attribute tag ("0020000D") of a DICOM JSON object,
  * backslash-joined, into out; "" when absent.  Numbers (IS) as integers. */
 void dw_attr(json_t *obj, const char *tag, char *out, size_t len);
+/* The same, whole however long: malloc'd, NULL when absent or "". */
+char *dw_attr_dup(json_t *obj, const char *tag);
 /* The fetch (dicomweb-fetch.c). */
 int dw_fetch(struct source *src, struct job *job, struct fetch *f);
 

@@ -7,8 +7,8 @@
  * a regex is matched here, the IDs of patients_file exactly), then
  * /studies/{study}/series for each study with its
  * NumberOfSeriesRelatedInstances (counted from /instances when the server
- * does not say).  Every QIDO request pages with limit/offset: a page as
- * long as the limit asks for the next.
+ * does not say), SeriesNumber and SeriesDescription.  Every QIDO request
+ * pages with limit/offset: a page as long as the limit asks for the next.
  *
  * Every request takes a token of one bucket per process; a failed job is
  * retried with backoff, except after an answer no retry can change (4xx
@@ -124,6 +124,47 @@ collect(void *arg, const char *ctype, const void *p, size_t n)
 	return 0;
 }
 
+/* One value of a DICOM JSON Value array as text: a string, or an integer
+ * (IS, such as SeriesNumber, may come as a JSON number) written into num;
+ * NULL for anything else. */
+static const char *
+value_text(json_t *x, char num[32])
+{
+	if (json_is_integer(x)) {
+		snprintf(num, 32, "%lld", (long long)json_integer_value(x));
+		return num;
+	}
+	return json_is_string(x) ? json_string_value(x) : NULL;
+}
+
+char *
+dw_attr_dup(json_t *obj, const char *tag)
+{
+	json_t *v = json_object_get(json_object_get(obj, tag), "Value"), *x;
+	size_t i, off = 0;
+	char *out = NULL;
+
+	json_array_foreach(v, i, x) {
+		char num[32];
+		const char *s = value_text(x, num);
+		size_t n;
+
+		if (!s)
+			continue;
+		n = strlen(s);
+		out = xrealloc(out, off + n + 2);
+		if (off)
+			out[off++] = '\\';
+		memcpy(out + off, s, n + 1);
+		off += n;
+	}
+	if (out && !out[0]) {
+		free(out);
+		out = NULL;
+	}
+	return out;
+}
+
 void
 dw_attr(json_t *obj, const char *tag, char *out, size_t len)
 {
@@ -134,13 +175,9 @@ dw_attr(json_t *obj, const char *tag, char *out, size_t len)
 	out[0] = '\0';
 	json_array_foreach(v, i, x) {
 		char num[32];
-		const char *s = json_is_string(x) ? json_string_value(x) : NULL;
+		const char *s = value_text(x, num);
 		size_t n;
 
-		if (json_is_integer(x)) {
-			snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(x));
-			s = num;
-		}
 		if (!s)
 			continue;
 		n = strlen(s);
@@ -263,12 +300,16 @@ on_series(void *arg, json_t *o)
 		.modality = modality, .sop_class = (char *)w->st->classes,
 		.date = (char *)w->st->date, .expected = -1,
 	};
+	int rc = 0;
 
 	dw_attr(o, "0020000E", uid, sizeof(uid));
 	dw_attr(o, "00080060", modality, sizeof(modality));
 	dw_attr(o, "00201209", count, sizeof(count));
 	if (!uid_is_safe(uid) || !select_series(w->sel, modality, w->st->date))
 		return 0;
+	/* Shown, never matched: whole however long. */
+	f.number = dw_attr_dup(o, "00200011");
+	f.desc = dw_attr_dup(o, "0008103E");
 	if (count[0]) {
 		long c;
 
@@ -279,15 +320,17 @@ on_series(void *arg, json_t *o)
 		/* The server did not say: count the instances. */
 		char *u = xasprintf("%s/studies/%s/series/%s/instances?includefield=00080018",
 		    d->base, w->st->uid, uid);
-		int n = 0, rc = dw_qido(w->job, u, count_one, &n);
+		int n = 0;
 
+		rc = dw_qido(w->job, u, count_one, &n);
 		free(u);
-		if (rc < 0)
-			return -1;
 		f.expected = n;
 	}
-	query_add(w->r, &f);
-	return 0;
+	if (rc == 0)
+		query_add(w->r, &f);
+	free(f.number);
+	free(f.desc);
+	return rc < 0 ? -1 : 0;
 }
 
 static int
@@ -331,8 +374,8 @@ query_once(struct job *job, void *arg)
 			goto out;
 		}
 		w.st = &w.v[i];
-		u = xasprintf("%s/studies/%s/series?includefield=00201209&includefield=00080060",
-		    d->base, w.v[i].uid);
+		u = xasprintf("%s/studies/%s/series?includefield=00201209&includefield=00080060"
+		    "&includefield=00200011&includefield=0008103E", d->base, w.v[i].uid);
 		rc = dw_qido(job, u, on_series, &w);
 		free(u);
 		if (rc < 0)

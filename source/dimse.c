@@ -178,7 +178,7 @@ on_series(void *arg, const struct dimse_match *m)
 	struct found f = {
 		.patient = q->st->patient, .study = q->st->uid, .uid = (char *)m->h.series_uid,
 		.modality = (char *)m->h.modality, .sop_class = q->st->classes, .date = q->st->date,
-		.expected = m->nrelated,
+		.number = m->h.series_number, .desc = m->h.series_desc, .expected = m->nrelated,
 	};
 
 	if (!uid_is_safe(m->h.series_uid) || !select_series(q->sel, m->h.modality, q->st->date))

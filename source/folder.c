@@ -54,6 +54,8 @@ ent_free(struct ent *e)
 	free(e->f.modality);
 	free(e->f.date);
 	free(e->f.sop_class);
+	free(e->f.number);
+	free(e->f.desc);
 	free(e->f.error);
 	free(e);
 }
@@ -88,6 +90,8 @@ cache_row(void *arg, struct srcfile *f)
 	e->f.modality = xstrdup(f->modality);
 	e->f.date = xstrdup(f->date);
 	e->f.sop_class = xstrdup(f->sop_class);
+	e->f.number = xstrdup(f->number);
+	e->f.desc = xstrdup(f->desc);
 	e->f.error = xstrdup(f->error);
 	if (!e->f.error && (!e->f.patient || !e->f.sop || !e->f.series || !e->f.study))
 		e->f.mtime = -1;   /* damaged row: read the file again */
@@ -138,6 +142,9 @@ read_header(struct ent *e)
 	catalog_set(&e->f.modality, h.modality);
 	catalog_set(&e->f.date, h.study_date);
 	catalog_set(&e->f.sop_class, h.sop_class);
+	catalog_set(&e->f.number, h.series_number);
+	catalog_set(&e->f.desc, h.series_desc);
+	dcm_header_free(&h);
 }
 
 static int
@@ -253,6 +260,8 @@ group(struct folder *fo, struct ctx *ctx, struct query_result *r)
 			l->f.modality = e->f.modality;
 			l->f.sop_class = e->f.sop_class;
 			l->f.date = e->f.date;
+			l->f.number = e->f.number;
+			l->f.desc = e->f.desc;
 			fo->ser = xreallocarray(fo->ser, (size_t)fo->nser + 1, sizeof(*fo->ser));
 			fo->ser[fo->nser++] = l;
 			htab_put(&fo->byseries, l->f.uid, l);

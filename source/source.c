@@ -54,6 +54,8 @@ query_add(struct query_result *r, const struct found *f)
 	d->modality = xstrdup(f->modality);
 	d->sop_class = xstrdup(f->sop_class);
 	d->date = xstrdup(f->date);
+	d->number = xstrdup(f->number);
+	d->desc = xstrdup(f->desc);
 	d->expected = f->expected;
 }
 
@@ -67,6 +69,8 @@ query_result_free(struct query_result *r)
 		free(r->v[i].modality);
 		free(r->v[i].sop_class);
 		free(r->v[i].date);
+		free(r->v[i].number);
+		free(r->v[i].desc);
 	}
 	free(r->v);
 	memset(r, 0, sizeof(*r));

@@ -17,6 +17,7 @@
 struct found {
 	char *patient, *study, *uid;
 	char *modality, *sop_class, *date;
+	char *number, *desc;      /* SeriesNumber, SeriesDescription; NULL or "" when not said */
 	int expected;             /* instances the source holds */
 };
 

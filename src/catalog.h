@@ -26,6 +26,7 @@ struct series {
 	/* Interned (catalog_intern): many series share each value. */
 	const char *study;        /* StudyInstanceUID */
 	const char *modality, *sop_class, *study_date; /* from the source; may be NULL */
+	const char *number, *desc; /* SeriesNumber, SeriesDescription; NULL when unknown */
 	struct patient *patient;
 	int expected;             /* instances at the source */
 	int gone;                 /* no longer at the source (kept, reported) */

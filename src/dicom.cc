@@ -51,6 +51,17 @@ void do_init()
 	dict_ok = dcmDataDict.isDictionaryLoaded();
 }
 
+/* Where v is, trimmed of spaces and NULs: [*b, *e). */
+void trim(const OFString &v, size_t *b, size_t *e)
+{
+	*b = 0;
+	*e = v.length();
+	while (*b < *e && (v[*b] == ' ' || v[*b] == '\0'))
+		(*b)++;
+	while (*e > *b && (v[*e - 1] == ' ' || v[*e - 1] == '\0'))
+		(*e)--;
+}
+
 /* Fetch tag from item as a string trimmed of spaces and NULs (the whole
  * value, all components), then copy it into buf.  A missing or empty
  * attribute gives "".  Returns -1 if it does not fit. */
@@ -61,11 +72,8 @@ int get(DcmItem *item, const DcmTagKey &tag, const char *name,
 	OFString v;
 	if (item == NULL || item->findAndGetOFStringArray(tag, v).bad())
 		return 0;
-	size_t b = 0, e = v.length();
-	while (b < e && (v[b] == ' ' || v[b] == '\0'))
-		b++;
-	while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\0'))
-		e--;
+	size_t b, e;
+	trim(v, &b, &e);
 	/* Retired ACR-NEMA date "YYYY.MM.DD" -> "YYYYMMDD". */
 	if (tag == DCM_StudyDate && e - b == 10 && v[b + 4] == '.' && v[b + 7] == '.') {
 		v = v.substr(b, 4) + v.substr(b + 5, 2) + v.substr(b + 8, 2);
@@ -78,6 +86,28 @@ int get(DcmItem *item, const DcmTagKey &tag, const char *name,
 	}
 	memcpy(buf, v.data() + b, e - b);
 	buf[e - b] = '\0';
+	return 0;
+}
+
+/* Fetch tag as get() does, whole however long, into *out: malloc'd, NULL
+ * when missing or empty.  -1 when out of memory. */
+int get_dup(DcmItem *item, const DcmTagKey &tag, const char *name, char **out, char *err)
+{
+	*out = NULL;
+	OFString v;
+	if (item == NULL || item->findAndGetOFStringArray(tag, v).bad())
+		return 0;
+	size_t b, e;
+	trim(v, &b, &e);
+	if (e == b)
+		return 0;
+	*out = static_cast<char *>(malloc(e - b + 1));
+	if (*out == NULL) {
+		set_err(err, "%s: out of memory (%zu bytes)", name, e - b);
+		return -1;
+	}
+	memcpy(*out, v.data() + b, e - b);
+	(*out)[e - b] = '\0';
 	return 0;
 }
 
@@ -103,6 +133,12 @@ int fill(DcmFileFormat &ff, struct dcm_header *h, char *err)
 			    : !h->study_uid[0] ? "StudyInstanceUID" : NULL;
 	if (missing) {
 		set_err(err, "no %s", missing);
+		return -1;
+	}
+	/* Last, so that nothing is allocated when the header is refused. */
+	if (get_dup(ds, DCM_SeriesNumber, "SeriesNumber", &h->series_number, err) ||
+	    get_dup(ds, DCM_SeriesDescription, "SeriesDescription", &h->series_desc, err)) {
+		dcm_header_free(h);
 		return -1;
 	}
 	return 0;
@@ -165,6 +201,7 @@ int load(const char *path, struct dcm_header *h, char *err, bool full)
 	} catch (...) {
 		set_err(err, "DCMTK error: unknown exception");
 	}
+	dcm_header_free(h);	/* h was zeroed first: safe whatever threw */
 	memset(h, 0, sizeof *h);
 	return -1;
 }
@@ -194,4 +231,12 @@ extern "C" int dcm_check_file(const char *path, struct dcm_header *h,
 			      char err[DCM_ERR_MAX])
 {
 	return load(path, h, err, true);
+}
+
+extern "C" void dcm_header_free(struct dcm_header *h)
+{
+	free(h->series_number);
+	free(h->series_desc);
+	h->series_number = NULL;
+	h->series_desc = NULL;
 }

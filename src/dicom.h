@@ -25,6 +25,11 @@ struct dcm_header {
 	char modality[17];             /* (0008,0060) */
 	char study_date[9];            /* (0008,0020) YYYYMMDD or empty */
 	char transfer_syntax[DCM_UID_MAX]; /* from the meta header, or empty */
+	/* Shown, never matched, so kept whole however long (a PACS may send
+	 * more than the 12 and 64 characters allowed): malloc'd, NULL when
+	 * absent or empty; dcm_header_free() frees them. */
+	char *series_number;           /* (0020,0011) IS, as the text it is */
+	char *series_desc;             /* (0008,103E) */
 };
 
 /* Once per process, before threads start: silence DCMTK's own logging and
@@ -34,12 +39,18 @@ void dcm_init(void);
 /* Read the header of path, stopping before PixelData.  Fails with
  * "not a DICOM file" when the file does not parse or lacks any of
  * SOPInstanceUID, SeriesInstanceUID, StudyInstanceUID ("no SeriesInstanceUID"
- * when only some are missing).  Values too long for h are errors, never cut. */
+ * when only some are missing).  Values too long for h are errors, never cut
+ * (the number and description are allocated). */
 int dcm_read_header(const char *path, struct dcm_header *h, char err[DCM_ERR_MAX]);
 
 /* Parse the whole file, PixelData included, so a truncated or damaged file
  * fails; fill h as dcm_read_header does. */
 int dcm_check_file(const char *path, struct dcm_header *h, char err[DCM_ERR_MAX]);
+
+/* Free what h holds (not h), after a successful dcm_read_header or
+ * dcm_check_file; after a failed one there is nothing to free, and a
+ * call does no harm. */
+void dcm_header_free(struct dcm_header *h);
 
 #ifdef __cplusplus
 }

@@ -58,7 +58,9 @@ protected:
 				first_skip = e;
 			return EC_Normal;
 		}
-		if (match_fn(match_arg, &m) != 0) {
+		int stop = match_fn(match_arg, &m);
+		dcm_header_free(&m.h);
+		if (stop != 0) {
 			cancelled = true;
 			waitForNextResponse = OFFalse;
 			/* The PACS may have more responses in flight; the
@@ -72,6 +74,21 @@ private:
 	enum dimse_level lvl;
 	dimse_match_fn *match_fn;
 	void *match_arg;
+
+	/* tag's value, trimmed, into *out: malloc'd, NULL when missing or
+	 * empty.  -1 when out of memory. */
+	static int dup_value(DcmDataset *ds, const DcmTagKey &tag, char **out)
+	{
+		OFString raw;
+		*out = NULL;
+		if (ds->findAndGetOFStringArray(tag, raw).bad())
+			return 0;
+		std::string v = trim(raw);
+		if (v.empty())
+			return 0;
+		*out = strdup(v.c_str());
+		return *out == NULL ? -1 : 0;
+	}
 
 	int fill(DcmDataset *ds, struct dimse_match *m, char *e)
 	{
@@ -94,6 +111,14 @@ private:
 		    get_count(ds, DCM_NumberOfSeriesRelatedInstances,
 			      "NumberOfSeriesRelatedInstances", &m->nrelated, e))
 			return -1;
+		/* Shown, never matched: whole however long (dicom.h). */
+		if (lvl == DIMSE_SERIES &&
+		    (dup_value(ds, DCM_SeriesNumber, &h->series_number) ||
+		     dup_value(ds, DCM_SeriesDescription, &h->series_desc))) {
+			dcm_header_free(h);
+			set_err(e, "out of memory");
+			return -1;
+		}
 		if (lvl == DIMSE_STUDY &&
 		    (get_count(ds, DCM_NumberOfStudyRelatedInstances,
 			       "NumberOfStudyRelatedInstances", &m->nrelated, e) ||
@@ -144,6 +169,8 @@ OFCondition build_query(DcmDataset &q, enum dimse_level level, const struct dims
 		break;
 	case DIMSE_SERIES:
 		key(DCM_NumberOfSeriesRelatedInstances, NULL, true);
+		key(DCM_SeriesNumber, NULL, true);
+		key(DCM_SeriesDescription, NULL, true);
 		break;
 	case DIMSE_IMAGE:
 		key(DCM_SOPInstanceUID, NULL, true);

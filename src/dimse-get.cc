@@ -161,6 +161,8 @@ int store_received(const std::string &path, unsigned long rx_bytes, const char *
 		*status = STATUS_STORE_Error_CannotUnderstand;
 		return -1;
 	}
+	/* Only the UIDs are looked at here and in fn. */
+	dcm_header_free(&h);
 	if (strcmp(h.sop_uid, trim(sop_uid).c_str()) != 0) {
 		unlink(path.c_str());
 		set_err(e, "C-STORE announced SOP instance %s but sent %s", sop_uid, h.sop_uid);

@@ -54,10 +54,13 @@ struct dimse_keys {
 	const char *modality;     /* series level */
 };
 
-/* One C-FIND match.  Fields the PACS did not return are "" (nrelated -1). */
+/* One C-FIND match.  Fields the PACS did not return are "" (nrelated -1),
+ * or NULL for h's series_number and series_desc (SERIES level), which are
+ * freed when the callback returns. */
 struct dimse_match {
 	struct dcm_header h;      /* patient_id, study_uid, series_uid, sop_uid,
-	                           * sop_class, modality, study_date */
+	                           * sop_class, modality, study_date, series_number,
+	                           * series_desc */
 	int nrelated;             /* NumberOfSeriesRelatedInstances (series) or
 	                           * NumberOfStudyRelatedInstances (study) */
 	char sop_classes[1024];   /* SOPClassesInStudy, backslash-separated */
@@ -91,7 +94,8 @@ struct dimse_counts {
 /* Called for each instance received by a C-GET, once it is complete in the
  * file tmp_path (written in its transfer syntax, not yet fsynced: the
  * callee fsyncs it before it gives it its name, which it may do later, on
- * a thread of its own).  Returns 0 to accept (C-STORE success; tmp_path is
+ * a thread of its own); h as read from it, without series_number and
+ * series_desc (NULL).  Returns 0 to accept (C-STORE success; tmp_path is
  * then the callee's), non-zero to refuse it (the file is then removed by
  * dimse_get). */
 typedef int dimse_store_fn(void *arg, const struct dcm_header *h, const char *tmp_path);

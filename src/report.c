@@ -1,4 +1,6 @@
-/* report.c - -t status (table or CSV) and -t dag (Graphviz DOT). */
+/* report.c - -t status (table or CSV), -t inventory (CSV) and -t dag
+ * (Graphviz DOT). */
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,8 @@ report_kind(const char *tool, const char *format)
 
 	if (strcmp(tool, "status") == 0)
 		return csv ? REPORT_STATUS_CSV : REPORT_STATUS;
+	if (strcmp(tool, "inventory") == 0)
+		return REPORT_INVENTORY;
 	if (strcmp(tool, "dag") == 0)
 		return REPORT_DAG;
 	return -1;
@@ -171,6 +175,97 @@ status(const struct graph *g, const struct catalog *c, int csv, FILE *fp)
 	return 0;
 }
 
+/* The bytes state records on disk per series, for the inventory. */
+struct sizes {
+	const struct catalog *c;
+	struct htab by;           /* series uid -> its sum in pool */
+	int64_t *pool;            /* one per series of the catalog at most */
+	size_t npool, cap;
+};
+
+static void
+size_row(void *arg, const char *uid, int64_t n, int64_t bytes)
+{
+	struct sizes *z = arg;
+	struct series *s = catalog_find_series(z->c, uid);
+
+	(void)n;   /* downloaded is the series' own count, ninst */
+	if (!s || z->npool == z->cap)
+		return;   /* rows of no series of the catalog */
+	z->pool[z->npool] = bytes;
+	htab_put(&z->by, s->uid, &z->pool[z->npool++]);
+}
+
+/* The archive name of the inventory for p's series: the current archive
+ * when its zip target is up to date (it then holds exactly p->want), or
+ * NULL. */
+static const char *
+current_archive(const struct patient *p, const struct htab *zips)
+{
+	const struct node *z = htab_get(zips, p->id);
+	const char *base;
+
+	if (!z || z->reason || !p->has_ar)
+		return NULL;
+	base = strrchr(p->ar.path, '/');
+	return base ? base + 1 : p->ar.path;
+}
+
+/* One CSV row per series of each patient planned, in catalog order
+ * (patient, study, series), from the stored catalog and state's sums. */
+static int
+inventory(const struct graph *g, const struct catalog *c, struct state *st, FILE *fp)
+{
+	struct sizes z = { .c = c, .cap = c->byuid.len };
+	struct htab zips;
+	int rc = 0;
+
+	htab_init(&z.by);
+	htab_init(&zips);
+	z.pool = xcalloc(z.cap + 1, sizeof(*z.pool));
+	for (int i = 0; i < g->n; i++)
+		if (g->node[i]->rule == &rule_zip)
+			htab_put(&zips, ((struct patient *)g->node[i]->obj)->id, g->node[i]);
+	if (state_series_sizes(st, size_row, &z) < 0) {
+		warn("%s", st->err);
+		rc = -1;
+		goto out;
+	}
+	fputs("PatientID,StudyInstanceUID,StudyDate,SeriesInstanceUID,SeriesNumber,Modality,"
+	    "SeriesDescription,expected,downloaded,bytes,archive\n", fp);
+	for (int i = 0; i < c->np; i++) {
+		const struct patient *p = c->p[i];
+		const char *ar = current_archive(p, &zips);
+
+		for (int j = 0; j < p->nwant; j++) {
+			const struct series *s = p->want[j];
+			const int64_t *bytes = htab_get(&z.by, s->uid);
+
+			csv_field(fp, p->id);
+			putc(',', fp);
+			csv_field(fp, s->study);
+			putc(',', fp);
+			csv_field(fp, s->study_date);
+			putc(',', fp);
+			csv_field(fp, s->uid);
+			putc(',', fp);
+			csv_field(fp, s->number);
+			putc(',', fp);
+			csv_field(fp, s->modality);
+			putc(',', fp);
+			csv_field(fp, s->desc);
+			fprintf(fp, ",%d,%d,%" PRId64 ",", s->expected, s->ninst, bytes ? *bytes : 0);
+			csv_field(fp, ar);
+			putc('\n', fp);
+		}
+	}
+out:
+	htab_free(&zips);
+	htab_free(&z.by);
+	free(z.pool);
+	return rc;
+}
+
 /* s as the inside of a DOT string: quotes and backslashes escaped, control
  * bytes shown as '?'. */
 static void
@@ -304,13 +399,14 @@ dag(const struct graph *g, const struct catalog *c, int verbose, FILE *fp)
 
 int
 report_print(enum report kind, const struct graph *g, const struct catalog *c,
-    const struct config *cfg, int verbose, FILE *fp)
+    struct state *st, int verbose, FILE *fp)
 {
-	(void)cfg;
 	switch (kind) {
 	case REPORT_STATUS:
 	case REPORT_STATUS_CSV:
 		return status(g, c, kind == REPORT_STATUS_CSV, fp);
+	case REPORT_INVENTORY:
+		return inventory(g, c, st, fp);
 	case REPORT_DAG:
 		return dag(g, c, verbose, fp);
 	}

@@ -1,4 +1,5 @@
-/* tools.c - -t list, init, clean; status and dag plan first (build.c). */
+/* tools.c - -t list, init, clean, qc; status, inventory and dag plan first
+ * (build.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +23,10 @@ const char tools_help[] =
 	"  status  one row per patient: series, downloaded, validated, archive,\n"
 	"          state (up to date, stale and why, failed and the last error);\n"
 	"          --format csv; from the stored catalog (refresh it with `query`)\n"
+	"  inventory  CSV, one row per series: PatientID, StudyInstanceUID, StudyDate,\n"
+	"          SeriesInstanceUID, SeriesNumber, Modality, SeriesDescription,\n"
+	"          expected and downloaded instances, bytes, archive (when up to\n"
+	"          date); from the stored catalog, like status\n"
 	"  dag     the targets as Graphviz DOT, coloured by state (dot -Tsvg)\n"
 	"  qc      --since 48h DEST: copy the series downloaded in the last 48 hours\n"
 	"          into DEST/<patient>/<study>/<series>/ for quality control\n"

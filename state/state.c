@@ -15,6 +15,12 @@
  *   src_file(path, size, mtime, ...)  the folder source's header cache
  * Version 2 adds
  *   lease(job, owner, expires, gen)   claims on jobs, for shared stores
+ * Version 3 adds
+ *   series_number, series_desc        to series and to src_file: SeriesNumber
+ *                                     and SeriesDescription (-t inventory),
+ *                                     NULL until the next query says; the
+ *                                     older src_file rows are dropped, so
+ *                                     that each file is read again
  * Hashes are XXH3-64 as 16 hex digits; file times are nanoseconds; lease
  * expiry is the store's clock in milliseconds.
  *
@@ -67,6 +73,13 @@ static const char *const migrations[] = {
 	" expires BIGINT NOT NULL DEFAULT 0,"
 	" gen BIGINT NOT NULL DEFAULT 0);"
 	"CREATE INDEX lease_owner ON lease(owner);",
+	/* 3: the cached headers lack the new fields, so the folder source
+	 * reads every file once more rather than never fill them in. */
+	"ALTER TABLE series ADD COLUMN series_number TEXT;"
+	"ALTER TABLE series ADD COLUMN series_desc TEXT;"
+	"DELETE FROM src_file;"
+	"ALTER TABLE src_file ADD COLUMN series_number TEXT;"
+	"ALTER TABLE src_file ADD COLUMN series_desc TEXT;",
 };
 
 static const struct { const char *scheme; const struct store_ops *ops; } backends[] = {
@@ -189,7 +202,8 @@ migrate(struct state *st, int readonly)
 	}
 	if (version < known && readonly) {
 		errf(st->err, sizeof(st->err), "state has schema version %ld, older than this "
-		    "thlhp-make's (%ld): run once without -n or -q to upgrade it", version, known);
+		    "thlhp-make's (%ld): run `thlhp-make query` once (not -n, -q or a -t report) "
+		    "to upgrade it", version, known);
 		return -1;
 	}
 	for (long v = version; v < known; v++) {
@@ -327,6 +341,8 @@ fill_series(struct catalog *c, struct series *s, const char *const *v)
 	s->valid_sig = unhex64(v[7]);
 	s->dir_mtime = i64(v[8]);
 	catalog_set(&s->error, v[9]);
+	catalog_iset(c, &s->number, v[10]);
+	catalog_iset(c, &s->desc, v[11]);
 }
 
 static int
@@ -419,6 +435,33 @@ state_load_instances(struct state *st, const struct series *s, struct instance *
 	return 0;
 }
 
+struct sizes {
+	void (*fn)(void *, const char *, int64_t, int64_t);
+	void *arg;
+};
+
+static int
+series_size(void *arg, int ncol, const char *const *v)
+{
+	struct sizes *z = arg;
+
+	if (v[0])
+		z->fn(z->arg, v[0], i64(v[1]), i64(v[2]));
+	return 0;
+}
+
+int
+state_series_sizes(struct state *st,
+    void (*fn)(void *arg, const char *uid, int64_t n, int64_t bytes), void *arg)
+{
+	struct sizes z = { fn, arg };
+
+	if (!st->db)
+		return 0;
+	return QUERY(st, "SELECT series_uid, count(*), sum(size) FROM instance GROUP BY series_uid",
+	    series_size, &z, NULL);
+}
+
 static int
 save_patient_row(struct state *st, const struct patient *p)
 {
@@ -454,8 +497,9 @@ state_save_series(struct state *st, const struct series *s, const struct instanc
 	char exp[24], gone[24], ninst[24], dm[24], ss[17], vs[17];
 
 	if (EXEC(st, "INSERT INTO series (uid, patient_id, study_uid, modality, sop_class,"
-	    " study_date, expected, gone, ninst, set_sig, valid_sig, dir_mtime, error)"
-	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+	    " study_date, expected, gone, ninst, set_sig, valid_sig, dir_mtime, error,"
+	    " series_number, series_desc)"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
 	    " ON CONFLICT (uid) DO UPDATE SET ninst = excluded.ninst,"
 	    " set_sig = excluded.set_sig, valid_sig = excluded.valid_sig,"
 	    " dir_mtime = excluded.dir_mtime, error = excluded.error,"
@@ -463,7 +507,8 @@ state_save_series(struct state *st, const struct series *s, const struct instanc
 	    " THEN excluded.expected ELSE series.expected END",
 	    s->uid, s->patient->name, s->study, s->modality, s->sop_class, s->study_date,
 	    ints(s->expected, exp), ints(s->gone, gone), ints(s->ninst, ninst),
-	    hexs(s->set_sig, ss), hexs(s->valid_sig, vs), ints(s->dir_mtime, dm), s->error) < 0)
+	    hexs(s->set_sig, ss), hexs(s->valid_sig, vs), ints(s->dir_mtime, dm), s->error,
+	    s->number, s->desc) < 0)
 		return -1;
 	if (!inst)
 		return 0;
@@ -496,13 +541,15 @@ save_catalog_row(struct state *st, const struct series *s)
 	char exp[24], gone[24];
 
 	return EXEC(st, "INSERT INTO series (uid, patient_id, study_uid, modality, sop_class,"
-	    " study_date, expected, gone) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+	    " study_date, expected, gone, series_number, series_desc)"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 	    " ON CONFLICT (uid) DO UPDATE SET patient_id = excluded.patient_id,"
 	    " study_uid = excluded.study_uid, modality = excluded.modality,"
 	    " sop_class = excluded.sop_class, study_date = excluded.study_date,"
-	    " expected = excluded.expected, gone = excluded.gone",
+	    " expected = excluded.expected, gone = excluded.gone,"
+	    " series_number = excluded.series_number, series_desc = excluded.series_desc",
 	    s->uid, s->patient->name, s->study, s->modality, s->sop_class, s->study_date,
-	    ints(s->expected, exp), ints(s->gone, gone));
+	    ints(s->expected, exp), ints(s->gone, gone), s->number, s->desc);
 }
 
 /* Every dirty patient and series, in the catalog's order (sorted): two
@@ -539,58 +586,3 @@ bad:
 	state_rollback(st);
 	return -1;
 }
-
-struct srcload {
-	void (*fn)(void *, struct srcfile *);
-	void *arg;
-};
-
-static int
-load_srcfile(void *arg, int ncol, const char *const *v)
-{
-	struct srcload *l = arg;
-	struct srcfile f = {
-		.path = (char *)v[0], .size = i64(v[1]), .mtime = i64(v[2]),
-		.sop = (char *)v[3], .series = (char *)v[4], .study = (char *)v[5],
-		.patient = (char *)v[6], .modality = (char *)v[7], .date = (char *)v[8],
-		.sop_class = (char *)v[9], .error = (char *)v[10],
-	};
-
-	l->fn(l->arg, &f);
-	return 0;
-}
-
-int
-state_srcfile_load(struct state *st, void (*fn)(void *arg, struct srcfile *f), void *arg)
-{
-	struct srcload l = { fn, arg };
-
-	if (!st->db)
-		return 0;
-	return QUERY(st, "SELECT path, size, mtime, sop_uid, series_uid, study_uid, patient_id,"
-	    " modality, study_date, sop_class, error FROM src_file", load_srcfile, &l, NULL);
-}
-
-int
-state_srcfile_put(struct state *st, const struct srcfile *f)
-{
-	char sz[24], mt[24];
-
-	return EXEC(st, "INSERT INTO src_file (path, size, mtime, sop_uid, series_uid, study_uid,"
-	    " patient_id, modality, study_date, sop_class, error)"
-	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-	    " ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime,"
-	    " sop_uid = excluded.sop_uid, series_uid = excluded.series_uid,"
-	    " study_uid = excluded.study_uid, patient_id = excluded.patient_id,"
-	    " modality = excluded.modality, study_date = excluded.study_date,"
-	    " sop_class = excluded.sop_class, error = excluded.error",
-	    f->path, ints(f->size, sz), ints(f->mtime, mt), f->sop, f->series, f->study,
-	    f->patient, f->modality, f->date, f->sop_class, f->error);
-}
-
-int
-state_srcfile_delete(struct state *st, const char *path)
-{
-	return EXEC(st, "DELETE FROM src_file WHERE path = $1", path);
-}
-

@@ -29,6 +29,7 @@ struct srcfile {
 	char *path;
 	int64_t size, mtime;
 	char *sop, *series, *study, *patient, *modality, *date, *sop_class;
+	char *number, *desc;      /* SeriesNumber, SeriesDescription, or NULL */
 	char *error;              /* not DICOM: why; then the UIDs are NULL */
 };
 
@@ -46,6 +47,10 @@ int state_load(struct state *st, struct catalog *c);
 /* Instances recorded for one series; *inst malloc'd. */
 int state_load_instances(struct state *st, const struct series *s,
     struct instance **inst, int *n);
+/* For each series with instance rows: fn(arg, series uid, rows, their
+ * sizes summed), from one aggregate query over the whole store. */
+int state_series_sizes(struct state *st,
+    void (*fn)(void *arg, const char *uid, int64_t n, int64_t bytes), void *arg);
 /* Write a series row; with inst != NULL also replace its instance rows. */
 int state_save_series(struct state *st, const struct series *s,
     const struct instance *inst, int n);

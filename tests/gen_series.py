@@ -9,6 +9,7 @@ Debian package installs pydicom for that interpreter.
     gen_series.py OUTDIR --patient ID [--studies N] [--series N]
                   [--instances N] [--modality CT|MR] [--seed S]
                   [--study-date YYYYMMDD] [--study-uid UID]
+                  [--series-number-base N] [--series-description TEXT]...
 
 writes OUTDIR/<tag>/<study>/<series>/<instance>.dcm, where <tag> is a hash
 of the patient and the seed, so that file names never depend on the
@@ -17,11 +18,18 @@ different seeds never collide.  UIDs are 2.25.<decimal> derived from the
 seed, the patient and the position, so the same arguments give the same
 files.  With --study-uid every series goes into that existing study (use it
 to add one more series to a study made earlier; --studies is then 1).
+Series k of each study (from 0) gets SeriesNumber base + k and, when
+--series-description is given, the k-th description (the last one for the
+rest); without it the series have no SeriesDescription.
 
 On stdout, one tab-separated line per series and per instance:
 
     series    <patient> <study-uid> <series-uid> <number of instances>
+              <series number> <modality> <study date> <description>
     instance  <patient> <study-uid> <series-uid> <sop-uid> <path>
+
+the description as a JSON string (null when none), so that tabs and
+newlines in it keep to one line.
 
 Two helper modes for tests that corrupt files:
 
@@ -35,6 +43,7 @@ Two helper modes for tests that corrupt files:
 
 import argparse
 import hashlib
+import json
 import os
 import sys
 
@@ -61,7 +70,7 @@ def is_ascii(s):
 
 
 def write_instance(template, path, patient, study, series, sop, study_date,
-                   series_number, instance_number, frame_of_ref):
+                   series_number, instance_number, frame_of_ref, description):
     ds = pydicom.dcmread(template)
     if not is_ascii(patient):
         ds.SpecificCharacterSet = "ISO_IR 192"
@@ -79,6 +88,8 @@ def write_instance(template, path, patient, study, series, sop, study_date,
     ds.SeriesDate = study_date
     ds.ContentDate = study_date
     ds.SeriesNumber = series_number
+    if description is not None:
+        ds.SeriesDescription = description
     ds.InstanceNumber = instance_number
     ds.file_meta.MediaStorageSOPInstanceUID = sop
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
@@ -100,13 +111,17 @@ def generate(args):
         for se in range(args.series):
             series = make_uid(args.seed, args.patient, study, "series", se)
             frame = make_uid(args.seed, args.patient, series, "frame")
-            out.append("series\t%s\t%s\t%s\t%d" % (args.patient, study, series, args.instances))
+            descs = args.series_description
+            desc = descs[min(se, len(descs) - 1)] if descs else None
+            number = args.series_number_base + se
+            out.append("series\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s" % (
+                args.patient, study, series, args.instances, number, args.modality,
+                args.study_date, json.dumps(desc, ensure_ascii=False)))
             for i in range(args.instances):
                 sop = make_uid(args.seed, args.patient, series, "sop", i)
                 path = os.path.join(root, "st%d" % (st + 1), "se%d" % (se + 1), "%04d.dcm" % (i + 1))
                 write_instance(template, path, args.patient, study, series, sop,
-                               args.study_date, args.series_number_base + se,
-                               i + 1, frame)
+                               args.study_date, number, i + 1, frame, desc)
                 out.append("instance\t%s\t%s\t%s\t%s\t%s" % (args.patient, study, series, sop,
                                                           os.path.abspath(path)))
     sys.stdout.write("".join(line + "\n" for line in out))
@@ -155,6 +170,8 @@ def main():
     p.add_argument("--study-date", default="20240101")
     p.add_argument("--study-uid", help="put the series into this existing study")
     p.add_argument("--series-number-base", type=int, default=1)
+    p.add_argument("--series-description", action="append",
+                   help="SeriesDescription of the next series (repeat for each)")
     args = p.parse_args()
     if "\\" in args.patient:
         p.error("a PatientID cannot hold a backslash (the DICOM value separator)")

@@ -6,11 +6,12 @@
  * is not instrumented; its allocations and the bytes it hands back are.
  * What must hold: each call is 0 with an empty message or -1 with a
  * one-line one; a header that read holds SOP, series and study UIDs,
- * every field NUL-terminated in its array and trimmed of spaces; when both
- * read, they give the same UIDs.  (A file that checks whole need not read
- * as a header: DCMTK stops the header at the first tag past PixelData, so
- * an out-of-order (E54D,2198) before the UIDs hides them; see
- * corpus/dicom/header-stops-at-high-tag.)
+ * every field NUL-terminated in its array and trimmed of spaces (the
+ * allocated number and description NULL or not empty, NULL after a
+ * failure); when both read, they give the same UIDs.  (A file that checks
+ * whole need not read as a header: DCMTK stops the header at the first
+ * tag past PixelData, so an out-of-order (E54D,2198) before the UIDs hides
+ * them; see corpus/dicom/header-stops-at-high-tag.)
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -68,6 +69,7 @@ check_result(int rc, const struct dcm_header *h, const char *err)
 	CHECK(strchr(err, '\n') == NULL && strchr(err, '\r') == NULL);
 	if (rc < 0) {
 		CHECK(err[0] != '\0');
+		CHECK(!h->series_number && !h->series_desc);   /* nothing to free */
 		return;
 	}
 	CHECK(err[0] == '\0');
@@ -80,6 +82,13 @@ check_result(int rc, const struct dcm_header *h, const char *err)
 	check_field(h->study_date, sizeof(h->study_date));
 	check_field(h->transfer_syntax, sizeof(h->transfer_syntax));
 	CHECK(h->sop_uid[0] && h->series_uid[0] && h->study_uid[0]);
+	/* Allocated, whole: NULL or a trimmed, non-empty string. */
+	CHECK(!h->series_number || h->series_number[0]);
+	CHECK(!h->series_desc || h->series_desc[0]);
+	if (h->series_number)
+		check_field(h->series_number, strlen(h->series_number) + 1);
+	if (h->series_desc)
+		check_field(h->series_desc, strlen(h->series_desc) + 1);
 }
 
 int
@@ -111,5 +120,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(strcmp(h.series_uid, whole.series_uid) == 0);
 		CHECK(strcmp(h.study_uid, whole.study_uid) == 0);
 	}
+	dcm_header_free(&h);
+	dcm_header_free(&whole);
 	return 0;
 }

@@ -4,14 +4,16 @@
  * as the first page and then again as the next (a server that ignored the
  * offset).  Each object is read as the query reads it, as a study row
  * and as a series row (dw_attr into buffers of the sizes dicomweb.c uses,
- * each its own allocation so a byte too far is caught).  An object with
- * a member "x-stop" makes the callback fail.
+ * each its own allocation so a byte too far is caught; dw_attr_dup for
+ * the number and description).  An object with a member "x-stop" makes
+ * the callback fail.
  * What must hold: dw_attr gives the string values and integers of the
  * attribute's Value, backslash-joined, when they fit in the buffer with
- * their NUL, else ""; a failed parse is one line "GET url: not a DICOM
- * JSON array: ..."; the callback is called once for each object of the
- * array, until it fails, and the result is that failure; the same page
- * again is recognised and none of its objects is read twice; nothing leaks.
+ * their NUL, else "", and dw_attr_dup the same whole, malloc'd (NULL for
+ * ""); a failed parse is one line "GET url: not a DICOM JSON array: ...";
+ * the callback is called once for each object of the array, until it
+ * fails, and the result is that failure; the same page again is
+ * recognised and none of its objects is read twice; nothing leaks.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -35,6 +37,10 @@ static const struct { const char *tag; size_t len; } attrs[] = {
 	{ "00080062", 1024 },
 	{ "0020000E", DCM_UID_MAX }, { "00080060", 17 }, { "00201209", 16 },
 };
+
+/* The attributes it reads whole, with dw_attr_dup (SeriesNumber,
+ * SeriesDescription). */
+static const char *const dups[] = { "00200011", "0008103E" };
 
 struct rows {
 	size_t calls;             /* objects handed to the callback */
@@ -94,6 +100,18 @@ on_row(void *arg, json_t *obj)
 		}
 		free(want);
 		free(out);
+	}
+	for (size_t i = 0; i < sizeof(dups) / sizeof(dups[0]); i++) {
+		char *got = dw_attr_dup(obj, dups[i]), *want = joined(obj, dups[i]);
+
+		if (want[0] ? !got || strcmp(got, want) != 0 : got != NULL) {
+			fprintf(stderr, "fuzz-dicomweb.c: dw_attr_dup(%s) gave \"%.80s\" for a "
+			    "value of %zu bytes \"%.80s\"\n", dups[i], got ? got : "(null)",
+			    strlen(want), want);
+			abort();
+		}
+		free(want);
+		free(got);
 	}
 	if (json_object_get(obj, "x-stop")) {
 		r->stopped = 1;

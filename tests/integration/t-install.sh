@@ -58,7 +58,8 @@ complete_line() {
 		_thlhp_make
 		printf "%s\n" "${COMPREPLY[@]}" | sort' bash "$COMP" "$@"
 }
-check "after -t: the tools" "$(complete_line thlhp-make -t '')" "$(printf '%s\n' clean dag init list status)"
+check "after -t: every tool of -t list" "$(complete_line thlhp-make -t '')" \
+	"$("$BIN" -t list | awk 'NR > 1 && /^  [a-z]/ { print $1 }' | sort)"
 has_line "--dr completes to --dry-run" <(complete_line thlhp-make --dr) '^--dry-run$'
 complete_line thlhp-make '' >"$LOG/targets"
 has_line "a bare word: the target all" "$LOG/targets" '^all$'

@@ -2,9 +2,9 @@
 # shellcheck disable=SC2016,SC2119  # ${NAME} is literal config text; write_config takes optional args
 # t-pg: the state in PostgreSQL ([state] url = postgresql://...) on a folder
 # source: the same archives as with SQLite, a no-op second run, a new series,
-# -n and -q writing nothing, "no state yet" in an empty database, a schema
-# newer than the binary, the server stopped and started again, and a
-# password that never shows in a message.
+# -n and -q writing nothing, "no state yet" in an empty database, a store
+# of schema 2 upgraded, a schema newer than the binary, the server stopped
+# and started again, and a password that never shows in a message.
 # shellcheck source-path=SCRIPTDIR source=../netns.sh
 source "$(dirname "$0")/../netns.sh"
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
@@ -12,6 +12,7 @@ source "$(dirname "$0")/../lib.sh"
 # shellcheck source-path=SCRIPTDIR source=../pg.sh
 source "$TESTS/pg.sh"
 
+SCHEMA=3                      # the schema version this thlhp-make makes (state.c)
 pg_start
 standard_source
 
@@ -31,7 +32,7 @@ check "one archive per selected patient" "$(zip_names)" \
 	"$(printf '%s\n' TH-01-AA__seriesCount2.zip TH-02-BB__seriesCount3.zip TH-03-CC__seriesCount2.zip)"
 ok "every archive holds exactly its patient's instances, same DICOM content" archives_match
 fails "no SQLite file is made when the state is in PostgreSQL" test -e .thlhp/state.db
-check "the database has schema version 2" "$(pg_sql 'SELECT version FROM schema_version' thlhp)" 2
+check "the database has schema version $SCHEMA" "$(pg_sql 'SELECT version FROM schema_version' thlhp)" "$SCHEMA"
 check "the database knows the 3 selected patients" "$(pg_sql 'SELECT count(*) FROM patient' thlhp)" 3
 check "the database indexes all 19 instances of the selected patients" \
 	"$(pg_sql 'SELECT count(*) FROM instance' thlhp)" 19
@@ -91,16 +92,40 @@ check "-n and -q created no table in the empty database" \
 	"$(pg_sql "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'" thlhp_empty)" 0
 cd "$PROJ" || exit 1
 
+section "a store of schema 2 (before SeriesNumber and SeriesDescription) is upgraded"
+pg_sql "ALTER TABLE series DROP COLUMN series_number; ALTER TABLE series DROP COLUMN series_desc;
+	ALTER TABLE src_file DROP COLUMN series_number; ALTER TABLE src_file DROP COLUMN series_desc;
+	UPDATE schema_version SET version = 2" thlhp
+# numbers PID : the SeriesNumber column of PID's -t inventory rows, sorted.
+numbers() {
+	"$PY" -c 'import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))[1:]
+print(",".join(sorted(r[4] for r in rows if r[0] == sys.argv[2])))' "$OUT" "$1"
+}
+run --offline query
+exit_is "thlhp-make --offline query on it" 0
+check "... upgrades it to schema $SCHEMA" "$(pg_sql 'SELECT version FROM schema_version' thlhp)" "$SCHEMA"
+run -t inventory
+exit_is "-t inventory" 0
+check "TH-01-AA's series are there, their SeriesNumbers not yet" "$(numbers TH-01-AA)" ",,"
+run query
+exit_is "the next query" 0
+run -t inventory
+check "... fills them in" "$(numbers TH-01-AA)" "1,2,3"
+run -q
+exit_is "and everything is still up to date" 0
+
 section "a schema newer than this thlhp-make"
-pg_sql "UPDATE schema_version SET version = 3" thlhp
+pg_sql "UPDATE schema_version SET version = $((SCHEMA + 1))" thlhp
 for args in all -q -n; do
 	run $args
-	exit_is "thlhp-make $args on a database with schema version 3" 2
+	exit_is "thlhp-make $args on a database with schema version $((SCHEMA + 1))" 2
 	has_line "$args: stderr says the state is newer than this thlhp-make and what to do" "$ERR" \
-		'schema version 3, newer than this thlhp-make knows \(2\): use a newer thlhp-make'
+		"schema version $((SCHEMA + 1)), newer than this thlhp-make knows \\($SCHEMA\\): use a newer thlhp-make"
 done
-check "the newer schema version was left alone" "$(pg_sql 'SELECT version FROM schema_version' thlhp)" 3
-pg_sql "UPDATE schema_version SET version = 2" thlhp
+check "the newer schema version was left alone" "$(pg_sql 'SELECT version FROM schema_version' thlhp)" \
+	"$((SCHEMA + 1))"
+pg_sql "UPDATE schema_version SET version = $SCHEMA" thlhp
 run -q
 exit_is "thlhp-make -q once the version is back" 0
 

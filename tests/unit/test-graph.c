@@ -263,7 +263,7 @@ record_archive(struct fx *f, struct patient *p, const char *content)
 	char err[256];
 
 	free(a->path);
-	free(a->series);
+	free(a->series);   /* settings is interned: the catalog's */
 	a->path = archive_path(f, p);
 	write_file(a->path, content, strlen(content));
 	assert_int_equal(hash_file(a->path, &a->hash, &a->size, &a->mtime, NULL, err, sizeof(err)), 0);
