@@ -168,29 +168,14 @@ dw_attr_dup(json_t *obj, const char *tag)
 void
 dw_attr(json_t *obj, const char *tag, char *out, size_t len)
 {
-	json_t *v = json_object_get(json_object_get(obj, tag), "Value");
-	size_t i, off = 0;
-	json_t *x;
+	char *v = dw_attr_dup(obj, tag);
 
-	out[0] = '\0';
-	json_array_foreach(v, i, x) {
-		char num[32];
-		const char *s = value_text(x, num);
-		size_t n;
-
-		if (!s)
-			continue;
-		n = strlen(s);
-		/* The separator, the value and the NUL must fit. */
-		if (off + (off > 0) + n + 1 > len) {
-			out[0] = '\0';        /* too long: as good as absent */
-			return;
-		}
-		if (off)
-			out[off++] = '\\';
-		memcpy(out + off, s, n + 1);
-		off += n;
-	}
+	/* Too long for out: as good as absent. */
+	if (v && strlen(v) < len)
+		memcpy(out, v, strlen(v) + 1);
+	else
+		out[0] = '\0';
+	free(v);
 }
 
 int
