@@ -30,6 +30,7 @@ enum { GET_BATCH = 200 };     /* SOP UIDs in one IMAGE-level C-GET */
 /* An instance received under its temp name, waiting for its fsync. */
 struct arrived {
 	char *tmp, *sop;
+	int fd;                   /* open once its writeback started, else -1 */
 	struct arrived *next;
 };
 
@@ -60,7 +61,7 @@ finish_one(struct getctx *g, struct arrived *a)
 	char *dst = xasprintf("%s/%s.dcm", f->dir, a->sop), err[256], hint[160];
 	uint64_t hash;
 	int64_t size, mtime;
-	int fd = open(a->tmp, O_RDONLY | O_CLOEXEC), e;
+	int fd = a->fd >= 0 ? a->fd : open(a->tmp, O_RDONLY | O_CLOEXEC), e;
 
 	err[0] = '\0';
 	if (fd < 0 || fsync(fd) < 0) {
@@ -87,26 +88,40 @@ finish_one(struct getctx *g, struct arrived *a)
 	free(dst);
 }
 
-/* The finisher: takes the queue in order until closing and empty. */
+/* The finisher: takes what is queued, in order, until closing and empty.
+ * All that arrived while it was busy is one batch: the writeback of each
+ * is started first, so that the fsyncs that follow find their data on its
+ * way and one journal commit covers many of them (an fsync of each in
+ * turn cost ~30% more on the benchmark's disk). */
 static void *
 finisher(void *arg)
 {
 	struct getctx *g = arg;
-	struct arrived *a;
+	struct arrived *batch, *a, *next;
 
 	pthread_mutex_lock(&g->mu);
 	for (;;) {
 		while (!g->head && !g->closing)
 			pthread_cond_wait(&g->cv, &g->mu);
-		if (!(a = g->head))
+		if (!(batch = g->head))
 			break;
-		if (!(g->head = a->next))
-			g->tail = &g->head;
+		g->head = NULL;
+		g->tail = &g->head;
 		pthread_mutex_unlock(&g->mu);
-		finish_one(g, a);
-		free(a->tmp);
-		free(a->sop);
-		free(a);
+		for (a = batch->next ? batch : NULL; a; a = a->next) {
+			if ((a->fd = open(a->tmp, O_RDONLY | O_CLOEXEC)) < 0)
+				continue;
+#ifdef SYNC_FILE_RANGE_WRITE
+			sync_file_range(a->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
+		}
+		for (a = batch; a; a = next) {
+			next = a->next;
+			finish_one(g, a);
+			free(a->tmp);
+			free(a->sop);
+			free(a);
+		}
 		pthread_mutex_lock(&g->mu);
 	}
 	pthread_mutex_unlock(&g->mu);
@@ -146,6 +161,7 @@ on_store(void *arg, const struct dcm_header *h, const char *tmp)
 	a = xcalloc(1, sizeof(*a));
 	a->tmp = xstrdup(tmp);
 	a->sop = xstrdup(h->sop_uid);
+	a->fd = -1;
 	*g->tail = a;
 	g->tail = &a->next;
 	pthread_cond_signal(&g->cv);

@@ -24,7 +24,7 @@ RUNS=${RUNS:-3}   # its rounds are long: 3 unless RUNS is given
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 # before the private network namespace, which has no way out
-bench_install dcmtk orthanc curl time iproute2 util-linux strace python3-pydicom python3-numpy
+bench_install gcc dcmtk orthanc curl time iproute2 util-linux strace python3-pydicom python3-numpy
 thlhp_binary
 export THLHP
 # shellcheck source-path=SCRIPTDIR source=../netns.sh
@@ -183,30 +183,61 @@ c_thlhp() {    # c_thlhp NAME JOBS RETRIEVE
 	thlhp_ini "$p" "$2" "$3"
 	(cd "$p" && env -u TCP_NODELAY "$THLHP" "-j$2" download)
 }
+# The loops again, until what they wrote is on disk (`sync`), as thlhp-make's
+# files are before they get their names.
+c_getscu_sync() { c_getscu && sync; }
+c_getscu4_sync() { c_getscu4 && sync; }
+c_movescu_sync() { c_movescu && sync; }
+c_movescu4_sync() { c_movescu4 && sync; }
+# What durability costs: thlhp-make with fsync, fdatasync and
+# sync_file_range made no-ops by an LD_PRELOAD shim (built here; no
+# setting of thlhp-make does this, and none should).
+NOFSYNC=$BENCH_DIR/nofsync.so
+printf '%s\n' '#include <sys/types.h>' 'int fsync(int fd) { (void)fd; return 0; }' \
+	'int fdatasync(int fd) { (void)fd; return 0; }' \
+	'int sync_file_range(int fd, off_t o, off_t n, unsigned f) { (void)fd; (void)o; (void)n; (void)f; return 0; }' \
+	>"$BENCH_DIR/nofsync.c"
+gcc -shared -fPIC -O2 -o "$NOFSYNC" "$BENCH_DIR/nofsync.c" || die "cannot build the no-fsync shim"
+c_thlhp_nofsync() {    # c_thlhp_nofsync NAME JOBS RETRIEVE
+	local p=$W/out/$1
+	fresh "$1"
+	thlhp_ini "$p" "$2" "$3"
+	(cd "$p" && env -u TCP_NODELAY LD_PRELOAD="$NOFSYNC" "$THLHP" "-j$2" download)
+}
+c_get1_nofsync() { c_thlhp_nofsync get1_nofsync 1 get; }
+c_get4_nofsync() { c_thlhp_nofsync get4_nofsync 4 get; }
 c_get1() { c_thlhp get1 1 get; }
 c_get4() { c_thlhp get4 4 get; }
 c_move1() { c_thlhp move1 1 move; }
 c_move4() { c_thlhp move4 4 move; }
 
-NAMES="getscu getscu4 get1 get4 movescu movescu4 move1 move4"
+NAMES="getscu getscu_sync getscu4 getscu4_sync get1 get4 get1_nofsync get4_nofsync movescu movescu_sync movescu4 movescu4_sync move1 move4"
 declare -A LABEL=(
 	[getscu]='`getscu` (C-GET), one series after the other'
+	[getscu_sync]='... the same, then `sync`'
 	[getscu4]='`getscu` (C-GET), 4 at once (`xargs -P4`)'
+	[getscu4_sync]='... the same, then `sync`'
 	[movescu]='`movescu` (C-MOVE) to `storescp`, one series after the other'
+	[movescu_sync]='... the same, then `sync`'
 	[movescu4]='`movescu` (C-MOVE) to `storescp --fork`, 4 at once (`xargs -P4`)'
+	[movescu4_sync]='... the same, then `sync`'
+	[get1_nofsync]='thlhp-make -j1, get, with fsync made a no-op (`LD_PRELOAD`; to show its cost)'
+	[get4_nofsync]='thlhp-make -j4, get, with fsync made a no-op (`LD_PRELOAD`; to show its cost)'
 	[get1]='**thlhp-make -j1 download**, retrieve = get'
 	[get4]='**thlhp-make -j4 download**, retrieve = get'
 	[move1]='**thlhp-make -j1 download**, retrieve = move'
 	[move4]='**thlhp-make -j4 download**, retrieve = move'
 )
 declare -A PEER=([getscu]=get1 [getscu4]=get4 [get1]=get1 [get4]=get4
-	[movescu]=move1 [movescu4]=move4 [move1]=move1 [move4]=move4)
+	[movescu]=move1 [movescu4]=move4 [move1]=move1 [move4]=move4
+	[getscu_sync]=get1 [getscu4_sync]=get4 [movescu_sync]=move1 [movescu4_sync]=move4
+	[get1_nofsync]=get1 [get4_nofsync]=get4)
 
 # fetched_ok NAME : NAME's folder holds NFILES DICOM files of the right total size
 # (the .dcm files for thlhp-make, whatever storescp/getscu name them otherwise).
 fetched_ok() {
 	local d=$W/out/$1 n b
-	case $1 in get[14] | move[14]) d=$d/data/dicom ;; esac
+	case $1 in get[14] | move[14] | get[14]_nofsync) d=$d/data/dicom ;; *_sync) d=$W/out/${1%_sync} ;; esac
 	n=$(find "$d" -type f ! -name '.*' ! -name '*.ini' | wc -l)
 	b=$(find "$d" -type f ! -name '.*' ! -name '*.ini' -printf '%s\n' | awk '{ s += $1 } END { printf "%d", s }')
 	[ "$n" = "$NFILES" ] || die "$1: $n files fetched, $NFILES expected (in $d)"
@@ -231,12 +262,18 @@ declare -A SECS CPUS   # contender -> its wall, CPU seconds, one per run (not T:
 for r in $(seq 1 "$RUNS"); do
 	for c in $NAMES; do
 		log "round $r: $c"
+		sync   # nobody pays for the writeback of the one before
 		time_sh "c_$c"
 		SECS[$c]+=" $WALL_LAST" CPUS[$c]+=" $CPU_LAST"
 		[ "$r" -gt 1 ] || fetched_ok "$c"
 	done
 done
 load=$(load_note)
+# The disk's floor: the same bytes written once, in one file, to disk.
+sync
+time_sh dd if=/dev/zero of="$W/floor" bs=1M count=$((BYTES / 1048576)) conv=fsync status=none
+FLOOR=$WALL_LAST
+rm -f "$W/floor"
 
 # ---- the report ------------------------------------------------------------------
 
@@ -261,7 +298,9 @@ echo
 printf -- '- thlhp-make -j4 / -j1: get %sx, move %sx\n' \
 	"$(ratio "$(median ${SECS[get1]})" "$(median ${SECS[get4]})")" \
 	"$(ratio "$(median ${SECS[move1]})" "$(median ${SECS[move4]})")"
-echo '- thlhp-make runs the whole `download` target from an empty state: the C-FIND walk (patients, studies, series), an IMAGE-level C-FIND per series, the retrieve, and for each instance a temp file, a size and header check, then (on a thread of the job, while the next arrives) fsync, hash and rename; the loops are handed the study and series UIDs and write without fsync'
+printf -- '- the disk: writing the same %.0f MB once, in one file, then fsync (`dd conv=fsync`) takes %.3f s here (%s MB/s); every thlhp-make file is on disk before it gets its name, the loops leave theirs in the page cache unless followed by `sync` (each contender starts after a `sync`)\n' \
+	"$(awk -v b="$BYTES" 'BEGIN { print b / 1e6 }')" "$FLOOR" "$(mbps "$BYTES" "$FLOOR")"
+echo '- thlhp-make runs the whole `download` target from an empty state: the C-FIND walk (patients, studies, series), an IMAGE-level C-FIND per series, the retrieve, and for each instance a temp file, a size and header check, then (on a thread of the job, while the next arrives) fsync (what arrived while the thread was busy as one batch: writeback started for all, then an fsync of each), hash and rename; the loops are handed the study and series UIDs and write without fsync'
 echo "- thlhp-make: protocol = dimse, max_associations = 4 (-j1 and -j4), max_requests_per_minute = 1000000 (the limit, so the token bucket never waits), timeout 30, no TCP_NODELAY in its environment; it disables Nagle itself: setsockopt(TCP_NODELAY, 1) seen under strace: $NODELAY"
 echo '- client CPU: user + system seconds of the contender'"'"'s processes (getscu/movescu and storescp, or thlhp-make with its storage SCP); Orthanc'"'"'s is not counted'
 echo "- Orthanc $(or_curl /system | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["Version"])'), DicomThreadsCount 8, MaximumPduLength 131072, TCP_NODELAY=1; storage in the page cache"
