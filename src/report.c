@@ -240,20 +240,14 @@ inventory(const struct graph *g, const struct catalog *c, struct state *st, FILE
 		for (int j = 0; j < p->nwant; j++) {
 			const struct series *s = p->want[j];
 			const int64_t *bytes = htab_get(&z.by, s->uid);
+			const char *text[] = { p->id, s->study, s->study_date, s->uid, s->number,
+			    s->modality, s->desc };
 
-			csv_field(fp, p->id);
-			putc(',', fp);
-			csv_field(fp, s->study);
-			putc(',', fp);
-			csv_field(fp, s->study_date);
-			putc(',', fp);
-			csv_field(fp, s->uid);
-			putc(',', fp);
-			csv_field(fp, s->number);
-			putc(',', fp);
-			csv_field(fp, s->modality);
-			putc(',', fp);
-			csv_field(fp, s->desc);
+			for (size_t k = 0; k < sizeof(text) / sizeof(*text); k++) {
+				if (k)
+					putc(',', fp);
+				csv_field(fp, text[k]);
+			}
 			fprintf(fp, ",%d,%d,%" PRId64 ",", s->expected, s->ninst, bytes ? *bytes : 0);
 			csv_field(fp, ar);
 			putc('\n', fp);

@@ -36,10 +36,7 @@ if [ "$BENCH_SCALE" = small ]; then
 else
 	NP=4 NS=4 NK=64
 fi
-DATA=$BENCH_DIR/ct-dl-$NP-$NS-$NK
-gen_data "$DATA" "$NP" "$NS" "$NK" DL
-BYTES=$(bytes_of "$DATA")
-NFILES=$(find "$DATA" -name '*.dcm' | wc -l)
+ct_data DL "$NP" "$NS" "$NK"
 # "study series" of every series
 SERIES=$(cd "$DATA" && find . -mindepth 3 -maxdepth 3 -type d | awk -F/ '{ print $3, $4 }' | sort)
 NSER=$(printf '%s\n' "$SERIES" | wc -l)

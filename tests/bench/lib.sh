@@ -290,6 +290,15 @@ gen_data() {
 	printf '%s\n' "$stamp" >"$dir.complete"
 }
 
+# ct_data PREFIX PATIENTS SERIES SLICES : gen_data into $BENCH_DIR/ct-PREFIX-P-S-K
+# (prefix lowercased); sets DATA, BYTES (of its .dcm files) and NFILES.
+ct_data() {
+	DATA=$BENCH_DIR/ct-${1,,}-$2-$3-$4
+	gen_data "$DATA" "$2" "$3" "$4" "$1"
+	BYTES=$(bytes_of "$DATA")
+	NFILES=$(find "$DATA" -name '*.dcm' | wc -l)
+}
+
 # bytes_of DIR : total size of the .dcm files below DIR
 bytes_of() { find "$1" -type f -name '*.dcm' -printf '%s\n' | awk '{ s += $1 } END { printf "%d\n", s }'; }
 

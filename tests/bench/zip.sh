@@ -35,10 +35,7 @@ if [ "$BENCH_SCALE" = small ]; then
 else
 	NP=8 NS=4 NK=64
 fi
-DATA=$BENCH_DIR/ct-zip-$NP-$NS-$NK
-gen_data "$DATA" "$NP" "$NS" "$NK" ZIP
-BYTES=$(bytes_of "$DATA")
-NFILES=$(find "$DATA" -name '*.dcm' | wc -l)
+ct_data ZIP "$NP" "$NS" "$NK"
 ALL_PATIENTS=$(cd "$DATA" && ls -d ZIP-* | sort)
 
 W=$BENCH_DIR/zip-work
