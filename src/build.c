@@ -402,7 +402,7 @@ build_run(const struct options *o)
 	ping = !readonly ? r.cfg.notify.ping_url : NULL;
 	notify_ping(ping, NOTIFY_START);
 	if (state_open(&r.st, r.cfg.state.url, readonly ? STORE_READONLY :
-	    o->wait ? STORE_WAIT : 0) < 0 ||
+	    o->wait ? STORE_WAIT : 0, r.cfg.state.lease * 1000) < 0 ||
 	    state_load(&r.st, &r.cat) < 0) {
 		char *where = config_where(&r.cfg, "state", "url");
 

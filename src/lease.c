@@ -53,11 +53,16 @@ int
 lease_take(struct lease *l, struct node *n, char *msg, size_t len)
 {
 	char holder[320];
-	int rc;
+	int rc, cut = l->st->db->cut;
 
 	if (!n->claim && !(n->claim = lease_job(n)))
 		return LEASE_OURS;
 	rc = state_claim(l->st, n->claim, l->owner, l->ttl_ms, &n->claim_gen, holder, sizeof(holder));
+	if (rc < 0 && l->st->db->cut != cut) {
+		/* Cut with the connection, now back: wait and claim again. */
+		snprintf(msg, len, "claiming the job: %s", l->st->err);
+		return LEASE_HELD;
+	}
 	if (rc < 0) {
 		snprintf(msg, len, "claiming the job: %s", l->st->err);
 		return -1;
@@ -114,6 +119,7 @@ lease_fence(struct lease *l, struct node *n)
 	l->st->fence.gen = n->claim_gen;
 	l->st->fence.lost = 0;
 	l->armed = 1;
+	l->cut = l->st->db->cut;
 }
 
 int
@@ -127,6 +133,8 @@ lease_settle(struct lease *l, struct node *n)
 		lost = l->st->fence.lost;   /* a commit used the fence */
 	else if (state_release(l->st, n->claim, l->owner, n->claim_gen) == 0)
 		lost = 1;                   /* nothing committed: let go here */
+	else if (l->armed && l->st->db->cut != l->cut)
+		lost = 1;                   /* its transaction went with the connection */
 	l->st->fence.job = NULL;
 	l->st->fence.lost = 0;
 	l->armed = 0;

@@ -25,6 +25,7 @@ struct lease {
 	int64_t tried_ns;         /* ... and of the last attempt */
 	int failing;              /* renewals fail: said so once */
 	int armed;                /* lease_fence() was called for the job finishing */
+	int cut;                  /* the store's count of cut transactions then */
 };
 
 void lease_init(struct lease *l, struct state *st, int ttl_s);
@@ -33,7 +34,8 @@ void lease_init(struct lease *l, struct state *st, int ttl_s);
 char *lease_job(const struct node *n);
 
 enum { LEASE_HELD = 0, LEASE_OURS = 1 };
-/* Claim n's job: LEASE_OURS, LEASE_HELD with msg naming the holder, or -1
+/* Claim n's job: LEASE_OURS, LEASE_HELD with msg naming the holder (or
+ * saying the claim was cut with the connection: it is tried again), or -1
  * with msg saying why not. */
 int lease_take(struct lease *l, struct node *n, char *msg, size_t len);
 /* After lease_take: reload from the store what n's rule reads and plan n
@@ -43,7 +45,10 @@ int lease_take(struct lease *l, struct node *n, char *msg, size_t len);
 char *lease_replan(struct lease *l, struct ctx *ctx, struct node *n);
 /* Around rule->finish: fence arms state_commit() with n's claim; settle
  * lets go of the claim if finish did not commit, and returns 1 when the
- * claim had been lost (the result was not recorded). */
+ * result was not recorded because the claim had been lost, or because the
+ * transaction recording it was lost with the connection (the server ends
+ * one left idle past the lease): either way the job is claimed and
+ * planned again. */
 void lease_fence(struct lease *l, struct node *n);
 int lease_settle(struct lease *l, struct node *n);
 /* The heartbeat: renew our claims when a third of the lease has passed.

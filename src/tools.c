@@ -117,7 +117,7 @@ tool_clean(const struct options *o)
 		return EXIT_ERROR;
 	}
 	catalog_init(&cat);
-	if (state_open(&st, cfg.state.url, 0) < 0 || state_load(&st, &cat) < 0) {
+	if (state_open(&st, cfg.state.url, 0, cfg.state.lease * 1000) < 0 || state_load(&st, &cat) < 0) {
 		warn("%s: %s", cfg.file, st.err);
 		goto out;
 	}
@@ -234,7 +234,7 @@ tool_qc(const struct options *o)
 		return EXIT_ERROR;
 	}
 	catalog_init(&cat);
-	if (state_open(&st, cfg.state.url, STORE_READONLY) < 0 || state_load(&st, &cat) < 0) {
+	if (state_open(&st, cfg.state.url, STORE_READONLY, cfg.state.lease * 1000) < 0 || state_load(&st, &cat) < 0) {
 		warn("%s: %s", cfg.file, st.err);
 		goto out;
 	}

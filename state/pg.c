@@ -28,6 +28,7 @@ struct pg_store {
 	PGconn *conn;
 	char where[256];          /* "postgresql database 'x' on host:port" */
 	int readonly;             /* STORE_READONLY: every session read-only */
+	int hold_ms;              /* idle_in_transaction_session_timeout, 0: none */
 	int intx;                 /* inside BEGIN ... COMMIT */
 	struct { const char *sql; int nparam; } cache[NCACHE];
 };
@@ -131,16 +132,18 @@ pg_bool(struct pg_store *s, const char *sql)
 	return rc;
 }
 
-/* What every session of ours starts with. */
+/* What every session of ours starts with: -n and -q must not write,
+ * whatever a statement says; a transaction left open by a frozen process
+ * is ended by the server.  (SET takes no parameters: the number is ours.) */
 static int
 pg_session(struct pg_store *s)
 {
+	char sql[96];
 	PGresult *res;
 
-	if (!s->readonly)
-		return 0;
-	/* -n and -q must not write, whatever a statement says. */
-	res = PQexec(s->conn, "SET default_transaction_read_only = on");
+	snprintf(sql, sizeof(sql), "SET idle_in_transaction_session_timeout = %d%s",
+	    s->hold_ms, s->readonly ? "; SET default_transaction_read_only = on" : "");
+	res = PQexec(s->conn, sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		pg_fail(s, "open", res);
 		PQclear(res);
@@ -199,6 +202,7 @@ pg_lost(struct pg_store *s, int begins)
 	if (pg_reconnect(s) < 0)
 		return -1;
 	if (intx && !begins) {
+		s->st.cut++;
 		errf(s->st.err, sizeof(s->st.err), "%s: the connection was lost in the middle "
 		    "of a transaction, which is rolled back", s->where);
 		return 0;
@@ -207,7 +211,7 @@ pg_lost(struct pg_store *s, int begins)
 }
 
 static struct store *
-pg_open(const char *url, int flags, char *err, size_t errlen)
+pg_open(const char *url, int flags, int hold_ms, char *err, size_t errlen)
 {
 	struct pg_store *s;
 	const char *kw[4], *val[4];
@@ -275,6 +279,7 @@ pg_open(const char *url, int flags, char *err, size_t errlen)
 	}
 	PQsetNoticeReceiver(s->conn, pg_notice, s->where);
 	s->readonly = !!(flags & STORE_READONLY);
+	s->hold_ms = hold_ms > 0 ? hold_ms : 0;
 	if (pg_session(s) < 0)
 		goto bad_err;
 	if (s->readonly) {

@@ -1,11 +1,12 @@
 /*
  * shared.c - what processes that share a store need of it: re-reading what
  * the others changed since state_load(), and the claims on jobs (the lease
- * table, schema version 2).  A claim is taken in one transaction: the row
- * is inserted if missing, locked (PostgreSQL: FOR UPDATE SKIP LOCKED, so a
- * row another transaction is claiming reads as held; SQLite holds the
- * whole file), and taken only when free, ours or expired, its generation
- * bumped.  Expiry is the store's clock, whatever the hosts' clocks say.
+ * table, schema version 2).  A job's row is inserted the first time it is
+ * claimed, on its own; a claim is then one transaction: the row is locked
+ * (PostgreSQL: FOR UPDATE SKIP LOCKED, so a row another transaction is
+ * claiming reads as held; SQLite holds the whole file) and taken only when
+ * free, ours or expired, its generation bumped.  Expiry is the store's
+ * clock, whatever the hosts' clocks say.
  */
 #include <stdio.h>
 #include <string.h>
@@ -119,11 +120,21 @@ state_claim(struct state *st, const char *job, const char *owner, int64_t ms,
 	char msbuf[24];
 	long n;
 
-	if (state_begin(st) < 0)
-		return -1;
-	if (EXEC(st, "INSERT INTO lease (job) VALUES ($1) ON CONFLICT (job) DO NOTHING", job) < 0 ||
-	    QUERY(st, st->sql->claim, claim_row, &r, job) < 0)
-		goto bad;
+	/* The job's row is made outside the transaction, the first time: an
+	 * INSERT that meets another's uncommitted row waits for it, and the
+	 * other may be frozen; a locked row is skipped. */
+	for (int made = 0;; made = 1) {
+		if (state_begin(st) < 0)
+			return -1;
+		if (QUERY(st, st->sql->claim, claim_row, &r, job) < 0)
+			goto bad;
+		if (r.found || made)
+			break;
+		state_rollback(st);
+		if (EXEC(st, "INSERT INTO lease (job) VALUES ($1) ON CONFLICT (job) DO NOTHING",
+		    job) < 0)
+			return -1;
+	}
 	if (!r.found || (r.owner[0] && strcmp(r.owner, owner) != 0 && r.left > 0)) {
 		/* Held, or being claimed this very moment (a locked row). */
 		snprintf(holder, holderlen, "%s", r.found ? r.owner : "another worker");

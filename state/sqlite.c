@@ -117,12 +117,13 @@ take_lock(const char *path, int wait, char *err, size_t errlen)
 
 
 static struct store *
-sq_open(const char *url, int flags, char *err, size_t errlen)
+sq_open(const char *url, int flags, int hold_ms, char *err, size_t errlen)
 {
 	struct sqlite_store *s;
 	const char *path = url + strlen("sqlite:");
 	int oflags;
 
+	(void)hold_ms;   /* one writer at a time (the flock): nobody waits on a lock of ours */
 	if (!*path) {
 		errf(err, errlen, "sqlite: no file name in '%s'", url);
 		return NULL;

@@ -226,7 +226,7 @@ migrate(struct state *st, int readonly)
 }
 
 int
-state_open(struct state *st, const char *url, int flags)
+state_open(struct state *st, const char *url, int flags, int hold_ms)
 {
 	const struct store_ops *ops = NULL;
 	size_t n;
@@ -249,7 +249,7 @@ state_open(struct state *st, const char *url, int flags)
 		return -1;
 	}
 	errno = 0;
-	st->db = ops->open(url, flags, st->err, sizeof(st->err));
+	st->db = ops->open(url, flags, hold_ms, st->err, sizeof(st->err));
 	if (!st->db)
 		return (flags & STORE_READONLY) && errno == ENOENT ? 0 : -1;
 	if (state_migrate(st, flags & STORE_READONLY) < 0) {

@@ -35,8 +35,10 @@ struct srcfile {
 
 /* Open the store named by url and bring its schema up to date.  With
  * STORE_READONLY nothing is created or migrated; a missing store gives an
- * empty state (db NULL). */
-int state_open(struct state *st, const char *url, int flags);
+ * empty state (db NULL).  hold_ms: how long a transaction may sit idle
+ * before a shared store ends it (the lease: a worker frozen that long has
+ * lost its claims anyway), 0 for no limit. */
+int state_open(struct state *st, const char *url, int flags, int hold_ms);
 void state_close(struct state *st);
 int state_begin(struct state *st);
 int state_commit(struct state *st);

@@ -29,6 +29,7 @@ struct store {
 	const struct store_ops *ops;
 	char err[STORE_ERR_MAX];  /* last error */
 	int reconnects;           /* times a lost connection was made again */
+	int cut;                  /* transactions lost with a connection */
 };
 
 /* Called once per result row; a non-zero return stops the query with -1. */
@@ -47,8 +48,12 @@ struct store_ops {
 	 * or migrated, and let them in again; "" when not needed. */
 	const char *schema_lock, *schema_unlock;
 	/* Open url (scheme included).  Returns NULL with the message in err
-	 * and errno ENOENT when READONLY and the store does not exist. */
-	struct store *(*open)(const char *url, int flags, char *err, size_t errlen);
+	 * and errno ENOENT when READONLY and the store does not exist.
+	 * hold_ms > 0: the longest a transaction may sit open between two
+	 * statements; a process frozen inside one (SIGSTOP, a suspended host)
+	 * then loses its session, and the locks others wait on, after that
+	 * (shared backends; the others have one writer anyway). */
+	struct store *(*open)(const char *url, int flags, int hold_ms, char *err, size_t errlen);
 	void (*close)(struct store *st);
 	int (*begin)(struct store *st);
 	int (*commit)(struct store *st);

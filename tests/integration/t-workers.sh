@@ -13,6 +13,9 @@
 #    lapse, take its jobs over, and fetch only what it had not written;
 #  - a worker frozen (SIGSTOP) past its lease: another finishes its job;
 #    thawed, its result is refused by the fence, nothing counted twice;
+#  - a worker frozen inside a transaction, holding a row another must
+#    write: the server ends the transaction after the lease, the other
+#    finishes, the thawed one reconnects and records nothing twice;
 #  - PostgreSQL restarted mid-run: the worker reconnects and completes.
 # shellcheck source-path=SCRIPTDIR source=../netns.sh
 source "$(dirname "$0")/../netns.sh"
@@ -174,6 +177,52 @@ has_line "worker 1 says its claim lapsed and was taken over, and records nothing
 ok "the archives are still right" archives_match
 check "each archive was built once" "$(built_by w1.out w2.out)" "$(expected_zips)"
 check "the database still holds each instance once" "$(pg_sql 'SELECT count(*) FROM instance' frozen)" "$ALL"
+
+section "a worker frozen inside a transaction: the server ends it after the lease"
+# Worker 1 is made to wait on a table lock while it records a finished
+# series, frozen there, and the lock let go: its INSERT then runs and its
+# session sits in the open transaction, holding the instance row another
+# worker must write.  Without a limit on idle transactions that worker
+# would wait for it for as long as worker 1 stays frozen.
+project frozentx pacs.max_requests_per_minute=300 pacs.max_associations=1
+worker 1 -j1 all
+BGPID=${WPID[1]}
+wait_disk 1 || { say "FAIL: worker 1 wrote nothing"; }
+PGAPPNAME=t-workers-lock "$PG_BIN/psql" -X -q -h "$PG_DIR" -U postgres -d frozentx \
+	-c "BEGIN; LOCK TABLE instance IN SHARE MODE; SELECT pg_sleep(60)" >/dev/null 2>&1 &
+LOCKPID=$!
+# session_of APP STATE : pid of the session of APP in STATE (a waiting one: 'lock').
+session_of() {
+	local where="application_name = '$1' AND state = '$2'"
+	[ "$2" = lock ] && where="application_name = '$1' AND wait_event_type = 'Lock'"
+	pg_sql "SELECT pid FROM pg_stat_activity WHERE datname = 'frozentx' AND $where"
+}
+for ((i = 0; i < 600; i++)); do
+	[ -n "$(session_of thlhp-make lock)" ] && break
+	sleep 0.1
+done
+kill -STOP "${WPID[1]}"
+pg_sql "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 't-workers-lock'" >/dev/null
+wait "$LOCKPID" 2>/dev/null
+for ((i = 0; i < 50; i++)); do
+	[ -n "$(session_of thlhp-make 'idle in transaction')" ] && break
+	sleep 0.1
+done
+check "worker 1 is frozen inside its transaction" "$(session_of thlhp-make 'idle in transaction' | wc -l)" 1
+worker 2 -j2 all
+worker_exit 2 "worker 2 finishes, though worker 1 holds a row it writes" 0
+check "worker 2 built every archive" "$(zip_names)" "$(expected_zips)"
+has_line "the server ended worker 1's transaction" "$PG_DIR/server.log" \
+	"terminating connection due to idle-in-transaction timeout"
+kill -CONT "${WPID[1]}"
+worker_exit 1 "worker 1, thawed" 0
+has_line "worker 1 says its connection was lost and made again" w1.err "connected again after"
+has_line "... and that its result was not recorded, so the job is planned again" w1.err \
+	"the connection was lost in the middle of a transaction, which is rolled back"
+ok "the archives are still right" archives_match
+check "each archive was built once" "$(built_by w1.out w2.out)" "$(expected_zips)"
+check "the database still holds each instance once" "$(pg_sql 'SELECT count(*) FROM instance' frozentx)" "$ALL"
+check "no claim is left held" "$(leases_held frozentx)" 0
 
 section "PostgreSQL restarted mid-run"
 project restart pacs.max_requests_per_minute=120
