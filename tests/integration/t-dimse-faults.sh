@@ -108,21 +108,23 @@ gen --outdir "$T/late" --patient TH-07-XX --studies 1 --series 1 --instances 4 -
 orthanc_upload "$T/late"
 IFS=$'\t' read -r _ _ lsop lsrc < <(instances_of TH-07-XX | head -n 1)
 iid=$(curl -sf -X POST "http://127.0.0.1:$OR_HTTP/tools/lookup" -d "$lsop" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)[0]["ID"])')
-# Only TH-07-XX, 30 requests a minute: PATIENT, STUDY, SERIES, then the
-# download's IMAGE-level C-FIND, and 2 s later its retrieve.  In between
-# the instance goes from the PACS.  (With retries, the next attempt finds
-# the PACS listing 3, and validation stops the series: 3 on disk, 4 expected.)
+# Only TH-07-XX, 30 requests a minute: PATIENT, STUDY, SERIES C-FINDs
+# (the last counts 4 instances), then 2 s later the retrieve.  For a C-MOVE
+# the download lists the instances first (an IMAGE-level C-FIND, then 2 s
+# to the retrieve); a C-GET asks for the series whole, checks what arrives
+# against the count, and only then lists it.  Before the retrieve the
+# instance goes from the PACS.
 config select.patient_id=TH-07-XX pacs.max_requests_per_minute=30 pacs.retries=0
 finals() { awk '$2 == "pacs" && $4 == "C-FIND-RSP" && $6 == "0x0000"' "$PROXY_LOG" | wc -l; }
 nfind=$(finals)
 run_bg -k all
 for _ in $(seq 1 300); do
-	[ "$(finals)" -ge $((nfind + 4)) ] && break
+	[ "$(finals)" -ge $((nfind + $([ "$RETRIEVE" = move ] && echo 4 || echo 3))) ] && break
 	sleep 0.05
 done
 curl -sf -X DELETE "http://127.0.0.1:$OR_HTTP/instances/$iid" >/dev/null
 bg_wait 60
-LASTCMD="thlhp-make -k all (an instance deleted after the IMAGE-level C-FIND)"
+LASTCMD="thlhp-make -k all (an instance deleted after the C-FIND)"
 exit_is "all with a retrieve that delivers 3 of the 4 instances listed" 2
 has_line "stderr says the series is incomplete, with what the PACS reported" "$ERR" \
 	"TH-07-XX.*incomplete: 3 of 4 instances arrived \(the PACS reported 3 completed, 0 failed"
