@@ -43,6 +43,8 @@ struct getctx {
 	struct job *job;
 	const char *prefix;       /* temp files in the series folder */
 	struct htab want;         /* C-MOVE: SOP UIDs this job asked for */
+	int move_id;              /* C-MOVE: its Message ID */
+	int whole;                /* C-MOVE of the whole series: routed by move_id */
 	pthread_mutex_t mu;       /* the SCP's threads may deliver at once */
 	pthread_cond_t cv;        /* an instance queued, or closing */
 	pthread_cond_t idle;      /* inflight dropped to 0 */
@@ -188,16 +190,20 @@ on_release(void *arg)
 
 /* The storage SCP's question: which job asked for this instance? */
 static int
-route(void *arg, const char *sop_class, const char *sop_uid, struct dimse_sink *sink)
+route(void *arg, const char *sop_class, const char *sop_uid, const char *move_aet, int move_id,
+    struct dimse_sink *sink)
 {
 	struct dimse *d = arg;
-	int rc = -1;
+	int rc = -1, whole = 0;
 
 	pthread_mutex_lock(&d->mu);
-	for (int i = 0; i < d->nmoving && rc < 0; i++)
-		if (htab_get(&d->moving[i]->want, sop_uid)) {
-			struct getctx *g = d->moving[i];
+	for (int i = 0; i < d->nmoving && rc < 0; i++) {
+		struct getctx *g = d->moving[i];
+		const char *us = g->job->ctx->cfg->pacs.calling_aet;
 
+		whole |= g->whole;
+		if (g->whole ? move_id == g->move_id && (!move_aet || strcmp(move_aet, us) == 0)
+		    : htab_get(&g->want, sop_uid) != NULL) {
 			pthread_mutex_lock(&g->mu);
 			g->inflight++;
 			pthread_mutex_unlock(&g->mu);
@@ -207,6 +213,12 @@ route(void *arg, const char *sop_class, const char *sop_uid, struct dimse_sink *
 			sink->release = on_release;
 			rc = 0;
 		}
+	}
+	/* Refused while a whole series is being moved: perhaps one of its
+	 * own, not named as ours.  Every move lists its instances from now
+	 * on (retrieve_whole() sees this and does the series so). */
+	if (rc < 0 && whole)
+		atomic_store(&d->unnamed, 1);
 	pthread_mutex_unlock(&d->mu);
 	return rc;
 }
@@ -371,8 +383,8 @@ retrieve(struct job *job, struct getctx *g, const char *const *sops, int n,
 		return -1;
 	}
 	if (cfg->pacs.retrieve == RETRIEVE_MOVE)
-		r = dimse_move(&peer, cfg->pacs.move_destination, s->patient->id, s->study, s->uid,
-		    sops, n, &c, err);
+		r = dimse_move(&peer, cfg->pacs.move_destination, g->move_id, s->patient->id,
+		    s->study, s->uid, sops, n, &c, err);
 	else
 		r = dimse_get(&peer, s->patient->id, s->study, s->uid, sops, n,
 		    (const char *const *)classes, nclasses,
@@ -402,29 +414,51 @@ finisher_start(struct getctx *g, struct job *job)
 
 /* A series with nothing of it on disk, asked of the PACS whole, without
  * listing its instances first (an IMAGE-level C-FIND costs the PACS a
- * lookup per instance, ~25% of a series' time on the benchmark).  It is
- * complete when what arrived is at least what the query counted
- * (NumberOfSeriesRelatedInstances), with no failed sub-operation; 1 then,
- * 0 when it fell short (the caller then lists the instances and asks for
- * the missing ones; sum says what the PACS reported), -1 on error. */
+ * lookup per instance, ~25% of a series' time on the benchmark).  A C-MOVE
+ * is done so only when the PACS names the move in its C-STOREs, as the
+ * storage SCP then routes them by that.  It is complete when what arrived
+ * is at least what the query counted (NumberOfSeriesRelatedInstances),
+ * with no failed sub-operation; 1 then, 0 when it fell short or was not
+ * tried (the caller then lists the instances and asks for the missing
+ * ones; sum says what the PACS reported), -1 on error. */
 static int
-get_whole(struct job *job, struct getctx *g, int max, struct dimse_counts *sum)
+retrieve_whole(struct job *job, struct getctx *g, int max, struct dimse_counts *sum)
 {
+	const struct config *cfg = job->ctx->cfg;
+	struct dimse *d = job->ctx->src->priv;
 	struct fetch *f = g->f;
 	const char **cls;
-	int ncls, rc = 0, before = f->ngot;
+	char err[DCM_ERR_MAX];
+	int ncls, rc = 0, before = f->ngot, move = cfg->pacs.retrieve == RETRIEVE_MOVE;
 
 	cls = class_guess(f->s->sop_class, &ncls);
-	if (ncls > max)
+	if (ncls > max || (move && atomic_load(&d->unnamed)))
 		goto out;
 	atomic_store(&job->total, f->s->expected);
 	if (finisher_start(g, job) < 0) {
 		rc = -1;
 		goto out;
 	}
+	if (move) {
+		g->whole = 1;
+		if (move_begin(d, cfg, g, err) < 0) {
+			errf(job->err, sizeof(job->err), "storage SCP for C-MOVE: %s", err);
+			finisher_join(g);
+			rc = -1;
+			goto out;
+		}
+	}
 	rc = retrieve(job, g, NULL, 0, cls, ncls, sum);
+	if (move) {
+		move_end(d, g);
+		g->whole = 0;
+	}
 	finisher_join(g);
-	if (rc == 0 && g->err[0]) {
+	if (move && atomic_load(&d->unnamed)) {
+		/* Something that came was refused, unrouted: list. */
+		sum->status = NONE;
+		rc = 0;
+	} else if (rc == 0 && g->err[0]) {
 		errf(job->err, sizeof(job->err), "%s", g->err);
 		rc = -1;
 	} else if (rc == 0 && f->ngot - before >= f->s->expected && sum->failed == 0 &&
@@ -464,8 +498,9 @@ fetch_once(struct job *job, void *arg)
 	htab_init(&g.want);
 	prefix = xasprintf("%s/%s%s-", f->dir, tmp_tag(), move ? "move" : "get");
 	g.prefix = prefix;
-	if (!move && before == 0 && (f->force || f->have.len == 0) && f->s->expected > 0) {
-		if ((rc = get_whole(job, &g, max, &whole)) != 0) {
+	g.move_id = (int)(atomic_fetch_add(&d->move_ids, 1) % 65535) + 1;
+	if (before == 0 && (f->force || f->have.len == 0) && f->s->expected > 0) {
+		if ((rc = retrieve_whole(job, &g, max, &whole)) != 0) {
 			rc = rc > 0 ? 0 : -1;
 			goto out;
 		}

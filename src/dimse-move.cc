@@ -52,13 +52,15 @@ public:
 
 	/* Send the C-MOVE and read its responses up to the final one. */
 	OFCondition move(T_ASC_PresentationContextID pc, const char *model, const char *dest,
-		DcmDataset *q)
+		int msg_id, DcmDataset *q)
 	{
 		T_DIMSE_Message msg;
 		memset(&msg, 0, sizeof msg);
 		msg.CommandField = DIMSE_C_MOVE_RQ;
 		T_DIMSE_C_MoveRQ &req = msg.msg.CMoveRQ;
-		req.MessageID = 1;	/* the only request on this association */
+		/* The only request on this association: its ID is the
+		 * caller's, to tell its C-STOREs from other moves'. */
+		req.MessageID = (Uint16)msg_id;
 		req.DataSetType = DIMSE_DATASET_PRESENT;
 		req.Priority = DIMSE_PRIORITY_LOW;	/* as DcmSCU's C-GET */
 		OFStandard::strlcpy(req.AffectedSOPClassUID, model, sizeof req.AffectedSOPClassUID);
@@ -118,8 +120,8 @@ public:
 	}
 };
 
-int do_move(const struct dimse_peer *peer, const char *dest_aet, const char *patient_id,
-	const char *study_uid, const char *series_uid, const char *const *sops, int nsops, struct dimse_counts *counts,
+int do_move(const struct dimse_peer *peer, const char *dest_aet, int msg_id,
+	const char *patient_id, const char *study_uid, const char *series_uid, const char *const *sops, int nsops, struct dimse_counts *counts,
 	char *err)
 {
 	if (counts != NULL)
@@ -145,7 +147,7 @@ int do_move(const struct dimse_peer *peer, const char *dest_aet, const char *pat
 	if (pc == 0)
 		return -1;
 
-	OFCondition c = scu.move(pc, model, dest_aet, &q);
+	OFCondition c = scu.move(pc, model, dest_aet, msg_id, &q);
 	/* What our SCP had to say meanwhile, usually why the PACS failed;
 	 * maybe about a concurrent C-MOVE. */
 	std::string why;
@@ -191,13 +193,18 @@ int do_move(const struct dimse_peer *peer, const char *dest_aet, const char *pat
 
 } /* namespace */
 
-extern "C" int dimse_move(const struct dimse_peer *peer, const char *dest_aet,
+extern "C" int dimse_move(const struct dimse_peer *peer, const char *dest_aet, int msg_id,
 	const char *patient_id, const char *study_uid, const char *series_uid,
 	const char *const *sops, int nsops, struct dimse_counts *counts, char err[DCM_ERR_MAX])
 {
 	err[0] = '\0';
 	try {
-		return do_move(peer, dest_aet, patient_id, study_uid, series_uid, sops, nsops, counts, err);
+		if (msg_id < 1 || msg_id > 65535) {
+			set_err(err, "C-MOVE: message ID %d out of range", msg_id);
+			return -1;
+		}
+		return do_move(peer, dest_aet, msg_id, patient_id, study_uid, series_uid, sops,
+			nsops, counts, err);
 	} catch (const std::exception &e) {
 		set_err(err, "DCMTK error: %s", e.what());
 	} catch (...) {

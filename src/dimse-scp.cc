@@ -284,7 +284,11 @@ private:
 		char e[DCM_ERR_MAX];
 
 		struct dimse_sink sink = { NULL, NULL, NULL, NULL };
-		int routed = scp->route(scp->arg, cls.c_str(), uid.c_str(), &sink);
+		std::string move_aet = req.opts & O_STORE_MOVEORIGINATORAETITLE
+			? trim(req.MoveOriginatorApplicationEntityTitle) : "";
+		int move_id = req.opts & O_STORE_MOVEORIGINATORID ? req.MoveOriginatorID : -1;
+		int routed = scp->route(scp->arg, cls.c_str(), uid.c_str(),
+			move_aet.empty() ? NULL : move_aet.c_str(), move_id, &sink);
 		/* The sink is released on every way out of here. */
 		struct release_guard {
 			struct dimse_sink &s;

@@ -127,9 +127,12 @@ struct dimse_sink {
 
 /* Called by the storage SCP when a C-STORE request arrives, before its
  * data: fill sink for this SOP instance and return 0, or return -1 to
- * refuse it (nobody asked for it).  Called from the SCP's threads. */
+ * refuse it (nobody asked for it).  move_aet and move_id: the C-MOVE it
+ * is a sub-operation of, as the PACS names it (Move Originator AE Title
+ * and Message ID), or NULL and -1 when it does not.  Called from the
+ * SCP's threads. */
 typedef int dimse_route_fn(void *arg, const char *sop_class, const char *sop_uid,
-    struct dimse_sink *sink);
+    const char *move_aet, int move_id, struct dimse_sink *sink);
 
 struct dimse_scp;
 
@@ -150,8 +153,10 @@ void dimse_scp_stop(struct dimse_scp *scp);
 
 /* C-MOVE the series (or those SOP instances, IMAGE level) to dest_aet;
  * returns when the PACS sends its final response, by which time every
- * C-STORE it made has been answered.  Model and counts as for dimse_get. */
-int dimse_move(const struct dimse_peer *peer, const char *dest_aet,
+ * C-STORE it made has been answered.  msg_id (1-65535) is the request's
+ * Message ID, which the PACS may quote in those C-STOREs (route()'s
+ * move_id).  Model and counts as for dimse_get. */
+int dimse_move(const struct dimse_peer *peer, const char *dest_aet, int msg_id,
     const char *patient_id, const char *study_uid,
     const char *series_uid, const char *const *sops, int nsops, struct dimse_counts *counts,
     char err[DCM_ERR_MAX]);

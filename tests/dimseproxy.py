@@ -23,7 +23,7 @@ C-CANCEL-RQ, or the CommandField as 0xNNNN.  UID: Affected, else Requested
 SOP Instance UID.  Status: 0xNNNN, upper case.  The line is written before
 the bytes are passed on.  Fault kinds: drop, reset, hold (a connection stopped
 by blackhole), held-reset (reset as the blackhole ends), refuse (closed by
-refuse), unlisten, relisten, refuse-context, and mangle-truncate,
+refuse), unlisten, relisten, refuse-context, unname, and mangle-truncate,
 mangle-notdicom, mangle-series (these with the SOP instance UID and the
 new SeriesInstanceUID or - in the last two fields).  MODE is logged when
 the mode changes and on every SIGHUP (an acknowledgement to wait for).  Parse errors are explained
@@ -45,6 +45,13 @@ Control file: its first line, re-read every 100 ms and on SIGHUP.
                   resets every held connection
     refuse        close the listening sockets (ECONNREFUSED) and every
                   connection; any other mode listens again on the same ports
+    unname        a PACS that does not say which C-MOVE its C-STOREs are
+                  for: on connections accepted in this mode, each command
+                  set the connecting side sends alone in a P-DATA-TF loses
+                  its Move Originator AE Title and Message ID (0000,1030),
+                  (0000,1031), its group length and PDU made to fit
+                  (logged once per connection: FAULT unname); otherwise
+                  as pass
     refuse-context UID...
                   a PACS that will not take those abstract syntaxes: in the
                   A-ASSOCIATE-AC of each new association, the presentation
@@ -520,6 +527,30 @@ def refuse_contexts(rq, ac, uids):
     return bytes(out)
 
 
+def unname_command(pdu):
+    """P-DATA-TF pdu, whole, with its Move Originator AE Title and Message
+    ID taken out when it is one PDV holding a whole command set; None when
+    there was nothing to take out."""
+    if len(pdu) < 12 or pdu[0] != 4 or 10 + struct.unpack_from(">I", pdu, 6)[0] != len(pdu) \
+            or pdu[11] & 3 != 3:
+        return None
+    cmd, off, kept, dropped = pdu[12:], 0, [], 0
+    while off + 8 <= len(cmd):
+        group, elem, length = struct.unpack_from("<HHI", cmd, off)
+        if group != 0 or off + 8 + length > len(cmd):
+            return None
+        if elem in (0x1030, 0x1031):
+            dropped += 1
+        elif elem != 0x0000:
+            kept.append(cmd[off:off + 8 + length])
+        off += 8 + length
+    if not dropped or off != len(cmd):
+        return None
+    body = b"".join(kept)
+    pdv = pdu[10:12] + struct.pack("<HHII", 0, 0, 4, len(body)) + body
+    return b"\4\0" + struct.pack(">II", 4 + len(pdv), len(pdv)) + pdv
+
+
 # ---- one proxied connection ---------------------------------------------
 
 class Conn:
@@ -540,6 +571,9 @@ class Conn:
         self.assoc = {"c": bytearray(), "s": bytearray()}   # refuse-context: PDUs held
         self.rq = None                      # refuse-context: the A-ASSOCIATE-RQ
         self.answers = None                 # HTTP: the server's answers (mangle)
+        # unname: the connecting side's PDUs, held until whole
+        self.pdus = bytearray() if proxy.mode[0] == "unname" else None
+        self.unnamed = False
 
     def emitter(self, side):
         return lambda *msg: self.p.log(self.route.name, DIRECTION[side], *msg)
@@ -618,6 +652,8 @@ class Conn:
             data = self.associate(side, data, mode[1:])
             if data is None:
                 return
+        if side == "c" and self.pdus is not None and self.parser["s"] is not None:
+            data = self.unname(data)
         self.parse(side, data)              # log first: the peers react to what we send
         if side == "s" and self.answers:
             data = self.follow(self.answers.feed, data)
@@ -643,6 +679,22 @@ class Conn:
             pdu = refuse_contexts(self.rq, pdu, uids)
             self.fault("refuse-context")
         return pdu
+
+    def unname(self, data):
+        """The whole PDUs in what was held plus data, command sets
+        without their Move Originator; the rest stays held."""
+        buf, out = self.pdus, bytearray()
+        buf += data
+        while len(buf) >= 6 and len(buf) >= 6 + struct.unpack_from(">I", buf, 2)[0]:
+            n = 6 + struct.unpack_from(">I", buf, 2)[0]
+            pdu = bytes(buf[:n])
+            del buf[:n]
+            new = unname_command(pdu)
+            if new is not None and not self.unnamed:
+                self.unnamed = True
+                self.fault("unname")
+            out += new if new is not None else pdu
+        return bytes(out)
 
     def parse(self, side, data):
         if self.parser[side] is None:
@@ -739,7 +791,7 @@ def parse_mode(line):
         return ("drop", int(w[1]))
     if w[0] == "reset" and len(w) == 3 and 0 <= float(w[1]) <= 1:
         return ("reset", float(w[1]), w[2])
-    if w in (["blackhole"], ["refuse"]):
+    if w in (["blackhole"], ["refuse"], ["unname"]):
         return (w[0],)
     if w[0] == "refuse-context" and len(w) >= 2:
         return tuple(w)

@@ -255,12 +255,19 @@ fi
 
 TITLE="Download from Orthanc over DIMSE (loopback)"
 wait_idle "$TITLE"
-declare -A SECS CPUS   # contender -> its wall, CPU seconds, one per run (not T: the scratch dir)
+declare -A SECS CPUS PCPUS   # contender -> its wall, CPU, Orthanc's CPU seconds, one per run (not T: the scratch dir)
+# or_cpu : Orthanc's CPU seconds (user + system) so far.
+or_cpu() { awk -v t="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f", ($12 + $13) / t }' "/proc/$OR_PID/stat"; }
 for r in $(seq 1 "$RUNS"); do
 	for c in $NAMES; do
 		log "round $r: $c"
-		sync   # nobody pays for the writeback of the one before
+		# Its folder from the round before goes first, and nobody pays
+		# for the writeback of the one before, or for that deletion.
+		rm -rf "$W/out/${c%_sync}"
+		sync
+		p0=$(or_cpu)
 		time_sh "c_$c"
+		PCPUS[$c]+=" $(awk -v a="$p0" -v b="$(or_cpu)" 'BEGIN { printf "%.2f", b - a }')"
 		SECS[$c]+=" $WALL_LAST" CPUS[$c]+=" $CPU_LAST"
 		[ "$r" -gt 1 ] || fetched_ok "$c"
 	done
@@ -279,15 +286,16 @@ echo
 printf '%d patients x %d series x %d slices of 512x512 16-bit CT (%d series, %d instances, %.0f MB) from Orthanc on 127.0.0.1, each contender into an empty folder; median of %d runs. Ratio: the contender'"'"'s MB/s divided by thlhp-make'"'"'s with the same retrieve and parallelism (-j1 or -j4); above 1 the contender is faster.\n' \
 	"$NP" "$NS" "$NK" "$NSER" "$NFILES" "$(awk -v b="$BYTES" 'BEGIN { print b / 1e6 }')" "$RUNS"
 echo
-echo "| contender | median s | MB/s | client CPU s | ratio to thlhp-make |"
-echo "|---|---:|---:|---:|---:|"
+echo "| contender | median s | MB/s | client CPU s | Orthanc CPU s | ratio to thlhp-make |"
+echo "|---|---:|---:|---:|---:|---:|"
 for c in $NAMES; do
 	# shellcheck disable=SC2086
 	m=$(median ${SECS[$c]})
 	# shellcheck disable=SC2086
 	mp=$(median ${SECS[${PEER[$c]}]})
 	# shellcheck disable=SC2086
-	printf '| %s | %.3f | %s | %.3f | %s |\n' "${LABEL[$c]}" "$m" "$(mbps "$BYTES" "$m")" "$(median ${CPUS[$c]})" \
+	printf '| %s | %.3f | %s | %.3f | %.2f | %s |\n' "${LABEL[$c]}" "$m" "$(mbps "$BYTES" "$m")" \
+		"$(median ${CPUS[$c]})" "$(median ${PCPUS[$c]})" \
 		"$(ratio "$(mbps "$BYTES" "$m")" "$(mbps "$BYTES" "$mp")")"
 done
 echo
@@ -297,9 +305,10 @@ printf -- '- thlhp-make -j4 / -j1: get %sx, move %sx\n' \
 	"$(ratio "$(median ${SECS[move1]})" "$(median ${SECS[move4]})")"
 printf -- '- the disk: writing the same %.0f MB once, in one file, then fsync (`dd conv=fsync`) takes %.3f s here (%s MB/s); every thlhp-make file is on disk before it gets its name, the loops leave theirs in the page cache unless followed by `sync` (each contender starts after a `sync`)\n' \
 	"$(awk -v b="$BYTES" 'BEGIN { print b / 1e6 }')" "$FLOOR" "$(mbps "$BYTES" "$FLOOR")"
-echo '- thlhp-make runs the whole `download` target from an empty state: the C-FIND walk (patients, studies, series), an IMAGE-level C-FIND per series, the retrieve, and for each instance a temp file, a size and header check, then (on a thread of the job, while the next arrives) fsync (what arrived while the thread was busy as one batch: writeback started for all, then an fsync of each), hash and rename; the loops are handed the study and series UIDs and write without fsync'
+echo '- thlhp-make runs the whole `download` target from an empty state: the C-FIND walk (patients, studies, series), then per series the retrieve of the whole series (checked against the count the query got; C-MOVE: routed by its Message ID, which Orthanc quotes), and for each instance a temp file, a size and header check, then (on a thread of the job, while the next arrives) fsync (what arrived while the thread was busy as one batch: writeback started for all, then an fsync of each), hash and rename; the loops are handed the study and series UIDs and write without fsync'
+echo "- CPU: client and Orthanc share the machine's $(nproc) cores; client CPU + Orthanc CPU near $(nproc) x the wall time means the run was bound by CPU"
 echo "- thlhp-make: protocol = dimse, max_associations = 4 (-j1 and -j4), max_requests_per_minute = 1000000 (the limit, so the token bucket never waits), timeout 30, no TCP_NODELAY in its environment; it disables Nagle itself: setsockopt(TCP_NODELAY, 1) seen under strace: $NODELAY"
-echo '- client CPU: user + system seconds of the contender'"'"'s processes (getscu/movescu and storescp, or thlhp-make with its storage SCP); Orthanc'"'"'s is not counted'
+echo '- client CPU: user + system seconds of the contender'"'"'s processes (getscu/movescu and storescp, or thlhp-make with its storage SCP); Orthanc CPU: the same of the Orthanc process over the run'
 echo "- Orthanc $(or_curl /system | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["Version"])'), DicomThreadsCount 8, MaximumPduLength 131072, TCP_NODELAY=1; storage in the page cache"
 echo "- DCMTK $(getscu --version 2>/dev/null | sed -n 's/.*getscu \(v[0-9.]*\).*/\1/p' | head -1) getscu, movescu, storescp with TCP_NODELAY=1 and -pdu 131072 (thlhp-make proposes 131072 too)"
 echo "- thlhp-make: $("$THLHP" --version 2>/dev/null | head -1), $THLHP"
