@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""durable_copy.py SRC DST THREADS - the disk's floor for a download that
+"""durable_copy.py SRC DST THREADS - the disk's part of a download that
 keeps what it writes: every file under SRC (read from the page cache) is
 written into the empty folder DST under a temp name, fsynced, and renamed,
-THREADS files at a time.  No network, no DICOM: what is left of a download
-once the bytes are here.  Prints the number of files and bytes."""
+THREADS files at a time.  No network, no DICOM.  Prints the number of
+files and bytes."""
 
 import concurrent.futures
 import os
