@@ -45,6 +45,7 @@ struct getctx {
 	struct htab want;         /* C-MOVE: SOP UIDs this job asked for */
 	int move_id;              /* C-MOVE: its Message ID */
 	int whole;                /* C-MOVE of the whole series: routed by move_id */
+	int moving;               /* C-MOVE: among the moves the SCP routes to */
 	pthread_mutex_t mu;       /* the SCP's threads may deliver at once */
 	pthread_cond_t cv;        /* an instance queued, or closing */
 	pthread_cond_t idle;      /* inflight dropped to 0 */
@@ -400,16 +401,40 @@ retrieve(struct job *job, struct getctx *g, const char *const *sops, int n,
 	return r;
 }
 
+/* Before a retrieve: g's finisher, and for a C-MOVE g's place among the
+ * moves the storage SCP routes to (by g->want, or g->move_id when
+ * g->whole).  receiving_end() undoes it once all that came is in place;
+ * it may be called again. */
 static int
-finisher_start(struct getctx *g, struct job *job)
+receiving_begin(struct job *job, struct getctx *g)
 {
+	const struct config *cfg = job->ctx->cfg;
+	char err[DCM_ERR_MAX];
+
 	g->closing = 0;
 	if ((errno = pthread_create(&g->fin, NULL, finisher, g)) != 0) {
 		errf(job->err, sizeof(job->err), "cannot start a thread: %s", strerror(errno));
 		return -1;
 	}
 	g->finisher = 1;
+	if (cfg->pacs.retrieve != RETRIEVE_MOVE)
+		return 0;
+	if (move_begin(job->ctx->src->priv, cfg, g, err) < 0) {
+		errf(job->err, sizeof(job->err), "storage SCP for C-MOVE: %s", err);
+		finisher_join(g);
+		return -1;
+	}
+	g->moving = 1;
 	return 0;
+}
+
+static void
+receiving_end(struct job *job, struct getctx *g)
+{
+	if (g->moving)
+		move_end(job->ctx->src->priv, g);
+	g->moving = 0;
+	finisher_join(g);
 }
 
 /* A series with nothing of it on disk, asked of the PACS whole, without
@@ -428,32 +453,21 @@ retrieve_whole(struct job *job, struct getctx *g, int max, struct dimse_counts *
 	struct dimse *d = job->ctx->src->priv;
 	struct fetch *f = g->f;
 	const char **cls;
-	char err[DCM_ERR_MAX];
 	int ncls, rc = 0, before = f->ngot, move = cfg->pacs.retrieve == RETRIEVE_MOVE;
 
 	cls = class_guess(f->s->sop_class, &ncls);
 	if (ncls > max || (move && atomic_load(&d->unnamed)))
 		goto out;
 	atomic_store(&job->total, f->s->expected);
-	if (finisher_start(g, job) < 0) {
+	g->whole = 1;
+	if (receiving_begin(job, g) < 0) {
+		g->whole = 0;
 		rc = -1;
 		goto out;
 	}
-	if (move) {
-		g->whole = 1;
-		if (move_begin(d, cfg, g, err) < 0) {
-			errf(job->err, sizeof(job->err), "storage SCP for C-MOVE: %s", err);
-			finisher_join(g);
-			rc = -1;
-			goto out;
-		}
-	}
 	rc = retrieve(job, g, NULL, 0, cls, ncls, sum);
-	if (move) {
-		move_end(d, g);
-		g->whole = 0;
-	}
-	finisher_join(g);
+	receiving_end(job, g);
+	g->whole = 0;
 	if (move && atomic_load(&d->unnamed)) {
 		/* Something that came was refused, unrouted: list. */
 		sum->status = NONE;
@@ -490,7 +504,7 @@ fetch_once(struct job *job, void *arg)
 	const char **guess = NULL, **cls = NULL;
 	int move = cfg->pacs.retrieve == RETRIEVE_MOVE;
 	int max = move ? INT_MAX : dimse_get_max_classes();
-	int rc = -1, asked, before = f->ngot, moving = 0, nguess = 0, ncls;
+	int rc = -1, asked, before = f->ngot, nguess = 0, ncls;
 
 	pthread_mutex_init(&g.mu, NULL);
 	pthread_cond_init(&g.cv, NULL);
@@ -535,20 +549,15 @@ fetch_once(struct job *job, void *arg)
 		goto out;
 	}
 	soplist_sort(&miss);
-	if (finisher_start(&g, job) < 0)
-		goto out;
 	if (move) {
 		for (int i = 0; i < miss.n; i++)
 			htab_put(&g.want, miss.v[i], miss.v[i]);
-		if (move_begin(d, cfg, &g, err) < 0) {
-			errf(job->err, sizeof(job->err), "storage SCP for C-MOVE: %s", err);
-			goto out;
-		}
-		moving = 1;
 	} else if (!miss.cls[0][0]) {
 		/* Sorted: an unknown class comes first. */
 		guess = class_guess(f->s->sop_class, &nguess);
 	}
+	if (receiving_begin(job, &g) < 0)
+		goto out;
 	ncls = offer(&miss, 0, miss.n, guess, nguess, &cls);
 	if ((f->force || f->have.len == 0) && ncls <= max) {
 		/* Nothing on disk yet, and one association can take every
@@ -573,11 +582,7 @@ fetch_once(struct job *job, void *arg)
 			free(bc);
 		}
 	}
-	if (moving) {
-		move_end(d, &g);
-		moving = 0;
-	}
-	finisher_join(&g);
+	receiving_end(job, &g);
 	if (rc < 0) {
 		if (g.err[0] && !strstr(job->err, g.err))
 			errf(job->err + strlen(job->err), sizeof(job->err) - strlen(job->err),
@@ -595,9 +600,7 @@ fetch_once(struct job *job, void *arg)
 	}
 	rc = 0;
 out:
-	if (moving)
-		move_end(d, &g);
-	finisher_join(&g);
+	receiving_end(job, &g);
 	htab_free(&g.want);
 	pthread_cond_destroy(&g.cv);
 	pthread_cond_destroy(&g.idle);
