@@ -52,6 +52,8 @@ Control file: its first line, re-read every 100 ms and on SIGHUP.
                   (0000,1031), its group length and PDU made to fit
                   (logged once per connection: FAULT unname); otherwise
                   as pass
+    slow RATE     a slow link: each connection carries at most RATE bytes
+                  a second each way, in 100 ms slices; otherwise as pass
     refuse-context UID...
                   a PACS that will not take those abstract syntaxes: in the
                   A-ASSOCIATE-AC of each new association, the presentation
@@ -574,6 +576,7 @@ class Conn:
         # unname: the connecting side's PDUs, held until whole
         self.pdus = bytearray() if proxy.mode[0] == "unname" else None
         self.unnamed = False
+        self.allow = {"c": 0, "s": 0}       # slow: bytes a side may still send this slice
 
     def emitter(self, side):
         return lambda *msg: self.p.log(self.route.name, DIRECTION[side], *msg)
@@ -622,9 +625,13 @@ class Conn:
             self.update()
 
     def readable(self, side):
-        other = OTHER[side]
+        other, n = OTHER[side], CHUNK
+        if self.p.mode[0] == "slow":
+            n = min(n, self.allow[side])
+            if n <= 0:
+                return
         try:
-            data = self.sock[side].recv(CHUNK)
+            data = self.sock[side].recv(n)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -635,6 +642,7 @@ class Conn:
                 self.out[other] += self.follow(self.answers.finish)
             return self.flush(other)
         mode = self.p.mode
+        self.allow[side] -= len(data)
         if mode[0] == "reset" and self.p.rng.random() < mode[1]:
             self.fault("reset")
             return self.close(reset=True)
@@ -738,7 +746,8 @@ class Conn:
             elif side == "s" and self.connecting:
                 ev = WRITE
             else:
-                if not self.eof[side] and len(self.out[other]) < HIGH_WATER:
+                slowed = self.p.mode[0] == "slow" and self.allow[side] <= 0
+                if not self.eof[side] and len(self.out[other]) < HIGH_WATER and not slowed:
                     ev |= READ
                 if self.out[side]:
                     ev |= WRITE
@@ -789,6 +798,8 @@ def parse_mode(line):
         return ("pass",)
     if w[0] == "drop" and len(w) == 2 and int(w[1]) >= 0:
         return ("drop", int(w[1]))
+    if w[0] == "slow" and len(w) == 2 and int(w[1]) > 0:
+        return ("slow", int(w[1]))
     if w[0] == "reset" and len(w) == 3 and 0 <= float(w[1]) <= 1:
         return ("reset", float(w[1]), w[2])
     if w in (["blackhole"], ["refuse"], ["unname"]):
@@ -893,6 +904,8 @@ class Proxy:
             elif mode[0] == "refuse" or (mode[0] == "drop" and c.count >= mode[1]):
                 c.fault(mode[0])
                 c.close()
+            else:
+                c.update()                  # reading again after slow
         if mode[0] == "reset":
             seed = mode[2]
             self.rng = random.Random(int(seed) if seed.lstrip("-").isdigit() else seed)
@@ -914,6 +927,10 @@ class Proxy:
                 self.poll_control(ack)
                 self.ensure_listening()
                 next_poll = now + POLL
+                if self.mode[0] == "slow":
+                    for c in list(self.conns):
+                        c.allow = {x: int(self.mode[1] * POLL) for x in "cs"}
+                        c.update()
             for key, mask in self.sel.select(max(0.0, next_poll - time.monotonic())):
                 if key.data is None:
                     try:

@@ -61,8 +61,8 @@ fail() { NFAIL=$((NFAIL + 1)); printf 'FAIL: %s\n' "$1"; }
 # Show the last thlhp-make run (after a failed assertion about it).
 show_run() {
 	printf '    last run: %s -> exit %s\n' "$LASTCMD" "$RC"
-	sed -n '1,25s/^/    stdout| /p' "$OUT"
-	sed -n '1,25s/^/    stderr| /p' "$ERR"
+	sed -n '1,25s/^/    stdout| /p' "${LASTOUT:-$OUT}"
+	sed -n '1,25s/^/    stderr| /p' "${LASTERR:-$ERR}"
 }
 
 # ok DESC CMD... : CMD succeeds.
@@ -130,10 +130,11 @@ finish() {
 
 # ---- running the tool --------------------------------------------------
 
-LASTCMD=
+# What show_run shows: the last command, its status and output files.
+LASTCMD='' LASTOUT='' LASTERR=''
 # run ARGS... : thlhp-make in the cwd; stdout -> $OUT, stderr -> $ERR, status -> $RC.
 run() {
-	LASTCMD="thlhp-make $*"
+	LASTCMD="thlhp-make $*" LASTOUT=$OUT LASTERR=$ERR
 	"$THLHP" "$@" >"$OUT" 2>"$ERR" </dev/null
 	RC=$?
 	say "  \$ $LASTCMD -> exit $RC"
@@ -144,7 +145,7 @@ run() {
 # own process group (so kill_bg takes any helper processes too, like a
 # crash); sets BGPID.
 run_bg() {
-	LASTCMD="thlhp-make $* &"
+	LASTCMD="thlhp-make $* &" LASTOUT=$OUT LASTERR=$ERR
 	setsid "$THLHP" "$@" >"$OUT" 2>"$ERR" </dev/null &
 	BGPID=$!
 	BGPIDS="$BGPIDS $BGPID"

@@ -61,7 +61,7 @@ worker() {
 # worker_exit N DESC WANT : wait for worker N (at most 120 s, then it is
 # killed: exit 124) and check its exit status.
 worker_exit() {
-	local i p=${WPID[$1]} out=$OUT err=$ERR
+	local i p=${WPID[$1]}
 	for ((i = 0; i < 1200; i++)); do
 		kill -0 "$p" 2>/dev/null || break
 		sleep 0.1
@@ -71,9 +71,8 @@ worker_exit() {
 	else
 		wait "$p"; RC=$?
 	fi
-	LASTCMD="worker $1" OUT=$PWD/w$1.out ERR=$PWD/w$1.err
+	LASTCMD="worker $1" LASTOUT=$PWD/w$1.out LASTERR=$PWD/w$1.err
 	exit_is "$2" "$3"
-	OUT=$out ERR=$err
 }
 # sent_since N : C-STORE requests carried after proxy log line N, one UID a line.
 sent_since() {
@@ -162,11 +161,17 @@ check "no claim is left held" "$(leases_held kill)" 0
 check "no temp files left" "$(temp_files data)" ""
 
 section "a worker frozen past its lease: its late result is not committed twice"
+# Over a slow link a series takes seconds, so worker 1 is frozen in the
+# middle of one, holding its claim, and not between two jobs.
 project frozen pacs.max_requests_per_minute=300 pacs.max_associations=1
+proxy_mode slow 50000
 worker 1 -j1 all
 BGPID=${WPID[1]}
 wait_disk 2 || { say "FAIL: worker 1 wrote nothing"; }
 kill -STOP "${WPID[1]}"
+check "worker 1 is frozen in the middle of a job, holding its claim" \
+	"$(pg_sql "SELECT count(*) FROM lease WHERE owner LIKE '% ${WPID[1]} %'" frozen)" 1
+proxy_mode pass
 worker 2 -j2 all
 worker_exit 2 "worker 2, while worker 1 is frozen" 0
 check "worker 2 built every archive" "$(zip_names)" "$(expected_zips)"
