@@ -131,7 +131,7 @@ proxy_start() {
 }
 
 # proxy_mode MODE [ARGS...] : pass | drop N | reset P SEED | blackhole |
-# refuse.  Replaces the control file by rename, signals the proxy and returns
+# refuse | slow RATE | unname | ... (dimseproxy.py's modes).  Replaces the control file by rename, signals the proxy and returns
 # once the proxy has logged that it read it (1 if it did not within 3 s).
 proxy_mode() {
 	local n
