@@ -18,6 +18,7 @@ struct dimse {
 	struct bucket bucket;     /* max_requests_per_minute, for every job */
 	pthread_mutex_t mu;       /* guards what follows */
 	atomic_int study_root;    /* the PACS refused Patient Root */
+	atomic_int reached;       /* a request of this run was answered */
 	struct dimse_scp *scp;    /* our storage SCP, once a C-MOVE needed it */
 	struct getctx **moving;   /* jobs with a C-MOVE in flight */
 	int nmoving;

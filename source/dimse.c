@@ -73,13 +73,21 @@ dimse_src_find(struct job *job, enum dimse_level lv, const struct dimse_keys *k,
 {
 	struct dimse *d = job->ctx->src->priv;
 	struct dimse_peer peer;
+	int rc;
 
 	if (bucket_take(&d->bucket, &job->ctx->cancel) < 0) {
 		errf(err, DCM_ERR_MAX, "interrupted");
 		return -1;
 	}
 	dimse_peer_of(job->ctx->cfg, &peer);
-	return dimse_find(&peer, lv, k, fn, arg, err);
+	rc = dimse_find(&peer, lv, k, fn, arg, err);
+	/* A rejection before any answer is our AE titles: no retry mends
+	 * them.  Once the PACS has answered, it is only busy. */
+	if (rc == DIMSE_REJECTED && !atomic_load(&d->reached))
+		job->no_retry = 1;
+	else if (rc == 0 || rc == DIMSE_FIND_REFUSED || rc == DIMSE_NO_PATIENT_ROOT)
+		atomic_store(&d->reached, 1);
+	return rc;
 }
 
 struct study {

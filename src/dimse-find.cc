@@ -216,8 +216,9 @@ int do_find(const struct dimse_peer *peer, enum dimse_level level,
 	configure(scu, peer);
 	scu.setProgressNotificationMode(OFFalse);
 	propose_models(scu, find_models, patient_root);
-	if (associate(scu, peer, tls, "C-FIND", err) != 0)
-		return -1;	/* ~DcmSCU aborts an open association */
+	int rc = associate(scu, peer, tls, "C-FIND", err);
+	if (rc != 0)
+		return rc;	/* ~DcmSCU aborts an open association */
 	const char *model;
 	T_ASC_PresentationContextID pc = model_context(scu, peer, find_models, patient_root,
 		&model, "C-FIND", err);
@@ -241,7 +242,8 @@ int do_find(const struct dimse_peer *peer, enum dimse_level level,
 		return -1;
 	}
 	if (c.bad()) {
-		set_err(err, "C-FIND with %s:%d: %s", peer->host, peer->port, c.text());
+		set_err(err, "C-FIND with %s:%d: %s%s", peer->host, peer->port, c.text(),
+			abort_hint(c));
 		return -1;
 	}
 	scu.releaseAssociation();

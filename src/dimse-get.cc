@@ -389,7 +389,8 @@ int do_get(const struct dimse_peer *peer, const char *patient_id, const char *st
 			set_err(err, "C-GET from %s:%d: %s", peer->host, peer->port,
 				scu.first_error.c_str());
 		else if (c.bad())
-			set_err(err, "C-GET from %s:%d: %s", peer->host, peer->port, c.text());
+			set_err(err, "C-GET from %s:%d: %s%s", peer->host, peer->port, c.text(),
+				abort_hint(c));
 		else
 			set_err(err, "C-GET from %s:%d: no final response", peer->host, peer->port);
 		return -1;	/* ~DcmSCU aborts */

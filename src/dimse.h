@@ -80,6 +80,9 @@ enum { DIMSE_NO_PATIENT_ROOT = -2 };
  * status (the association itself worked): an answer about these keys,
  * not about the link. */
 enum { DIMSE_FIND_REFUSED = -3 };
+/* dimse_find's return when the PACS rejected the association
+ * (A-ASSOCIATE-RJ): our AE titles are wrong, unless it is only busy. */
+enum { DIMSE_REJECTED = -4 };
 
 /* C-FIND at level.  Both information models are proposed; Patient Root is
  * used when the PACS accepts it and the query fits its hierarchy (PATIENT
