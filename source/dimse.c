@@ -25,6 +25,19 @@ dimse_peer_of(const struct config *cfg, struct dimse_peer *p)
 }
 
 static int
+stop_job(void *job)
+{
+	return job_cancelled(job);
+}
+
+void
+dimse_peer_stop(struct dimse_peer *p, struct job *job)
+{
+	p->stop = stop_job;
+	p->stop_arg = job;
+}
+
+static int
 dimse_open(struct source *src, struct ctx *ctx, char *err, size_t errlen)
 {
 	struct dimse *d;
@@ -80,6 +93,7 @@ dimse_src_find(struct job *job, enum dimse_level lv, const struct dimse_keys *k,
 		return -1;
 	}
 	dimse_peer_of(job->ctx->cfg, &peer);
+	dimse_peer_stop(&peer, job);
 	rc = dimse_find(&peer, lv, k, fn, arg, err);
 	/* A rejection before any answer is our AE titles: no retry mends
 	 * them.  Once the PACS has answered, it is only busy. */

@@ -77,6 +77,11 @@ T_ASC_PresentationContextID model_context(DcmSCU &scu, const struct dimse_peer *
 /* What to add to the message of c, a failed request on an association
  * the PACS accepted: when it aborted, the likely reason; else "". */
 const char *abort_hint(const OFCondition &c);
+/* Whether p's caller wants the request in flight stopped. */
+inline bool stopping(const struct dimse_peer *p)
+{
+	return p->stop != NULL && p->stop(p->stop_arg) != 0;
+}
 /* The Error Comment (0000,0902) of a status detail, or "". */
 std::string error_comment(DcmDataset *detail);
 

@@ -36,6 +36,12 @@ struct dimse_peer {
 	const char *calling_aet;  /* us */
 	int timeout;              /* seconds, for connect, ACSE and DIMSE */
 	struct dimse_tls tls;     /* DICOM TLS, or plain when tls.on is 0 */
+	/* When stop(stop_arg) returns non-zero, a request in flight is
+	 * cancelled (C-CANCEL) at its next response or instance and its
+	 * association aborted; the call fails with "interrupted".  Asked from
+	 * the calling thread.  NULL: never. */
+	int (*stop)(void *stop_arg);
+	void *stop_arg;
 };
 
 /* Load tls's files as a connection would (readable, PEM, key matches
