@@ -402,7 +402,7 @@ build_run(const struct options *o)
 		goto out;
 	/* A build that may write is what a heartbeat watches. */
 	ping = !readonly ? r.cfg.notify.ping_url : NULL;
-	notify_ping(ping, NOTIFY_START);
+	notify_ping(ping, r.cfg.notify.include_ids, NOTIFY_START);
 	if (state_open(&r.st, r.cfg.state.url, readonly ? STORE_READONLY :
 	    o->wait ? STORE_WAIT : 0, r.cfg.state.lease * 1000) < 0 ||
 	    state_load(&r.st, &r.cat) < 0) {
@@ -491,7 +491,7 @@ out:
 		    r.ctx.npartial, r.ctx.npartial == 1 ? "" : "s", r.ctx.npartial == 1 ? "it" : "them");
 		code = EXIT_ERROR;
 	}
-	notify_ping(ping, code == EXIT_OK ? NOTIFY_OK : NOTIFY_FAIL);
+	notify_ping(ping, r.cfg.notify.include_ids, code == EXIT_OK ? NOTIFY_OK : NOTIFY_FAIL);
 	run_free(&r);
 	return code;
 }
