@@ -262,7 +262,9 @@ add_patient(struct run *r, struct graph *g, struct patient *p, struct want w)
 			val[nval++] = v;
 		}
 	}
-	if (w.stages & ST_ZIP) {
+	/* A patient the query saw only in part keeps its archive as it is:
+	 * one built now could lack a series. */
+	if ((w.stages & ST_ZIP) && !p->partial) {
 		char *name = archive_name(p->id, r->cfg.output.delimiter, p->nwant);
 
 		zip = graph_add(g, &rule_zip, p, concat(r->cfg.output.zip_dir, "/", name, (char *)NULL));
@@ -484,6 +486,11 @@ build_run(const struct options *o)
 			printf("%s: nothing to do: everything is up to date\n", argv0);
 	}
 out:
+	if ((code == EXIT_OK || code == EXIT_STALE) && r.ctx.npartial) {
+		warn("%d patient%s not zipped: the PACS's answer about %s was incomplete (above)",
+		    r.ctx.npartial, r.ctx.npartial == 1 ? "" : "s", r.ctx.npartial == 1 ? "it" : "them");
+		code = EXIT_ERROR;
+	}
 	notify_ping(ping, code == EXIT_OK ? NOTIFY_OK : NOTIFY_FAIL);
 	run_free(&r);
 	return code;

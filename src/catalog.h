@@ -67,6 +67,7 @@ struct patient {
 	int selected;             /* belongs to the project per [select] */
 	int ar_dirty;             /* archive record differs from state */
 	/* Per run: */
+	int partial;              /* the query saw it only in part: not zipped */
 	struct series **want;     /* series the archive is to hold, sorted */
 	int nwant;
 	char **old;               /* other archives of it found in zip_dir (base names) */
