@@ -189,7 +189,8 @@ validate_finish(struct job *job, int rc)
 		s->set_sig = out->n ? out->set_sig : 0;
 		s->valid_sig = out->valid ? out->set_sig : 0;
 		s->dir_mtime = out->dir_mtime > 0 ? out->dir_mtime : 0;
-		catalog_set(&s->error, rc < 0 ? job->err : NULL);
+		if (!job_cancelled(job))
+			catalog_set(&s->error, rc < 0 ? job->err : NULL);
 		s->disk_checked = 0;
 		if (state_begin(st) < 0 || state_save_series(st, s, out->inst, out->n) < 0 ||
 		    state_commit(st) < 0) {

@@ -385,6 +385,7 @@ retrieve(struct job *job, struct getctx *g, const char *const *sops, int n,
 	int r;
 
 	dimse_peer_of(cfg, &peer);
+	dimse_peer_stop(&peer, job);
 	if (bucket_take(&d->bucket, &job->ctx->cancel) < 0) {
 		errf(job->err, sizeof(job->err), "interrupted");
 		return -1;

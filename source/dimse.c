@@ -25,6 +25,19 @@ dimse_peer_of(const struct config *cfg, struct dimse_peer *p)
 }
 
 static int
+stop_job(void *job)
+{
+	return job_cancelled(job);
+}
+
+void
+dimse_peer_stop(struct dimse_peer *p, struct job *job)
+{
+	p->stop = stop_job;
+	p->stop_arg = job;
+}
+
+static int
 dimse_open(struct source *src, struct ctx *ctx, char *err, size_t errlen)
 {
 	struct dimse *d;
@@ -73,13 +86,22 @@ dimse_src_find(struct job *job, enum dimse_level lv, const struct dimse_keys *k,
 {
 	struct dimse *d = job->ctx->src->priv;
 	struct dimse_peer peer;
+	int rc;
 
 	if (bucket_take(&d->bucket, &job->ctx->cancel) < 0) {
 		errf(err, DCM_ERR_MAX, "interrupted");
 		return -1;
 	}
 	dimse_peer_of(job->ctx->cfg, &peer);
-	return dimse_find(&peer, lv, k, fn, arg, err);
+	dimse_peer_stop(&peer, job);
+	rc = dimse_find(&peer, lv, k, fn, arg, err);
+	/* A rejection before any answer is our AE titles: no retry mends
+	 * them.  Once the PACS has answered, it is only busy. */
+	if (rc == DIMSE_REJECTED && !atomic_load(&d->reached))
+		job->no_retry = 1;
+	else if (rc == 0 || rc == DIMSE_FIND_REFUSED || rc == DIMSE_NO_PATIENT_ROOT)
+		atomic_store(&d->reached, 1);
+	return rc;
 }
 
 struct study {

@@ -168,6 +168,7 @@ int
 source_retry(struct job *job, int (*once)(struct job *, void *), void *arg)
 {
 	int retries = job->ctx->cfg->pacs.retries;
+	int64_t delay;
 
 	for (int attempt = 1;; attempt++) {
 		int rc = once(job, arg);
@@ -176,10 +177,12 @@ source_retry(struct job *job, int (*once)(struct job *, void *), void *arg)
 			return 0;
 		if (rc == -2 || job->no_retry || attempt > retries || job_cancelled(job))
 			return -1;
-		if (verbosity > 1)
-			warn("%s %s: %s; retry %d of %d", job->rule->name, job->node->label, job->err,
-			    attempt, retries);
-		if (backoff_wait(attempt, &job->ctx->cancel) < 0)
+		delay = backoff_delay(attempt);
+		/* Said as it happens: a wait of a minute is no hang. */
+		if (verbosity > 0)
+			warn("%s %s: retrying in %.0f s (%d/%d): %s", job->rule->name, job->node->label,
+			    (double)delay / 1e9, attempt, retries, job->err);
+		if (backoff_wait(delay, &job->ctx->cancel) < 0)
 			return -1;
 	}
 }

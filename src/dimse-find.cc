@@ -23,8 +23,8 @@ namespace {
 
 class FindSCU : public DcmSCU {
 public:
-	FindSCU(enum dimse_level level, dimse_match_fn *fn, void *arg)
-		: lvl(level), match_fn(fn), match_arg(arg)
+	FindSCU(const struct dimse_peer *p, enum dimse_level level, dimse_match_fn *fn, void *arg)
+		: peer(p), lvl(level), match_fn(fn), match_arg(arg)
 	{
 	}
 
@@ -33,6 +33,7 @@ public:
 	Uint16 final_status = 0;
 	std::string final_comment;
 	bool oom = false;
+	bool interrupted = false;
 
 protected:
 	OFCondition handleFINDResponse(const T_ASC_PresentationContextID presID,
@@ -50,6 +51,12 @@ protected:
 		waitForNextResponse = OFTrue;
 		if (cancelled)
 			return EC_Normal;
+		if (stopping(peer)) {
+			interrupted = cancelled = true;
+			waitForNextResponse = OFFalse;
+			sendCANCELRequest(presID);
+			return EC_Normal;
+		}
 		struct dimse_match m;
 		if (fill(response->m_dataset, &m) != 0) {
 			oom = cancelled = true;
@@ -70,6 +77,7 @@ protected:
 	}
 
 private:
+	const struct dimse_peer *peer;
 	enum dimse_level lvl;
 	dimse_match_fn *match_fn;
 	void *match_arg;
@@ -212,12 +220,13 @@ int do_find(const struct dimse_peer *peer, enum dimse_level level,
 	}
 	bool patient_root = patient_root_fits(level, keys ? keys->patient_id : NULL);
 	tls_layer tls;		/* outlives scu */
-	FindSCU scu(level, fn, arg);
+	FindSCU scu(peer, level, fn, arg);
 	configure(scu, peer);
 	scu.setProgressNotificationMode(OFFalse);
 	propose_models(scu, find_models, patient_root);
-	if (associate(scu, peer, tls, "C-FIND", err) != 0)
-		return -1;	/* ~DcmSCU aborts an open association */
+	int rc = associate(scu, peer, tls, "C-FIND", err);
+	if (rc != 0)
+		return rc;	/* ~DcmSCU aborts an open association */
 	const char *model;
 	T_ASC_PresentationContextID pc = model_context(scu, peer, find_models, patient_root,
 		&model, "C-FIND", err);
@@ -237,11 +246,12 @@ int do_find(const struct dimse_peer *peer, enum dimse_level level,
 	c = scu.sendFINDRequest(pc, &q, NULL);
 	if (scu.cancelled) {
 		scu.abortAssociation();
-		set_err(err, scu.oom ? "out of memory" : "cancelled");
+		set_err(err, scu.oom ? "out of memory" : scu.interrupted ? "interrupted" : "cancelled");
 		return -1;
 	}
 	if (c.bad()) {
-		set_err(err, "C-FIND with %s:%d: %s", peer->host, peer->port, c.text());
+		set_err(err, "C-FIND with %s:%d: %s%s", peer->host, peer->port, c.text(),
+			abort_hint(c));
 		return -1;
 	}
 	scu.releaseAssociation();

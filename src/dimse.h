@@ -36,6 +36,12 @@ struct dimse_peer {
 	const char *calling_aet;  /* us */
 	int timeout;              /* seconds, for connect, ACSE and DIMSE */
 	struct dimse_tls tls;     /* DICOM TLS, or plain when tls.on is 0 */
+	/* When stop(stop_arg) returns non-zero, a request in flight is
+	 * cancelled (C-CANCEL) at its next response or instance and its
+	 * association aborted; the call fails with "interrupted".  Asked from
+	 * the calling thread.  NULL: never. */
+	int (*stop)(void *stop_arg);
+	void *stop_arg;
 };
 
 /* Load tls's files as a connection would (readable, PEM, key matches
@@ -80,6 +86,9 @@ enum { DIMSE_NO_PATIENT_ROOT = -2 };
  * status (the association itself worked): an answer about these keys,
  * not about the link. */
 enum { DIMSE_FIND_REFUSED = -3 };
+/* dimse_find's return when the PACS rejected the association
+ * (A-ASSOCIATE-RJ): our AE titles are wrong, unless it is only busy. */
+enum { DIMSE_REJECTED = -4 };
 
 /* C-FIND at level.  Both information models are proposed; Patient Root is
  * used when the PACS accepts it and the query fits its hierarchy (PATIENT

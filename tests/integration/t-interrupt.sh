@@ -24,9 +24,13 @@ for sig in INT TERM; do
 	wait "$BGPID"
 	RC=$?
 	LASTCMD="thlhp-make -j2 all (SIG$sig)"
-	exit_is "an interrupted run exits 2" 2
+	want=130; [ "$sig" = TERM ] && want=143
+	exit_is "an interrupted run ends as killed by SIG$sig" "$want"
 	ok "it stopped within 20 seconds of the signal" test $(( $(date +%s) - t0 )) -le 20
 	has_line "stderr says it was interrupted" "$ERR" "^thlhp-make: .*interrupted"
+	has_line "the signal is acknowledged as it comes" "$ERR" "interrupted: stopping [0-9]+ running job"
+	run -t status
+	no_line "-t status shows no job failed by the interruption" "$OUT" "failed"
 	check "no temp files left under data/" "$(temp_files data)" ""
 	ok "every archive present passes unzip -t" all_zips_ok data/zip
 	run -j2 all
