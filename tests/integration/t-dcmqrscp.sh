@@ -28,7 +28,8 @@ full_run_ok() {
 	local p a want=
 	exit_is "$1: all" 0
 	no_line "$1: dcmqrscp rejected no identifier (0xA900)" "$ERR" 'A900|[Ii]dentifier does not match'
-	no_line "$1: no study was reported with 0 series" "$ERR" ' 0 series'
+	no_line "$1: the query did not say '0 series at the source'" "$OUT" '[^0-9]0 series at the source'
+	no_line "$1: no series was reported with 0 instances" "$ERR" ' 0 series|holds no instance|no instances'
 	for p in TH-01-AA TH-02-BB TH-03-CC; do
 		a=$(archive_of "$p")
 		want+="${a#data/zip/}"$'\n'
