@@ -184,13 +184,14 @@ validate_finish(struct job *job, int rc)
 	struct vout *out = job->out;
 	struct state *st = job->ctx->st;
 
-	if (out && out->inst) {
+	/* An interrupted pass read only part of the folder: recorded, it
+	 * would stand for the whole at this folder's mtime. */
+	if (out && out->inst && !(rc < 0 && job_cancelled(job))) {
 		s->ninst = out->n;
 		s->set_sig = out->n ? out->set_sig : 0;
 		s->valid_sig = out->valid ? out->set_sig : 0;
 		s->dir_mtime = out->dir_mtime > 0 ? out->dir_mtime : 0;
-		if (!job_cancelled(job))
-			catalog_set(&s->error, rc < 0 ? job->err : NULL);
+		catalog_set(&s->error, rc < 0 ? job->err : NULL);
 		s->disk_checked = 0;
 		if (state_begin(st) < 0 || state_save_series(st, s, out->inst, out->n) < 0 ||
 		    state_commit(st) < 0) {

@@ -64,6 +64,7 @@ struct patient {
 	int nseries;
 	struct archive ar;        /* valid when has_ar */
 	int has_ar;
+	char *ar_error;           /* why the last zip failed, or NULL once one is built */
 	int selected;             /* belongs to the project per [select] */
 	int ar_dirty;             /* archive record differs from state */
 	/* Per run: */
