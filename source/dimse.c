@@ -3,6 +3,7 @@
  * C-FIND down the PACS's hierarchy (patients, their studies, the studies'
  * series).  The fetch, C-GET or C-MOVE, is dimse-fetch.c.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "dimse-src.h"
@@ -79,29 +80,63 @@ dimse_close(struct source *src)
 	src->priv = NULL;
 }
 
+/* err += s, as far as it fits. */
+static void
+err_add(char err[DCM_ERR_MAX], const char *s)
+{
+	size_t n = strlen(err);
+
+	snprintf(err + n, DCM_ERR_MAX - n, "%s", s);
+}
+
 /* Every request to the PACS goes through here: one token each. */
 int
-dimse_src_find(struct job *job, enum dimse_level lv, const struct dimse_keys *k,
-    dimse_match_fn *fn, void *arg, char err[DCM_ERR_MAX])
+dimse_src_find_on(struct job *job, struct dimse_finder *fd, enum dimse_level lv,
+    const struct dimse_keys *k, dimse_match_fn *fn, void *arg, char err[DCM_ERR_MAX])
 {
 	struct dimse *d = job->ctx->src->priv;
 	struct dimse_peer peer;
 	int rc;
 
-	if (bucket_take(&d->bucket, &job->ctx->cancel) < 0) {
-		errf(err, DCM_ERR_MAX, "interrupted");
-		return -1;
-	}
-	dimse_peer_of(job->ctx->cfg, &peer);
-	dimse_peer_stop(&peer, job);
-	rc = dimse_find(&peer, lv, k, fn, arg, err);
-	/* A rejection before any answer is our AE titles: no retry mends
-	 * them.  Once the PACS has answered, it is only busy. */
-	if (rc == DIMSE_REJECTED && !atomic_load(&d->reached))
+	for (int again = 0;; again++) {
+		if (bucket_take(&d->bucket, &job->ctx->cancel) < 0) {
+			errf(err, DCM_ERR_MAX, "interrupted");
+			return -1;
+		}
+		if (fd) {
+			rc = dimse_finder_find(fd, lv, k, fn, arg, err);
+		} else {
+			dimse_peer_of(job->ctx->cfg, &peer);
+			dimse_peer_stop(&peer, job);
+			rc = dimse_find(&peer, lv, k, fn, arg, err);
+		}
+		if (rc != DIMSE_REJECTED)
+			break;
+		if (atomic_load(&d->reached)) {
+			/* It has answered us before: only busy. */
+			err_add(err, "; the PACS may be limiting associations (it is tried again)");
+			break;
+		}
+		/* Before any answer, a rejection is our AE titles, unless the
+		 * PACS was still closing an association (of another of our
+		 * processes, or of the last run): once more, then no retry. */
+		if (again == 0 && backoff_wait((int64_t)2000000000, &job->ctx->cancel) == 0)
+			continue;
+		err_add(err, "; check [pacs] called_aet (the PACS's AE title) and calling_aet "
+		    "(ours, as the PACS knows it)");
 		job->no_retry = 1;
-	else if (rc == 0 || rc == DIMSE_FIND_REFUSED || rc == DIMSE_NO_PATIENT_ROOT)
+		break;
+	}
+	if (rc == 0 || rc == DIMSE_FIND_REFUSED || rc == DIMSE_NO_PATIENT_ROOT)
 		atomic_store(&d->reached, 1);
 	return rc;
+}
+
+int
+dimse_src_find(struct job *job, enum dimse_level lv, const struct dimse_keys *k,
+    dimse_match_fn *fn, void *arg, char err[DCM_ERR_MAX])
+{
+	return dimse_src_find_on(job, NULL, lv, k, fn, arg, err);
 }
 
 struct study {
@@ -112,6 +147,7 @@ struct study {
 struct walk {
 	const struct select *sel;
 	struct query_result *r;
+	struct dimse_finder *fd;  /* the walk's association */
 	char **patients;          /* PatientIDs to ask the studies of */
 	int npatients;
 	struct htab pseen;
@@ -210,6 +246,7 @@ walk_free(struct walk *w)
 struct series_q {
 	struct query_result *r;   /* failures and notes go here */
 	struct query_result pend; /* the series, counted or not */
+	struct dimse_finder *fd;  /* the walk's association */
 	const struct study *st;
 	const struct select *sel;
 };
@@ -256,7 +293,7 @@ study_series(struct job *job, struct series_q *q, char err[DCM_ERR_MAX])
 {
 	const struct study *st = q->st;
 	struct dimse_keys k = { .patient_id = st->patient, .study_uid = st->uid };
-	int rc = dimse_src_find(job, DIMSE_SERIES, &k, on_series, q, err);
+	int rc = dimse_src_find_on(job, q->fd, DIMSE_SERIES, &k, on_series, q, err);
 
 	if (rc == DIMSE_FIND_REFUSED) {
 		query_fail(q->r, st->patient, "series query of study %s: %s", st->uid, err);
@@ -272,7 +309,7 @@ study_series(struct job *job, struct series_q *q, char err[DCM_ERR_MAX])
 			/* Not said, or 0 (which a PACS says of a series it has
 			 * not counted): count. */
 			k.series_uid = f->uid;
-			rc = dimse_src_find(job, DIMSE_IMAGE, &k, count_one, &n, err);
+			rc = dimse_src_find_on(job, q->fd, DIMSE_IMAGE, &k, count_one, &n, err);
 			if (rc == DIMSE_FIND_REFUSED) {
 				query_fail(q->r, st->patient, "counting the instances of series %s: %s",
 				    f->uid, err);
@@ -304,7 +341,7 @@ find_patients(struct job *job, struct walk *w, char err[DCM_ERR_MAX])
 
 	for (int i = 0; i < select_nwild(sel) && !atomic_load(&d->study_root); i++) {
 		struct dimse_keys k = { .patient_id = select_wild(sel, i) };
-		int rc = dimse_src_find(job, DIMSE_PATIENT, &k, on_patient, w, err);
+		int rc = dimse_src_find_on(job, w->fd, DIMSE_PATIENT, &k, on_patient, w, err);
 
 		if (rc == DIMSE_NO_PATIENT_ROOT) {
 			atomic_store(&d->study_root, 1);
@@ -337,8 +374,12 @@ query_once(struct job *job, void *arg)
 	char err[DCM_ERR_MAX];
 
 	dimse_peer_of(cfg, &peer);
+	dimse_peer_stop(&peer, job);
 	query_result_free(r);     /* a retry starts over */
 	htab_init(&w.pseen);
+	w.fd = dimse_finder_new(&peer);
+	if (!w.fd)
+		fatal("out of memory");
 	study_root = find_patients(job, &w, err);
 	if (study_root < 0) {
 		errf(job->err, sizeof(job->err), "%s:%d %s: patient query: %s", peer.host,
@@ -347,7 +388,7 @@ query_once(struct job *job, void *arg)
 	}
 	for (int i = 0; study_root && i < select_nwild(sel); i++) {
 		k.patient_id = select_wild(sel, i);
-		if (dimse_src_find(job, DIMSE_STUDY, &k, on_study, &w, err) < 0) {
+		if (dimse_src_find_on(job, w.fd, DIMSE_STUDY, &k, on_study, &w, err) < 0) {
 			errf(job->err, sizeof(job->err), "%s:%d %s: study query: %s", peer.host,
 			    peer.port, peer.called_aet, err);
 			goto out;
@@ -362,7 +403,7 @@ query_once(struct job *job, void *arg)
 		}
 		k.patient_id = w.patients[i];
 		w.asked = w.patients[i];
-		rc = dimse_src_find(job, DIMSE_STUDY, &k, on_study, &w, err);
+		rc = dimse_src_find_on(job, w.fd, DIMSE_STUDY, &k, on_study, &w, err);
 		if (rc == DIMSE_FIND_REFUSED) {
 			query_fail(r, w.patients[i], "study query: %s", err);
 		} else if (rc < 0) {
@@ -377,7 +418,7 @@ query_once(struct job *job, void *arg)
 	atomic_store(&job->done, 0);
 	atomic_store(&job->total, w.n);
 	for (int i = 0; i < w.n; i++) {
-		struct series_q q = { .r = r, .st = &w.v[i], .sel = sel };
+		struct series_q q = { .r = r, .fd = w.fd, .st = &w.v[i], .sel = sel };
 
 		if (job_cancelled(job)) {
 			errf(job->err, sizeof(job->err), "interrupted");
@@ -396,6 +437,7 @@ query_once(struct job *job, void *arg)
 	r->complete = 1;
 	rc = 0;
 out:
+	dimse_finder_free(w.fd);
 	walk_free(&w);
 	return rc;
 }

@@ -23,9 +23,19 @@ namespace {
 
 class FindSCU : public DcmSCU {
 public:
-	FindSCU(const struct dimse_peer *p, enum dimse_level level, dimse_match_fn *fn, void *arg)
-		: peer(p), lvl(level), match_fn(fn), match_arg(arg)
+	explicit FindSCU(const struct dimse_peer *p) : peer(p)
 	{
+	}
+
+	/* Before each request on the association. */
+	void begin(enum dimse_level level, dimse_match_fn *fn, void *arg)
+	{
+		lvl = level;
+		match_fn = fn;
+		match_arg = arg;
+		cancelled = got_final = oom = interrupted = false;
+		final_status = 0;
+		final_comment.clear();
 	}
 
 	bool cancelled = false;
@@ -78,9 +88,9 @@ protected:
 
 private:
 	const struct dimse_peer *peer;
-	enum dimse_level lvl;
-	dimse_match_fn *match_fn;
-	void *match_arg;
+	enum dimse_level lvl = DIMSE_PATIENT;
+	dimse_match_fn *match_fn = NULL;
+	void *match_arg = NULL;
 
 	/* tag's value, trimmed, into *out: malloc'd, NULL when missing or
 	 * empty.  -1 when out of memory. */
@@ -209,9 +219,52 @@ OFCondition build_query(DcmDataset &q, enum dimse_level level, bool patient_root
 	return c;
 }
 
-int do_find(const struct dimse_peer *peer, enum dimse_level level,
+} /* namespace */
+
+/* One association for many C-FINDs: opened at the first, kept while it
+ * works, opened again after the PACS ended it. */
+struct dimse_finder {
+	struct dimse_peer peer;	/* the caller's, strings borrowed */
+	tls_layer tls;		/* declared first: outlives scu */
+	std::unique_ptr<FindSCU> scu;
+	int requests = 0;	/* made on this association */
+};
+
+namespace {
+
+void finder_close(struct dimse_finder *f, bool abort)
+{
+	if (f->scu && f->scu->isConnected()) {
+		if (abort)
+			f->scu->abortAssociation();
+		else
+			f->scu->releaseAssociation();
+	}
+	f->scu.reset();
+	f->tls.layer.reset();
+	f->requests = 0;
+}
+
+int finder_open(struct dimse_finder *f, char *err)
+{
+	finder_close(f, true);
+	f->scu.reset(new FindSCU(&f->peer));
+	configure(*f->scu, &f->peer);
+	f->scu->setProgressNotificationMode(OFFalse);
+	/* Both models on one association: each request takes the one its
+	 * keys fit. */
+	propose_models(*f->scu, find_models, true);
+	int rc = associate(*f->scu, &f->peer, f->tls, "C-FIND", err);
+	if (rc != 0)
+		finder_close(f, true);
+	return rc;
+}
+
+int do_find(struct dimse_finder *f, enum dimse_level level,
 	const struct dimse_keys *keys, dimse_match_fn *fn, void *arg, char *err)
 {
+	const struct dimse_peer *peer = &f->peer;
+
 	if (init(err) != 0 || check_peer(peer, err) != 0)
 		return -1;
 	if (fn == NULL || level < DIMSE_PATIENT || level > DIMSE_IMAGE) {
@@ -219,68 +272,120 @@ int do_find(const struct dimse_peer *peer, enum dimse_level level,
 		return -1;
 	}
 	bool patient_root = patient_root_fits(level, keys ? keys->patient_id : NULL);
-	tls_layer tls;		/* outlives scu */
-	FindSCU scu(peer, level, fn, arg);
-	configure(scu, peer);
-	scu.setProgressNotificationMode(OFFalse);
-	propose_models(scu, find_models, patient_root);
-	int rc = associate(scu, peer, tls, "C-FIND", err);
-	if (rc != 0)
-		return rc;	/* ~DcmSCU aborts an open association */
-	const char *model;
-	T_ASC_PresentationContextID pc = model_context(scu, peer, find_models, patient_root,
-		&model, "C-FIND", err);
-	if (pc == 0)
-		return -1;
-	if (level == DIMSE_PATIENT && model != find_models.patient_root) {
-		set_err(err, "%s:%d (%s) refused the Patient Root model", peer->host, peer->port,
-			peer->called_aet);
-		return DIMSE_NO_PATIENT_ROOT;
+	for (int attempt = 0;; attempt++) {
+		bool reused = f->scu != NULL && f->scu->isConnected();
+		if (!reused) {
+			int rc = finder_open(f, err);
+			if (rc != 0)
+				return rc;
+		}
+		FindSCU &scu = *f->scu;
+		const char *model;
+		T_ASC_PresentationContextID pc = model_context(scu, peer, find_models, patient_root,
+			&model, "C-FIND", err);
+		if (pc == 0)
+			return -1;
+		if (level == DIMSE_PATIENT && model != find_models.patient_root) {
+			set_err(err, "%s:%d (%s) refused the Patient Root model", peer->host,
+				peer->port, peer->called_aet);
+			return DIMSE_NO_PATIENT_ROOT;
+		}
+		DcmDataset q;
+		OFCondition c = build_query(q, level, model == find_models.patient_root, keys);
+		if (c.bad()) {
+			set_err(err, "cannot build the C-FIND identifier: %s", c.text());
+			return -1;
+		}
+		scu.begin(level, fn, arg);
+		f->requests++;
+		c = scu.sendFINDRequest(pc, &q, NULL);
+		if (scu.cancelled) {
+			/* The PACS may still be answering: the association is
+			 * out of step. */
+			bool oom = scu.oom, interrupted = scu.interrupted;
+			finder_close(f, true);
+			set_err(err, oom ? "out of memory" : interrupted ? "interrupted" : "cancelled");
+			return -1;
+		}
+		if (c.bad() && reused && attempt == 0 && !scu.got_final) {
+			/* The PACS may have ended an association idle too
+			 * long for it: once on a new one. */
+			finder_close(f, true);
+			continue;
+		}
+		if (c.bad()) {
+			set_err(err, "C-FIND with %s:%d: %s%s", peer->host, peer->port, c.text(),
+				abort_hint(c));
+			finder_close(f, true);
+			return -1;
+		}
+		if (!scu.got_final) {
+			set_err(err, "C-FIND with %s:%d: no final response", peer->host, peer->port);
+			finder_close(f, true);
+			return -1;
+		}
+		if (scu.final_status != STATUS_Success) {
+			set_err(err, "C-FIND failed: status 0x%04X (%s)%s%s",
+				(unsigned)scu.final_status, DU_cfindStatusString(scu.final_status),
+				scu.final_comment.empty() ? "" : ": ", scu.final_comment.c_str());
+			return DIMSE_FIND_REFUSED;
+		}
+		return 0;
 	}
-	DcmDataset q;
-	OFCondition c = build_query(q, level, model == find_models.patient_root, keys);
-	if (c.bad()) {
-		set_err(err, "cannot build the C-FIND identifier: %s", c.text());
-		return -1;
-	}
-	c = scu.sendFINDRequest(pc, &q, NULL);
-	if (scu.cancelled) {
-		scu.abortAssociation();
-		set_err(err, scu.oom ? "out of memory" : scu.interrupted ? "interrupted" : "cancelled");
-		return -1;
-	}
-	if (c.bad()) {
-		set_err(err, "C-FIND with %s:%d: %s%s", peer->host, peer->port, c.text(),
-			abort_hint(c));
-		return -1;
-	}
-	scu.releaseAssociation();
-	if (!scu.got_final) {
-		set_err(err, "C-FIND with %s:%d: no final response", peer->host, peer->port);
-		return -1;
-	}
-	if (scu.final_status != STATUS_Success) {
-		set_err(err, "C-FIND failed: status 0x%04X (%s)%s%s",
-			(unsigned)scu.final_status, DU_cfindStatusString(scu.final_status),
-			scu.final_comment.empty() ? "" : ": ", scu.final_comment.c_str());
-		return DIMSE_FIND_REFUSED;
-	}
-	return 0;
 }
 
 } /* namespace */
 
+extern "C" struct dimse_finder *dimse_finder_new(const struct dimse_peer *peer)
+{
+	try {
+		struct dimse_finder *f = new dimse_finder;
+		f->peer = *peer;
+		return f;
+	} catch (...) {
+		return NULL;
+	}
+}
 
-extern "C" int dimse_find(const struct dimse_peer *peer, enum dimse_level level,
+extern "C" void dimse_finder_free(struct dimse_finder *f)
+{
+	if (f == NULL)
+		return;
+	try {
+		finder_close(f, false);
+	} catch (...) {
+	}
+	delete f;
+}
+
+extern "C" int dimse_finder_find(struct dimse_finder *f, enum dimse_level level,
 	const struct dimse_keys *keys, dimse_match_fn *fn, void *arg, char err[DCM_ERR_MAX])
 {
 	err[0] = '\0';
 	try {
-		return do_find(peer, level, keys, fn, arg, err);
+		return do_find(f, level, keys, fn, arg, err);
 	} catch (const std::exception &e) {
 		set_err(err, "DCMTK error: %s", e.what());
 	} catch (...) {
 		set_err(err, "DCMTK error: unknown exception");
 	}
+	try {
+		finder_close(f, true);
+	} catch (...) {
+	}
 	return -1;
+}
+
+extern "C" int dimse_find(const struct dimse_peer *peer, enum dimse_level level,
+	const struct dimse_keys *keys, dimse_match_fn *fn, void *arg, char err[DCM_ERR_MAX])
+{
+	struct dimse_finder *f = dimse_finder_new(peer);
+
+	if (f == NULL) {
+		snprintf(err, DCM_ERR_MAX, "out of memory");
+		return -1;
+	}
+	int rc = dimse_finder_find(f, level, keys, fn, arg, err);
+	dimse_finder_free(f);
+	return rc;
 }

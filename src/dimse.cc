@@ -396,9 +396,8 @@ int associate(DcmSCU &scu, const struct dimse_peer *p, tls_layer &tls, const cha
 	}
 	c = scu.negotiateAssociation();
 	if (c == DUL_ASSOCIATIONREJECTED) {
-		set_err(err, "%s:%d rejected the association (called AE \"%s\", calling AE \"%s\"): "
-			"check [pacs] called_aet (the PACS's AE title) and calling_aet (ours, as the "
-			"PACS knows it)", p->host, p->port, p->called_aet, p->calling_aet);
+		set_err(err, "%s:%d rejected the association (called AE \"%s\", calling AE \"%s\")",
+			p->host, p->port, p->called_aet, p->calling_aet);
 		return DIMSE_REJECTED;
 	}
 	if (c == NET_EC_NoAcceptablePresentationContexts) {

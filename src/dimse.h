@@ -2,8 +2,9 @@
  * dimse.h - DICOM networking through DCMTK (C-FIND, C-GET), behind plain C.
  * Every function returns 0 on success or -1 with a one-line message in err
  * (network error, association rejected, or the PACS status in hex).
- * Each call opens its own association and closes it, so calls from several
- * threads at once are independent.
+ * Each call opens its own association and closes it (but for a
+ * dimse_finder's C-FINDs), so calls from several threads at once are
+ * independent.
  */
 #ifndef THLHP_DIMSE_H
 #define THLHP_DIMSE_H
@@ -99,6 +100,20 @@ enum { DIMSE_REJECTED = -4 };
  * DIMSE_FIND_REFUSED. */
 int dimse_find(const struct dimse_peer *peer, enum dimse_level level,
     const struct dimse_keys *keys, dimse_match_fn *fn, void *arg, char err[DCM_ERR_MAX]);
+
+/* One association for a series of C-FINDs (a query walk: one
+ * association, not one per request, which PACSes that limit associations
+ * per AE refuse while the last is being closed).  Opened at the first
+ * request with both models, kept while it works, opened again when the
+ * PACS ended it; a request cancelled or failed on the wire aborts it.
+ * peer is copied, its strings are borrowed.  NULL when out of memory. */
+struct dimse_finder;
+struct dimse_finder *dimse_finder_new(const struct dimse_peer *peer);
+/* dimse_find on f's association. */
+int dimse_finder_find(struct dimse_finder *f, enum dimse_level level,
+    const struct dimse_keys *keys, dimse_match_fn *fn, void *arg, char err[DCM_ERR_MAX]);
+/* Release f's association, if open, and free f. */
+void dimse_finder_free(struct dimse_finder *f);
 
 /* The most SOP classes one dimse_get can take (presentation contexts are
  * at most 128, each class needs one per storage transfer syntax). */
