@@ -1,6 +1,6 @@
-# bash completion for thlhp-make: options, tools, targets and the patient
-# IDs of the stored catalog (thlhp-make --offline -t status --format csv,
-# with the -f and -C already on the line).  Installed by `make install`
+# bash completion for thlhp-make: options, tools, and the targets of the
+# stored catalog (thlhp-make -t targets, with the -f and -C already on the
+# line).  Installed by `make install`
 # into $(datadir)/bash-completion/completions/thlhp-make.
 _thlhp_make()
 {
@@ -12,7 +12,7 @@ _thlhp_make()
 		words=("${COMP_WORDS[@]}") cword=$COMP_CWORD
 	fi
 	case $prev in
-	-t) mapfile -t COMPREPLY < <(compgen -W 'status inventory dag qc list init clean' -- "$cur"); return ;;
+	-t) mapfile -t COMPREPLY < <(compgen -W 'status inventory dag targets qc list init clean' -- "$cur"); return ;;
 	-f | --file) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
 	-C | --directory) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
 	--format) mapfile -t COMPREPLY < <(compgen -W 'table csv' -- "$cur"); return ;;
@@ -24,17 +24,15 @@ _thlhp_make()
 			--verbose --quiet --wait -t --format --since --version -h --help' -- "$cur")
 		return
 	fi
-	local i args=() w list="all query download validate zip"
+	local i args=() list
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
 		-f | --file | -C | --directory) args+=("${words[i]}" "${words[i + 1]}") ;;
 		esac
 	done
-	# IDs quoted in the CSV (a comma or quote inside) are left out.
-	for w in $(thlhp-make "${args[@]}" --offline -t status --format csv 2>/dev/null |
-	    tail -n +2 | grep -v '^"' | cut -d, -f1); do
-		list+=" $w download:$w validate:$w zip:$w"
-	done
+	# One a line; names with blanks, quotes or expansions in them are left
+	# out, as compgen -W would split or expand them.
+	list=$(thlhp-make "${args[@]}" -t targets 2>/dev/null | grep -v '[][[:space:]"'\''\\$`*?{}~]')
 	mapfile -t COMPREPLY < <(compgen -W "$list" -- "$cur")
 	if declare -F __ltrim_colon_completions >/dev/null; then
 		__ltrim_colon_completions "$cur"

@@ -9,6 +9,7 @@
 #include "fileio.h"
 #include "rule.h"
 #include "source.h"
+#include "units.h"
 #include "util.h"
 
 void
@@ -105,7 +106,7 @@ download_finish(struct job *job, int rc)
 		return rc;
 	for (int i = 0; i < f->ngot; i++)
 		bytes += f->got[i].size;
-	job->summary = xasprintf("%d instances, %.1f MB", f->ngot, (double)bytes / 1e6);
+	job->summary = units_count_size(f->ngot, "instance", bytes);
 	/* Interrupted is no failure of the series: what it was stays. */
 	if (!job_cancelled(job))
 		catalog_set(&s->error, rc < 0 ? job->err : NULL);

@@ -168,7 +168,7 @@ validate_run(struct job *job)
 		goto done;
 	}
 	out->valid = 1;
-	job->summary = xasprintf("%d instances ok", out->n);
+	job->summary = xasprintf("%d instance%s ok", out->n, out->n == 1 ? "" : "s");
 	rc = 0;
 done:
 	strv_free(sops);

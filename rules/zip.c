@@ -17,6 +17,7 @@
 #include "fileio.h"
 #include "names.h"
 #include "rule.h"
+#include "units.h"
 #include "util.h"
 #include "zdeflate.h"
 
@@ -490,7 +491,7 @@ zip_run(struct job *job)
 	}
 	if (fsync_parent(z->path, job->err, sizeof(job->err)) < 0)
 		return -1;
-	job->summary = xasprintf("%d instances, %.1f MB", z->n, (double)o->size / 1e6);
+	job->summary = units_count_size(z->n, "instance", o->size);
 	return 0;
 bad:
 	unlink(z->tmp);

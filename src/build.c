@@ -1,6 +1,7 @@
 /* build.c - set up a run, query, plan the graph, print or run it. */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@ enum {
 struct want {
 	int stages;               /* ST_* to build */
 	int force;                /* ST_* to rebuild regardless (-B) */
+	const char *archive;      /* an archive named as a file target, or NULL */
+	int archive_n;            /* the N of its name */
 };
 
 struct run {
@@ -47,6 +50,11 @@ struct run {
 	char **wanted_ids;        /* ids named, to check after the query */
 	int query_only;
 	int nstale;               /* -n, -q: stale targets seen */
+	struct {
+		const char *name;
+		int n;
+	} stale_by[8];            /* -n: stale targets by rule, for the count */
+	int nstale_by;
 };
 
 static int
@@ -65,7 +73,7 @@ stage_bits(const char *s, int *upto, int *self)
 	return 0;
 }
 
-static void
+static struct want *
 want_patient(struct run *r, const char *id, int stages, int force)
 {
 	struct want *w = htab_get(&r->one, id);
@@ -80,6 +88,46 @@ want_patient(struct run *r, const char *id, int stages, int force)
 	}
 	w->stages |= stages;
 	w->force |= force;
+	return w;
+}
+
+/* dir without "./" parts, repeated and trailing slashes (malloc'd). */
+static char *
+tidy_dir(const char *dir)
+{
+	char *out = xmalloc(strlen(dir) + 2), *d = out;
+
+	while (*dir) {
+		if (dir[0] == '.' && (dir[1] == '/' || dir[1] == '\0') && (d == out || d[-1] == '/')) {
+			dir++;
+		} else if (*dir == '/' && d > out && d[-1] == '/') {
+			dir++;
+		} else {
+			*d++ = *dir++;
+		}
+	}
+	while (d > out + 1 && d[-1] == '/')
+		d--;
+	*d = '\0';
+	return out;
+}
+
+/* Is the folder of the file target t the zip_dir (as written, or the
+ * same folder on disk)? */
+static int
+in_zip_dir(const struct run *r, const char *t)
+{
+	const char *b = strrchr(t, '/');
+	char *dir = b ? strndup(t, (size_t)(b - t + (b == t))) : xstrdup("."), *a = tidy_dir(dir);
+	char *z = tidy_dir(r->cfg.output.zip_dir), ra[PATH_MAX], rz[PATH_MAX];
+	int same = strcmp(a, z) == 0 || (strcmp(a, "") == 0 && strcmp(z, "") == 0);
+
+	if (!same && realpath(dir, ra) && realpath(r->cfg.output.zip_dir, rz))
+		same = strcmp(ra, rz) == 0;
+	free(dir);
+	free(a);
+	free(z);
+	return same;
 }
 
 /* Parse the targets of the command line (patients are checked later). */
@@ -107,12 +155,22 @@ parse_targets(struct run *r)
 			int n;
 			char *id = archive_parse(b ? b + 1 : t, r->cfg.output.delimiter, &n);
 
+			struct want *w;
+
 			if (!id) {
 				warn("%s: not an archive name of the form <PatientID>%s<N>.zip",
 				    t, r->cfg.output.delimiter);
 				return -1;
 			}
-			want_patient(r, id, ST_ALL, o->always ? ST_ZIP : 0);
+			if (!in_zip_dir(r, t)) {
+				warn("%s: not under zip_dir (%s): archives are made there only, as %s/%s",
+				    t, r->cfg.output.zip_dir, r->cfg.output.zip_dir, b ? b + 1 : t);
+				free(id);
+				return -1;
+			}
+			w = want_patient(r, id, ST_ALL, o->always ? ST_ZIP : 0);
+			w->archive = t;
+			w->archive_n = n;
 			free(id);
 		} else if (colon && colon > t) {
 			char *stage = strndup(t, (size_t)(colon - t));
@@ -130,7 +188,7 @@ parse_targets(struct run *r)
 		any = 1;
 	}
 	if (!any)
-		r->all = (struct want){ ST_ALL, o->always ? ST_VALIDATE | ST_ZIP : 0 };
+		r->all = (struct want){ .stages = ST_ALL, .force = o->always ? ST_VALIDATE | ST_ZIP : 0 };
 	if (r->all.stages || r->nwants)
 		r->query_only = 0;
 	return 0;
@@ -181,6 +239,36 @@ concat(const char *first, ...)
 	va_end(ap);
 	*d = '\0';
 	return res;
+}
+
+/* A series as a person knows it, "#3 Thorax 1.0 B31f", with control
+ * bytes shown as '?'; "" when the source gave neither. */
+static void
+series_title(const struct series *s, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s%s", s->number ? "#" : "", s->number ? s->number : "",
+	    s->number && s->desc ? " " : "", s->desc ? s->desc : "");
+	for (char *c = buf; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+}
+
+/* progress_title_fn: a series job as "TH-01-AA #3 Thorax 1.0 B31f" (and
+ * its UID when verbose, or when the source gave no number nor
+ * description); an archive by its path. */
+static void
+node_title(const struct node *n, int verbose, char *buf, size_t len)
+{
+	const struct series *s = n->rule == &rule_zip ? NULL : n->obj;
+	char t[256];
+
+	if (s)
+		series_title(s, t, sizeof(t));
+	if (!s || !*t)
+		snprintf(buf, len, "%s", n->label);
+	else
+		snprintf(buf, len, "%s %s%s%s", s->patient->name, t, verbose ? " " : "",
+		    verbose ? s->uid : "");
 }
 
 /* Archives in zip_dir, by patient: what a new one replaces. */
@@ -281,14 +369,53 @@ add_patient(struct run *r, struct graph *g, struct patient *p, struct want w)
 static void
 print_stale(struct run *r, const struct graph *g)
 {
+	int j;
+
 	for (int i = 0; i < g->n; i++) {
 		struct node *n = g->node[i];
 
 		if (!n->reason)
 			continue;
 		r->nstale++;
-		if (!r->o->question)
-			printf("%-9s %s  %s\n", n->rule->name, n->label, n->reason);
+		if (r->o->question)
+			continue;
+		printf("%-9s %s  %s\n", n->rule->name, n->label, n->reason);
+		for (j = 0; j < r->nstale_by && strcmp(r->stale_by[j].name, n->rule->name) != 0; j++)
+			;
+		if (j == r->nstale_by && j < (int)LEN(r->stale_by))
+			r->stale_by[r->nstale_by++].name = n->rule->name;
+		if (j < r->nstale_by)
+			r->stale_by[j].n++;
+	}
+}
+
+/* -n's last line: "12 targets stale: 4 download, 4 validate, 4 zip". */
+static void
+print_stale_count(const struct run *r)
+{
+	printf("%d target%s stale", r->nstale, r->nstale == 1 ? "" : "s");
+	for (int j = 0; j < r->nstale_by; j++)
+		printf("%s%d %s", j ? ", " : ": ", r->stale_by[j].n, r->stale_by[j].name);
+	putchar('\n');
+}
+
+/* -n and -t status say, on every run while it lasts, that a series is no
+ * longer at the source (a build says it once, when the query finds out). */
+static void
+warn_gone(struct run *r, struct patient *p)
+{
+	for (int i = 0; i < p->nseries; i++) {
+		struct series *s = p->series[i];
+
+		if (!s->gone || !select_series(&r->sel, s->modality, s->study_date))
+			continue;
+		char t[256];
+
+		series_title(s, t, sizeof(t));
+		warn("%s: series %s%s%s%s is no longer at the source; %s", p->id, s->uid,
+		    *t ? " (" : "", t, *t ? ")" : "", s->valid_sig ?
+		    "the archive keeps what was downloaded of it" :
+		    "nothing of it was downloaded, so the archive leaves it out");
 	}
 }
 
@@ -326,14 +453,29 @@ build_graph(struct run *r)
 		const char *id = r->wanted_ids[i];
 		struct patient *p = catalog_find_patient(&r->cat, id);
 
+		struct want *w = htab_get(&r->one, id);
+
+		/* The query asks only for the selected: check that first. */
+		if (!select_patient(&r->sel, id)) {
+			warn("%s: not selected by [select] in %s, so never asked of the source "
+			    "(add it to patient_id, patient_id_regex or patients_file)", id, r->cfg.file);
+			return -1;
+		}
 		if (!p || p->nseries == 0) {
 			warn("%s: no such patient at the source%s", id,
 			    r->ctx.queried ? "" : " (in the stored catalog; --offline)");
 			return -1;
 		}
-		if (!select_patient(&r->sel, id)) {
-			warn("%s: not selected by [select] in %s", id, r->cfg.file);
-			return -1;
+		if (w->archive) {
+			choose_series(r, p);
+			if (p->nwant != w->archive_n) {
+				char *cur = archive_name(p->id, r->cfg.output.delimiter, p->nwant);
+
+				warn("%s: not the current archive of %s, which has %d series now: "
+				    "the target is %s/%s", w->archive, id, p->nwant, r->cfg.output.zip_dir, cur);
+				free(cur);
+				return -1;
+			}
 		}
 	}
 	scan_archives(r);
@@ -347,6 +489,9 @@ build_graph(struct run *r)
 			w.stages |= one->stages;
 			w.force |= one->force;
 		}
+		if (w.stages && ((r->ctx.dry_run && !r->o->question && !r->o->tool) ||
+		    (r->o->tool && strcmp(r->o->tool, "status") == 0)))
+			warn_gone(r, p);
 		if (w.stages && r->ctx.dry_run && !r->o->tool)
 			check_patient(r, p, w);
 		else if (w.stages)
@@ -450,6 +595,19 @@ build_run(const struct options *o)
 		code = EXIT_OK;
 		goto out;
 	}
+	if (o->offline && report < 0 && r.cat.np == 0) {
+		/* Not "up to date": nothing is known yet.  -q cannot answer. */
+		if (o->question) {
+			warn("--offline -q: no catalog yet, so no answer: no query has found a "
+			    "patient (run thlhp-make without --offline first)");
+			goto out;
+		}
+		if (verbosity > 0)
+			printf("%s: nothing to do: no catalog yet, as no query has found a patient "
+			    "(run thlhp-make without --offline first)\n", argv0);
+		code = EXIT_OK;
+		goto out;
+	}
 	if (!readonly)
 		remove_dead_temps(r.cfg.output.zip_dir);
 	if (build_graph(&r) < 0)
@@ -462,6 +620,8 @@ build_run(const struct options *o)
 	if (readonly) {
 		if (!r.nstale && !o->question && verbosity > 0)
 			printf("%s: nothing to do: everything is up to date\n", argv0);
+		else if (r.nstale && !o->question)
+			print_stale_count(&r);
 		fflush(stdout);
 		code = o->question && r.nstale ? EXIT_STALE : EXIT_OK;
 		goto out;
@@ -471,6 +631,8 @@ build_run(const struct options *o)
 	so.cap[POOL_PACS] = r.cfg.pacs.protocol == PROTO_FOLDER ? o->jobs : r.cfg.pacs.max_associations;
 	so.cap[POOL_LOCAL] = o->jobs;
 	so.keep_going = o->keep_going;
+	so.title = node_title;
+	so.summary = 1;
 	rc = sched_run(&r.g, &r.ctx, &so);
 	if (rc == -2) {
 		warn("interrupted: what finished is recorded; run again to go on");

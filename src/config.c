@@ -78,6 +78,10 @@ struct parse {
 	int err_line;         /* its line */
 	int secret_line;      /* a password written in the file itself, or 0 */
 	const struct key *secret;
+	char *whole;          /* the line read last, whole (getline's buffer) */
+	size_t wholecap;
+	const char *rest;     /* the part of a long line inih was not handed, or NULL */
+	const char *cut;      /* where inih's copy of that line was cut */
 };
 
 static void
@@ -117,16 +121,23 @@ check_section_line(struct parse *p, const char *line)
 	perr(p, "[%.*s]: unknown section (known: pacs, select, output, state, notify)", (int)n, s);
 }
 
-/* ini_reader: one line at a time, so the handler knows the line number. */
+/* ini_reader: one line at a time, so the handler knows the line number.
+ * Debian's inih reads lines of at most 200 bytes into a fixed buffer, yet
+ * URLs and ID lists are longer: a longer line is handed to inih cut after
+ * a non-blank byte, and the handler joins the rest back to its value. */
 static char *
 reader(char *buf, int size, void *stream)
 {
 	struct parse *p = stream;
-	size_t n;
+	size_t n, cut;
 
+	p->rest = p->cut = NULL;
 	if (p->fp) {
-		if (!fgets(buf, size, p->fp))
+		ssize_t got = getline(&p->whole, &p->wholecap, p->fp);
+
+		if (got < 0)
 			return NULL;
+		n = (size_t)got;
 	} else {
 		const char *nl;
 
@@ -134,30 +145,47 @@ reader(char *buf, int size, void *stream)
 			return NULL;
 		nl = strchr(p->text, '\n');
 		n = nl ? (size_t)(nl - p->text) + 1 : strlen(p->text);
-		if (n >= (size_t)size)
-			n = (size_t)size - 1;
-		memcpy(buf, p->text, n);
-		buf[n] = '\0';
+		if (n + 1 > p->wholecap) {
+			p->wholecap = n + 1;
+			p->whole = xrealloc(p->whole, p->wholecap);
+		}
+		memcpy(p->whole, p->text, n);
+		p->whole[n] = '\0';
 		p->text += n;
 	}
 	p->line++;
-	n = strlen(buf);
-	if (n == (size_t)size - 1 && buf[n - 1] != '\n') {
-		perr(p, "line too long (at most %d bytes)", size - 2);
-		/* Skip the rest of the line so it is not read as another. */
-		if (p->fp) {
-			int c;
-			while ((c = getc(p->fp)) != EOF && c != '\n')
-				;
-		} else {
-			const char *nl = strchr(p->text, '\n');
-			p->text = nl ? nl + 1 : p->text + strlen(p->text);
-		}
-		buf[0] = '\0';
+	if (n < (size_t)size - 1 || (n == (size_t)size - 1 && p->whole[n - 1] == '\n')) {
+		memcpy(buf, p->whole, n + 1);
+		check_section_line(p, buf);
 		return buf;
 	}
+	for (cut = (size_t)size - 2; cut > 0 && strchr(" \t\r\n", p->whole[cut - 1]); cut--)
+		;
+	memcpy(buf, p->whole, cut);
+	buf[cut] = '\n';
+	buf[cut + 1] = '\0';
+	p->rest = p->whole + cut;
+	p->cut = buf + cut;
 	check_section_line(p, buf);
 	return buf;
+}
+
+/* value, which inih took from a line cut by reader, with the rest of
+ * that line joined as inih would have read it: up to an inline comment
+ * (';' after a blank), trailing blanks dropped.  Malloc'd. */
+static char *
+long_value(const struct parse *p, const char *value)
+{
+	const char *r = p->rest, *end = r;
+	int was_space = 0;
+
+	while (*end && !(was_space && *end == ';')) {
+		was_space = strchr(" \t\r\n\v\f", *end) != NULL;
+		end++;
+	}
+	while (end > r && strchr(" \t\r\n\v\f", end[-1]))
+		end--;
+	return xasprintf("%s%.*s", value, (int)(end - r), r);
 }
 
 /* Does the raw value (before ${NAME} is replaced) of section.name hold a
@@ -291,9 +319,27 @@ set_key(struct parse *p, const struct key *k, const char *key, char *v)
 }
 
 static int
+handle(struct parse *p, const char *section, const char *name, const char *value);
+
+static int
 handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse *p = user;
+	char *whole;
+	int rc;
+
+	/* Only when the value ran up to the cut: else a comment took the rest. */
+	if (!name || !p->rest || value + strlen(value) != p->cut)
+		return handle(p, section, name, value);
+	whole = long_value(p, value);
+	rc = handle(p, section, name, whole);
+	free(whole);
+	return rc;
+}
+
+static int
+handle(struct parse *p, const char *section, const char *name, const char *value)
+{
 	size_t i;
 	int known_section = 0;
 	char *key, *v;
@@ -486,6 +532,8 @@ config_parse(struct config *cfg, struct parse *p, char **err)
 	config_defaults(cfg);
 	cfg->file = xstrdup(p->name);
 	rc = ini_parse_stream(reader, p, handler, p);
+	free(p->whole);
+	p->whole = NULL;
 	if (rc > 0 && (!p->err || rc < p->err_line)) {
 		/* inih's syntax error came first: report it instead. */
 		free(p->err);

@@ -1,5 +1,5 @@
-/* report.c - -t status (table or CSV), -t inventory (CSV) and -t dag
- * (Graphviz DOT). */
+/* report.c - -t status (table or CSV), -t inventory (CSV), -t dag
+ * (Graphviz DOT) and -t targets. */
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,6 +21,8 @@ report_kind(const char *tool, const char *format)
 		return REPORT_INVENTORY;
 	if (strcmp(tool, "dag") == 0)
 		return REPORT_DAG;
+	if (strcmp(tool, "targets") == 0)
+		return REPORT_TARGETS;
 	return -1;
 }
 
@@ -393,6 +395,30 @@ dag(const struct graph *g, const struct catalog *c, int verbose, FILE *fp)
 	return 0;
 }
 
+/* Every target name the command line takes, one a line: the stages, then
+ * for each patient its ID, STAGE:ID and its archive's path. */
+static int
+targets(const struct graph *g, FILE *fp)
+{
+	static const char *const stage[] = { "download", "validate", "zip" };
+	struct patient *last = NULL;
+
+	fputs("all\nquery\ndownload\nvalidate\nzip\n", fp);
+	for (int i = 0; i < g->n; i++) {
+		struct patient *p = node_patient(g->node[i]);
+
+		if (p != last) {
+			last = p;
+			fprintf(fp, "%s\n", p->id);
+			for (size_t k = 0; k < sizeof(stage) / sizeof(*stage); k++)
+				fprintf(fp, "%s:%s\n", stage[k], p->id);
+		}
+		if (g->node[i]->rule == &rule_zip)
+			fprintf(fp, "%s\n", g->node[i]->label);
+	}
+	return 0;
+}
+
 int
 report_print(enum report kind, const struct graph *g, const struct catalog *c,
     struct state *st, int verbose, FILE *fp)
@@ -405,6 +431,8 @@ report_print(enum report kind, const struct graph *g, const struct catalog *c,
 		return inventory(g, c, st, fp);
 	case REPORT_DAG:
 		return dag(g, c, verbose, fp);
+	case REPORT_TARGETS:
+		return targets(g, fp);
 	}
 	return -1;
 }

@@ -1,6 +1,6 @@
 /*
  * report.h - the tools that show a planned graph instead of running it
- * (-t status, -t inventory, -t dag).  build.c plans as for -n, from the
+ * (-t status, -t inventory, -t dag, -t targets).  build.c plans as for -n, from the
  * stored catalog, and hands the graph here.  Nothing is written.
  */
 #ifndef THLHP_REPORT_H
@@ -16,6 +16,7 @@ enum report {
 	REPORT_STATUS_CSV,        /* the same as CSV */
 	REPORT_INVENTORY,         /* CSV, one row per series */
 	REPORT_DAG,               /* Graphviz DOT, coloured by state */
+	REPORT_TARGETS,           /* every target name, one a line */
 };
 
 /* The report named by a -t tool, or -1 when tool is not one of these. */

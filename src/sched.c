@@ -351,7 +351,7 @@ sched_run(struct graph *g, struct ctx *ctx, const struct sched_opts *o)
 		if (n->nblock == 0)
 			enqueue(&l, n);
 	}
-	progress_init(total);
+	progress_init(total, o->title, o->summary);
 	for (;;) {
 		struct pollfd pfd[2];
 		int tmo;

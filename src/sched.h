@@ -7,12 +7,15 @@
 #define THLHP_SCHED_H
 
 #include "graph.h"
+#include "progress.h"
 #include "rule.h"
 
 struct sched_opts {
 	int jobs;                 /* -j: jobs at once in all */
 	int cap[NPOOL];           /* jobs at once per pool */
 	int keep_going;           /* -k */
+	progress_title_fn *title; /* how a job is named on screen; NULL: its label */
+	int summary;              /* end with what was built (the build, not the query) */
 };
 
 /* Catch SIGINT and SIGTERM for ctx: the first stops the run cleanly (no new

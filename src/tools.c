@@ -28,19 +28,33 @@ const char tools_help[] =
 	"          expected and downloaded instances, bytes, archive (when up to\n"
 	"          date); from the stored catalog, like status\n"
 	"  dag     the targets as Graphviz DOT, coloured by state (dot -Tsvg)\n"
+	"  targets every target name, one a line: the stages, then each patient's ID,\n"
+	"          STAGE:ID and archive path\n"
 	"  qc      --since 48h DEST: copy the series downloaded in the last 48 hours\n"
 	"          into DEST/<patient>/<study>/<series>/ for quality control\n"
 	"  list    list the tools\n"
 	"  init    write a commented sample config (-f FILE, default thlhp.ini)\n"
 	"  clean   remove the archives and the leftovers of interrupted jobs;\n"
-	"          `-t clean download` also removes the downloaded series\n";
+	"          `-t clean download` also removes the downloaded series;\n"
+	"          with -n it lists what it would remove\n"
+	"  With -n, init and clean say what they would write or remove, and do\n"
+	"          nothing; qc refuses -n, and no tool takes -q.\n";
 
 static int
 tool_init(const struct options *o)
 {
-	int fd = open(o->file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	int fd;
 	size_t len = strlen(config_sample);
 
+	if (o->dry_run) {
+		if (access(o->file, F_OK) == 0) {
+			warn("%s: exists already; -t init would not overwrite it", o->file);
+			return EXIT_ERROR;
+		}
+		printf("would write %s, a commented sample config\n", o->file);
+		return EXIT_OK;
+	}
+	fd = open(o->file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		warn("%s: %s", o->file, errno == EEXIST ? "exists already; not overwritten" : strerror(errno));
 		return EXIT_ERROR;
@@ -55,13 +69,14 @@ tool_init(const struct options *o)
 }
 
 /* Remove temp files under dir; with dcm also every *.dcm, and then empty
- * folders.  Returns how many files went. */
+ * folders.  Returns how many files went.  With dry, remove nothing: print
+ * each temp file, and each folder's count of *.dcm, that would go. */
 static int
-clean_tree(const char *dir, int dcm, int *errors)
+clean_tree(const char *dir, int dcm, int dry, int *errors)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
-	int n = 0;
+	int n = 0, ndcm = 0;
 
 	if (!d)
 		return 0;
@@ -74,9 +89,14 @@ clean_tree(const char *dir, int dcm, int *errors)
 			continue;
 		path = xasprintf("%s/%s", dir, e->d_name);
 		if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-			n += clean_tree(path, dcm, errors);
-			if (dcm)
+			n += clean_tree(path, dcm, dry, errors);
+			if (dcm && !dry)
 				rmdir(path);   /* only when empty: nothing of others goes */
+		} else if (dry && strncmp(e->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0) {
+			printf("would remove %s\n", path);
+			n++;
+		} else if (dry && dcm && l > 4 && strcmp(e->d_name + l - 4, ".dcm") == 0) {
+			ndcm++;
 		} else if (strncmp(e->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0 ||
 		    (dcm && l > 4 && strcmp(e->d_name + l - 4, ".dcm") == 0)) {
 			if (unlink(path) == 0)
@@ -89,7 +109,9 @@ clean_tree(const char *dir, int dcm, int *errors)
 		free(path);
 	}
 	closedir(d);
-	return n;
+	if (ndcm)
+		printf("would remove %d downloaded instance%s in %s\n", ndcm, ndcm == 1 ? "" : "s", dir);
+	return n + ndcm;
 }
 
 static int
@@ -117,11 +139,12 @@ tool_clean(const struct options *o)
 		return EXIT_ERROR;
 	}
 	catalog_init(&cat);
-	if (state_open(&st, cfg.state.url, 0, cfg.state.lease * 1000) < 0 || state_load(&st, &cat) < 0) {
+	if (state_open(&st, cfg.state.url, o->dry_run ? STORE_READONLY : 0, cfg.state.lease * 1000) < 0 ||
+	    state_load(&st, &cat) < 0) {
 		warn("%s: %s", cfg.file, st.err);
 		goto out;
 	}
-	ntmp = clean_tree(cfg.output.zip_dir, 0, &errors);
+	ntmp = clean_tree(cfg.output.zip_dir, 0, o->dry_run, &errors);
 	if ((d = opendir(cfg.output.zip_dir)) != NULL) {
 		while ((e = readdir(d)) != NULL) {
 			int n;
@@ -131,7 +154,9 @@ tool_clean(const struct options *o)
 				continue;
 			free(id);
 			path = xasprintf("%s/%s", cfg.output.zip_dir, e->d_name);
-			if (unlink(path) == 0)
+			if (o->dry_run)
+				printf("would remove %s\n", path), nzip++;
+			else if (unlink(path) == 0)
 				nzip++;
 			else
 				warn("%s: cannot remove:", path), errors++;
@@ -140,9 +165,18 @@ tool_clean(const struct options *o)
 		closedir(d);
 	}
 	if (dcm)
-		ndcm = clean_tree(cfg.output.dicom_dir, 1, &errors);
+		ndcm = clean_tree(cfg.output.dicom_dir, 1, o->dry_run, &errors);
 	else
-		ntmp += clean_tree(cfg.output.dicom_dir, 0, &errors);
+		ntmp += clean_tree(cfg.output.dicom_dir, 0, o->dry_run, &errors);
+	if (o->dry_run) {
+		/* Temp files among them were printed one by one and counted in ndcm. */
+		printf("would remove %d archive%s, %d leftover temp file%s%s", nzip, nzip == 1 ? "" : "s",
+		    ntmp, ntmp == 1 ? "" : "s", dcm ? "" : "\n");
+		if (dcm)
+			printf(" and the downloaded instances (%d file%s)\n", ndcm, ndcm == 1 ? "" : "s");
+		code = EXIT_OK;
+		goto out;
+	}
 	/* Forget what was removed, so the next run builds it again. */
 	if (state_begin(&st) < 0)
 		goto out;
@@ -296,6 +330,15 @@ out:
 int
 tool_run(const struct options *o)
 {
+	if (o->question) {
+		warn("-t %s: -q asks whether the build is up to date and goes with no tool "
+		    "(-n shows what a tool would do)", o->tool);
+		return EXIT_ERROR;
+	}
+	if (o->dry_run && strcmp(o->tool, "qc") == 0) {
+		warn("-t qc: -n is not supported; -t qc copies only, into DEST: run it without -n");
+		return EXIT_ERROR;
+	}
 	if (strcmp(o->tool, "list") == 0) {
 		printf("thlhp-make tools (-t TOOL):\n%s", tools_help);
 		return EXIT_OK;
