@@ -82,24 +82,32 @@ merge(struct ctx *ctx, struct query_result *r, int *nnew, int *ngone)
 			s->dirty = 1;
 		}
 	}
+	/* Kept in the state: an --offline run must not build the archive
+	 * the query could not vouch for either. */
 	for (int i = 0; i < r->nfailed; i++) {
-		struct patient *p = catalog_find_patient(c, r->failed[i].patient);
+		struct patient *p = catalog_patient(c, r->failed[i].patient);
 
 		warn("patient %s: the PACS's answer about it is incomplete: %s; its archive is "
-		    "not built this run", r->failed[i].patient, r->failed[i].why);
-		if (p)
-			p->partial = 1;
+		    "not built until a query sees it whole", p->id, r->failed[i].why);
+		p->query_dirty |= catalog_set(&p->query_error, r->failed[i].why);
 	}
-	ctx->npartial = r->nfailed;
 	if (!r->complete)
 		return;
+	for (int i = 0; i < c->np; i++) {
+		struct patient *p = c->p[i];
+
+		if (p->query_error && select_patient(ctx->sel, p->id) && !query_failed(r, p->id)) {
+			catalog_set(&p->query_error, NULL);
+			p->query_dirty = 1;
+		}
+	}
 	/* Gone: not seen by a query that covered it, i.e. of a patient and
 	 * modality and date [select] asks for now. */
 	for (int i = 0; i < c->np; i++)
 		for (int j = 0; j < c->p[i]->nseries; j++) {
 			struct series *s = c->p[i]->series[j];
 
-			if (s->seen || s->gone || c->p[i]->partial ||
+			if (s->seen || s->gone || c->p[i]->query_error ||
 			    !select_patient(ctx->sel, c->p[i]->id) ||
 			    !select_series(ctx->sel, s->modality, s->study_date))
 				continue;

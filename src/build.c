@@ -352,7 +352,7 @@ add_patient(struct run *r, struct graph *g, struct patient *p, struct want w)
 	}
 	/* A patient the query saw only in part keeps its archive as it is:
 	 * one built now could lack a series. */
-	if ((w.stages & ST_ZIP) && !p->partial) {
+	if ((w.stages & ST_ZIP) && !p->query_error) {
 		char *name = archive_name(p->id, r->cfg.output.delimiter, p->nwant);
 
 		zip = graph_add(g, &rule_zip, p, concat(r->cfg.output.zip_dir, "/", name, (char *)NULL));
@@ -492,6 +492,14 @@ build_graph(struct run *r)
 		if (w.stages && ((r->ctx.dry_run && !r->o->question && !r->o->tool) ||
 		    (r->o->tool && strcmp(r->o->tool, "status") == 0)))
 			warn_gone(r, p);
+		if ((w.stages & ST_ZIP) && p->query_error) {
+			/* This run's query said so already. */
+			if (!r->ctx.queried && !r->o->question)
+				warn("patient %s: not zipped: the last query saw it only in part (%s); "
+				    "run without --offline once the PACS answers whole", p->id,
+				    p->query_error);
+			r->ctx.npartial++;
+		}
 		if (w.stages && r->ctx.dry_run && !r->o->tool)
 			check_patient(r, p, w);
 		else if (w.stages)

@@ -40,6 +40,7 @@ catalog_free(struct catalog *c)
 		free(p->id);
 		free(p->name);
 		free(p->ar_error);
+		free(p->query_error);
 		free(p->ar.path);
 		free(p->ar.series);
 		free(p);

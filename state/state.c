@@ -22,8 +22,10 @@
  *                                     older src_file rows are dropped, so
  *                                     that each file is read again
  * Version 4 adds
- *   ar_error                          to patient: why its last zip failed
- *                                     (NULL once one is built)
+ *   ar_error, query_error             to patient: why its last zip failed
+ *                                     (NULL once one is built); why the
+ *                                     last query saw it only in part (NULL
+ *                                     once one sees it whole)
  * Hashes are XXH3-64 as 16 hex digits; file times are nanoseconds; lease
  * expiry is the store's clock in milliseconds.
  *
@@ -84,7 +86,8 @@ static const char *const migrations[] = {
 	"ALTER TABLE src_file ADD COLUMN series_number TEXT;"
 	"ALTER TABLE src_file ADD COLUMN series_desc TEXT;",
 	/* 4 */
-	"ALTER TABLE patient ADD COLUMN ar_error TEXT;",
+	"ALTER TABLE patient ADD COLUMN ar_error TEXT;"
+	"ALTER TABLE patient ADD COLUMN query_error TEXT;",
 };
 
 static const struct { const char *scheme; const struct store_ops *ops; } backends[] = {
@@ -320,6 +323,7 @@ fill_archive(struct catalog *c, struct patient *p, const char *const *v)
 	}
 	memset(a, 0, sizeof(*a));
 	catalog_set(&p->ar_error, v[8]);
+	catalog_set(&p->query_error, v[9]);
 	/* A record missing a part (edited by hand) is no record: rebuilt. */
 	p->has_ar = v[0] && v[3] && v[4];
 	if (!p->has_ar)
@@ -569,7 +573,7 @@ state_save_catalog(struct state *st, struct catalog *c)
 		return -1;
 	for (int i = 0; i < c->np; i++) {
 		struct patient *p = c->p[i];
-		int any = p->ar_dirty;
+		int any = p->ar_dirty || p->query_dirty;
 
 		for (int j = 0; j < p->nseries; j++)
 			any |= p->series[j]->dirty;
@@ -577,6 +581,10 @@ state_save_catalog(struct state *st, struct catalog *c)
 			continue;
 		if (EXEC(st, "INSERT INTO patient (id) VALUES ($1) ON CONFLICT (id) DO NOTHING",
 		    p->name) < 0)
+			goto bad;
+		/* The query's field of the patient row: its jobs write the rest. */
+		if (p->query_dirty && EXEC(st, "UPDATE patient SET query_error = $2 WHERE id = $1",
+		    p->name, p->query_error) < 0)
 			goto bad;
 		for (int j = 0; j < p->nseries; j++)
 			if (p->series[j]->dirty && save_catalog_row(st, p->series[j]) < 0)
@@ -586,6 +594,7 @@ state_save_catalog(struct state *st, struct catalog *c)
 		goto bad;
 	for (int i = 0; i < c->np; i++) {
 		c->p[i]->ar_dirty = 0;
+		c->p[i]->query_dirty = 0;
 		for (int j = 0; j < c->p[i]->nseries; j++)
 			c->p[i]->series[j]->dirty = 0;
 	}

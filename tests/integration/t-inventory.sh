@@ -165,6 +165,7 @@ sqlite3 .thlhp/state.db 'ALTER TABLE series DROP COLUMN series_number;
 	ALTER TABLE src_file DROP COLUMN series_number;
 	ALTER TABLE src_file DROP COLUMN series_desc;
 	ALTER TABLE patient DROP COLUMN ar_error;
+	ALTER TABLE patient DROP COLUMN query_error;
 	UPDATE schema_version SET version = 2;' 2>"$LOG/sqlite3.err"
 check "sqlite3 made a schema-2 store" "$(sqlite3 .thlhp/state.db 'SELECT version FROM schema_version')" 2
 before=$(unchanged)
