@@ -106,7 +106,9 @@ download_finish(struct job *job, int rc)
 	for (int i = 0; i < f->ngot; i++)
 		bytes += f->got[i].size;
 	job->summary = xasprintf("%d instances, %.1f MB", f->ngot, (double)bytes / 1e6);
-	catalog_set(&s->error, rc < 0 ? job->err : NULL);
+	/* Interrupted is no failure of the series: what it was stays. */
+	if (!job_cancelled(job))
+		catalog_set(&s->error, rc < 0 ? job->err : NULL);
 	/* Instances can arrive at the PACS after the query: go by the newer list. */
 	if (f->listed > s->expected)
 		s->expected = f->listed;

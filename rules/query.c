@@ -82,6 +82,15 @@ merge(struct ctx *ctx, struct query_result *r, int *nnew, int *ngone)
 			s->dirty = 1;
 		}
 	}
+	for (int i = 0; i < r->nfailed; i++) {
+		struct patient *p = catalog_find_patient(c, r->failed[i].patient);
+
+		warn("patient %s: the PACS's answer about it is incomplete: %s; its archive is "
+		    "not built this run", r->failed[i].patient, r->failed[i].why);
+		if (p)
+			p->partial = 1;
+	}
+	ctx->npartial = r->nfailed;
 	if (!r->complete)
 		return;
 	/* Gone: not seen by a query that covered it, i.e. of a patient and
@@ -90,7 +99,8 @@ merge(struct ctx *ctx, struct query_result *r, int *nnew, int *ngone)
 		for (int j = 0; j < c->p[i]->nseries; j++) {
 			struct series *s = c->p[i]->series[j];
 
-			if (s->seen || s->gone || !select_patient(ctx->sel, c->p[i]->id) ||
+			if (s->seen || s->gone || c->p[i]->partial ||
+			    !select_patient(ctx->sel, c->p[i]->id) ||
 			    !select_series(ctx->sel, s->modality, s->study_date))
 				continue;
 			s->gone = 1;
@@ -112,9 +122,14 @@ query_finish(struct job *job, int rc)
 	int nnew = 0, ngone = 0;
 
 	if (rc == 0) {
+		for (int i = 0; i < r->nnotes; i++)
+			warn("%s", r->notes[i]);
 		merge(ctx, r, &nnew, &ngone);
 		ctx->queried = 1;
-		job->summary = xasprintf("%d series at the source, %d new, %d gone", r->n, nnew, ngone);
+		job->summary = r->nfailed ? xasprintf("%d series at the source, %d new, %d gone; "
+		    "%d patient%s seen only in part", r->n, nnew, ngone, r->nfailed,
+		    r->nfailed == 1 ? "" : "s") :
+		    xasprintf("%d series at the source, %d new, %d gone", r->n, nnew, ngone);
 	}
 	if (ctx->src->ops->query_done(ctx->src, ctx, err, sizeof(err)) < 0 && rc == 0) {
 		memcpy(job->err, err, sizeof(err));

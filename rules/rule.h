@@ -30,6 +30,7 @@ struct ctx {
 	int dry_run;              /* -n or -q: write nothing */
 	int offline;              /* --offline: the source is not to be contacted */
 	int queried;              /* the source was queried this run */
+	int npartial;             /* patients the query saw only in part (patient.partial) */
 	atomic_int cancel;        /* set on SIGINT/SIGTERM: jobs stop soon and clean up */
 };
 

@@ -184,7 +184,9 @@ validate_finish(struct job *job, int rc)
 	struct vout *out = job->out;
 	struct state *st = job->ctx->st;
 
-	if (out && out->inst) {
+	/* An interrupted pass read only part of the folder: recorded, it
+	 * would stand for the whole at this folder's mtime. */
+	if (out && out->inst && !(rc < 0 && job_cancelled(job))) {
 		s->ninst = out->n;
 		s->set_sig = out->n ? out->set_sig : 0;
 		s->valid_sig = out->valid ? out->set_sig : 0;

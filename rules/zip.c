@@ -517,6 +517,7 @@ zip_finish(struct job *job, int rc)
 		a->mtime = o->mtime;
 		a->hash = o->hash;
 		p->has_ar = 1;
+		catalog_set(&p->ar_error, NULL);
 		if (state_begin(ctx->st) < 0 || state_save_patient(ctx->st, p) < 0 ||
 		    state_commit(ctx->st) < 0) {
 			state_rollback(ctx->st);
@@ -524,6 +525,15 @@ zip_finish(struct job *job, int rc)
 			rc = -1;
 		} else {
 			remove_old(ctx, p, z->path);
+		}
+	} else if (rc < 0 && z && !job_cancelled(job)) {
+		/* Said in -t status and the DAG until an archive is built; a
+		 * failure to record it is only a warning: the job failed. */
+		catalog_set(&p->ar_error, job->err);
+		if (state_begin(ctx->st) < 0 || state_save_patient(ctx->st, p) < 0 ||
+		    state_commit(ctx->st) < 0) {
+			state_rollback(ctx->st);
+			warn("zip %s: recording the failure: %s", z->path, ctx->st->err);
 		}
 	}
 	zin_free(z);

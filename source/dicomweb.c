@@ -242,28 +242,59 @@ struct walk {
 	const char *asked;        /* the PatientID asked for, or NULL */
 	struct study *v;
 	int n;
-	struct htab seen;
 	struct query_result *r;
 	const struct study *st;   /* the study whose series are asked */
 };
+
+/* A UID of o for the catalog, into out; when it is not one, why. */
+static int
+attr_uid(json_t *o, const char *tag, char out[DCM_UID_MAX], char *why, size_t len)
+{
+	char *v = dw_attr_dup(o, tag);
+
+	dw_attr(o, tag, out, DCM_UID_MAX);
+	if (uid_is_safe(out)) {
+		free(v);
+		return 0;
+	}
+	errf(why, len, "(%s) \"%.80s\"%s is not a usable UID", tag, v ? v : "",
+	    v && strlen(v) > 80 ? "..." : "");
+	free(v);
+	return -1;
+}
 
 static int
 on_study(void *arg, json_t *o)
 {
 	struct walk *w = arg;
 	struct study s;
+	char *pid = dw_attr_dup(o, "00100020"), why[160];
 
+	if (pid && strlen(pid) >= sizeof(s.patient)) {
+		query_note(w->r, "skipped a study record the server sent: its PatientID is %zu "
+		    "bytes long", strlen(pid));
+		free(pid);
+		return 0;
+	}
+	free(pid);
 	dw_attr(o, "00100020", s.patient, sizeof(s.patient));
-	dw_attr(o, "0020000D", s.uid, sizeof(s.uid));
 	dw_attr(o, "00080020", s.date, sizeof(s.date));
 	dw_attr(o, "00080062", s.classes, sizeof(s.classes));
-	if ((w->asked && strcmp(s.patient, w->asked) != 0) || !select_patient(w->sel, s.patient) ||
-	    !name_fits(s.patient) || !uid_is_safe(s.uid) || htab_get(&w->seen, s.uid))
+	if ((w->asked && strcmp(s.patient, w->asked) != 0) || !select_patient(w->sel, s.patient))
 		return 0;
+	if (!name_fits(s.patient)) {
+		query_note(w->r, "patient %s: skipped: its PatientID is too long for a file name",
+		    s.patient);
+		return 0;
+	}
+	if (attr_uid(o, "0020000D", s.uid, why, sizeof(why)) < 0) {
+		query_fail(w->r, s.patient, "the server lists a study whose StudyInstanceUID %s", why);
+		return 0;
+	}
+	if (query_study(w->r, s.patient, s.uid) != 0)
+		return 0;         /* seen already, or under another patient too */
 	w->v = xreallocarray(w->v, (size_t)w->n + 1, sizeof(*w->v));
-	w->v[w->n] = s;
-	htab_put(&w->seen, xstrdup(s.uid), w);
-	w->n++;
+	w->v[w->n++] = s;
 	return 0;
 }
 
@@ -279,7 +310,7 @@ on_series(void *arg, json_t *o)
 {
 	struct walk *w = arg;
 	struct dicomweb *d = w->job->ctx->src->priv;
-	char uid[DCM_UID_MAX], modality[17], count[16];
+	char uid[DCM_UID_MAX], modality[17], count[16], why[160];
 	struct found f = {
 		.patient = (char *)w->st->patient, .study = (char *)w->st->uid, .uid = uid,
 		.modality = modality, .sop_class = (char *)w->st->classes,
@@ -287,10 +318,14 @@ on_series(void *arg, json_t *o)
 	};
 	int rc = 0;
 
-	dw_attr(o, "0020000E", uid, sizeof(uid));
+	if (attr_uid(o, "0020000E", uid, why, sizeof(why)) < 0) {
+		query_fail(w->r, w->st->patient, "study %s lists a series whose SeriesInstanceUID %s",
+		    w->st->uid, why);
+		return 0;
+	}
 	dw_attr(o, "00080060", modality, sizeof(modality));
 	dw_attr(o, "00201209", count, sizeof(count));
-	if (!uid_is_safe(uid) || !select_series(w->sel, modality, w->st->date))
+	if (!select_series(w->sel, modality, w->st->date))
 		return 0;
 	/* Shown, never matched: whole however long. */
 	f.number = dw_attr_dup(o, "00200011");
@@ -301,8 +336,8 @@ on_series(void *arg, json_t *o)
 		/* A count that is not a whole number is no count: we count. */
 		f.expected = parse_int(count, 0, 1000000000, &c) == 0 ? (int)c : -1;
 	}
-	if (f.expected < 0 || !count[0]) {
-		/* The server did not say: count the instances. */
+	if (f.expected <= 0) {
+		/* Not said, or 0 (said of a series not counted): count. */
 		char *u = xasprintf("%s/studies/%s/series/%s/instances?includefield=00080018",
 		    d->base, w->st->uid, uid);
 		int n = 0;
@@ -310,6 +345,11 @@ on_series(void *arg, json_t *o)
 		rc = dw_qido(w->job, u, count_one, &n);
 		free(u);
 		f.expected = n;
+		if (rc == 0 && n == 0) {
+			query_note(w->r, "patient %s: series %s (study %s) holds no instances at the "
+			    "source; left out", w->st->patient, uid, w->st->uid);
+			rc = 1;
+		}
 	}
 	if (rc == 0)
 		query_add(w->r, &f);
@@ -330,7 +370,6 @@ query_once(struct job *job, void *arg)
 	int rc = -1, nw = select_nwild(sel);
 
 	query_result_free(r);     /* a retry starts over */
-	htab_init(&w.seen);
 	/* Studies by wildcard, then those of each listed patient. */
 	for (int i = 0; i < nw + (sel->has_ids ? (int)sel->ids.cap : 0); i++) {
 		const char *pid = i < nw ? select_wild(sel, i) : sel->ids.slot[i - nw].key;
@@ -370,9 +409,6 @@ query_once(struct job *job, void *arg)
 	r->complete = 1;
 	rc = 0;
 out:
-	for (size_t i = 0; i < w.seen.cap; i++)
-		free((char *)w.seen.slot[i].key);
-	htab_free(&w.seen);
 	free(w.v);
 	free(date);
 	return rc;

@@ -274,6 +274,8 @@ struct soplist {
 	char **cls;               /* v[i]'s SOP Class UID, "" when not returned */
 	int n;
 	int total;                /* every instance listed, present or not */
+	int bad;                  /* listed, but with no usable SOP Instance UID */
+	char why[128];            /* the first such record's trouble */
 };
 
 static int
@@ -281,9 +283,13 @@ on_sop(void *arg, const struct dimse_match *m)
 {
 	struct soplist *l = arg;
 
-	if (!uid_is_safe(m->h.sop_uid))
-		return 0;
 	l->total++;
+	if (m->bad[0] || !uid_is_safe(m->h.sop_uid)) {
+		if (l->bad++ == 0)
+			snprintf(l->why, sizeof(l->why), "%s", m->bad[0] ? m->bad :
+			    "SOPInstanceUID is not a usable UID");
+		return 0;
+	}
 	if (!l->f->force && htab_get(&l->f->have, m->h.sop_uid))
 		return 0;
 	l->v = xreallocarray(l->v, (size_t)l->n + 2, sizeof(char *));
@@ -379,6 +385,7 @@ retrieve(struct job *job, struct getctx *g, const char *const *sops, int n,
 	int r;
 
 	dimse_peer_of(cfg, &peer);
+	dimse_peer_stop(&peer, job);
 	if (bucket_take(&d->bucket, &job->ctx->cancel) < 0) {
 		errf(job->err, sizeof(job->err), "interrupted");
 		return -1;
@@ -530,6 +537,11 @@ fetch_once(struct job *job, void *arg)
 	rc = -1;
 	if (dimse_src_find(job, DIMSE_IMAGE, &k, on_sop, &miss, err) < 0) {
 		errf(job->err, sizeof(job->err), "instance query: %s", err);
+		goto out;
+	}
+	if (miss.bad) {
+		errf(job->err, sizeof(job->err), "the PACS lists %d instance%s of the series that "
+		    "cannot be fetched: %s", miss.bad, miss.bad == 1 ? "" : "s", miss.why);
 		goto out;
 	}
 	asked = miss.n;

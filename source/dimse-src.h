@@ -18,6 +18,7 @@ struct dimse {
 	struct bucket bucket;     /* max_requests_per_minute, for every job */
 	pthread_mutex_t mu;       /* guards what follows */
 	atomic_int study_root;    /* the PACS refused Patient Root */
+	atomic_int reached;       /* a request of this run was answered */
 	struct dimse_scp *scp;    /* our storage SCP, once a C-MOVE needed it */
 	struct getctx **moving;   /* jobs with a C-MOVE in flight */
 	int nmoving;
@@ -30,6 +31,8 @@ struct dimse {
 
 /* The PACS and the TLS settings of cfg. */
 void dimse_peer_of(const struct config *cfg, struct dimse_peer *p);
+/* Requests of p stop when job is cancelled (Ctrl-C). */
+void dimse_peer_stop(struct dimse_peer *p, struct job *job);
 /* A C-FIND, after its token of the bucket (every request takes one). */
 int dimse_src_find(struct job *job, enum dimse_level lv, const struct dimse_keys *k,
     dimse_match_fn *fn, void *arg, char err[DCM_ERR_MAX]);

@@ -25,6 +25,19 @@ dimse_peer_of(const struct config *cfg, struct dimse_peer *p)
 }
 
 static int
+stop_job(void *job)
+{
+	return job_cancelled(job);
+}
+
+void
+dimse_peer_stop(struct dimse_peer *p, struct job *job)
+{
+	p->stop = stop_job;
+	p->stop_arg = job;
+}
+
+static int
 dimse_open(struct source *src, struct ctx *ctx, char *err, size_t errlen)
 {
 	struct dimse *d;
@@ -73,13 +86,22 @@ dimse_src_find(struct job *job, enum dimse_level lv, const struct dimse_keys *k,
 {
 	struct dimse *d = job->ctx->src->priv;
 	struct dimse_peer peer;
+	int rc;
 
 	if (bucket_take(&d->bucket, &job->ctx->cancel) < 0) {
 		errf(err, DCM_ERR_MAX, "interrupted");
 		return -1;
 	}
 	dimse_peer_of(job->ctx->cfg, &peer);
-	return dimse_find(&peer, lv, k, fn, arg, err);
+	dimse_peer_stop(&peer, job);
+	rc = dimse_find(&peer, lv, k, fn, arg, err);
+	/* A rejection before any answer is our AE titles: no retry mends
+	 * them.  Once the PACS has answered, it is only busy. */
+	if (rc == DIMSE_REJECTED && !atomic_load(&d->reached))
+		job->no_retry = 1;
+	else if (rc == 0 || rc == DIMSE_FIND_REFUSED || rc == DIMSE_NO_PATIENT_ROOT)
+		atomic_store(&d->reached, 1);
+	return rc;
 }
 
 struct study {
@@ -89,13 +111,13 @@ struct study {
 /* What the query learns, level by level. */
 struct walk {
 	const struct select *sel;
+	struct query_result *r;
 	char **patients;          /* PatientIDs to ask the studies of */
 	int npatients;
 	struct htab pseen;
 	const char *asked;        /* the patient of a STUDY-level query, or NULL */
 	struct study *v;          /* the studies */
 	int n;
-	struct htab seen;
 };
 
 static void
@@ -105,8 +127,12 @@ add_patient(struct walk *w, const char *pid)
 
 	/* An empty PatientID cannot be asked for: as a key it matches every
 	 * study of the PACS. */
-	if (!*pid || !select_patient(w->sel, pid) || !name_fits(pid) || htab_get(&w->pseen, pid))
+	if (!*pid || !select_patient(w->sel, pid) || htab_get(&w->pseen, pid))
 		return;
+	if (!name_fits(pid)) {
+		query_note(w->r, "patient %s: skipped: its PatientID is too long for a file name", pid);
+		return;
+	}
 	id = xstrdup(pid);
 	w->patients = xreallocarray(w->patients, (size_t)w->npatients + 2, sizeof(*w->patients));
 	w->patients[w->npatients++] = id;
@@ -117,7 +143,14 @@ add_patient(struct walk *w, const char *pid)
 static int
 on_patient(void *arg, const struct dimse_match *m)
 {
-	add_patient(arg, m->h.patient_id);
+	struct walk *w = arg;
+
+	if (m->bad[0]) {
+		/* Whatever it is, it is no PatientID we could ask for. */
+		query_note(w->r, "skipped a patient record the PACS sent: %s", m->bad);
+		return 0;
+	}
+	add_patient(w, m->h.patient_id);
 	return 0;
 }
 
@@ -125,20 +158,37 @@ static int
 on_study(void *arg, const struct dimse_match *m)
 {
 	struct walk *w = arg;
+	const char *pid = m->h.patient_id;
 	struct study *s;
 
-	/* An empty or wildcard PatientID asked for matches others too. */
-	if ((w->asked && strcmp(m->h.patient_id, w->asked) != 0) ||
-	    !select_patient(w->sel, m->h.patient_id) || !uid_is_safe(m->h.study_uid) ||
-	    !name_fits(m->h.patient_id) || htab_get(&w->seen, m->h.study_uid))
+	if (m->bad[0] && !*pid) {
+		query_note(w->r, "skipped a study record the PACS sent: %s", m->bad);
 		return 0;
+	}
+	/* An empty or wildcard PatientID asked for matches others too. */
+	if ((w->asked && strcmp(pid, w->asked) != 0) || !select_patient(w->sel, pid))
+		return 0;
+	if (!name_fits(pid)) {
+		query_note(w->r, "patient %s: skipped: its PatientID is too long for a file name", pid);
+		return 0;
+	}
+	if (m->bad[0]) {
+		query_fail(w->r, pid, "a study record the PACS sent cannot be used: %s", m->bad);
+		return 0;
+	}
+	if (!uid_is_safe(m->h.study_uid)) {
+		query_fail(w->r, pid, "the PACS lists a study with an unusable StudyInstanceUID \"%s\"",
+		    m->h.study_uid);
+		return 0;
+	}
+	if (query_study(w->r, pid, m->h.study_uid) != 0)
+		return 0;         /* seen already, or under another patient too */
 	w->v = xreallocarray(w->v, (size_t)w->n + 1, sizeof(*w->v));
 	s = &w->v[w->n++];
-	s->patient = xstrdup(m->h.patient_id);
+	s->patient = xstrdup(pid);
 	s->uid = xstrdup(m->h.study_uid);
 	s->date = xstrdup(m->h.study_date);
 	s->classes = xstrdup(m->sop_classes);
-	htab_put(&w->seen, s->uid, s);
 	return 0;
 }
 
@@ -152,16 +202,16 @@ walk_free(struct walk *w)
 		free(w->v[i].classes);
 	}
 	free(w->v);
-	htab_free(&w->seen);
 	strv_free(w->patients);
 	htab_free(&w->pseen);
 }
 
+/* One study's SERIES-level answer, before the counts are complete. */
 struct series_q {
-	struct query_result *r;
+	struct query_result *r;   /* failures and notes go here */
+	struct query_result pend; /* the series, counted or not */
 	const struct study *st;
 	const struct select *sel;
-	struct job *job;
 };
 
 static int
@@ -181,22 +231,64 @@ on_series(void *arg, const struct dimse_match *m)
 		.number = m->h.series_number, .desc = m->h.series_desc, .expected = m->nrelated,
 	};
 
-	if (!uid_is_safe(m->h.series_uid) || !select_series(q->sel, m->h.modality, q->st->date))
+	if (m->bad[0]) {
+		query_fail(q->r, q->st->patient, "a series record of study %s cannot be used: %s",
+		    q->st->uid, m->bad);
 		return 0;
-	if (f.expected < 0) {
-		/* The PACS did not say: count with an IMAGE-level C-FIND. */
-		struct dimse_keys k = {
-			.patient_id = q->st->patient, .study_uid = q->st->uid,
-			.series_uid = m->h.series_uid,
-		};
-		char err[DCM_ERR_MAX];
+	}
+	if (!uid_is_safe(m->h.series_uid)) {
+		query_fail(q->r, q->st->patient, "study %s lists a series with an unusable "
+		    "SeriesInstanceUID \"%s\"", q->st->uid, m->h.series_uid);
+		return 0;
+	}
+	if (select_series(q->sel, m->h.modality, q->st->date))
+		query_add(&q->pend, &f);
+	return 0;
+}
+
+/* The series of one study, each with its instance count: counted at
+ * IMAGE level where the PACS gave none or 0, after the SERIES-level
+ * association has ended (one association at a time).  A request the PACS
+ * refuses spoils the patient, never the series list; 0, or -1 with err
+ * when the PACS could not be asked at all. */
+static int
+study_series(struct job *job, struct series_q *q, char err[DCM_ERR_MAX])
+{
+	const struct study *st = q->st;
+	struct dimse_keys k = { .patient_id = st->patient, .study_uid = st->uid };
+	int rc = dimse_src_find(job, DIMSE_SERIES, &k, on_series, q, err);
+
+	if (rc == DIMSE_FIND_REFUSED) {
+		query_fail(q->r, st->patient, "series query of study %s: %s", st->uid, err);
+		return 0;
+	}
+	if (rc < 0)
+		return -1;
+	for (int i = 0; i < q->pend.n; i++) {
+		struct found *f = &q->pend.v[i];
 		int n = 0;
 
-		if (dimse_src_find(q->job, DIMSE_IMAGE, &k, count_one, &n, err) < 0)
-			return 0;
-		f.expected = n;
+		if (f->expected <= 0) {
+			/* Not said, or 0 (which a PACS says of a series it has
+			 * not counted): count. */
+			k.series_uid = f->uid;
+			rc = dimse_src_find(job, DIMSE_IMAGE, &k, count_one, &n, err);
+			if (rc == DIMSE_FIND_REFUSED) {
+				query_fail(q->r, st->patient, "counting the instances of series %s: %s",
+				    f->uid, err);
+				continue;
+			}
+			if (rc < 0)
+				return -1;
+			if (n == 0) {
+				query_note(q->r, "patient %s: series %s (study %s) holds no instances "
+				    "at the source; left out", st->patient, f->uid, st->uid);
+				continue;
+			}
+			f->expected = n;
+		}
+		query_add(q->r, f);
 	}
-	query_add(q->r, &f);
 	return 0;
 }
 
@@ -229,14 +321,16 @@ find_patients(struct job *job, struct walk *w, char err[DCM_ERR_MAX])
 }
 
 /* Patients, their studies, the studies' series: the catalog as the PACS
- * has it for [select]. */
+ * has it for [select].  A request the PACS answers with a failure status
+ * spoils the patient it was about (query_fail); one it cannot be asked
+ * fails the query, which is then retried. */
 static int
 query_once(struct job *job, void *arg)
 {
 	struct query_result *r = arg;
 	const struct config *cfg = job->ctx->cfg;
 	const struct select *sel = job->ctx->sel;
-	struct walk w = { .sel = sel };
+	struct walk w = { .sel = sel, .r = r };
 	struct dimse_peer peer;
 	struct dimse_keys k = { .study_date = cfg->select.study_date };
 	int rc = -1, study_root;
@@ -244,7 +338,6 @@ query_once(struct job *job, void *arg)
 
 	dimse_peer_of(cfg, &peer);
 	query_result_free(r);     /* a retry starts over */
-	htab_init(&w.seen);
 	htab_init(&w.pseen);
 	study_root = find_patients(job, &w, err);
 	if (study_root < 0) {
@@ -269,9 +362,13 @@ query_once(struct job *job, void *arg)
 		}
 		k.patient_id = w.patients[i];
 		w.asked = w.patients[i];
-		if (dimse_src_find(job, DIMSE_STUDY, &k, on_study, &w, err) < 0) {
+		rc = dimse_src_find(job, DIMSE_STUDY, &k, on_study, &w, err);
+		if (rc == DIMSE_FIND_REFUSED) {
+			query_fail(r, w.patients[i], "study query: %s", err);
+		} else if (rc < 0) {
 			errf(job->err, sizeof(job->err), "%s:%d %s: study query of a patient: %s",
 			    peer.host, peer.port, peer.called_aet, err);
+			rc = -1;
 			goto out;
 		}
 		atomic_fetch_add(&job->done, 1);
@@ -280,14 +377,16 @@ query_once(struct job *job, void *arg)
 	atomic_store(&job->done, 0);
 	atomic_store(&job->total, w.n);
 	for (int i = 0; i < w.n; i++) {
-		struct series_q q = { .r = r, .st = &w.v[i], .sel = sel, .job = job };
-		struct dimse_keys sk = { .patient_id = w.v[i].patient, .study_uid = w.v[i].uid };
+		struct series_q q = { .r = r, .st = &w.v[i], .sel = sel };
 
 		if (job_cancelled(job)) {
 			errf(job->err, sizeof(job->err), "interrupted");
+			rc = -1;
 			goto out;
 		}
-		if (dimse_src_find(job, DIMSE_SERIES, &sk, on_series, &q, err) < 0) {
+		rc = study_series(job, &q, err);
+		query_result_free(&q.pend);
+		if (rc < 0) {
 			errf(job->err, sizeof(job->err), "%s:%d %s: series query of study %s: %s",
 			    peer.host, peer.port, peer.called_aet, w.v[i].uid, err);
 			goto out;

@@ -1,4 +1,5 @@
 /* source.c - the protocol table and the result containers. */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include "pace.h"
@@ -60,6 +61,63 @@ query_add(struct query_result *r, const struct found *f)
 }
 
 void
+query_fail(struct query_result *r, const char *patient, const char *fmt, ...)
+{
+	struct query_fail *f;
+	va_list ap;
+
+	if (query_failed(r, patient))
+		return;
+	r->failed = xreallocarray(r->failed, (size_t)r->nfailed + 1, sizeof(*r->failed));
+	f = &r->failed[r->nfailed++];
+	f->patient = xstrdup(patient);
+	va_start(ap, fmt);
+	f->why = xvasprintf(fmt, ap);
+	va_end(ap);
+}
+
+int
+query_failed(const struct query_result *r, const char *patient)
+{
+	for (int i = 0; i < r->nfailed; i++)
+		if (strcmp(r->failed[i].patient, patient) == 0)
+			return 1;
+	return 0;
+}
+
+void
+query_note(struct query_result *r, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	s = xvasprintf(fmt, ap);
+	va_end(ap);
+	r->notes = xreallocarray(r->notes, (size_t)r->nnotes + 1, sizeof(*r->notes));
+	r->notes[r->nnotes++] = s;
+}
+
+int
+query_study(struct query_result *r, const char *patient, const char *uid)
+{
+	const char *was;
+
+	was = htab_get(&r->studies, uid);
+	if (!was) {
+		char *k = xstrdup(uid);
+
+		htab_put(&r->studies, k, xstrdup(patient));
+		return 0;
+	}
+	if (strcmp(was, patient) == 0)
+		return 1;
+	query_fail(r, was, "study %s is listed under patients %s and %s", uid, was, patient);
+	query_fail(r, patient, "study %s is listed under patients %s and %s", uid, was, patient);
+	return -1;
+}
+
+void
 query_result_free(struct query_result *r)
 {
 	for (int i = 0; i < r->n; i++) {
@@ -73,6 +131,19 @@ query_result_free(struct query_result *r)
 		free(r->v[i].desc);
 	}
 	free(r->v);
+	for (int i = 0; i < r->nfailed; i++) {
+		free(r->failed[i].patient);
+		free(r->failed[i].why);
+	}
+	free(r->failed);
+	for (int i = 0; i < r->nnotes; i++)
+		free(r->notes[i]);
+	free(r->notes);
+	for (size_t i = 0; i < r->studies.cap; i++) {
+		free((char *)r->studies.slot[i].key);
+		free(r->studies.slot[i].val);
+	}
+	htab_free(&r->studies);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -97,6 +168,7 @@ int
 source_retry(struct job *job, int (*once)(struct job *, void *), void *arg)
 {
 	int retries = job->ctx->cfg->pacs.retries;
+	int64_t delay;
 
 	for (int attempt = 1;; attempt++) {
 		int rc = once(job, arg);
@@ -105,10 +177,12 @@ source_retry(struct job *job, int (*once)(struct job *, void *), void *arg)
 			return 0;
 		if (rc == -2 || job->no_retry || attempt > retries || job_cancelled(job))
 			return -1;
-		if (verbosity > 1)
-			warn("%s %s: %s; retry %d of %d", job->rule->name, job->node->label, job->err,
-			    attempt, retries);
-		if (backoff_wait(attempt, &job->ctx->cancel) < 0)
+		delay = backoff_delay(attempt);
+		/* Said as it happens: a wait of a minute is no hang. */
+		if (verbosity > 0)
+			warn("%s %s: retrying in %.0f s (%d/%d): %s", job->rule->name, job->node->label,
+			    (double)delay / 1e9, attempt, retries, job->err);
+		if (backoff_wait(delay, &job->ctx->cancel) < 0)
 			return -1;
 	}
 }

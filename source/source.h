@@ -21,10 +21,23 @@ struct found {
 	int expected;             /* instances the source holds */
 };
 
+/* A patient the query could not see whole (the PACS failed a request
+ * about it, or sent a record of it that cannot be used): its series are
+ * kept as they were and its archive is not built this run. */
+struct query_fail {
+	char *patient;
+	char *why;                /* the first reason */
+};
+
 struct query_result {
 	struct found *v;
 	int n, cap;
 	int complete;             /* every selected patient was covered */
+	struct query_fail *failed; /* patients seen only in part */
+	int nfailed;
+	char **notes;             /* what was left out and why, to warn of */
+	int nnotes;
+	struct htab studies;      /* StudyInstanceUID -> PatientID, once seen (query_study) */
 };
 
 /* One download: the series, what is on disk, and what arrived. */
@@ -66,6 +79,19 @@ struct source *source_new(const struct config *cfg, char *err, size_t errlen);
 void source_free(struct source *src);
 /* Add a found series to r; strings copied. */
 void query_add(struct query_result *r, const struct found *f);
+/* Mark patient seen only in part, for the reason fmt says (kept only
+ * when it is the patient's first). */
+void query_fail(struct query_result *r, const char *patient, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Whether patient was marked by query_fail. */
+int query_failed(const struct query_result *r, const char *patient);
+/* A note on something the query left out, for the user. */
+void query_note(struct query_result *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Study uid as listed under patient: 0 the first time, 1 when seen under
+ * patient already; -1 when it was seen under another patient (both are
+ * then marked failed: the PACS contradicts itself). */
+int query_study(struct query_result *r, const char *patient, const char *uid);
 void query_result_free(struct query_result *r);
 /* Run once(job, arg), and again after a backoff while it returns -1, at
  * most [pacs] retries more times; -2 is an error no retry can mend (a

@@ -262,7 +262,9 @@ add_patient(struct run *r, struct graph *g, struct patient *p, struct want w)
 			val[nval++] = v;
 		}
 	}
-	if (w.stages & ST_ZIP) {
+	/* A patient the query saw only in part keeps its archive as it is:
+	 * one built now could lack a series. */
+	if ((w.stages & ST_ZIP) && !p->partial) {
 		char *name = archive_name(p->id, r->cfg.output.delimiter, p->nwant);
 
 		zip = graph_add(g, &rule_zip, p, concat(r->cfg.output.zip_dir, "/", name, (char *)NULL));
@@ -400,7 +402,7 @@ build_run(const struct options *o)
 		goto out;
 	/* A build that may write is what a heartbeat watches. */
 	ping = !readonly ? r.cfg.notify.ping_url : NULL;
-	notify_ping(ping, NOTIFY_START);
+	notify_ping(ping, r.cfg.notify.include_ids, NOTIFY_START);
 	if (state_open(&r.st, r.cfg.state.url, readonly ? STORE_READONLY :
 	    o->wait ? STORE_WAIT : 0, r.cfg.state.lease * 1000) < 0 ||
 	    state_load(&r.st, &r.cat) < 0) {
@@ -484,7 +486,12 @@ build_run(const struct options *o)
 			printf("%s: nothing to do: everything is up to date\n", argv0);
 	}
 out:
-	notify_ping(ping, code == EXIT_OK ? NOTIFY_OK : NOTIFY_FAIL);
+	if ((code == EXIT_OK || code == EXIT_STALE) && r.ctx.npartial) {
+		warn("%d patient%s not zipped: the PACS's answer about %s was incomplete (above)",
+		    r.ctx.npartial, r.ctx.npartial == 1 ? "" : "s", r.ctx.npartial == 1 ? "it" : "them");
+		code = EXIT_ERROR;
+	}
+	notify_ping(ping, r.cfg.notify.include_ids, code == EXIT_OK ? NOTIFY_OK : NOTIFY_FAIL);
 	run_free(&r);
 	return code;
 }

@@ -39,6 +39,7 @@ catalog_free(struct catalog *c)
 		free(p->old);
 		free(p->id);
 		free(p->name);
+		free(p->ar_error);
 		free(p->ar.path);
 		free(p->ar.series);
 		free(p);

@@ -64,9 +64,11 @@ struct patient {
 	int nseries;
 	struct archive ar;        /* valid when has_ar */
 	int has_ar;
+	char *ar_error;           /* why the last zip failed, or NULL once one is built */
 	int selected;             /* belongs to the project per [select] */
 	int ar_dirty;             /* archive record differs from state */
 	/* Per run: */
+	int partial;              /* the query saw it only in part: not zipped */
 	struct series **want;     /* series the archive is to hold, sorted */
 	int nwant;
 	char **old;               /* other archives of it found in zip_dir (base names) */

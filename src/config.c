@@ -62,6 +62,7 @@ static const struct key keys[] = {
 	{ "state", "url", K_STR, O(state.url), 0, 0, NULL },
 	{ "state", "lease", K_INT, O(state.lease), 2, 86400, NULL },
 	{ "notify", "ping_url", K_STR, O(notify.ping_url), 0, 0, NULL },
+	{ "notify", "include_ids", K_BOOL, O(notify.include_ids), 0, 0, NULL },
 };
 #undef O
 

@@ -49,6 +49,7 @@ struct config {
 	} state;
 	struct {
 		char *ping_url;
+		int include_ids;        /* PatientIDs may leave the host (ping bodies) */
 	} notify;
 	int lines[48];              /* line each key was set on, by key table index */
 };

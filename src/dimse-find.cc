@@ -23,8 +23,8 @@ namespace {
 
 class FindSCU : public DcmSCU {
 public:
-	FindSCU(enum dimse_level level, dimse_match_fn *fn, void *arg)
-		: lvl(level), match_fn(fn), match_arg(arg)
+	FindSCU(const struct dimse_peer *p, enum dimse_level level, dimse_match_fn *fn, void *arg)
+		: peer(p), lvl(level), match_fn(fn), match_arg(arg)
 	{
 	}
 
@@ -32,8 +32,8 @@ public:
 	bool got_final = false;
 	Uint16 final_status = 0;
 	std::string final_comment;
-	unsigned long skipped = 0;
-	std::string first_skip;
+	bool oom = false;
+	bool interrupted = false;
 
 protected:
 	OFCondition handleFINDResponse(const T_ASC_PresentationContextID presID,
@@ -51,11 +51,17 @@ protected:
 		waitForNextResponse = OFTrue;
 		if (cancelled)
 			return EC_Normal;
+		if (stopping(peer)) {
+			interrupted = cancelled = true;
+			waitForNextResponse = OFFalse;
+			sendCANCELRequest(presID);
+			return EC_Normal;
+		}
 		struct dimse_match m;
-		char e[DCM_ERR_MAX];
-		if (fill(response->m_dataset, &m, e) != 0) {
-			if (skipped++ == 0)
-				first_skip = e;
+		if (fill(response->m_dataset, &m) != 0) {
+			oom = cancelled = true;
+			waitForNextResponse = OFFalse;
+			sendCANCELRequest(presID);
 			return EC_Normal;
 		}
 		int stop = match_fn(match_arg, &m);
@@ -71,6 +77,7 @@ protected:
 	}
 
 private:
+	const struct dimse_peer *peer;
 	enum dimse_level lvl;
 	dimse_match_fn *match_fn;
 	void *match_arg;
@@ -90,41 +97,53 @@ private:
 		return *out == NULL ? -1 : 0;
 	}
 
-	int fill(DcmDataset *ds, struct dimse_match *m, char *e)
+	/* m from ds, as far as it can be read: a value too long leaves its
+	 * field "" and says so in m->bad (the first such); a malformed count
+	 * is no count.  -1 only when out of memory. */
+	int fill(DcmDataset *ds, struct dimse_match *m)
 	{
 		memset(m, 0, sizeof *m);
 		m->nrelated = -1;
 		struct dcm_header *h = &m->h;
+		char e[DCM_ERR_MAX];
+		auto spoil = [&](int rc) {
+			if (rc != 0 && m->bad[0] == '\0')
+				snprintf(m->bad, sizeof m->bad, "%s", e);
+		};
 		if (ds == NULL) {
-			set_err(e, "pending C-FIND response without identifier");
-			return -1;
+			snprintf(m->bad, sizeof m->bad, "a pending C-FIND response without identifier");
+			return 0;
 		}
-		if (get(ds, DCM_PatientID, "PatientID", h->patient_id, sizeof h->patient_id, e) ||
-		    get(ds, DCM_StudyInstanceUID, "StudyInstanceUID", h->study_uid, sizeof h->study_uid, e) ||
-		    get(ds, DCM_SeriesInstanceUID, "SeriesInstanceUID", h->series_uid, sizeof h->series_uid, e) ||
-		    get(ds, DCM_SOPInstanceUID, "SOPInstanceUID", h->sop_uid, sizeof h->sop_uid, e) ||
-		    get(ds, DCM_SOPClassUID, "SOPClassUID", h->sop_class, sizeof h->sop_class, e) ||
-		    get(ds, DCM_Modality, "Modality", h->modality, sizeof h->modality, e) ||
-		    get(ds, DCM_StudyDate, "StudyDate", h->study_date, sizeof h->study_date, e))
-			return -1;
+		spoil(get(ds, DCM_PatientID, "PatientID", h->patient_id, sizeof h->patient_id, e));
+		spoil(get(ds, DCM_StudyInstanceUID, "StudyInstanceUID", h->study_uid,
+			sizeof h->study_uid, e));
+		spoil(get(ds, DCM_SeriesInstanceUID, "SeriesInstanceUID", h->series_uid,
+			sizeof h->series_uid, e));
+		spoil(get(ds, DCM_SOPInstanceUID, "SOPInstanceUID", h->sop_uid, sizeof h->sop_uid, e));
+		spoil(get(ds, DCM_SOPClassUID, "SOPClassUID", h->sop_class, sizeof h->sop_class, e));
+		spoil(get(ds, DCM_Modality, "Modality", h->modality, sizeof h->modality, e));
+		spoil(get(ds, DCM_StudyDate, "StudyDate", h->study_date, sizeof h->study_date, e));
 		if (lvl == DIMSE_SERIES &&
 		    get_count(ds, DCM_NumberOfSeriesRelatedInstances,
-			      "NumberOfSeriesRelatedInstances", &m->nrelated, e))
-			return -1;
+			      "NumberOfSeriesRelatedInstances", &m->nrelated, e) != 0)
+			m->nrelated = -1;
+		if (lvl == DIMSE_STUDY &&
+		    get_count(ds, DCM_NumberOfStudyRelatedInstances,
+			      "NumberOfStudyRelatedInstances", &m->nrelated, e) != 0)
+			m->nrelated = -1;
+		/* Too many classes to keep: as if not said (the fetch then asks
+		 * instance by instance). */
+		if (lvl == DIMSE_STUDY &&
+		    get(ds, DCM_SOPClassesInStudy, "SOPClassesInStudy", m->sop_classes,
+			sizeof m->sop_classes, e) != 0)
+			m->sop_classes[0] = '\0';
 		/* Shown, never matched: whole however long (dicom.h). */
 		if (lvl == DIMSE_SERIES &&
 		    (dup_value(ds, DCM_SeriesNumber, &h->series_number) ||
 		     dup_value(ds, DCM_SeriesDescription, &h->series_desc))) {
 			dcm_header_free(h);
-			set_err(e, "out of memory");
 			return -1;
 		}
-		if (lvl == DIMSE_STUDY &&
-		    (get_count(ds, DCM_NumberOfStudyRelatedInstances,
-			       "NumberOfStudyRelatedInstances", &m->nrelated, e) ||
-		     get(ds, DCM_SOPClassesInStudy, "SOPClassesInStudy",
-			 m->sop_classes, sizeof m->sop_classes, e)))
-			return -1;
 		return 0;
 	}
 };
@@ -135,8 +154,12 @@ bool set(const char *s)
 }
 
 /* The C-FIND identifier: QueryRetrieveLevel, the level's return keys
- * (empty, or the matching value), and every matching key given. */
-OFCondition build_query(DcmDataset &q, enum dimse_level level, const struct dimse_keys *k)
+ * (empty, or the matching value), and every matching key given that
+ * belongs to the level; above it only the unique keys of the model
+ * (patient_root: Patient Root, where PatientID is the patient level's;
+ * else Study Root, where the study is the top level). */
+OFCondition build_query(DcmDataset &q, enum dimse_level level, bool patient_root,
+	const struct dimse_keys *k)
 {
 	static const char *const names[] = { "PATIENT", "STUDY", "SERIES", "IMAGE" };
 	const char *patient_id = k ? k->patient_id : NULL;
@@ -144,39 +167,43 @@ OFCondition build_query(DcmDataset &q, enum dimse_level level, const struct dims
 	const char *series_uid = k ? k->series_uid : NULL;
 	const char *study_date = k ? k->study_date : NULL;
 	const char *modality = k ? k->modality : NULL;
-	bool study = level != DIMSE_PATIENT;
-	bool series = level == DIMSE_SERIES || level == DIMSE_IMAGE;
 
 	OFCondition c = q.putAndInsertString(DCM_QueryRetrieveLevel, names[level]);
 	auto key = [&](const DcmTagKey &tag, const char *v, bool ret) {
 		if (c.good() && (ret || set(v)))
 			c = q.putAndInsertString(tag, set(v) ? v : "");
 	};
-	key(DCM_PatientID, patient_id, true);
-	key(DCM_StudyInstanceUID, study_uid, study);
-	key(DCM_StudyDate, study_date, study);
-	key(DCM_SeriesInstanceUID, series_uid, series);
-	/* Modality is a series attribute; at STUDY level the same filter
-	 * is ModalitiesInStudy. */
-	if (level == DIMSE_STUDY)
-		key(DCM_ModalitiesInStudy, modality, false);
-	else
-		key(DCM_Modality, modality, level == DIMSE_SERIES);
 	switch (level) {
+	case DIMSE_PATIENT:
+		key(DCM_PatientID, patient_id, true);
+		break;
 	case DIMSE_STUDY:
+		key(DCM_PatientID, patient_id, true);
+		key(DCM_StudyInstanceUID, study_uid, true);
+		key(DCM_StudyDate, study_date, true);
+		/* Modality is a series attribute; at STUDY level the same
+		 * filter is ModalitiesInStudy. */
+		key(DCM_ModalitiesInStudy, modality, false);
 		key(DCM_NumberOfStudyRelatedInstances, NULL, true);
 		key(DCM_SOPClassesInStudy, NULL, true);
 		break;
 	case DIMSE_SERIES:
+		if (patient_root)
+			key(DCM_PatientID, patient_id, false);
+		key(DCM_StudyInstanceUID, study_uid, false);
+		key(DCM_SeriesInstanceUID, series_uid, true);
+		key(DCM_Modality, modality, true);
 		key(DCM_NumberOfSeriesRelatedInstances, NULL, true);
 		key(DCM_SeriesNumber, NULL, true);
 		key(DCM_SeriesDescription, NULL, true);
 		break;
 	case DIMSE_IMAGE:
+		if (patient_root)
+			key(DCM_PatientID, patient_id, false);
+		key(DCM_StudyInstanceUID, study_uid, false);
+		key(DCM_SeriesInstanceUID, series_uid, false);
 		key(DCM_SOPInstanceUID, NULL, true);
 		key(DCM_SOPClassUID, NULL, true);
-		break;
-	case DIMSE_PATIENT:
 		break;
 	}
 	return c;
@@ -191,21 +218,15 @@ int do_find(const struct dimse_peer *peer, enum dimse_level level,
 		set_err(err, "dimse_find: bad arguments");
 		return -1;
 	}
-	DcmDataset q;
-	OFCondition c = build_query(q, level, keys);
-	if (c.bad()) {
-		set_err(err, "cannot build the C-FIND identifier: %s", c.text());
-		return -1;
-	}
-
 	bool patient_root = patient_root_fits(level, keys ? keys->patient_id : NULL);
 	tls_layer tls;		/* outlives scu */
-	FindSCU scu(level, fn, arg);
+	FindSCU scu(peer, level, fn, arg);
 	configure(scu, peer);
 	scu.setProgressNotificationMode(OFFalse);
 	propose_models(scu, find_models, patient_root);
-	if (associate(scu, peer, tls, "C-FIND", err) != 0)
-		return -1;	/* ~DcmSCU aborts an open association */
+	int rc = associate(scu, peer, tls, "C-FIND", err);
+	if (rc != 0)
+		return rc;	/* ~DcmSCU aborts an open association */
 	const char *model;
 	T_ASC_PresentationContextID pc = model_context(scu, peer, find_models, patient_root,
 		&model, "C-FIND", err);
@@ -216,14 +237,21 @@ int do_find(const struct dimse_peer *peer, enum dimse_level level,
 			peer->called_aet);
 		return DIMSE_NO_PATIENT_ROOT;
 	}
+	DcmDataset q;
+	OFCondition c = build_query(q, level, model == find_models.patient_root, keys);
+	if (c.bad()) {
+		set_err(err, "cannot build the C-FIND identifier: %s", c.text());
+		return -1;
+	}
 	c = scu.sendFINDRequest(pc, &q, NULL);
 	if (scu.cancelled) {
 		scu.abortAssociation();
-		set_err(err, "cancelled");
+		set_err(err, scu.oom ? "out of memory" : scu.interrupted ? "interrupted" : "cancelled");
 		return -1;
 	}
 	if (c.bad()) {
-		set_err(err, "C-FIND with %s:%d: %s", peer->host, peer->port, c.text());
+		set_err(err, "C-FIND with %s:%d: %s%s", peer->host, peer->port, c.text(),
+			abort_hint(c));
 		return -1;
 	}
 	scu.releaseAssociation();
@@ -235,12 +263,7 @@ int do_find(const struct dimse_peer *peer, enum dimse_level level,
 		set_err(err, "C-FIND failed: status 0x%04X (%s)%s%s",
 			(unsigned)scu.final_status, DU_cfindStatusString(scu.final_status),
 			scu.final_comment.empty() ? "" : ": ", scu.final_comment.c_str());
-		return -1;
-	}
-	if (scu.skipped > 0) {
-		set_err(err, "C-FIND: %lu match%s skipped: %s", scu.skipped,
-			scu.skipped == 1 ? "" : "es", scu.first_skip.c_str());
-		return -1;
+		return DIMSE_FIND_REFUSED;
 	}
 	return 0;
 }

@@ -194,10 +194,13 @@ const size_t qr_contexts = 2;
 
 class GetSCU : public DcmSCU {
 public:
-	GetSCU(const char *prefix, dimse_store_fn *fn, void *arg)
-		: tmp_prefix(prefix), store_fn(fn), store_arg(arg)
+	GetSCU(const struct dimse_peer *p, const char *prefix, dimse_store_fn *fn, void *arg)
+		: peer(p), tmp_prefix(prefix), store_fn(fn), store_arg(arg)
 	{
 	}
+
+	T_ASC_PresentationContextID get_pc = 0;	/* the C-GET's, for C-CANCEL */
+	bool cancelled = false;
 
 	bool got_final = false;
 	Uint16 final_status = 0;
@@ -219,6 +222,8 @@ protected:
 		last.remaining = response->m_numberOfRemainingSubops;
 		last.status = response->m_status;
 		if (DICOM_PENDING_STATUS(response->m_status)) {
+			if (stop())
+				return EC_Normal;	/* the session ends here */
 			continueCGETSession = OFTrue;
 			return EC_Normal;
 		}
@@ -234,6 +239,8 @@ protected:
 		const OFString &, T_DIMSE_C_StoreRQ *request) override
 	{
 		have_status = false;
+		if (stop())
+			return DIMSE_READPDVFAILED;	/* ends the session; we abort */
 		std::string path = tmp_prefix + std::to_string(++counter);
 		char e[DCM_ERR_MAX];
 
@@ -294,6 +301,7 @@ protected:
 	}
 
 private:
+	const struct dimse_peer *peer;
 	std::string tmp_prefix;
 	dimse_store_fn *store_fn;
 	void *store_arg;
@@ -313,6 +321,17 @@ private:
 		if (nerrors++ == 0)
 			first_error = e;
 		set_status(s);
+	}
+
+	/* The caller wants out: ask the PACS to stop sending (C-CANCEL),
+	 * once; the association is aborted when the session has ended. */
+	bool stop()
+	{
+		if (!cancelled && stopping(peer)) {
+			cancelled = true;
+			sendCANCELRequest(get_pc);
+		}
+		return cancelled;
 	}
 };
 
@@ -353,7 +372,7 @@ int do_get(const struct dimse_peer *peer, const char *patient_id, const char *st
 
 	bool patient_root = patient_root_fits(DIMSE_SERIES, patient_id);
 	tls_layer tls;		/* outlives scu */
-	GetSCU scu(tmp_prefix, fn, arg);
+	GetSCU scu(peer, tmp_prefix, fn, arg);
 	configure(scu, peer);
 	scu.setStorageMode(DCMSCU_STORAGE_BIT_PRESERVING);
 	scu.setProgressNotificationMode(OFTrue);	/* for the size check */
@@ -383,13 +402,20 @@ int do_get(const struct dimse_peer *peer, const char *patient_id, const char *st
 		return -1;
 	}
 
+	scu.get_pc = pc;
 	OFCondition c = scu.sendCGETRequest(pc, &q, NULL);
+	if (scu.cancelled) {
+		set_err(err, "interrupted");
+		scu.abortAssociation();
+		return -1;
+	}
 	if (c.bad() || !scu.got_final) {
 		if (scu.nerrors > 0)
 			set_err(err, "C-GET from %s:%d: %s", peer->host, peer->port,
 				scu.first_error.c_str());
 		else if (c.bad())
-			set_err(err, "C-GET from %s:%d: %s", peer->host, peer->port, c.text());
+			set_err(err, "C-GET from %s:%d: %s%s", peer->host, peer->port, c.text(),
+				abort_hint(c));
 		else
 			set_err(err, "C-GET from %s:%d: no final response", peer->host, peer->port);
 		return -1;	/* ~DcmSCU aborts */

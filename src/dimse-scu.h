@@ -53,7 +53,8 @@ public:
 	std::unique_ptr<DcmTLSTransportLayer> layer;	/* NULL: plain DICOM */
 };
 /* initNetwork (+ TLS from p->tls, kept in tls) + negotiateAssociation;
- * -1 and a message on failure. */
+ * -1 and a message on failure, DIMSE_REJECTED when the PACS rejected the
+ * association. */
 int associate(DcmSCU &scu, const struct dimse_peer *p, tls_layer &tls, const char *what,
 	char *err);
 
@@ -73,6 +74,14 @@ void propose_models(DcmSCU &scu, const struct qr_models &m, bool patient_root);
 T_ASC_PresentationContextID model_context(DcmSCU &scu, const struct dimse_peer *p,
 	const struct qr_models &m, bool patient_root, const char **model, const char *what,
 	char *err);
+/* What to add to the message of c, a failed request on an association
+ * the PACS accepted: when it aborted, the likely reason; else "". */
+const char *abort_hint(const OFCondition &c);
+/* Whether p's caller wants the request in flight stopped. */
+inline bool stopping(const struct dimse_peer *p)
+{
+	return p->stop != NULL && p->stop(p->stop_arg) != 0;
+}
 /* The Error Comment (0000,0902) of a status detail, or "". */
 std::string error_comment(DcmDataset *detail);
 

@@ -354,6 +354,15 @@ static void connect_failed(const struct dimse_peer *p, const OFCondition &c, cha
 		c.text(), hint);
 }
 
+const char *abort_hint(const OFCondition &c)
+{
+	/* Orthanc, among others, accepts an association from an AE title
+	 * it does not know and aborts it at the first request. */
+	return c == DUL_PEERABORTEDASSOCIATION ?
+		" (a PACS aborts so when it does not know the calling AE title: is [pacs] "
+		"calling_aet known to it, with this host's address?)" : "";
+}
+
 /* DCMTK 3.6.7 has DcmSCU::useSecureConnection protected, for subclasses;
  * every DcmSCU here is a subclass of ours, but associate() takes any. */
 struct SecureSCU : DcmSCU {
@@ -387,9 +396,10 @@ int associate(DcmSCU &scu, const struct dimse_peer *p, tls_layer &tls, const cha
 	}
 	c = scu.negotiateAssociation();
 	if (c == DUL_ASSOCIATIONREJECTED) {
-		set_err(err, "%s:%d rejected the association (called AE \"%s\", calling AE \"%s\"): %s",
-			p->host, p->port, p->called_aet, p->calling_aet, c.text());
-		return -1;
+		set_err(err, "%s:%d rejected the association (called AE \"%s\", calling AE \"%s\"): "
+			"check [pacs] called_aet (the PACS's AE title) and calling_aet (ours, as the "
+			"PACS knows it)", p->host, p->port, p->called_aet, p->calling_aet);
+		return DIMSE_REJECTED;
 	}
 	if (c == NET_EC_NoAcceptablePresentationContexts) {
 		set_err(err, "%s:%d (%s) accepted no presentation context for %s",

@@ -36,6 +36,12 @@ struct dimse_peer {
 	const char *calling_aet;  /* us */
 	int timeout;              /* seconds, for connect, ACSE and DIMSE */
 	struct dimse_tls tls;     /* DICOM TLS, or plain when tls.on is 0 */
+	/* When stop(stop_arg) returns non-zero, a request in flight is
+	 * cancelled (C-CANCEL) at its next response or instance and its
+	 * association aborted; the call fails with "interrupted".  Asked from
+	 * the calling thread.  NULL: never. */
+	int (*stop)(void *stop_arg);
+	void *stop_arg;
 };
 
 /* Load tls's files as a connection would (readable, PEM, key matches
@@ -56,7 +62,10 @@ struct dimse_keys {
 
 /* One C-FIND match.  Fields the PACS did not return are "" (nrelated -1),
  * or NULL for h's series_number and series_desc (SERIES level), which are
- * freed when the callback returns. */
+ * freed when the callback returns.  A count that is not a whole number is
+ * no count (-1).  A record with a value we cannot hold (too long) still
+ * reaches the callback, with bad saying why and that field "": the caller
+ * decides what it spoils (one record never fails the whole C-FIND). */
 struct dimse_match {
 	struct dcm_header h;      /* patient_id, study_uid, series_uid, sop_uid,
 	                           * sop_class, modality, study_date, series_number,
@@ -64,6 +73,7 @@ struct dimse_match {
 	int nrelated;             /* NumberOfSeriesRelatedInstances (series) or
 	                           * NumberOfStudyRelatedInstances (study) */
 	char sop_classes[1024];   /* SOPClassesInStudy, backslash-separated */
+	char bad[128];            /* "" or why this record cannot be used */
 };
 
 /* Called for each match; a non-zero return cancels the C-FIND. */
@@ -72,11 +82,21 @@ typedef int dimse_match_fn(void *arg, const struct dimse_match *m);
 /* dimse_find's return when a PATIENT-level C-FIND was asked of a PACS
  * that refused the Patient Root model: query at STUDY level instead. */
 enum { DIMSE_NO_PATIENT_ROOT = -2 };
+/* dimse_find's return when the PACS answered the request with a failure
+ * status (the association itself worked): an answer about these keys,
+ * not about the link. */
+enum { DIMSE_FIND_REFUSED = -3 };
+/* dimse_find's return when the PACS rejected the association
+ * (A-ASSOCIATE-RJ): our AE titles are wrong, unless it is only busy. */
+enum { DIMSE_REJECTED = -4 };
 
 /* C-FIND at level.  Both information models are proposed; Patient Root is
  * used when the PACS accepts it and the query fits its hierarchy (PATIENT
- * level, or an exact patient_id below it), else Study Root.  -1 with err,
- * or DIMSE_NO_PATIENT_ROOT. */
+ * level, or an exact patient_id below it), else Study Root.  Above the
+ * level only the model's unique keys are sent (what a PACS checking
+ * hierarchical queries accepts): keys' study_date and modality are used
+ * at STUDY and SERIES level only.  -1 with err, DIMSE_NO_PATIENT_ROOT or
+ * DIMSE_FIND_REFUSED. */
 int dimse_find(const struct dimse_peer *peer, enum dimse_level level,
     const struct dimse_keys *keys, dimse_match_fn *fn, void *arg, char err[DCM_ERR_MAX]);
 

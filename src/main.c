@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "build.h"
+#include "sched.h"
 #include "tools.h"
 #include "util.h"
 
@@ -75,7 +76,7 @@ main(int argc, char **argv)
 	};
 	struct options o = { .file = "thlhp.ini" };
 	long n;
-	int c;
+	int c, rc;
 
 	/* Past RLIMIT_FSIZE (ulimit -f) a write fails with EFBIG and the job
 	 * reports the file; by default SIGXFSZ would kill the whole run. */
@@ -147,7 +148,15 @@ main(int argc, char **argv)
 		verbosity = 0;
 	o.targets = argv + optind;
 	o.ntargets = argc - optind;
-	if (o.tool)
-		return tool_run(&o);
-	return build_run(&o);
+	rc = o.tool ? tool_run(&o) : build_run(&o);
+	if (sched_signal()) {
+		/* End as killed by it, as SPEC.md says a shell should see
+		 * (130, 143): what finished is recorded already. */
+		int sig = sched_signal();
+
+		fflush(NULL);
+		signal(sig, SIG_DFL);
+		raise(sig);
+	}
+	return rc;
 }

@@ -63,16 +63,22 @@ bucket_take(struct bucket *b, atomic_int *cancel)
 	}
 }
 
-int
-backoff_wait(int attempt, atomic_int *cancel)
+int64_t
+backoff_delay(int attempt)
 {
 	int64_t full = (int64_t)1000000000 << (attempt - 1 < 6 ? attempt - 1 : 6);
-	int64_t until;
 	unsigned seed = (unsigned)mono_ns();
 
 	if (full > (int64_t)60 * 1000000000)
 		full = (int64_t)60 * 1000000000;
-	until = mono_ns() + full / 2 + (int64_t)((double)rand_r(&seed) / RAND_MAX * (double)(full / 2));
+	return full / 2 + (int64_t)((double)rand_r(&seed) / RAND_MAX * (double)(full / 2));
+}
+
+int
+backoff_wait(int64_t ns, atomic_int *cancel)
+{
+	int64_t until = mono_ns() + ns;
+
 	for (int64_t now; (now = mono_ns()) < until;)
 		if (nap(until - now, cancel) < 0)
 			return -1;

@@ -26,8 +26,10 @@ void bucket_free(struct bucket *b);
 /* Take one token, waiting for it; -1 if *cancel became set meanwhile. */
 int bucket_take(struct bucket *b, atomic_int *cancel);
 
-/* Wait before retry number attempt (1, 2, ...): 1 s doubling to at most
- * 60 s, each wait drawn between half and all of that.  -1 if cancelled. */
-int backoff_wait(int attempt, atomic_int *cancel);
+/* The wait before retry number attempt (1, 2, ...), in ns: 1 s doubling
+ * to at most 60 s, each drawn between half and all of that. */
+int64_t backoff_delay(int attempt);
+/* Wait ns; -1 if cancelled meanwhile. */
+int backoff_wait(int64_t ns, atomic_int *cancel);
 
 #endif

@@ -109,6 +109,8 @@ rows(const struct graph *g, const struct catalog *c, int *nrows)
 			if (s->error && !w->error)
 				w->error = s->error;
 		}
+		if (!w->error && p->ar_error)
+			w->error = p->ar_error;
 		base = p->has_ar && p->ar.path ? strrchr(p->ar.path, '/') : NULL;
 		w->archive = xstrdup(!p->has_ar ? "-" : base ? base + 1 : p->ar.path);
 		if (w->error)

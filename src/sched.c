@@ -16,12 +16,15 @@ enum { WAIT_RETRY_MS = 1000, MAX_RETAKES = 3 };
 
 static int sigpipe[2] = { -1, -1 };
 static struct ctx *sigctx;
+static volatile sig_atomic_t signo;   /* the first SIGINT or SIGTERM */
 
 static void
 on_signal(int sig)
 {
 	int saved = errno;
 
+	if (!signo)
+		signo = sig;
 	if (sigctx && atomic_exchange(&sigctx->cancel, 1)) {
 		/* Second signal: the user means it. */
 		signal(sig, SIG_DFL);
@@ -31,6 +34,12 @@ on_signal(int sig)
 		/* the pipe is full: the loop is awake already */
 	}
 	errno = saved;
+}
+
+int
+sched_signal(void)
+{
+	return signo;
 }
 
 void
@@ -293,6 +302,13 @@ reap(struct loop *l, struct worker *w)
 		wait_for(l, n, "taken over");
 		return;
 	}
+	if (rc < 0 && atomic_load(&l->ctx->cancel)) {
+		/* Stopped, not failed: it runs again next time. */
+		n->state = N_BLOCKED;
+		n->job = NULL;
+		job_free(job);
+		return;
+	}
 	if (rc < 0)
 		n->error = xstrdup(job->err[0] ? job->err : "failed");
 	progress_end(n, rc == 0);
@@ -316,7 +332,7 @@ sched_run(struct graph *g, struct ctx *ctx, const struct sched_opts *o)
 {
 	struct loop l = { .g = g, .ctx = ctx, .o = o };
 	struct node *n;
-	int total = 0, stopping = 0;
+	int total = 0, stopping = 0, said = 0;
 
 	/* Kept as they start and end: the status line would otherwise scan
 	 * every node after every job, quadratic in a first build of 100k. */
@@ -367,7 +383,7 @@ sched_run(struct graph *g, struct ctx *ctx, const struct sched_opts *o)
 
 			while (read(sigpipe[0], buf, sizeof(buf)) > 0)
 				;
-			if (!stopping)
+			if (!said++ && atomic_load(&ctx->cancel))
 				progress_note("interrupted: stopping %d running job%s (again to kill)",
 				    l.running, l.running == 1 ? "" : "s");
 		}

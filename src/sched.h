@@ -18,6 +18,8 @@ struct sched_opts {
 /* Catch SIGINT and SIGTERM for ctx: the first stops the run cleanly (no new
  * jobs, running ones told to stop), a second one kills the process. */
 void sched_signals(struct ctx *ctx);
+/* The signal that interrupted the run (SIGINT, SIGTERM), or 0. */
+int sched_signal(void);
 /* Run every stale node of g.  Returns 0 when all are done, -1 when any
  * failed or was blocked, -2 when interrupted. */
 int sched_run(struct graph *g, struct ctx *ctx, const struct sched_opts *o);

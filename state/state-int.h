@@ -39,7 +39,7 @@ const char *hexs(uint64_t v, char buf[17]);
 #define SERIES_FIELDS "modality, sop_class, study_date, expected, gone, ninst," \
 	" set_sig, valid_sig, dir_mtime, error, series_number, series_desc"
 #define ARCHIVE_FIELDS "ar_path, ar_nseries, ar_sig, ar_settings, ar_series," \
-	" ar_size, ar_mtime, ar_hash"
+	" ar_size, ar_mtime, ar_hash, ar_error"
 void fill_series(struct catalog *c, struct series *s, const char *const *v);
 void fill_archive(struct catalog *c, struct patient *p, const char *const *v);
 

@@ -21,6 +21,9 @@
  *                                     NULL until the next query says; the
  *                                     older src_file rows are dropped, so
  *                                     that each file is read again
+ * Version 4 adds
+ *   ar_error                          to patient: why its last zip failed
+ *                                     (NULL once one is built)
  * Hashes are XXH3-64 as 16 hex digits; file times are nanoseconds; lease
  * expiry is the store's clock in milliseconds.
  *
@@ -80,6 +83,8 @@ static const char *const migrations[] = {
 	"DELETE FROM src_file;"
 	"ALTER TABLE src_file ADD COLUMN series_number TEXT;"
 	"ALTER TABLE src_file ADD COLUMN series_desc TEXT;",
+	/* 4 */
+	"ALTER TABLE patient ADD COLUMN ar_error TEXT;",
 };
 
 static const struct { const char *scheme; const struct store_ops *ops; } backends[] = {
@@ -314,6 +319,7 @@ fill_archive(struct catalog *c, struct patient *p, const char *const *v)
 		free(a->series);
 	}
 	memset(a, 0, sizeof(*a));
+	catalog_set(&p->ar_error, v[8]);
 	/* A record missing a part (edited by hand) is no record: rebuilt. */
 	p->has_ar = v[0] && v[3] && v[4];
 	if (!p->has_ar)
@@ -469,11 +475,13 @@ save_patient_row(struct state *st, const struct patient *p)
 	const struct archive *a = &p->ar;
 
 	return EXEC(st, "INSERT INTO patient (id, ar_path, ar_nseries, ar_sig, ar_settings,"
-	    " ar_series, ar_size, ar_mtime, ar_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+	    " ar_series, ar_size, ar_mtime, ar_hash, ar_error)"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 	    " ON CONFLICT (id) DO UPDATE SET ar_path = excluded.ar_path,"
 	    " ar_nseries = excluded.ar_nseries, ar_sig = excluded.ar_sig,"
 	    " ar_settings = excluded.ar_settings, ar_series = excluded.ar_series,"
-	    " ar_size = excluded.ar_size, ar_mtime = excluded.ar_mtime, ar_hash = excluded.ar_hash",
+	    " ar_size = excluded.ar_size, ar_mtime = excluded.ar_mtime, ar_hash = excluded.ar_hash,"
+	    " ar_error = excluded.ar_error",
 	    p->name,
 	    p->has_ar ? a->path : NULL,
 	    p->has_ar ? ints(a->nseries, n) : NULL,
@@ -482,7 +490,7 @@ save_patient_row(struct state *st, const struct patient *p)
 	    p->has_ar ? a->series : NULL,
 	    p->has_ar ? ints(a->size, sz) : NULL,
 	    p->has_ar ? ints(a->mtime, mt) : NULL,
-	    p->has_ar ? hexs(a->hash, h) : NULL);
+	    p->has_ar ? hexs(a->hash, h) : NULL, p->ar_error);
 }
 
 int

@@ -98,15 +98,49 @@ excerpt() {
 }
 
 # Integration scenarios: each script exits 0 when every check in it held.
-for t in tests/integration/t-*.sh; do
-	name=$(basename "$t" .sh)
-	out=$build/$name.out
+# They wait on servers, disks and timers more than they compute, so up to
+# THLHP_TEST_JOBS (default 3) run at once, the longest started first;
+# each has its own temp dir, free ports and (as root) network namespace.
+# pool JOBS CMD NAME... : run "CMD NAME" for each NAME, JOBS at a time;
+# CMD prints its PASS/FAIL report into $build/NAME.res, shown as each ends.
+pool() {
+	local jobs=$1 cmd=$2 name running=0
+	shift 2
+	for name in "$@"; do
+		while [ "$running" -ge "$jobs" ]; do
+			wait -n
+			running=$((running - 1))
+		done
+		"$cmd" "$name" &
+		running=$((running + 1))
+	done
+	wait
+}
+# scenario NAME : run tests/integration/NAME.sh; its verdict in NAME.res.
+scenario() {
+	local name=$1 out=$build/$1.out start
 	start=$(date +%s)
-	if bash "$t" >"$out" 2>&1; then
-		passed=$((passed + 1)); echo "PASS $name ($(( $(date +%s) - start ))s)"
+	if bash "tests/integration/$name.sh" >"$out" 2>&1; then
+		echo "PASS $name ($(( $(date +%s) - start ))s)" >"$build/$name.res"
+	else
+		{ echo "FAIL $name ($(( $(date +%s) - start ))s)"; excerpt "$out"; } >"$build/$name.res"
+	fi
+	cat "$build/$name.res"
+}
+# The slow ones first, so that the pool ends together.
+first="t-workers t-dimse-faults t-dimse-faults-move t-disk-full t-pg t-dicomweb t-interrupt"
+names=$(for n in $first; do [ -f "tests/integration/$n.sh" ] && echo "$n"; done
+	for t in tests/integration/t-*.sh; do
+		n=$(basename "$t" .sh)
+		case " $first " in *" $n "*) ;; *) echo "$n" ;; esac
+	done)
+rm -f "$build"/t-*.res
+pool "${THLHP_TEST_JOBS:-3}" scenario $names
+for name in $names; do
+	if grep -q '^PASS' "$build/$name.res" 2>/dev/null; then
+		passed=$((passed + 1))
 	else
 		failed=$((failed + 1)); failures="$failures $name"
-		echo "FAIL $name ($(( $(date +%s) - start ))s)"; excerpt "$out"
 	fi
 done
 
@@ -124,20 +158,32 @@ else
 	cat >"$vbuild/thlhp-make-vg" <<VG
 #!/bin/sh
 exec valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \\
-	--errors-for-leak-kinds=definite,indirect --log-file=$vbuild/vg/%p.log $vbuild/thlhp-make "\$@"
+	--errors-for-leak-kinds=definite,indirect --log-file=\${VGDIR:-$vbuild/vg}/%p.log $vbuild/thlhp-make "\$@"
 VG
 	chmod +x "$vbuild/thlhp-make-vg"
-	for name in t-full t-validate t-dimse t-pg t-malformed; do
-		out=$vbuild/$name.out
-		rm -f "$vbuild"/vg/*.log
+	# vgscenario NAME : NAME under memcheck; its verdict in vg-NAME.res.
+	vgscenario() {
+		local name=$1 out=$vbuild/$1.out start
+		mkdir -p "$vbuild/vg/$name"
 		start=$(date +%s)
-		if THLHP=$vbuild/thlhp-make-vg bash "tests/integration/$name.sh" >"$out" 2>&1 &&
-		   [ -z "$(find "$vbuild/vg" -name '*.log' -size +0)" ]; then
-			passed=$((passed + 1)); echo "PASS valgrind/$name ($(( $(date +%s) - start ))s)"
+		if THLHP=$vbuild/thlhp-make-vg VGDIR=$vbuild/vg/$name bash "tests/integration/$name.sh" >"$out" 2>&1 &&
+		   [ -z "$(find "$vbuild/vg/$name" -name '*.log' -size +0)" ]; then
+			echo "PASS valgrind/$name ($(( $(date +%s) - start ))s)" >"$vbuild/$name.res"
+		else
+			{ echo "FAIL valgrind/$name ($(( $(date +%s) - start ))s)"; excerpt "$out"
+			  find "$vbuild/vg/$name" -name '*.log' -size +0 -exec head -n 40 {} \; |
+				sed 's/^/    /' | head -n 80; } >"$vbuild/$name.res"
+		fi
+		cat "$vbuild/$name.res"
+	}
+	vgnames="t-pg t-dimse t-full t-validate t-malformed"
+	rm -rf "$vbuild"/vg/* "$vbuild"/t-*.res
+	pool 2 vgscenario $vgnames
+	for name in $vgnames; do
+		if grep -q '^PASS' "$vbuild/$name.res" 2>/dev/null; then
+			passed=$((passed + 1))
 		else
 			failed=$((failed + 1)); failures="$failures valgrind/$name"
-			echo "FAIL valgrind/$name ($(( $(date +%s) - start ))s)"; excerpt "$out"
-			find "$vbuild/vg" -name '*.log' -size +0 -exec head -n 40 {} \; | sed 's/^/    /' | head -n 80
 		fi
 	done
 fi

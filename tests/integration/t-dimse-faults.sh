@@ -186,6 +186,31 @@ exit_is "the rerun completes" 0
 check "the rerun fetched exactly the $((total - have)) instances not on disk" "$(stores_since "$mark")" "$((total - have))"
 check "no temp files left" "$(temp_files data)" ""
 
+section "Ctrl-C mid-retrieve over a slow link: cancelled at once, not recorded as a failure"
+fresh
+config
+proxy_mode slow 50000
+run_bg -j1 all
+wait_disk 1
+kill -INT "$BGPID"
+t0=$(date +%s%N)
+bg_wait 30
+LASTCMD="thlhp-make -j1 all (SIGINT mid-retrieve over a 50 kB/s link)"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+proxy_mode pass
+exit_is "the run ends as killed by SIGINT" 130
+ok "within 3 s of the signal, not at the end of the series ($ms ms)" test "$ms" -le 3000
+has_line "it says what it is doing" "$ERR" "interrupted: stopping 1 running job"
+no_line "the stopped job is not reported as failed" "$ERR" "^thlhp-make: download .*interrupted"
+run -t status
+no_line "-t status shows no failure" "$OUT" "failed"
+if [ "$RETRIEVE" = get ]; then
+	has_line "the retrieve was cancelled on the wire (C-CANCEL)" "$PROXY_LOG" " c2s C-CANCEL-RQ "
+fi
+run -j4 all
+exit_is "the next run completes" 0
+ok "with every archive complete" archives_match
+
 section "the nightly link drop: blackholed mid-run for 8 s"
 fresh
 config pacs.max_requests_per_minute=120 pacs.timeout=3 pacs.retries=6

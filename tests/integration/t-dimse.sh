@@ -102,6 +102,15 @@ write_dimse_config pacs.called_aet=NOBODY
 run -n
 exit_is "a PACS that rejects the AE title is exit 2" 2
 has_line "stderr names the PACS and says what failed" "$ERR" "^thlhp-make: .*(127.0.0.1|NOBODY)"
+has_line "stderr names the keys to check" "$ERR" "rejected the association .*check \[pacs\] called_aet"
+no_line "a rejection is not retried (5 retries were 23 s of silence)" "$ERR" "retrying"
+
+section "wrong calling AE title: Orthanc aborts at the first request"
+write_dimse_config pacs.calling_aet=STRANGER pacs.retries=1
+run all
+exit_is "a PACS that does not know our AE title is exit 2" 2
+has_line "stderr says which key to check" "$ERR" "calling AE title: is \[pacs\] calling_aet known to it"
+has_line "each retry is said as it happens" "$ERR" "retrying in [0-9]+ s \(1/1\): "
 
 section "the PACS is down"
 write_dimse_config
@@ -127,5 +136,6 @@ wait "$BGPID"
 RC=$?
 LASTCMD="thlhp-make all (PACS down at the start, back after ~2 s)"
 exit_is "a run that starts while the PACS is down rides it out with its retries" 0
+has_line "the wait was said, not silent" "$ERR" "retrying in [0-9]+ s \([0-9]/4\): .*127.0.0.1"
 check "TH-03-CC's archive holds its instances" "$(zip_list "$(archive_of TH-03-CC)")" "$(entries_of TH-03-CC)"
 finish

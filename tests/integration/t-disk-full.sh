@@ -197,8 +197,14 @@ if [ "$MOUNTS" = 1 ]; then
 		'^thlhp-make: zip data/zip/TH-D[0-9]__seriesCount2\.zip: cannot write the archive: No space left on device; nothing was put under its name'
 	one_line_per_failure "B" "No space left on device"
 	after_failure "B"
+	run -t status
+	has_line "B: -t status says the zip failed, and why" "$OUT" "failed: .*No space left on device"
+	run -t dag
+	has_line "B: the DAG draws the failed zip red" "$OUT" 'zip.*fillcolor="#f4a6a6"'
 	ok "remount data/zip at 16 MB" resize "$T/B/data/zip" 16m
 	completes "B after the remount"
+	run -t status
+	no_line "B: once built, no failure is shown" "$OUT" "failed"
 
 	section "B: a new series while zip_dir is full: the older archive stays"
 	old=data/zip/TH-D1__seriesCount2.zip

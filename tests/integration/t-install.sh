@@ -20,6 +20,7 @@ BIN=$ROOT/usr/local/bin/thlhp-make MAN=$ROOT/usr/local/share/man/man1/thlhp-make
 COMP=$ROOT/usr/local/share/bash-completion/completions/thlhp-make
 ok "the program is in bin/ and runs" "$BIN" --version
 ok "the man page is in share/man/man1/" test -s "$MAN"
+ok "the README it points to is in share/doc/thlhp-make/" test -s "$ROOT/usr/local/share/doc/thlhp-make/README.md"
 ok "the bash completion is in share/bash-completion/completions/thlhp-make" test -s "$COMP"
 
 section "the man page matches --help"

@@ -164,17 +164,18 @@ sqlite3 .thlhp/state.db 'ALTER TABLE series DROP COLUMN series_number;
 	ALTER TABLE series DROP COLUMN series_desc;
 	ALTER TABLE src_file DROP COLUMN series_number;
 	ALTER TABLE src_file DROP COLUMN series_desc;
+	ALTER TABLE patient DROP COLUMN ar_error;
 	UPDATE schema_version SET version = 2;' 2>"$LOG/sqlite3.err"
 check "sqlite3 made a schema-2 store" "$(sqlite3 .thlhp/state.db 'SELECT version FROM schema_version')" 2
 before=$(unchanged)
 run -t inventory
 exit_is "-t inventory on it is refused: a report does not upgrade" 2
 has_line "... saying how to upgrade it" "$ERR" \
-	'\[state\] url: .*schema version 2, older than this thlhp-make.s \(3\): run `thlhp-make query` once'
+	'\[state\] url: .*schema version 2, older than this thlhp-make.s \(4\): run `thlhp-make query` once'
 check "... and leaves it as it was" "$(unchanged)" "$before"
 run --offline query
 exit_is "--offline query upgrades it" 0
-check "... to schema 3" "$(sqlite3 .thlhp/state.db 'SELECT version FROM schema_version')" 3
+check "... to schema 4" "$(sqlite3 .thlhp/state.db 'SELECT version FROM schema_version')" 4
 run -t inventory
 exit_is "-t inventory" 0
 ok "every series is there, downloaded and archived, no number or description yet" \
@@ -188,11 +189,11 @@ run -q
 exit_is "and everything is still up to date" 0
 
 section "a state newer than this thlhp-make"
-sqlite3 .thlhp/state.db 'UPDATE schema_version SET version = 4'
+sqlite3 .thlhp/state.db 'UPDATE schema_version SET version = 5'
 for args in "-t inventory" all; do
 	run $args
-	exit_is "$args on a schema-4 store is refused" 2
-	has_line "... saying so" "$ERR" 'schema version 4, newer than this thlhp-make knows \(3\): use a newer thlhp-make'
+	exit_is "$args on a schema-5 store is refused" 2
+	has_line "... saying so" "$ERR" 'schema version 5, newer than this thlhp-make knows \(4\): use a newer thlhp-make'
 done
 ok "the archives are untouched" archives_match
 no_line "no sanitizer or runtime error in any run" "$ERR" 'runtime error|Sanitizer'

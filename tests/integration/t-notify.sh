@@ -40,6 +40,15 @@ exit_is "all with a damaged file" 2
 check "GET .../start, then POST .../fail" "$(pings)" \
 	"$(printf 'GET /ping/5d1b-uuid/start\nPOST /ping/5d1b-uuid/fail')"
 body=$(ls "$PLOG".body.* | sort -t. -k3 -n | tail -n 1)
+no_line "by default no PatientID leaves the host in the fail ping" "$body" "TH-0|$sop"
+has_line "... it says how many lines it withheld, and how to send them" "$body" \
+	'last [0-9]+ lines \([0-9]+ of them errors\) name patients .*include_ids = yes'
+: >"$PLOG"
+write_config "notify.ping_url=$URL" notify.include_ids=yes
+replace_file "$LOG/bad.dcm" "data/dicom/TH-01-AA/$st/$se/$sop.dcm"
+run all
+exit_is "all again, with include_ids = yes" 2
+body=$(ls "$PLOG".body.* | sort -t. -k3 -n | tail -n 1)
 has_line "the fail ping's body holds the run's error, naming the bad file" "$body" "thlhp-make: .*$sop"
 has_line "... and the summary line" "$body" 'job.* failed'
 check "... at most 100 lines" "$([ "$(wc -l <"$body")" -le 100 ] && echo yes)" yes

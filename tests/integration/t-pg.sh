@@ -12,7 +12,7 @@ source "$(dirname "$0")/../lib.sh"
 # shellcheck source-path=SCRIPTDIR source=../pg.sh
 source "$TESTS/pg.sh"
 
-SCHEMA=3                      # the schema version this thlhp-make makes (state.c)
+SCHEMA=4                      # the schema version this thlhp-make makes (state.c)
 pg_start
 standard_source
 
@@ -95,7 +95,7 @@ cd "$PROJ" || exit 1
 section "a store of schema 2 (before SeriesNumber and SeriesDescription) is upgraded"
 pg_sql "ALTER TABLE series DROP COLUMN series_number; ALTER TABLE series DROP COLUMN series_desc;
 	ALTER TABLE src_file DROP COLUMN series_number; ALTER TABLE src_file DROP COLUMN series_desc;
-	UPDATE schema_version SET version = 2" thlhp
+	ALTER TABLE patient DROP COLUMN ar_error; UPDATE schema_version SET version = 2" thlhp
 # numbers PID : the SeriesNumber column of PID's -t inventory rows, sorted.
 numbers() {
 	"$PY" -c 'import csv, sys
