@@ -91,6 +91,7 @@ merge(struct ctx *ctx, struct query_result *r, int *nnew, int *ngone)
 		    "not built until a query sees it whole", p->id, r->failed[i].why);
 		p->query_dirty |= catalog_set(&p->query_error, r->failed[i].why);
 	}
+	ctx->npartial = r->nfailed;
 	if (!r->complete)
 		return;
 	for (int i = 0; i < c->np; i++) {

@@ -198,7 +198,10 @@ on_study(void *arg, const struct dimse_match *m)
 	struct study *s;
 
 	if (m->bad[0] && !*pid) {
-		query_note(w->r, "skipped a study record the PACS sent: %s", m->bad);
+		query_note(w->r, "skipped a study record the PACS sent%s%s%s%s%s: %s",
+		    m->h.study_uid[0] ? " (study " : "", m->h.study_uid,
+		    w->asked ? " in answer to patient " : "", w->asked ? w->asked : "",
+		    m->h.study_uid[0] ? ")" : "", m->bad);
 		return 0;
 	}
 	/* An empty or wildcard PatientID asked for matches others too. */

@@ -479,6 +479,7 @@ build_graph(struct run *r)
 		}
 	}
 	scan_archives(r);
+	r->ctx.npartial = 0;
 	for (int i = 0; i < r->cat.np; i++) {
 		struct patient *p = r->cat.p[i];
 		struct want w = r->all, *one = htab_get(&r->one, p->id);
@@ -492,7 +493,7 @@ build_graph(struct run *r)
 		if (w.stages && ((r->ctx.dry_run && !r->o->question && !r->o->tool) ||
 		    (r->o->tool && strcmp(r->o->tool, "status") == 0)))
 			warn_gone(r, p);
-		if ((w.stages & ST_ZIP) && p->query_error) {
+		if ((w.stages & ST_ZIP) && p->query_error && !r->o->tool) {
 			/* This run's query said so already. */
 			if (!r->ctx.queried && !r->o->question)
 				warn("patient %s: not zipped: the last query saw it only in part (%s); "

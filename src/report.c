@@ -115,7 +115,9 @@ rows(const struct graph *g, const struct catalog *c, int *nrows)
 			w->error = p->ar_error;
 		base = p->has_ar && p->ar.path ? strrchr(p->ar.path, '/') : NULL;
 		w->archive = xstrdup(!p->has_ar ? "-" : base ? base + 1 : p->ar.path);
-		if (w->error)
+		if (p->query_error)
+			w->state = xasprintf("incomplete at the source, not zipped: %s", p->query_error);
+		else if (w->error)
 			w->state = xasprintf("failed: %s", w->error);
 		else if (w->reason)
 			w->state = xasprintf("stale (%s%s%s): %s",
