@@ -1,6 +1,7 @@
 /* progress.c - the status line and the per-job lines. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -169,14 +170,17 @@ void
 progress_note(const char *fmt, ...)
 {
 	va_list ap;
+	char *msg, *safe;
 
 	clear();
 	fflush(stdout);
-	fprintf(stderr, "%s: ", argv0);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	safe = xescape(msg);
+	fprintf(stderr, "%s: %s\n", argv0, safe);
+	free(safe);
+	free(msg);
 }
 
 void
