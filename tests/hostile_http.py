@@ -5,6 +5,9 @@ DICOMweb root (http://127.0.0.1:PORT/MODE/dicom-web):
 
   trickle  QIDO answers "[" then 2 bytes a second, never ending
   huge     a QIDO answer of 60 MB: [{},{},...]
+  hugecl   the same without a Content-Length: it ends when the connection does
+  big      a QIDO answer of 30 MB, a page of objects full of empty objects,
+           of a patient no one selects (without a Content-Length)
   endless  every QIDO page is full (100 new studies, of a patient no one
            selects): the paging never ends
   wado     one patient TH-01 with one series of one instance, whose WADO-RS
@@ -71,14 +74,23 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"  ")
                 self.wfile.flush()
                 time.sleep(1)
-        elif mode == "huge":
+        elif mode in ("huge", "hugecl"):
             n = 60 * (1 << 20) // 3
-            self.head("application/dicom+json", 3 * n + 1)
+            self.head("application/dicom+json", 3 * n + 1 if mode == "huge" else None)
             self.wfile.write(b"[")
             chunk = b"{}," * (1 << 16)
             for _ in range(n // (1 << 16)):
                 self.wfile.write(chunk)
             self.wfile.write(b"{}," * (n % (1 << 16) - 1) + b"{}]")
+        elif mode == "big":
+            obj = ('{"00100020":{"vr":"LO","Value":["ZZ-NOBODY"]},' +
+                   ",".join('"x%02d":{}' % i for i in range(40)) + "}").encode()
+            n = 30 * (1 << 20) // (len(obj) + 1)
+            self.head("application/dicom+json")
+            self.wfile.write(b"[" + obj)
+            for _ in range(n // 1000):
+                self.wfile.write((b"," + obj) * 1000)
+            self.wfile.write(b"]")
         elif mode == "endless":
             off = int(q.get("offset", ["0"])[0])
             self.json([{"00100020": attr("LO", "ZZ-NOBODY"),
