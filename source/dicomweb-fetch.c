@@ -6,9 +6,15 @@
  * on disk, else each missing instance from .../instances/{sop}.  Either
  * is multipart/related; type="application/dicom" with transfer-syntax=*
  * (as stored, never transcoded), each part streamed to a temp file while
- * it is hashed (src/multipart.h), then checked (it parses, it is of this
- * series, it was listed) and renamed.  As for DIMSE, what arrived is
- * compared with what was listed, whatever the status said.
+ * it is hashed (src/multipart.h), at most [pacs] max_instance_size bytes,
+ * then checked (it parses, it is of this series, it was listed) and held.
+ * Held parts are made durable together, up to BATCH_PARTS or BATCH_BYTES
+ * at a time and at the end: writeback is started as each part ends, one
+ * syncfs waits for all of them (an fsync each cost a journal commit each:
+ * 20k small instances took seconds, in the way of a SIGTERM), then they
+ * are renamed and the folder fsynced.  Nothing is under its final name
+ * before it is durable.  As for DIMSE, what arrived is compared with what
+ * was listed, whatever the status said.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +33,19 @@
 
 static const char ACCEPT_DICOM[] = "multipart/related; type=\"application/dicom\"; transfer-syntax=*";
 
+enum {
+	BATCH_PARTS = 1000,       /* parts made durable together, at most */
+	BATCH_BYTES = 1 << 30,    /* ... and their bytes */
+	REFUSED_MAX = 100,        /* parts not asked for, past those asked for */
+};
+
+/* A part checked and waiting under its temp name for its batch's sync. */
+struct held {
+	char *tmp;
+	const char *sop;          /* a key of want */
+	uint64_t hash;
+};
+
 /* ---- WADO-RS: multipart ----------------------------------------------- */
 
 /* One retrieve's parts, as they arrive. */
@@ -43,6 +62,11 @@ struct recv {
 	XXH3_state_t *xx;
 	int refused;              /* parts that were not an instance asked for */
 	const char *asked;        /* the instance asked for, or NULL for a series */
+	const char *url;          /* the request, for messages */
+	long long partlen;        /* bytes of the part being written */
+	struct held *held;        /* checked, not yet durable */
+	int nheld;
+	long long heldbytes;
 	char err[256];            /* the first trouble with a part */
 };
 
@@ -53,11 +77,79 @@ note(struct recv *v, const char *fmt, const char *a, const char *b)
 		snprintf(v->err, sizeof(v->err), fmt, a, b);
 }
 
+/* Make the held parts durable and put them under their names; 0, or -1
+ * with err (what is left of them removed). */
+static int
+commit(struct recv *v, char *err, size_t errlen)
+{
+	struct fetch *f = v->f;
+	int dfd, rc = 0;
+
+	if (v->nheld == 0)
+		return 0;
+	dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || syncfs(dfd) < 0) {
+		errf(err, errlen, "%s: syncfs: %s", f->dir, strerror(errno));
+		rc = -1;
+	}
+	for (int i = 0; i < v->nheld; i++) {
+		struct held *h = &v->held[i];
+		char *dst = xasprintf("%s/%s.dcm", f->dir, h->sop);
+		int64_t size, mtime;
+
+		if (rc == 0 && rename(h->tmp, dst) < 0) {
+			errf(err, errlen, "%s: rename: %s", dst, strerror(errno));
+			rc = -1;
+		} else if (rc == 0 && (mtime = mtime_ns(dst, &size)) < 0) {
+			errf(err, errlen, "%s: %s", dst, strerror(errno));
+			rc = -1;
+		} else if (rc == 0) {
+			fetch_add(f, h->sop, size, mtime, h->hash);
+		}
+		if (rc < 0)
+			unlink(h->tmp);
+		free(h->tmp);
+		free(dst);
+	}
+	if (rc == 0 && fsync(dfd) < 0) {
+		errf(err, errlen, "%s: fsync: %s", f->dir, strerror(errno));
+		rc = -1;
+	}
+	if (dfd >= 0)
+		close(dfd);
+	v->nheld = 0;
+	v->heldbytes = 0;
+	return rc;
+}
+
+/* Remove the held parts (an interrupted job: no time for a sync). */
+static void
+discard(struct recv *v)
+{
+	for (int i = 0; i < v->nheld; i++) {
+		unlink(v->held[i].tmp);
+		free(v->held[i].tmp);
+	}
+	v->nheld = 0;
+	v->heldbytes = 0;
+}
+
 static int
 part_begin(void *arg, const char *ctype)
 {
 	struct recv *v = arg;
 
+	/* A series of 20k parts is stopped between two of them. */
+	if (job_cancelled(v->job)) {
+		errf(v->job->err, sizeof(v->job->err), "interrupted");
+		return -1;
+	}
+	if (v->refused > (int)v->want->len + REFUSED_MAX) {
+		errf(v->job->err, sizeof(v->job->err), "GET %s: %d parts that are not instances "
+		    "asked for, given up: %s", v->url, v->refused, v->err);
+		return -1;
+	}
+	v->partlen = 0;
 	if (ctype && strncasecmp(ctype, "application/dicom", 17) != 0) {
 		v->refused++;
 		note(v, "a part of type %.100s%s", ctype, "");
@@ -80,6 +172,17 @@ part_data(void *arg, const void *p, size_t n)
 	struct recv *v = arg;
 	const char *c = p;
 
+	/* Kept or not, a part that never ends must not go on for ever. */
+	if ((long long)n > v->job->ctx->cfg->pacs.max_instance_size - v->partlen) {
+		errf(v->job->err, sizeof(v->job->err), "GET %s: a part grew past [pacs] "
+		    "max_instance_size (%lld bytes) without ending; given up (raise it if "
+		    "instances this large are real)", v->url,
+		    v->job->ctx->cfg->pacs.max_instance_size);
+		/* The server would send the same again. */
+		v->job->no_retry = 1;
+		return -1;
+	}
+	v->partlen += (long long)n;
 	if (v->fd < 0)
 		return 0;         /* a part we do not keep */
 	XXH3_64bits_update(v->xx, p, n);
@@ -111,9 +214,8 @@ part_end(void *arg, int complete)
 	struct recv *v = arg;
 	struct fetch *f = v->f;
 	struct dcm_header h;
-	char e[DCM_ERR_MAX], *dst = NULL, *key;
-	int64_t size, mtime;
-	int rc = 0, fd = v->fd, parsed;
+	char e[DCM_ERR_MAX], *key;
+	int fd = v->fd, parsed;
 
 	if (fd < 0)
 		return 0;
@@ -123,7 +225,9 @@ part_end(void *arg, int complete)
 		unlink(v->tmp);
 		return 0;
 	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
+	/* Its writeback starts now: the batch's sync finds it on its way. */
+	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	if (close(fd) < 0) {
 		errf(v->job->err, sizeof(v->job->err), "%s: %s", v->tmp, strerror(errno));
 		unlink(v->tmp);
 		return -1;
@@ -147,22 +251,18 @@ part_end(void *arg, int complete)
 		note(v, "instance %s%s came twice in one answer", h.sop_uid, "");
 	} else {
 		htab_put(&v->taken, key, key);
-		dst = xasprintf("%s/%s.dcm", f->dir, h.sop_uid);
-		if (rename(v->tmp, dst) < 0) {
-			errf(v->job->err, sizeof(v->job->err), "%s: rename: %s", dst, strerror(errno));
-			rc = -1;
-		} else if ((mtime = mtime_ns(dst, &size)) >= 0) {
-			fetch_add(f, h.sop_uid, size, mtime, XXH3_64bits_digest(v->xx));
-			atomic_fetch_add(&v->job->done, 1);
-			free(dst);
-			return 0;
-		}
+		v->held = xreallocarray(v->held, (size_t)v->nheld + 1, sizeof(*v->held));
+		v->held[v->nheld++] = (struct held){ v->tmp, key, XXH3_64bits_digest(v->xx) };
+		v->tmp = NULL;
+		v->heldbytes += v->partlen;
+		atomic_fetch_add(&v->job->done, 1);
+		if (v->nheld >= BATCH_PARTS || v->heldbytes >= BATCH_BYTES)
+			return commit(v, v->job->err, sizeof(v->job->err));
+		return 0;
 	}
-	if (!dst || rc < 0)
-		v->refused += rc == 0;
+	v->refused++;
 	unlink(v->tmp);
-	free(dst);
-	return rc;
+	return 0;
 }
 
 static const struct multipart_cb parts = {
@@ -201,7 +301,10 @@ wado(struct job *job, struct recv *v, const char *url)
 	int rc;
 
 	job->err[0] = '\0';
-	rc = dw_get(job, url, ACCEPT_DICOM, on_body, v);
+	v->url = url;
+	/* No deadline: how long a series may take depends on its size,
+	 * unknown here; HTTP_LOW_SPEED and max_instance_size bound it. */
+	rc = dw_get(job, url, ACCEPT_DICOM, NULL, on_body, v);
 	if (v->mp) {
 		if (multipart_finish(v->mp) < 0 && rc == 0) {
 			errf(job->err, sizeof(job->err), "GET %s: multipart body: %s", url,
@@ -312,6 +415,17 @@ fetch_once(struct job *job, void *arg)
 			free(u);
 		}
 	}
+	if (job_cancelled(job)) {
+		discard(&v);
+	} else {
+		char e[sizeof(job->err)];
+
+		/* Even after an error: a retry or the next run resumes. */
+		if (commit(&v, e, sizeof(e)) < 0 && rc == 0) {
+			memcpy(job->err, e, sizeof(e));
+			rc = -1;
+		}
+	}
 	got = f->ngot - before;
 	if (rc == 0 && got < miss.n) {
 		char *lost = missing(f, before, &miss);
@@ -323,6 +437,8 @@ fetch_once(struct job *job, void *arg)
 		rc = -1;
 	}
 out:
+	discard(&v);
+	free(v.held);
 	htab_free(&want);
 	htab_free(&v.taken);
 	strv_free(miss.v);

@@ -11,6 +11,15 @@
 #include "pace.h"
 #include "source.h"
 
+/* Bounds of a QIDO-RS answer: bytes of one page, pages of one query,
+ * bytes and bracket depth of one element of its array. */
+enum {
+	QIDO_PAGE_MAX = 32 << 20,
+	QIDO_PAGES_MAX = 10000,
+	QIDO_VALUE_MAX = 1 << 20,
+	QIDO_DEPTH_MAX = 64,
+};
+
 /* src->priv of the DICOMweb source. */
 struct dicomweb {
 	struct bucket bucket;     /* max_requests_per_minute, for every job */
@@ -18,9 +27,10 @@ struct dicomweb {
 	char *base;               /* [pacs] url without a trailing '/' */
 };
 
-/* One GET, after its token: 0, -1 with job->err, or -2 for an answer no
- * retry can change. */
-int dw_get(struct job *job, const char *url, const char *accept, http_body_fn *fn, void *arg);
+/* One GET within lim, after its token: 0, -1 with job->err, or -2 for an
+ * answer no retry can change. */
+int dw_get(struct job *job, const char *url, const char *accept, const struct http_limits *lim,
+    http_body_fn *fn, void *arg);
 /* GET a QIDO url (with '?' in it) page by page; fn for each object. */
 int dw_qido(struct job *job, const char *url, int (*fn)(void *arg, json_t *obj), void *arg);
 /* One QIDO-RS answer, n bytes of body from url: fn for each object of
@@ -28,7 +38,9 @@ int dw_qido(struct job *job, const char *url, int (*fn)(void *arg, json_t *obj),
  * the offset: a page seen already).  *first keeps the first page's first
  * object (json_decref it when done).  The array's length (0 for an empty
  * body or a page seen already), or -1: fn's -1, or err "GET url: not a
- * DICOM JSON array: ...".  What tests/fuzz/fuzz-dicomweb.c fuzzes. */
+ * DICOM JSON array: ..." (fn not called), also for an element past
+ * QIDO_VALUE_MAX or QIDO_DEPTH_MAX.  Memory: one element's tree at a
+ * time.  What tests/fuzz/fuzz-dicomweb.c fuzzes. */
 int dw_qido_page(const char *url, const char *body, size_t n, json_t **first,
     int (*fn)(void *arg, json_t *obj), void *arg, char *err, size_t errlen);
 /* The values of attribute tag ("0020000D") of a DICOM JSON object,

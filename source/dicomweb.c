@@ -8,13 +8,17 @@
  * /studies/{study}/series for each study with its
  * NumberOfSeriesRelatedInstances (counted from /instances when the server
  * does not say), SeriesNumber and SeriesDescription.  Every QIDO request
- * pages with limit/offset: a page as long as the limit asks for the next.
+ * pages with limit/offset: a page as long as the limit asks for the next,
+ * up to QIDO_PAGES_MAX pages.  A page is at most QIDO_PAGE_MAX bytes and
+ * is read one array element at a time (jansson builds ~100 bytes of tree
+ * per "{}": a whole 60 MB page took GBs), each at most QIDO_VALUE_MAX.
  *
  * Every request takes a token of one bucket per process; a failed job is
  * retried with backoff, except after an answer no retry can change (4xx
  * other than 408 and 429: a refused login, a bad URL).
  */
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +32,7 @@
 
 enum {
 	PAGE = 100,               /* QIDO results asked per request (a common server cap) */
-	JSON_MAX = 64 << 20,      /* a QIDO answer larger than this is refused */
+	QIDO_DEADLINE = 10,       /* a QIDO answer takes at most this many [pacs] timeouts */
 };
 
 
@@ -80,7 +84,8 @@ dw_close(struct source *src)
 }
 
 int
-dw_get(struct job *job, const char *url, const char *accept, http_body_fn *fn, void *arg)
+dw_get(struct job *job, const char *url, const char *accept, const struct http_limits *lim,
+    http_body_fn *fn, void *arg)
 {
 	struct dicomweb *d = job->ctx->src->priv;
 	struct http_resp r;
@@ -92,12 +97,16 @@ dw_get(struct job *job, const char *url, const char *accept, http_body_fn *fn, v
 	}
 	/* A body callback that stops the transfer says why in job->err. */
 	job->err[0] = '\0';
-	if (http_get(d->http, url, accept, fn, arg, &r, &job->ctx->cancel, e, sizeof(e)) == 0)
+	if (http_get(d->http, url, accept, lim, fn, arg, &r, &job->ctx->cancel, e,
+	    sizeof(e)) == 0)
 		return 0;
 	if (job->err[0])
 		return -1;
 	errf(job->err, sizeof(job->err), "%s%s", e, r.status == 401 || r.status == 403 ?
 	    " (check [pacs] auth)" : "");
+	/* The same request would get the same too large answer. */
+	if (r.too_big)
+		return -2;
 	return r.status >= 400 && r.status < 500 && r.status != 408 && r.status != 429 ? -2 : -1;
 }
 
@@ -113,10 +122,11 @@ collect(void *arg, const char *ctype, const void *p, size_t n)
 {
 	struct buf *b = arg;
 
-	if (b->n + n > JSON_MAX)
-		return -1;
+	/* http_get keeps it within QIDO_PAGE_MAX. */
 	if (b->n + n + 1 > b->cap) {
 		b->cap = (b->n + n + 1) * 2;
+		if (b->cap > (size_t)QIDO_PAGE_MAX + 1)
+			b->cap = (size_t)QIDO_PAGE_MAX + 1;
 		b->p = xrealloc(b->p, b->cap);
 	}
 	memcpy(b->p + b->n, p, n);
@@ -178,34 +188,132 @@ dw_attr(json_t *obj, const char *tag, char *out, size_t len)
 	free(v);
 }
 
+static size_t
+skip_ws(const char *s, size_t i, size_t n)
+{
+	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* The length of the array or object at s, as far as brackets outside
+ * strings tell (jansson checks the rest), or 0 when it is longer than
+ * QIDO_VALUE_MAX or nested deeper than QIDO_DEPTH_MAX; n when it does not
+ * end within n (then jansson says why). */
+static size_t
+value_len(const char *s, size_t n)
+{
+	int depth = 0, str = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (i >= QIDO_VALUE_MAX)
+			return 0;
+		if (str && s[i] == '\\')
+			i++;
+		else if (s[i] == '"')
+			str = !str;
+		else if (!str && (s[i] == '{' || s[i] == '['))
+			depth++;
+		else if (!str && (s[i] == '}' || s[i] == ']') && --depth == 0)
+			return i + 1;
+		if (depth > QIDO_DEPTH_MAX)
+			return 0;
+	}
+	return n;
+}
+
+/* A page's state while its array is walked. */
+struct page {
+	json_t **first;
+	int (*fn)(void *arg, json_t *obj);
+	void *arg;
+	int seen;                 /* the page is one seen already */
+};
+
+/* Walk the JSON array of body, one element parsed at a time: to p's fn
+ * when p is not NULL, else only checked.  The count, or -1 with err. */
+static long
+walk(const char *url, const char *body, size_t n, struct page *p, char *err, size_t errlen)
+{
+	size_t i = skip_ws(body, 0, n);
+	long len = 0;
+
+	if (i == n || body[i] != '[') {
+		errf(err, errlen, "GET %s: not a DICOM JSON array: %s", url, i == n ?
+		    "only white space" : "it does not start with '['");
+		return -1;
+	}
+	i = skip_ws(body, i + 1, n);
+	if (i < n && body[i] == ']')
+		i++;
+	else for (;;) {
+		size_t vlen = i < n && (body[i] == '{' || body[i] == '[') ?
+		    value_len(body + i, n - i) : n - i;
+		json_error_t je;
+		json_t *x;
+
+		if (i == n) {
+			errf(err, errlen, "GET %s: not a DICOM JSON array: it ends before its ']'",
+			    url);
+			return -1;
+		}
+		if (vlen == 0) {
+			errf(err, errlen, "GET %s: not a DICOM JSON array: element %ld is larger "
+			    "than %d bytes or nested deeper than %d", url, len + 1,
+			    QIDO_VALUE_MAX, QIDO_DEPTH_MAX);
+			return -1;
+		}
+		x = json_loadb(body + i, vlen, JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &je);
+		if (!x) {
+			errf(err, errlen, "GET %s: not a DICOM JSON array: %s at byte %zu", url,
+			    je.text, i + (size_t)je.position);
+			return -1;
+		}
+		i = skip_ws(body, i + (size_t)je.position, n);
+		if (p && len == 0 && *p->first && json_equal(*p->first, x))
+			p->seen = 1;      /* the offset was not taken: seen already */
+		if (p && len == 0 && !*p->first)
+			*p->first = json_incref(x);
+		if (p && !p->seen && json_is_object(x) && p->fn(p->arg, x) < 0) {
+			json_decref(x);
+			return -1;
+		}
+		json_decref(x);
+		len++;
+		if (i < n && body[i] == ',') {
+			i = skip_ws(body, i + 1, n);
+			continue;
+		}
+		if (i < n && body[i] == ']') {
+			i++;
+			break;
+		}
+		errf(err, errlen, "GET %s: not a DICOM JSON array: ',' or ']' expected at byte %zu",
+		    url, i);
+		return -1;
+	}
+	if (skip_ws(body, i, n) != n) {
+		errf(err, errlen, "GET %s: not a DICOM JSON array: more after it at byte %zu", url,
+		    skip_ws(body, i, n));
+		return -1;
+	}
+	return p && p->seen ? 0 : len;
+}
+
 int
 dw_qido_page(const char *url, const char *body, size_t n, json_t **first,
     int (*fn)(void *arg, json_t *obj), void *arg, char *err, size_t errlen)
 {
-	json_error_t je;
-	json_t *a, *x;
-	size_t i, len;
-	int rc = 0;
+	struct page p = { .first = first, .fn = fn, .arg = arg };
+	long len;
 
 	if (n == 0)
 		return 0;
-	a = json_loadb(body, n, 0, &je);
-	if (!json_is_array(a)) {
-		errf(err, errlen, "GET %s: not a DICOM JSON array: %s", url,
-		    a ? "another JSON value" : je.text);
-		json_decref(a);
+	/* Checked whole first: a bad page gives fn nothing. */
+	if (walk(url, body, n, NULL, err, errlen) < 0)
 		return -1;
-	}
-	len = json_array_size(a);
-	if (*first && len > 0 && json_equal(*first, json_array_get(a, 0)))
-		len = 0;                  /* the offset was not taken: seen already */
-	for (i = 0; rc == 0 && i < len; i++)
-		if (json_is_object(x = json_array_get(a, i)) && fn(arg, x) < 0)
-			rc = -1;
-	if (!*first && len > 0)
-		*first = json_incref(json_array_get(a, 0));
-	json_decref(a);
-	return rc < 0 ? -1 : (int)len;
+	len = walk(url, body, n, &p, err, errlen);
+	return len > INT_MAX ? INT_MAX : (int)len;
 }
 
 /* A server that does not page answers everything at once (more than the
@@ -213,13 +321,22 @@ dw_qido_page(const char *url, const char *body, size_t n, json_t **first,
 int
 dw_qido(struct job *job, const char *url, int (*fn)(void *arg, json_t *obj), void *arg)
 {
+	const struct http_limits lim = {
+		.max_body = QIDO_PAGE_MAX, .deadline = QIDO_DEADLINE * job->ctx->cfg->pacs.timeout,
+	};
 	json_t *first = NULL;
 
-	for (int offset = 0;; offset += PAGE) {
-		char *u = xasprintf("%s&limit=%d&offset=%d", url, PAGE, offset);
+	for (int page = 0;; page++) {
+		char *u = xasprintf("%s&limit=%d&offset=%d", url, PAGE, page * PAGE);
 		struct buf b = { 0 };
-		int n = 0, rc = dw_get(job, u, "application/dicom+json", collect, &b);
+		int n = 0, rc = -2;
 
+		if (page == QIDO_PAGES_MAX)
+			errf(job->err, sizeof(job->err), "GET %s: more results after %d pages of %d, "
+			    "given up (a server paging without end, or a query to narrow in "
+			    "[select])", u, QIDO_PAGES_MAX, PAGE);
+		else
+			rc = dw_get(job, u, "application/dicom+json", &lim, collect, &b);
 		if (rc == 0 && (n = dw_qido_page(u, b.p, b.n, &first, fn, arg, job->err,
 		    sizeof(job->err))) < 0)
 			rc = -1;

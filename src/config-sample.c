@@ -23,6 +23,7 @@ const char config_sample[] =
 "tls = no                     ; DICOM TLS: then set tls_ca, tls_cert, tls_key\n"
 ";url = http://127.0.0.1:8042/dicom-web   ; for dicomweb\n"
 ";auth = bearer ${DICOMWEB_TOKEN}  ; or basic ${USER_AND_PASSWORD}; from the environment\n"
+";max_instance_size = 4G      ; dicomweb: a larger instance from the server is an error\n"
 ";path = /srv/incoming        ; for folder: a tree of DICOM files\n"
 "\n"
 "[select]                     ; which patients belong to the project\n"

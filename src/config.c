@@ -9,13 +9,13 @@
 #include "config.h"
 #include "util.h"
 
-enum ktype { K_STR, K_INT, K_BOOL, K_ENUM, K_AE, K_PATH };
+enum ktype { K_STR, K_INT, K_BOOL, K_ENUM, K_AE, K_PATH, K_SIZE };
 
 struct key {
 	const char *section, *name;
 	enum ktype type;
 	size_t off;               /* offsetof(struct config, ...) */
-	long min, max;            /* K_INT range */
+	long min, max;            /* K_INT and K_SIZE range */
 	const char *const *names; /* K_ENUM values, index = enum value */
 };
 
@@ -46,6 +46,7 @@ static const struct key keys[] = {
 	{ "pacs", "url", K_STR, O(pacs.url), 0, 0, NULL },
 	{ "pacs", "auth", K_STR, O(pacs.auth), 0, 0, NULL },
 	{ "pacs", "path", K_PATH, O(pacs.path), 0, 0, NULL },
+	{ "pacs", "max_instance_size", K_SIZE, O(pacs.max_instance_size), 1, 1L << 40, NULL },
 	{ "select", "patient_id", K_STR, O(select.patient_id), 0, 0, NULL },
 	{ "select", "patient_id_regex", K_STR, O(select.patient_id_regex), 0, 0, NULL },
 	{ "select", "patients_file", K_STR, O(select.patients_file), 0, 0, NULL },
@@ -259,6 +260,29 @@ expand(struct parse *p, const char *key, const char *v)
 	return out;
 }
 
+/* A byte count: a whole number, with K, M, G or T for powers of 1024. */
+static int
+parse_size(const char *s, long min, long max, long long *out)
+{
+	static const char units[] = "KMGT";
+	const char *u;
+	char *num = xstrdup(s);
+	size_t n = strlen(num);
+	long v, mult = 1;
+	int rc;
+
+	if (n > 1 && (u = strchr(units, num[n - 1]))) {
+		mult = 1L << (10 * (u - units + 1));
+		num[n - 1] = '\0';
+	}
+	rc = parse_int(num, 0, max / mult, &v);
+	free(num);
+	if (rc < 0 || v * mult < min)
+		return -1;
+	*out = (long long)v * mult;
+	return 0;
+}
+
 static int
 set_key(struct parse *p, const struct key *k, const char *key, char *v)
 {
@@ -267,6 +291,13 @@ set_key(struct parse *p, const struct key *k, const char *key, char *v)
 	int i;
 
 	switch (k->type) {
+	case K_SIZE:
+		if (parse_size(v, k->min, k->max, (long long *)field) < 0) {
+			perr(p, "%s: '%s' is not a size from %ld bytes to %ldT (a whole number, "
+			    "K, M, G or T for KiB, MiB, GiB, TiB)", key, v, k->min, k->max >> 40);
+			return -1;
+		}
+		return 0;
 	case K_INT:
 		if (parse_int(v, k->min, k->max, &n) < 0) {
 			perr(p, "%s: '%s' is not a whole number from %ld to %ld", key, v, k->min, k->max);
@@ -399,6 +430,7 @@ config_defaults(struct config *cfg)
 	cfg->pacs.max_associations = 4;
 	cfg->pacs.max_requests_per_minute = 600;
 	cfg->pacs.timeout = 30;
+	cfg->pacs.max_instance_size = 4LL << 30;
 	cfg->pacs.retries = 5;
 	cfg->output.dicom_dir = xstrdup("data/dicom");
 	cfg->output.zip_dir = xstrdup("data/zip");

@@ -26,6 +26,7 @@ struct config {
 		char *url;              /* dicomweb */
 		char *auth;             /* dicomweb: "bearer TOKEN" or "basic USER:PASS" */
 		char *path;             /* folder */
+		long long max_instance_size; /* dicomweb: bytes of one WADO-RS part */
 		int protocol_line;      /* where protocol was set, for messages */
 	} pacs;
 	struct {

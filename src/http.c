@@ -101,6 +101,9 @@ struct xfer {
 	http_body_fn *fn;
 	void *arg;
 	atomic_int *cancel;
+	long long max_body;       /* 0: no bound */
+	long long got;            /* 2xx body bytes so far */
+	int too_big;              /* it passed max_body */
 	long status;              /* known once the body starts */
 	char *ctype;
 	char excerpt[HTTP_EXCERPT];
@@ -120,6 +123,17 @@ on_body(char *p, size_t size, size_t n, void *arg)
 		curl_easy_getinfo(x->c, CURLINFO_RESPONSE_CODE, &x->status);
 		curl_easy_getinfo(x->c, CURLINFO_CONTENT_TYPE, &ct);
 		x->ctype = xstrdup(ct ? ct : "");
+	}
+	if (x->max_body && x->status >= 200 && x->status <= 299) {
+		curl_off_t len = -1;
+
+		/* Refused unread when its length says so, else at the bound. */
+		curl_easy_getinfo(x->c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+		if (len > x->max_body || (long long)n > x->max_body - x->got) {
+			x->too_big = 1;
+			return CURL_WRITEFUNC_ERROR;
+		}
+		x->got += (long long)n;
 	}
 	if (x->status < 200 || x->status > 299) {
 		/* Keep the start of an error body for the message. */
@@ -142,11 +156,45 @@ on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t u
 	return atomic_load(x->cancel) ? 1 : 0;
 }
 
-int
-http_get(struct http *h, const char *url, const char *accept, http_body_fn *fn, void *arg,
-    struct http_resp *r, atomic_int *cancel, char *err, size_t errlen)
+/* A byte count for a message: "32 MiB" when it is whole MiB. */
+static void
+bytes_text(long long n, char *buf, size_t len)
 {
-	struct xfer x = { .fn = fn, .arg = arg, .cancel = cancel };
+	if (n > 0 && n % (1 << 20) == 0)
+		snprintf(buf, len, "%lld MiB", n >> 20);
+	else
+		snprintf(buf, len, "%lld bytes", n);
+}
+
+/* The message for CURLE_OPERATION_TIMEDOUT: a connect that did not
+ * happen, the deadline, or an answer too slow for too long. */
+static void
+timed_out(const struct xfer *x, const struct http *h, const struct http_limits *lim,
+    const char *url, const char *cerr, char *err, size_t errlen)
+{
+	curl_off_t connect = 0, total = 0, got = 0;
+
+	curl_easy_getinfo(x->c, CURLINFO_CONNECT_TIME_T, &connect);
+	curl_easy_getinfo(x->c, CURLINFO_TOTAL_TIME_T, &total);
+	curl_easy_getinfo(x->c, CURLINFO_SIZE_DOWNLOAD_T, &got);
+	if (connect == 0)
+		errf(err, errlen, "GET %s: %s", url, cerr);
+	else if (lim && lim->deadline && total >= (curl_off_t)lim->deadline * 1000000 - 500000)
+		errf(err, errlen, "GET %s: no complete answer within %d s (%lld bytes came)",
+		    url, lim->deadline, (long long)got);
+	else
+		errf(err, errlen, "GET %s: too slow: under %d bytes/s for %d s (%lld bytes in "
+		    "%.0f s), a stalled server", url, HTTP_LOW_SPEED, h->o.timeout,
+		    (long long)got, (double)total / 1e6);
+}
+
+int
+http_get(struct http *h, const char *url, const char *accept, const struct http_limits *lim,
+    http_body_fn *fn, void *arg, struct http_resp *r, atomic_int *cancel, char *err,
+    size_t errlen)
+{
+	struct xfer x = { .fn = fn, .arg = arg, .cancel = cancel,
+		.max_body = lim ? lim->max_body : 0 };
 	struct curl_slist *hdr = NULL;
 	char cerr[CURL_ERROR_SIZE] = "", *line;
 	CURLcode rc;
@@ -168,9 +216,13 @@ http_get(struct http *h, const char *url, const char *accept, http_body_fn *fn, 
 	curl_easy_setopt(x.c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(x.c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(x.c, CURLOPT_CONNECTTIMEOUT, (long)h->o.timeout);
-	/* A server silent for the timeout mid-body is a dead one. */
-	curl_easy_setopt(x.c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	/* A server silent for the timeout, or trickling, is a dead one; a
+	 * deadline bounds one that is merely slow, where the caller can
+	 * say how long is plausible. */
+	curl_easy_setopt(x.c, CURLOPT_LOW_SPEED_LIMIT, (long)HTTP_LOW_SPEED);
 	curl_easy_setopt(x.c, CURLOPT_LOW_SPEED_TIME, (long)h->o.timeout);
+	if (lim && lim->deadline)
+		curl_easy_setopt(x.c, CURLOPT_TIMEOUT, (long)lim->deadline);
 	curl_easy_setopt(x.c, CURLOPT_ERRORBUFFER, cerr);
 	curl_easy_setopt(x.c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(x.c, CURLOPT_WRITEDATA, &x);
@@ -196,10 +248,18 @@ http_get(struct http *h, const char *url, const char *accept, http_body_fn *fn, 
 	r->status = x.status;
 	memcpy(r->excerpt, x.excerpt, x.nex);
 	r->excerpt[x.nex] = '\0';
-	if (x.stopped)
+	r->too_big = x.too_big;
+	if (x.too_big) {
+		char b[32];
+
+		bytes_text(x.max_body, b, sizeof(b));
+		errf(err, errlen, "GET %s: the answer is larger than %s; refused", url, b);
+	} else if (x.stopped)
 		errf(err, errlen, "GET %s: stopped", url);
 	else if (rc == CURLE_ABORTED_BY_CALLBACK)
 		errf(err, errlen, "interrupted");
+	else if (rc == CURLE_OPERATION_TIMEDOUT)
+		timed_out(&x, h, lim, url, cerr[0] ? cerr : curl_easy_strerror(rc), err, errlen);
 	else if (rc != CURLE_OK)
 		errf(err, errlen, "GET %s: %s", url, cerr[0] ? cerr : curl_easy_strerror(rc));
 	else if (x.status < 200 || x.status > 299)

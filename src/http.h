@@ -11,13 +11,23 @@
 #include <stddef.h>
 #include <stdatomic.h>
 
-enum { HTTP_ERR_MAX = 512, HTTP_EXCERPT = 160 };
+/* HTTP_LOW_SPEED: bytes a second an answer must keep up, averaged over
+ * the timeout, or it is given up as stalled (a server trickling a few
+ * bytes a second is never silent, yet never ends). */
+enum { HTTP_ERR_MAX = 512, HTTP_EXCERPT = 160, HTTP_LOW_SPEED = 1024 };
 
 /* How to reach the server. */
 struct http_opts {
 	const char *auth;         /* "bearer TOKEN", "basic USER:PASS" or NULL */
 	const char *ca, *cert, *key; /* PEM files for HTTPS, or NULL */
-	int timeout;              /* seconds: to connect, and of silence mid-body */
+	int timeout;              /* seconds: to connect, and of an answer slower
+	                           * than HTTP_LOW_SPEED */
+};
+
+/* Bounds of one request, past which it fails. */
+struct http_limits {
+	long long max_body;       /* bytes of a 2xx body; 0: no bound */
+	int deadline;             /* seconds for the whole request; 0: none */
 };
 
 struct http;
@@ -30,16 +40,19 @@ typedef int http_body_fn(void *arg, const char *content_type, const void *p, siz
 struct http_resp {
 	long status;              /* HTTP status, 0 when none came */
 	char excerpt[HTTP_EXCERPT]; /* the start of a non-2xx body, one line */
+	int too_big;              /* the body passed lim->max_body */
 };
 
 /* Once, on the main thread, before any job: NULL with err on failure. */
 struct http *http_new(const struct http_opts *o, char *err, size_t errlen);
 void http_free(struct http *h);
-/* GET url with that Accept header; a 2xx body goes to fn.  0 for a 2xx,
- * else -1 with err naming the URL and the status and r->excerpt, or the
- * network error (r->status 0).  *cancel set stops it. */
-int http_get(struct http *h, const char *url, const char *accept, http_body_fn *fn,
-    void *arg, struct http_resp *r, atomic_int *cancel, char *err, size_t errlen);
+/* GET url with that Accept header, within lim (NULL: no bounds); a 2xx
+ * body goes to fn.  0 for a 2xx, else -1 with err naming the URL and the
+ * status and r->excerpt, the bound passed, or the network error
+ * (r->status 0).  *cancel set stops it. */
+int http_get(struct http *h, const char *url, const char *accept,
+    const struct http_limits *lim, http_body_fn *fn, void *arg, struct http_resp *r,
+    atomic_int *cancel, char *err, size_t errlen);
 /* value percent-encoded for a URL query, but for the wildcards * and ?
  * (both legal in a query); malloc'd. */
 char *http_escape(const char *value);

@@ -251,14 +251,17 @@ void
 progress_note(const char *fmt, ...)
 {
 	va_list ap;
+	char *msg, *safe;
 
 	clear();
 	fflush(stdout);
-	fprintf(stderr, "%s: ", argv0);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	safe = xescape(msg);
+	fprintf(stderr, "%s: %s\n", argv0, safe);
+	free(safe);
+	free(msg);
 }
 
 /* "3 archives built: A.zip, B.zip, C.zip" after prefix into buf, naming

@@ -1,4 +1,7 @@
-/* util.c - errors and memory, as samurai's util.c. */
+/* util.c - errors and memory, as samurai's util.c.  Every message passes
+ * through str_escape: what a server sent (a Content-Type, a part header)
+ * or a file name may hold an ESC sequence or a line break, and must reach
+ * the terminal and the logs as text. */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -69,12 +72,70 @@ log_forget(void)
 	pthread_mutex_unlock(&kept.mu);
 }
 
+/* The length of the UTF-8 sequence at s that is a printable character
+ * (not a C1 control), or 0. */
+static size_t
+utf8_len(const unsigned char *s)
+{
+	unsigned c = s[0];
+	size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 :
+	    c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	/* Overlong forms, surrogates, past U+10FFFF, and C1 controls. */
+	if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) ||
+	    (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f) ||
+	    (c == 0xc2 && s[1] < 0xa0))
+		return 0;
+	return n;
+}
+
+size_t
+str_escape(char *dst, size_t n, const char *src)
+{
+	const unsigned char *s = (const unsigned char *)src;
+	size_t o = 0;
+
+	if (n == 0)
+		return 0;
+	while (*s) {
+		size_t k = *s >= 0x20 && *s < 0x7f ? 1 : *s >= 0x80 ? utf8_len(s) : 0;
+
+		if (k == 0) {
+			if (o + 4 >= n)
+				break;
+			snprintf(dst + o, 5, "\\x%02x", *s++);
+			o += 4;
+			continue;
+		}
+		if (o + k >= n)
+			break;
+		memcpy(dst + o, s, k);
+		o += k;
+		s += k;
+	}
+	dst[o] = '\0';
+	return o;
+}
+
+char *
+xescape(const char *s)
+{
+	size_t n = 4 * strlen(s) + 1;
+	char *d = xmalloc(n);
+
+	str_escape(d, n, s);
+	return d;
+}
+
 static void
 vwarn(const char *fmt, va_list ap)
 {
 	int saved = errno;
 	size_t n = strlen(fmt);
-	char line[2048];
+	char line[2048], safe[4 * sizeof(line)];
 	int len;
 
 	len = snprintf(line, sizeof(line), "%s: ", argv0);
@@ -83,8 +144,9 @@ vwarn(const char *fmt, va_list ap)
 		len = (int)strlen(line);
 		snprintf(line + len, sizeof(line) - (size_t)len, " %s", strerror(saved));
 	}
-	fprintf(stderr, "%s\n", line);
-	log_keep(line);
+	str_escape(safe, sizeof(safe), line);
+	fprintf(stderr, "%s\n", safe);
+	log_keep(safe);
 }
 
 void
@@ -186,10 +248,20 @@ void
 errf(char *buf, size_t n, const char *fmt, ...)
 {
 	va_list ap;
+	char *s;
+	int rc;
 
 	va_start(ap, fmt);
-	vsnprintf(buf, n, fmt, ap);
+	rc = vasprintf(&s, fmt, ap);
 	va_end(ap);
+	if (rc < 0) {
+		va_start(ap, fmt);
+		vsnprintf(buf, n, fmt, ap);
+		va_end(ap);
+		return;
+	}
+	str_escape(buf, n, s);
+	free(s);
 }
 
 int64_t

@@ -32,8 +32,17 @@ void log_keep(const char *line);
 char *log_kept(void);
 void log_forget(void);
 
-/* Format into buf of size n, never overflowing; used for job errors. */
+/* Format into buf of size n, never overflowing, escaped as str_escape
+ * does; used for job errors. */
 void errf(char *buf, size_t n, const char *fmt, ...);
+/* Copy src into dst of size n (cut short if need be, never inside an
+ * escape), every byte that is not printable text written as \xNN: C0
+ * controls (tab and newline too), DEL, C1 controls and bytes that are not
+ * UTF-8; valid UTF-8 text stays as it is.  Returns the length written.
+ * warn(), fatal() and errf() pass every message through it. */
+size_t str_escape(char *dst, size_t n, const char *src);
+/* str_escape into a malloc'd string. */
+char *xescape(const char *s);
 
 /* Nanoseconds since the epoch, and monotonic nanoseconds. */
 int64_t now_ns(void);

@@ -10,7 +10,8 @@
  * What must hold: dw_attr gives the string values and integers of the
  * attribute's Value, backslash-joined, when they fit in the buffer with
  * their NUL, else "", and dw_attr_dup the same whole, malloc'd (NULL for
- * ""); a failed parse is one line "GET url: not a DICOM JSON array: ...";
+ * ""); a failed parse (also of an array with an element nested deeper
+ * than QIDO_DEPTH_MAX) is one line "GET url: not a DICOM JSON array: ...";
  * the callback is called once for each object of the array, until it
  * fails, and the result is that failure; the same page again is
  * recognised and none of its objects is read twice; nothing leaks.
@@ -120,14 +121,40 @@ on_row(void *arg, json_t *obj)
 	return 0;
 }
 
+/* The deepest bracket nesting of a valid JSON text. */
+static int
+depth(const uint8_t *s, size_t size)
+{
+	int d = 0, max = 0, str = 0;
+
+	for (size_t i = 0; i < size; i++) {
+		if (str && s[i] == '\\')
+			i++;
+		else if (s[i] == '"')
+			str = !str;
+		else if (!str && (s[i] == '{' || s[i] == '['))
+			max = ++d > max ? d : max;
+		else if (!str && (s[i] == '}' || s[i] == ']'))
+			d--;
+	}
+	return max;
+}
+
 /* How many objects the array of body holds, and the index of the first
- * with "x-stop" (or the count); -1 if it is not an array. */
+ * with "x-stop" (or the count); -1 if it is not an array, or one of its
+ * elements is nested deeper than dw_qido_page takes (the inputs are far
+ * smaller than QIDO_VALUE_MAX). */
 static long
 objects(const uint8_t *data, size_t size, long *stop_at)
 {
 	json_t *a = json_loadb((const char *)data, size, 0, NULL), *x;
 	long n = 0;
 	size_t i;
+
+	if (a && depth(data, size) > QIDO_DEPTH_MAX + 1) {
+		json_decref(a);
+		a = NULL;
+	}
 
 	*stop_at = -1;
 	if (!json_is_array(a)) {

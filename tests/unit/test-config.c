@@ -430,6 +430,39 @@ test_every_number_limit(void **state)
 }
 
 static void
+test_max_instance_size(void **state)
+{
+	static const struct { const char *v; long long want; } good[] = {
+		{ "1", 1 }, { "1048576", 1 << 20 }, { "512K", 512 << 10 }, { "1M", 1 << 20 },
+		{ "4G", 4LL << 30 }, { "1T", 1LL << 40 },
+	};
+	static const char *const bad[] = { "0", "0K", "2T", "1P", "K", "-1K", "1.5G", "1 G", "" };
+	struct config cfg;
+
+	(void)state;
+	load_ok(&cfg, MINIMAL);
+	assert_true(cfg.pacs.max_instance_size == 4LL << 30);
+	config_free(&cfg);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char *text = xasprintf(MINIMAL "max_instance_size = %s\n", good[i].v);
+
+		load_ok(&cfg, text);
+		assert_true(cfg.pacs.max_instance_size == good[i].want);
+		config_free(&cfg);
+		free(text);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *text = xasprintf(MINIMAL "max_instance_size = %s\n", bad[i]);
+		char *want = xasprintf("[pacs] max_instance_size: '%s' is not a size from 1 "
+		    "bytes to 1T", bad[i]);
+
+		free(load_fails_like(text, NAME ":4: ", want));
+		free(want);
+		free(text);
+	}
+}
+
+static void
 test_bad_numbers_and_enums(void **state)
 {
 	(void)state;
@@ -1033,6 +1066,7 @@ main(void)
 		cmocka_unit_test(test_ae_title),
 		cmocka_unit_test(test_level_range),
 		cmocka_unit_test(test_every_number_limit),
+		cmocka_unit_test(test_max_instance_size),
 		cmocka_unit_test(test_bad_numbers_and_enums),
 		cmocka_unit_test(test_protocol_required),
 		cmocka_unit_test(test_protocol_needs_keys),
