@@ -114,9 +114,10 @@ void reject(T_ASC_Association *assoc, T_ASC_RejectParametersResult result,
 
 /* Wait up to ms for the first message of the connection to be there:
  * the A-ASSOCIATE-RQ PDU, or with TLS the first handshake record (their
- * first MAX_PEEK bytes: a socket buffer may hold no more).  false when it
- * does not come in time, or is neither. */
-bool greeted(int fd, bool tls, int ms)
+ * first MAX_PEEK bytes: a socket buffer may hold no more).  GREET_NONE
+ * when it does not come in time, GREET_OTHER when it is neither. */
+enum greeting { GREET_OK, GREET_NONE, GREET_OTHER };
+enum greeting greeted(int fd, bool tls, int ms)
 {
 	long long end = scp_now_ms() + ms;
 	size_t head = tls ? 5 : 6, want = head;
@@ -125,10 +126,10 @@ bool greeted(int fd, bool tls, int ms)
 	for (;;) {
 		ssize_t n = recv(fd, b, want, MSG_PEEK | MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-			return false;
+			return GREET_NONE;
 		if (n == (ssize_t)want) {
 			if (sized)
-				return true;
+				return GREET_OK;
 			size_t len;
 			if (tls && b[0] == 0x16)	/* a handshake record */
 				len = head + ((size_t)b[3] << 8 | b[4]);
@@ -136,21 +137,21 @@ bool greeted(int fd, bool tls, int ms)
 				len = head + ((size_t)b[2] << 24 | (size_t)b[3] << 16 |
 					      (size_t)b[4] << 8 | b[5]);
 			else
-				return false;
+				return GREET_OTHER;
 			want = len < (size_t)MAX_PEEK ? len : (size_t)MAX_PEEK;
 			sized = true;
 			continue;
 		}
 		int left = (int)(end - scp_now_ms());
 		if (left <= 0)
-			return false;
+			return GREET_NONE;
 		/* poll() says readable while a part sits unread: pace the
 		 * peeks then. */
 		struct pollfd p = { fd, POLLIN, 0 };
 		if (n > 0)
 			poll(NULL, 0, 20);
 		else if (poll(&p, 1, left) < 0 && errno != EINTR)
-			return false;
+			return GREET_NONE;
 	}
 }
 
@@ -228,8 +229,18 @@ void serve_conn(struct dimse_scp *s, struct scp_conn *c)
 	char e[DCM_ERR_MAX];
 
 	try {
-		if (!greeted(c->fd, s->tls != nullptr, 1000 * s->greet) || s->stop ||
-		    (assoc = receive(s, c, &dfd)) == NULL)
+		enum greeting g = greeted(c->fd, s->tls != nullptr, 1000 * s->greet);
+		if (g == GREET_OTHER) {
+			if (s->tls)
+				set_err(e, "refused a connection from %s that failed the TLS handshake "
+					"(plain DICOM, not a TLS handshake)", addr_of(c->fd).c_str());
+			else
+				set_err(e, "refused a connection from %s that did not begin with an "
+					"A-ASSOCIATE-RQ (TLS? then set [pacs] tls = yes)",
+					addr_of(c->fd).c_str());
+			note(e);
+		}
+		if (g != GREET_OK || s->stop || (assoc = receive(s, c, &dfd)) == NULL)
 			goto out;
 		{
 			const T_ASC_Parameters *p = assoc->params;
