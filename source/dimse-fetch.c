@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 #include "dimse-src.h"
 #include "fileio.h"
@@ -42,9 +43,17 @@ struct getctx {
 	struct fetch *f;
 	struct job *job;
 	const char *prefix;       /* temp files in the series folder */
-	struct htab want;         /* C-MOVE: SOP UIDs this job asked for */
-	int move_id;              /* C-MOVE: its Message ID */
-	int whole;                /* C-MOVE of the whole series: routed by move_id */
+	struct htab want;         /* SOP UIDs listed and asked for; the only
+	                           * ones taken, unless whole */
+	struct htab took;         /* whole: SOP UIDs taken (keys in tookv) */
+	char **tookv;
+	int ntook;
+	int move_id;              /* C-MOVE: its Message ID, while moving */
+	int whole;                /* the whole series, unlisted: at most its
+	                           * expected count is taken (a C-MOVE is
+	                           * routed by move_id) */
+	int extra;                /* refused: unlisted, or beyond the count */
+	char extra_sop[72];       /* the first of them */
 	int moving;               /* C-MOVE: among the moves the SCP routes to */
 	pthread_mutex_t mu;       /* the SCP's threads may deliver at once */
 	pthread_cond_t cv;        /* an instance queued, or closing */
@@ -163,6 +172,20 @@ on_store(void *arg, const struct dcm_header *h, const char *tmp)
 		g->refused++;
 		goto out;
 	}
+	/* Nor what the PACS did not list, nor, unlisted, more than the query
+	 * counted or one twice: the count is never raised by what arrives. */
+	if (g->whole ? htab_get(&g->took, h->sop_uid) != NULL || g->ntook >= f->s->expected
+		     : htab_get(&g->want, h->sop_uid) == NULL) {
+		if (!g->extra++)
+			snprintf(g->extra_sop, sizeof(g->extra_sop), "%s", h->sop_uid);
+		goto out;
+	}
+	if (g->whole) {
+		g->tookv = xreallocarray(g->tookv, (size_t)g->ntook + 2, sizeof(char *));
+		g->tookv[g->ntook] = xstrdup(h->sop_uid);
+		htab_put(&g->took, g->tookv[g->ntook], g->tookv[g->ntook]);
+		g->tookv[++g->ntook] = NULL;
+	}
 	/* The finisher puts it in place (the caller leaves tmp to us). */
 	a = xcalloc(1, sizeof(*a));
 	a->tmp = xstrdup(tmp);
@@ -224,8 +247,27 @@ route(void *arg, const char *sop_class, const char *sop_uid, const char *move_ae
 	return rc;
 }
 
+/* A C-MOVE Message ID for g: random (a peer cannot guess one to quote),
+ * and none of another move in flight.  Under d->mu. */
+static int
+move_id_new(struct dimse *d)
+{
+	for (;;) {
+		uint16_t r;
+		int id, used = 0;
+
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			r = (uint16_t)atomic_fetch_add(&d->move_ids, 7919);
+		id = r % 65535 + 1;
+		for (int i = 0; i < d->nmoving; i++)
+			used |= d->moving[i]->move_id == id;
+		if (!used)
+			return id;
+	}
+}
+
 /* Start the storage SCP if this is the first C-MOVE, and have arriving
- * instances of g's series routed to g. */
+ * instances of g's series routed to g, by a new Message ID. */
 static int
 move_begin(struct dimse *d, const struct config *cfg, struct getctx *g, char err[DCM_ERR_MAX])
 {
@@ -236,11 +278,13 @@ move_begin(struct dimse *d, const struct config *cfg, struct getctx *g, char err
 		struct dimse_peer peer;
 
 		dimse_peer_of(cfg, &peer);
-		d->scp = dimse_scp_start(cfg->pacs.move_destination, cfg->pacs.store_port,
-		    cfg->pacs.max_associations, cfg->pacs.timeout, &peer.tls, route, d, err);
+		d->scp = dimse_scp_start(cfg->pacs.move_destination, cfg->pacs.peer_aet,
+		    cfg->pacs.store_bind, cfg->pacs.store_port, cfg->pacs.max_associations,
+		    cfg->pacs.timeout, &peer.tls, route, d, err);
 		rc = d->scp ? 0 : -1;
 	}
 	if (rc == 0) {
+		g->move_id = move_id_new(d);
 		d->moving = xreallocarray(d->moving, (size_t)d->nmoving + 1, sizeof(*d->moving));
 		d->moving[d->nmoving++] = g;
 	}
@@ -475,7 +519,18 @@ retrieve_whole(struct job *job, struct getctx *g, int max, struct dimse_counts *
 	rc = retrieve(job, g, NULL, 0, cls, ncls, sum);
 	receiving_end(job, g);
 	g->whole = 0;
-	if (move && atomic_load(&d->unnamed)) {
+	if (g->extra) {
+		/* More came than the query counted: list, and take only what
+		 * the PACS lists. */
+		warn("series %s of patient %s: the PACS sent SOP instance %s%s beyond the %d "
+		    "instances its query counted; refused, listing the series", f->s->uid,
+		    f->s->patient->id, g->extra_sop, g->extra > 1 ? " and more" : "",
+		    f->s->expected);
+		g->extra = 0;
+		job->err[0] = '\0';
+		sum->status = NONE;
+		rc = 0;
+	} else if (move && atomic_load(&d->unnamed)) {
 		/* Something that came was refused, unrouted: list. */
 		sum->status = NONE;
 		rc = 0;
@@ -500,7 +555,6 @@ fetch_once(struct job *job, void *arg)
 	struct fetch *f = arg;
 	struct source *src = job->ctx->src;
 	const struct config *cfg = src->cfg;
-	struct dimse *d = src->priv;
 	struct getctx g = { .f = f, .job = job, .tail = &g.head };
 	struct dimse_counts sum = { 0 }, whole = { .status = NONE };
 	struct soplist miss = { .f = f };
@@ -517,9 +571,9 @@ fetch_once(struct job *job, void *arg)
 	pthread_cond_init(&g.cv, NULL);
 	pthread_cond_init(&g.idle, NULL);
 	htab_init(&g.want);
+	htab_init(&g.took);
 	prefix = xasprintf("%s/%s%s-", f->dir, tmp_tag(), move ? "move" : "get");
 	g.prefix = prefix;
-	g.move_id = (int)(atomic_fetch_add(&d->move_ids, 1) % 65535) + 1;
 	if (before == 0 && (f->force || f->have.len == 0) && f->s->expected > 0) {
 		if ((rc = retrieve_whole(job, &g, max, &whole)) != 0) {
 			rc = rc > 0 ? 0 : -1;
@@ -561,10 +615,9 @@ fetch_once(struct job *job, void *arg)
 		goto out;
 	}
 	soplist_sort(&miss);
-	if (move) {
-		for (int i = 0; i < miss.n; i++)
-			htab_put(&g.want, miss.v[i], miss.v[i]);
-	} else if (!miss.cls[0][0]) {
+	for (int i = 0; i < miss.n; i++)
+		htab_put(&g.want, miss.v[i], miss.v[i]);
+	if (!move && !miss.cls[0][0]) {
 		/* Sorted: an unknown class comes first. */
 		guess = class_guess(f->s->sop_class, &nguess);
 	}
@@ -595,6 +648,10 @@ fetch_once(struct job *job, void *arg)
 		}
 	}
 	receiving_end(job, &g);
+	if (g.extra)
+		warn("series %s of patient %s: the PACS sent SOP instance %s%s, which it did not "
+		    "list; refused", f->s->uid, f->s->patient->id, g.extra_sop,
+		    g.extra > 1 ? " and more" : "");
 	if (rc < 0) {
 		if (g.err[0] && !strstr(job->err, g.err))
 			errf(job->err + strlen(job->err), sizeof(job->err) - strlen(job->err),
@@ -614,6 +671,8 @@ fetch_once(struct job *job, void *arg)
 out:
 	receiving_end(job, &g);
 	htab_free(&g.want);
+	htab_free(&g.took);
+	strv_free(g.tookv);
 	pthread_cond_destroy(&g.cv);
 	pthread_cond_destroy(&g.idle);
 	pthread_mutex_destroy(&g.mu);

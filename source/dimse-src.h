@@ -22,7 +22,7 @@ struct dimse {
 	struct dimse_scp *scp;    /* our storage SCP, once a C-MOVE needed it */
 	struct getctx **moving;   /* jobs with a C-MOVE in flight */
 	int nmoving;
-	atomic_uint move_ids;     /* C-MOVE Message IDs handed out */
+	atomic_uint move_ids;     /* C-MOVE Message IDs, when getrandom fails */
 	/* A C-STORE came that no C-MOVE of a whole series could be told by
 	 * (the PACS does not quote its Move Originator Message ID, or not
 	 * as sent): each move lists the SOP UIDs it routes from then on. */

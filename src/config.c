@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
 #include <ini.h>
 #include "config.h"
 #include "util.h"
@@ -35,6 +36,8 @@ static const struct key keys[] = {
 	{ "pacs", "retrieve", K_ENUM, O(pacs.retrieve), 0, 0, retrieves },
 	{ "pacs", "move_destination", K_AE, O(pacs.move_destination), 0, 0, NULL },
 	{ "pacs", "store_port", K_INT, O(pacs.store_port), 1, 65535, NULL },
+	{ "pacs", "store_bind", K_STR, O(pacs.store_bind), 0, 0, NULL },
+	{ "pacs", "peer_aet", K_AE, O(pacs.peer_aet), 0, 0, NULL },
 	{ "pacs", "max_associations", K_INT, O(pacs.max_associations), 1, 64, NULL },
 	{ "pacs", "max_requests_per_minute", K_INT, O(pacs.max_requests_per_minute), 1, 1000000, NULL },
 	{ "pacs", "timeout", K_INT, O(pacs.timeout), 1, 86400, NULL },
@@ -495,6 +498,28 @@ config_check(struct parse *p)
 	}
 	if (!c->pacs.move_destination)
 		c->pacs.move_destination = xstrdup(c->pacs.calling_aet);
+	/* Our storage SCP takes associations from the PACS only. */
+	if (!c->pacs.peer_aet && c->pacs.called_aet)
+		c->pacs.peer_aet = xstrdup(c->pacs.called_aet);
+	if (c->pacs.store_bind) {
+		struct in_addr a;
+
+		if (inet_pton(AF_INET, c->pacs.store_bind, &a) != 1) {
+			p->line = seen(p, "pacs", "store_bind");
+			perr(p, "[pacs] store_bind: '%s': not an IPv4 address (our storage SCP "
+			    "listens on IPv4 only; 0.0.0.0 is every interface)", c->pacs.store_bind);
+			return;
+		}
+	} else {
+		/* A PACS on this host reaches us on loopback: nobody else
+		 * needs to. */
+		const char *h = c->pacs.host ? c->pacs.host : "";
+		struct in_addr a;
+		int lo = strcmp(h, "localhost") == 0 || strcmp(h, "::1") == 0 ||
+		    (inet_pton(AF_INET, h, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127);
+
+		c->pacs.store_bind = xstrdup(lo ? "127.0.0.1" : "0.0.0.0");
+	}
 	if (c->pacs.tls && !c->pacs.tls_ca) {
 		p->line = seen(p, "pacs", "tls");
 		perr(p, "[pacs] tls: tls = yes needs tls_ca");

@@ -17,6 +17,8 @@ struct config {
 		enum retrieve retrieve;
 		char *move_destination;
 		int store_port;
+		char *store_bind;       /* IPv4 address our storage SCP listens on */
+		char *peer_aet;         /* the only calling AE it takes; called_aet */
 		int max_associations;
 		int max_requests_per_minute;
 		int timeout;            /* seconds */

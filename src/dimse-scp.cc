@@ -1,21 +1,13 @@
 /*
- * dimse-scp.cc - the storage SCP a PACS sends C-MOVE'd instances to
- * (dimse_scp_start, dimse_scp_stop); dimse-move.cc asks for them.
+ * dimse-scp.cc - one association of the storage SCP a PACS sends C-MOVE'd
+ * instances to (scp_serve); dimse-listen.cc accepts the connections and
+ * lets only the PACS's AE title in, dimse-move.cc asks for the instances.
  *
- * The SCP.  DCMTK 3.6.7's DcmSCPPool does not fit: it binds its port in
- * listen(), on the thread that runs it, so nobody hears of a bind failure;
- * its workers are made by a default constructor (route and arg could only
- * be globals) and cannot see their T_ASC_Association (needed to negotiate
- * and to discard a dataset); and a worker that ends is deleted but its
- * thread never joined.  So we do the pool's part ourselves:
- * dimse_scp_start binds (ASC_initializeNetwork) before it returns, a
- * listener thread accepts (ASC_receiveAssociation in DUL_NOBLOCK mode,
- * 1-s slices, so that a stop is seen within a second), and each
- * association runs in a DcmThreadSCP (DcmSCP's association handling:
- * A-ASSOCIATE checks, acknowledge or reject, release, abort, C-ECHO) on a
- * std::thread of ours, joined by the listener when it ends.  Beyond
- * max_assoc associations at once, a new one is rejected (transient, local
- * limit exceeded), as DcmSCPPool does.
+ * Each association runs in a DcmThreadSCP (DcmSCP's association handling:
+ * A-ASSOCIATE checks, acknowledge or reject, release, abort, C-ECHO) on
+ * its connection's thread.  DCMTK 3.6.7's DcmSCPPool does not fit (see
+ * dimse-listen.cc); its workers could not see their T_ASC_Association,
+ * needed to negotiate and to discard a dataset.
  *
  * Presentation contexts: every storage SOP class DCMTK knows and
  * Verification.  For each context the PACS proposes we take the first of
@@ -45,34 +37,14 @@
  *  0xA700 (Refused: Out of resources) the temp file could not be created,
  *         written, synced or came out short.
  *
- * TLS (tls->on): one DcmTLSTransportLayer (tls_new in dimse.cc: BCP 195
- * non-downgrading profile, our certificate and key, tls->ca trusted) is
- * the transport layer of the listening network, and every connection must
- * complete a TLS handshake before its A-ASSOCIATE-RQ is read: a plain
- * DICOM connection fails it and is dropped, never served.  The PACS must
- * present a client certificate that verifies against tls->ca
- * (DCV_requireCertificate, the strictest mode; DCV_checkCertificate would
- * let in a caller with no certificate at all).  Orthanc 1.10.1 presents
- * its DicomTlsCertificate when it connects to us for a C-MOVE, so that
- * works with it.  The handshake runs on the listener thread, inside
- * ASC_receiveAssociation: a caller that stalls in it holds up the others
- * for up to DCMTK's socket timeout (60 s).  A handshake that fails is
- * noted (see below), so the C-MOVE that waited for it says why.
- *
- * Stop: dimse_scp_stop sets a flag and wakes the listener with a
- * connection of its own to the port (closed at once; else the listener
- * would see the flag only when its 1-s slice ends, up to a second added to
- * every run that used C-MOVE), so the listener stops accepting and joins
- * the associations.  An association that is busy is let finish; one that
- * sits idle (no command for a second) once the stop is asked is aborted,
- * and one idle for the timeout is aborted anyway (DcmSCP would do the
- * latter only, waiting up to the timeout).
- * DCMTK's A-ABORT waits for the peer to close the connection: a peer that
- * does not costs up to the timeout more.
+ * An association ends when the PACS releases or aborts it; when it sits
+ * idle (no command for a second) once the SCP stops or the listener
+ * evicted it to make room for another association of the PACS; and when
+ * idle for the timeout (DcmSCP would do the latter only, waiting up to the
+ * timeout).  DCMTK's A-ABORT waits for the peer to close the connection:
+ * a peer that does not costs up to the timeout more.
  */
-#include "dimse-scu.h"
-
-#include <dcmtk/dcmnet/scpthrd.h>
+#include "dimse-scp.h"
 
 #include <atomic>
 #include <cerrno>
@@ -81,16 +53,10 @@
 #include <cstring>
 #include <exception>
 #include <fcntl.h>
-#include <list>
 #include <memory>
-#include <netinet/in.h>
 #include <mutex>
-#include <set>
-#include <stdexcept>
 #include <string>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <thread>
 #include <unistd.h>
 
 using namespace dimse_scu;
@@ -124,27 +90,7 @@ namespace {
 /* Temp file numbers, for every sink of every SCP in the process. */
 std::atomic<unsigned long> tmp_counter(0);
 
-class StoreSCP;
-
 } /* namespace */
-
-struct dimse_scp {
-	std::string aet;
-	int port = 0;
-	int timeout = 0;
-	size_t max_assoc = 0;
-	dimse_route_fn *route = NULL;
-	void *arg = NULL;
-	std::set<std::string> classes;		/* storage SOP classes */
-	T_ASC_Network *net = NULL;
-	std::unique_ptr<DcmTLSTransportLayer> tls;	/* with TLS; outlives the workers */
-	DcmSharedSCPConfig cfg;
-	std::atomic<bool> stop{false};
-	std::thread listener;
-	std::list<std::unique_ptr<StoreSCP>> workers;	/* the listener's */
-
-	~dimse_scp();
-};
 
 namespace {
 
@@ -165,20 +111,9 @@ const char *const echo_syntaxes[] = {
 /* One association, on its own thread. */
 class StoreSCP : public DcmThreadSCP {
 public:
-	StoreSCP(struct dimse_scp *s, T_ASC_Association *a) : scp(s), assoc(a)
+	StoreSCP(struct dimse_scp *s, struct scp_conn *c, T_ASC_Association *a)
+		: scp(s), conn(c), assoc(a)
 	{
-	}
-
-	std::thread thread;
-	std::atomic<bool> done{false};
-
-	void serve()
-	{
-		try {
-			run(assoc);	/* ~DcmSCP drops and frees assoc */
-		} catch (...) {
-		}
-		done = true;
 	}
 
 protected:
@@ -218,22 +153,23 @@ protected:
 	}
 
 	/* DcmSCP's loop, but waiting for each command in 1-s slices so that
-	 * an idle association ends when the SCP stops. */
+	 * an idle association ends when the SCP stops or it is evicted. */
 	void handleAssociation() override
 	{
 		OFCondition c = EC_Normal;
-		auto last = std::chrono::steady_clock::now();
+		conn->idle_ms = scp_now_ms();
 		while (c.good()) {
 			/* Only the socket is polled: between messages DCMTK
 			 * holds no unread PDU (it reads PDUs exactly, and the
 			 * peer waits for our response before its next
 			 * request). */
 			if (!ASC_dataWaiting(assoc, 1)) {
-				if (scp->stop || std::chrono::steady_clock::now() - last >=
-						 std::chrono::seconds(scp->timeout))
+				if (scp->stop || conn->evict ||
+				    scp_now_ms() - conn->idle_ms >= 1000LL * scp->timeout)
 					c = DIMSE_NODATAAVAILABLE;
 				continue;
 			}
+			conn->busy = true;
 			T_DIMSE_Message msg;
 			T_ASC_PresentationContextID id = 0;
 			c = DIMSE_receiveCommand(assoc, DIMSE_NONBLOCKING, scp->timeout, &id, &msg, NULL);
@@ -242,7 +178,8 @@ protected:
 				getPresentationContextInfo(assoc, id, info);
 				c = handleIncomingCommand(&msg, info);
 			}
-			last = std::chrono::steady_clock::now();
+			conn->idle_ms = scp_now_ms();
+			conn->busy = false;
 		}
 		if (c == DUL_PEERREQUESTEDRELEASE) {
 			notifyReleaseRequest();
@@ -271,6 +208,7 @@ protected:
 
 private:
 	struct dimse_scp *scp;
+	struct scp_conn *conn;
 	T_ASC_Association *assoc;
 	unsigned long rx_bytes = 0;	/* dataset bytes of the current instance */
 
@@ -378,233 +316,25 @@ private:
 
 } /* namespace */
 
-dimse_scp::~dimse_scp()
+long long scp_now_ms()
 {
-	if (net != NULL)
-		ASC_dropNetwork(&net);
+	return std::chrono::duration_cast<std::chrono::milliseconds>(
+		std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-namespace {
-
-void drop(T_ASC_Association *assoc)
+bool scp_serve(struct dimse_scp *s, struct scp_conn *c, T_ASC_Association *assoc)
 {
-	if (assoc != NULL) {
-		ASC_dropAssociation(assoc);
-		ASC_destroyAssociation(&assoc);
-	}
-}
-
-void reject(T_ASC_Association *assoc, T_ASC_RejectParametersReason why)
-{
-	T_ASC_RejectParameters rej;
-	rej.result = ASC_RESULT_REJECTEDTRANSIENT;
-	rej.source = ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED;
-	rej.reason = why;
-	ASC_rejectAssociation(assoc, &rej);
-	drop(assoc);
-}
-
-/* Join the associations that have ended (all of them when all). */
-void reap(struct dimse_scp *s, bool all)
-{
-	for (auto it = s->workers.begin(); it != s->workers.end();) {
-		if (all || (*it)->done) {
-			if ((*it)->thread.joinable())
-				(*it)->thread.join();
-			it = s->workers.erase(it);
-		} else {
-			++it;
-		}
-	}
-}
-
-/* Hand an accepted connection to a new StoreSCP on its own thread. */
-void start_worker(struct dimse_scp *s, T_ASC_Association *assoc)
-{
-	if (s->stop || s->workers.size() >= s->max_assoc) {
-		if (!s->stop) {
-			char e[DCM_ERR_MAX];
-			set_err(e, "rejected an association from %s: %zu at once already",
-				assoc->params->DULparams.callingAPTitle, s->workers.size());
-			note(e);
-		}
-		reject(assoc, ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED);
-		return;
-	}
 	std::unique_ptr<StoreSCP> w;
 	try {
-		w.reset(new StoreSCP(s, assoc));
+		w.reset(new StoreSCP(s, c, assoc));
 		if (w->setSharedConfig(s->cfg).bad())
-			throw std::runtime_error("setSharedConfig");
-		StoreSCP *p = w.get();
-		p->thread = std::thread([p] { p->serve(); });
+			return false;
 	} catch (...) {
-		/* Not started: run() never took assoc. */
-		reject(assoc, ASC_REASON_SP_PRES_TEMPORARYCONGESTION);
-		return;
+		return false;
 	}
-	s->workers.push_back(std::move(w));
-}
-
-void listen_loop(struct dimse_scp *s)
-{
-	while (!s->stop) {
-		T_ASC_Association *assoc = NULL;
-		bool pause = false;
-		try {
-			OFCondition c = ASC_receiveAssociation(s->net, &assoc, ASC_MAXIMUMPDUSIZE,
-				NULL, NULL, s->tls ? OFTrue : OFFalse, DUL_NOBLOCK, 1);
-			reap(s, false);
-			if (c == DUL_NOASSOCIATIONREQUEST) {
-				ASC_destroyAssociation(&assoc);
-			} else if (c.bad() && s->stop) {
-				drop(assoc);	/* dimse_scp_stop's wake-up call */
-			} else if (c.bad()) {
-				if (s->tls) {
-					char e[DCM_ERR_MAX];
-					set_err(e, "refused a connection that failed the TLS handshake "
-						"(plain DICOM, or no certificate that verifies against our CA file): %s",
-						c.text());
-					note(e);
-				}
-				/* A connection that closed or sent no valid
-				 * A-ASSOCIATE-RQ, or accept() failing (out of
-				 * descriptors): do not spin on it. */
-				drop(assoc);
-				pause = true;
-			} else {
-				start_worker(s, assoc);
-			}
-		} catch (...) {
-			pause = true;
-		}
-		if (pause)
-			std::this_thread::sleep_for(std::chrono::milliseconds(100));
-	}
-	reap(s, true);
-}
-
-int start(const char *aet, int port, int max_assoc, int timeout, const struct dimse_tls *tls,
-	dimse_route_fn *route, void *arg, struct dimse_scp **out, char *err)
-{
-	if (init(err) != 0)
-		return -1;
-	if (!aet_ok(aet)) {
-		set_err(err, "storage SCP: the AE title must be 1-16 characters");
-		return -1;
-	}
-	if (port < 1 || port > 65535 || max_assoc < 1 || timeout < 1 || route == NULL) {
-		set_err(err, "storage SCP: bad arguments (port %d, %d associations, timeout %d)",
-			port, max_assoc, timeout);
-		return -1;
-	}
-	std::unique_ptr<struct dimse_scp> s(new dimse_scp);
-	s->aet = aet;
-	s->port = port;
-	s->timeout = timeout;
-	s->max_assoc = (size_t)max_assoc;
-	s->route = route;
-	s->arg = arg;
-	for (int i = 0; i < numberOfDcmAllStorageSOPClassUIDs; i++)
-		s->classes.insert(dcmAllStorageSOPClassUIDs[i]);
-	if (tls != NULL && tls->on) {
-		s->tls = tls_new(tls, NET_ACCEPTOR, err);
-		if (!s->tls)
-			return -1;
-	}
-
-	DcmSCPConfig cfg;
-	cfg.setAETitle(aet);
-	cfg.setPort((Uint16)port);
-	cfg.setRespondWithCalledAETitle(OFFalse);
-	cfg.setMaxReceivePDULength(ASC_MAXIMUMPDUSIZE);
-	cfg.setACSETimeout((Uint32)timeout);
-	cfg.setDIMSETimeout((Uint32)timeout);
-	/* Non-blocking: the only DIMSE mode in which the timeout is used. */
-	cfg.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
-	cfg.setConnectionBlockingMode(DUL_NOBLOCK);
-	cfg.setConnectionTimeout(1);
-	cfg.setHostLookupEnabled(OFFalse);
-	cfg.setProgressNotificationMode(OFTrue);	/* for the size check */
-	s->cfg = DcmSharedSCPConfig(cfg);
-	/* No reverse DNS lookup of each PACS connecting (a DCMTK global;
-	 * only accepted associations use it). */
-	dcmDisableGethostbyaddr.set(OFTrue);
-
-	OFCondition c = ASC_initializeNetwork(NET_ACCEPTOR, port, timeout, &s->net);
-	if (c.bad()) {
-		s->net = NULL;
-		if (strstr(c.text(), strerror(EADDRINUSE)) != NULL)
-			set_err(err, "storage SCP: port %d is in use (by another program, "
-				"or another thlhp-make?)", port);
-		else
-			set_err(err, "storage SCP: cannot listen on port %d: %s", port, c.text());
-		return -1;
-	}
-	if (s->tls) {
-		/* Not taken over: s->tls outlives the network. */
-		c = ASC_setTransportLayer(s->net, s->tls.get(), 0);
-		if (c.bad()) {
-			set_err(err, "storage SCP: cannot set up TLS: %s", c.text());
-			return -1;
-		}
-	}
-	s->listener = std::thread(listen_loop, s.get());
-	*out = s.release();
-	return 0;
-}
-
-} /* namespace */
-
-extern "C" struct dimse_scp *dimse_scp_start(const char *aet, int port, int max_assoc,
-	int timeout, const struct dimse_tls *tls, dimse_route_fn *route, void *arg,
-	char err[DCM_ERR_MAX])
-{
-	err[0] = '\0';
-	struct dimse_scp *s = NULL;
 	try {
-		if (start(aet, port, max_assoc, timeout, tls, route, arg, &s, err) != 0)
-			s = NULL;
-	} catch (const std::exception &e) {
-		set_err(err, "storage SCP on port %d: %s", port, e.what());
-	} catch (...) {
-		set_err(err, "storage SCP on port %d: unknown exception", port);
-	}
-	return s;
-}
-
-namespace {
-
-/* Connect to the SCP's own port and hang up, so that a listener waiting in
- * ASC_receiveAssociation returns now.  Best effort: when it fails, the
- * listener sees the stop at the end of its 1-s slice. */
-void wake(int port)
-{
-	struct sockaddr_in a;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-
-	if (fd < 0)
-		return;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_port = htons((uint16_t)port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	(void)connect(fd, (struct sockaddr *)&a, sizeof(a));
-	close(fd);
-}
-
-} /* namespace */
-
-extern "C" void dimse_scp_stop(struct dimse_scp *scp)
-{
-	if (scp == NULL)
-		return;
-	try {
-		scp->stop = true;
-		wake(scp->port);
-		if (scp->listener.joinable())
-			scp->listener.join();
-		delete scp;
+		w->run(assoc);	/* ~DcmSCP drops and frees assoc */
 	} catch (...) {
 	}
+	return true;
 }

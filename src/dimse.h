@@ -171,18 +171,22 @@ typedef int dimse_route_fn(void *arg, const char *sop_class, const char *sop_uid
 
 struct dimse_scp;
 
-/* Start a storage SCP for C-MOVE on port (all interfaces), answering to
- * called AE aet, accepting every storage SOP class in the usual transfer
- * syntaxes and writing each instance as it arrived (no transcoding) to a
- * temp file of the sink route() chose, then calling the sink (as for
- * dimse_get's callback);
- * the C-STORE response carries the sink's verdict.  Up to max_assoc
- * associations at once, each on its own thread.  With tls->on only TLS
- * connections are taken (tls->cert and tls->key required) and the PACS
- * must present a certificate that verifies against tls->ca.  NULL with
- * err on failure (port in use: say so). */
-struct dimse_scp *dimse_scp_start(const char *aet, int port, int max_assoc, int timeout,
-    const struct dimse_tls *tls, dimse_route_fn *route, void *arg, char err[DCM_ERR_MAX]);
+/* Start a storage SCP for C-MOVE on bind_addr (IPv4, "0.0.0.0": every
+ * interface) and port, answering to called AE aet and to calling AE
+ * peer_aet only (the PACS; any other is rejected), accepting every
+ * storage SOP class in the usual transfer syntaxes and writing each
+ * instance as it arrived (no transcoding) to a temp file of the sink
+ * route() chose, then calling the sink (as for dimse_get's callback);
+ * the C-STORE response carries the sink's verdict.  Each connection on
+ * its own thread; up to max_assoc associations of the PACS at once (a
+ * connection that has not presented itself within a few seconds is
+ * closed, and does not count).  With tls->on only TLS connections are
+ * taken (tls->cert and tls->key required) and the PACS must present a
+ * certificate that verifies against tls->ca.  NULL with err on failure
+ * (port in use: say so). */
+struct dimse_scp *dimse_scp_start(const char *aet, const char *peer_aet, const char *bind_addr,
+    int port, int max_assoc, int timeout, const struct dimse_tls *tls, dimse_route_fn *route,
+    void *arg, char err[DCM_ERR_MAX]);
 /* Stop accepting, wait for running associations to end, free. */
 void dimse_scp_stop(struct dimse_scp *scp);
 

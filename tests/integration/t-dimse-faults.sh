@@ -170,9 +170,12 @@ config pacs.max_requests_per_minute=240
 run_bg -j2 all
 wait_disk 8
 if [ "$RETRIEVE" = move ]; then
-	# Our storage SCP is up: an instance nobody asked for is refused.
+	# Our storage SCP is up: a stranger is turned away, and an instance
+	# nobody asked for is refused even from the PACS's AE title.
 	osrc=$(awk -F'\t' '$1 == "instance" && $2 == "OTHER-1" { print $6; exit }' "$MANIFEST")
 	TCP_NODELAY=1 storescu -v -aet INTRUDER -aec THLHP 127.0.0.1 "$SCP_PORT" "$osrc" >"$LOG/storescu.out" 2>&1
+	has_line "a C-STORE from another AE than the PACS's is rejected at A-ASSOCIATE" "$LOG/storescu.out" "Calling AE Title Not Recognized"
+	TCP_NODELAY=1 storescu -v -aet ORTHANC -aec THLHP 127.0.0.1 "$SCP_PORT" "$osrc" >"$LOG/storescu.out" 2>&1
 	has_line "an unasked C-STORE to our SCP is refused (0xC000)" "$LOG/storescu.out" "Received Store Response \(Error: CannotUnderstand\)"
 fi
 kill_bg
