@@ -45,14 +45,16 @@ public:
 	struct dimse_counts last = { 0, 0, 0, 0, 0 };
 	bool got_final = false;
 	bool timed_out = false;
+	bool cancelled = false;	/* the caller wanted out: C-CANCEL sent */
 	bool stored = false;	/* some C-STORE reached the SCP meanwhile */
 	unsigned long notes = note_seq.load();	/* to see the SCP's trouble */
 	Uint16 final_status = 0;
 	std::string final_comment;
 
-	/* Send the C-MOVE and read its responses up to the final one. */
-	OFCondition move(T_ASC_PresentationContextID pc, const char *model, const char *dest,
-		int msg_id, DcmDataset *q)
+	/* Send the C-MOVE and read its responses up to the final one,
+	 * looking each second whether peer's caller wants out. */
+	OFCondition move(const struct dimse_peer *peer, T_ASC_PresentationContextID pc,
+		const char *model, const char *dest, int msg_id, DcmDataset *q)
 	{
 		T_DIMSE_Message msg;
 		memset(&msg, 0, sizeof msg);
@@ -70,19 +72,26 @@ public:
 		if (c.bad())
 			return c;
 
-		for (;;) {
+		for (int idle = 0;;) {
 			T_DIMSE_Message rsp;
 			memset(&rsp, 0, sizeof rsp);
 			DcmDataset *sd = NULL;
 			T_ASC_PresentationContextID id = pc;
-			c = receiveDIMSECommand(&id, &rsp, &sd, NULL, 0);
+			if (stopping(peer)) {
+				cancel(pc, msg_id);
+				return DIMSE_READPDVFAILED;	/* the caller aborts */
+			}
+			c = receiveDIMSECommand(&id, &rsp, &sd, NULL, 1);
 			std::unique_ptr<DcmDataset> detail(sd);
 			if (c == DIMSE_NODATAAVAILABLE) {
 				unsigned long long now = store_activity.load();
 				if (now != seen) {
 					seen = now;	/* the PACS is busy sending */
+					idle = 0;
 					continue;
 				}
+				if (++idle < peer->timeout)
+					continue;
 				timed_out = true;
 				return c;
 			}
@@ -118,6 +127,19 @@ public:
 			return EC_Normal;
 		}
 	}
+
+private:
+	/* C-CANCEL of our C-MOVE (its Message ID is ours, not DcmSCU's). */
+	void cancel(T_ASC_PresentationContextID pc, int msg_id)
+	{
+		T_DIMSE_Message msg;
+		memset(&msg, 0, sizeof msg);
+		msg.CommandField = DIMSE_C_CANCEL_RQ;
+		msg.msg.CCancelRQ.MessageIDBeingRespondedTo = (Uint16)msg_id;
+		msg.msg.CCancelRQ.DataSetType = DIMSE_DATASET_NULL;
+		cancelled = true;
+		sendDIMSEMessage(pc, &msg, NULL);
+	}
 };
 
 int do_move(const struct dimse_peer *peer, const char *dest_aet, int msg_id,
@@ -147,7 +169,12 @@ int do_move(const struct dimse_peer *peer, const char *dest_aet, int msg_id,
 	if (pc == 0)
 		return -1;
 
-	OFCondition c = scu.move(pc, model, dest_aet, msg_id, &q);
+	OFCondition c = scu.move(peer, pc, model, dest_aet, msg_id, &q);
+	if (scu.cancelled) {
+		scu.abortAssociation();
+		set_err(err, "interrupted");
+		return -1;
+	}
 	/* What our SCP had to say meanwhile, usually why the PACS failed;
 	 * maybe about a concurrent C-MOVE. */
 	std::string why;

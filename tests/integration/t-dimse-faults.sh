@@ -207,9 +207,7 @@ has_line "it says what it is doing" "$ERR" "interrupted: stopping 1 running job"
 no_line "the stopped job is not reported as failed" "$ERR" "^thlhp-make: download .*interrupted"
 run -t status
 no_line "-t status shows no failure" "$OUT" "failed"
-if [ "$RETRIEVE" = get ]; then
-	has_line "the retrieve was cancelled on the wire (C-CANCEL)" "$PROXY_LOG" " c2s C-CANCEL-RQ "
-fi
+has_line "the retrieve was cancelled on the wire (C-CANCEL)" "$PROXY_LOG" " c2s C-CANCEL-RQ "
 run -j4 all
 exit_is "the next run completes" 0
 ok "with every archive complete" archives_match
