@@ -66,7 +66,7 @@ download_start(struct job *job)
 		errf(job->err, sizeof(job->err), "needs the source, which --offline leaves alone");
 		return -1;
 	}
-	if (mkdirs(s->dir, job->err, sizeof(job->err)) < 0)
+	if (mkdirs_under(ctx->cfg->output.dicom_dir, s->dir, 1, job->err, sizeof(job->err)) < 0)
 		return -1;
 	remove_dead_temps(s->dir);
 	sops = list_dcm(s->dir, &n, job->err, sizeof(job->err));

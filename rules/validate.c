@@ -54,6 +54,9 @@ validate_start(struct job *job)
 	struct vin *in = xcalloc(1, sizeof(*in));
 
 	job->in = in;
+	if (mkdirs_under(job->ctx->cfg->output.dicom_dir, ((struct series *)job->obj)->dir, 0,
+	    job->err, sizeof(job->err)) < 0)
+		return -1;
 	remove_dead_temps(((struct series *)job->obj)->dir);
 	if (state_load_instances(job->ctx->st, job->obj, &in->inst, &in->n) < 0) {
 		errf(job->err, sizeof(job->err), "%s", job->ctx->st->err);

@@ -359,8 +359,18 @@ write_archive(struct job *job, struct zin *z)
 		zip_int64_t idx;
 		struct stat st;
 
-		if (z->zd && stat(z->e[i].path, &st) == 0 && st.st_size > 0 &&
-		    st.st_size <= ZDEFLATE_MAX)
+		/* Validated as regular files; a link put there since is not
+		 * followed (libzip's own source would follow it). */
+		if (lstat(z->e[i].path, &st) < 0) {
+			errf(job->err, sizeof(job->err), "%s: %s", z->e[i].path, strerror(errno));
+			goto bad;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			errf(job->err, sizeof(job->err), "%s: not a regular file; run again to "
+			    "validate and fetch it again", z->e[i].path);
+			goto bad;
+		}
+		if (z->zd && st.st_size > 0 && st.st_size <= ZDEFLATE_MAX)
 			src = zdeflate_source(za, z->zd, z->e[i].path, st.st_size, ENTRY_TIME);
 		else
 			src = zip_source_file(za, z->e[i].path, 0, -1);

@@ -4,9 +4,17 @@
  * whose size or mtime changed since the last run (the src_file cache in
  * state), so a rescan of an unchanged tree reads no DICOM content.  The
  * fetch hard-links (or copies) each file into the series folder.
+ *
+ * Only regular files are read.  A symbolic link is followed only when it
+ * leads inside the tree, and then its target is read where it lies (the
+ * walk meets it there), so a link never makes a duplicate and behaves the
+ * same on any filesystem; a link leading out of the tree is skipped with a
+ * warning on every run.  A file that is not DICOM is named once, on the
+ * run that first reads it, and many at once are one summary line.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +49,11 @@ struct folder {
 	char **warnings;          /* printed on the main thread */
 	int nwarn;
 	int queried;
+	char *root;               /* realpath of [pacs] path: links inside it are its own */
 };
+
+/* Name this many non-DICOM files of a run one by one; more make one line. */
+enum { NONDICOM_NAMED = 3 };
 
 static void
 ent_free(struct ent *e)
@@ -153,7 +165,23 @@ cmp_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Walk dir depth first in name order; symlinked folders are not followed. */
+/* A symbolic link met by the walk: one inside the tree is left to the walk,
+ * which reads its target where it lies; one leading out is skipped. */
+static void
+walk_link(struct folder *fo, const char *path)
+{
+	char *real = realpath(path, NULL);
+	size_t rl = strlen(fo->root);
+
+	if (!real)
+		folder_warn(fo, "%s: symbolic link to nothing (%s), skipped", path, strerror(errno));
+	else if (strncmp(real, fo->root, rl) != 0 || (real[rl] != '/' && strcmp(fo->root, "/") != 0))
+		folder_warn(fo, "%s: symbolic link to %s, outside the source folder, skipped "
+		    "(links are followed only inside it: copy or move the file in)", path, real);
+	free(real);
+}
+
+/* Walk dir depth first in name order; links are not followed (walk_link). */
 static int
 walk(struct folder *fo, struct job *job, const char *dir, char *err, size_t errlen)
 {
@@ -176,18 +204,21 @@ walk(struct folder *fo, struct job *job, const char *dir, char *err, size_t errl
 	qsort(names, (size_t)n, sizeof(*names), cmp_name);
 	for (int i = 0; i < n && rc == 0; i++) {
 		char *path = xasprintf("%s/%s", dir, names[i]);
-		struct stat sb, lb;
+		struct stat sb;
 		struct ent *e;
 
 		if (job_cancelled(job)) {
 			errf(err, errlen, "interrupted");
 			rc = -1;
-		} else if (lstat(path, &lb) < 0 || stat(path, &sb) < 0) {
+		} else if (lstat(path, &sb) < 0) {
 			folder_warn(fo, "%s: %s, skipped", path, strerror(errno));
+		} else if (S_ISLNK(sb.st_mode)) {
+			walk_link(fo, path);
 		} else if (S_ISDIR(sb.st_mode)) {
-			if (!S_ISLNK(lb.st_mode))
-				rc = walk(fo, job, path, err, errlen);
-		} else if (S_ISREG(sb.st_mode)) {
+			rc = walk(fo, job, path, err, errlen);
+		} else if (!S_ISREG(sb.st_mode)) {
+			folder_warn(fo, "%s: not a regular file, skipped", path);
+		} else {
 			int64_t mt = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
 
 			e = htab_get(&fo->bypath, path);
@@ -228,6 +259,8 @@ static void
 group(struct folder *fo, struct ctx *ctx, struct query_result *r)
 {
 	struct htab sops;
+	struct ent *eg[NONDICOM_NAMED];
+	int nnew = 0, nold = 0;
 
 	htab_init(&sops);
 	for (int i = 0; i < fo->nent; i++) {
@@ -237,7 +270,13 @@ group(struct folder *fo, struct ctx *ctx, struct query_result *r)
 		if (!e->seen)
 			continue;
 		if (e->f.error) {
-			folder_warn(fo, "%s: %s, skipped", e->f.path, e->f.error);
+			/* Named on the run that read it; the cache remembers. */
+			if (!e->changed)
+				nold++;
+			else if (strncmp(e->f.error, "not a DICOM file", 16) != 0)
+				folder_warn(fo, "%s: %s, skipped", e->f.path, e->f.error);
+			else if (nnew++ < NONDICOM_NAMED)
+				eg[nnew - 1] = e;
 			continue;
 		}
 		if (!select_patient(ctx->sel, e->f.patient) ||
@@ -279,6 +318,16 @@ group(struct folder *fo, struct ctx *ctx, struct query_result *r)
 		flist_add(l, e->f.sop, e->f.path);
 	}
 	htab_free(&sops);
+	if (nnew > NONDICOM_NAMED)
+		folder_warn(fo, "%s: skipped %d non-DICOM files, e.g. %s, %s, %s; later runs name "
+		    "only new ones", ctx->cfg->pacs.path, nnew, eg[0]->f.path, eg[1]->f.path,
+		    eg[2]->f.path);
+	else
+		for (int i = 0; i < nnew; i++)
+			folder_warn(fo, "%s: %s, skipped", eg[i]->f.path, eg[i]->f.error);
+	if (nold && verbosity > 1)
+		folder_warn(fo, "%s: %d files skipped as on earlier runs (not DICOM or damaged)",
+		    ctx->cfg->pacs.path, nold);
 	for (int i = 0; i < fo->nser; i++) {
 		fo->ser[i]->f.expected = fo->ser[i]->n;
 		query_add(r, &fo->ser[i]->f);
@@ -290,6 +339,11 @@ folder_query(struct source *src, struct job *job, struct query_result *r)
 {
 	struct folder *fo = src->priv;
 
+	free(fo->root);
+	if (!(fo->root = realpath(src->cfg->pacs.path, NULL))) {
+		errf(job->err, sizeof(job->err), "%s: %s", src->cfg->pacs.path, strerror(errno));
+		return -1;
+	}
 	if (walk(fo, job, src->cfg->pacs.path, job->err, sizeof(job->err)) < 0)
 		return -1;
 	group(fo, job->ctx, r);
@@ -403,6 +457,7 @@ folder_close(struct source *src)
 	for (int i = 0; i < fo->nwarn; i++)
 		free(fo->warnings[i]);
 	free(fo->warnings);
+	free(fo->root);
 	free(fo->ent);
 	free(fo->ser);
 	htab_free(&fo->bypath);

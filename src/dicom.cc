@@ -23,7 +23,9 @@
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace {
 
@@ -111,6 +113,22 @@ int get_dup(DcmItem *item, const DcmTagKey &tag, const char *name, char **out, c
 	return 0;
 }
 
+/* Do the first n bytes of a file look like DICOM: a 128-byte preamble
+ * and "DICM" (PS3.10), or a dataset without one that starts with a data
+ * element of an even group (either byte order)?  DCMTK reads anything,
+ * and reads a zero-filled file as (0000,0000) elements to its end, which
+ * for gigabytes takes minutes. */
+bool dicom_start(const unsigned char *b, ssize_t n)
+{
+	if (n >= 132 && memcmp(b + 128, "DICM", 4) == 0)
+		return true;
+	if (n < 8)
+		return false;
+	unsigned le = b[0] | b[1] << 8, be = b[0] << 8 | b[1];
+	return (le % 2 == 0 && le >= 0x0002 && le <= 0x7fe0) ||
+	       (be % 2 == 0 && be >= 0x0002 && be <= 0x7fe0);
+}
+
 int fill(DcmFileFormat &ff, struct dcm_header *h, char *err)
 {
 	DcmItem *ds = ff.getDataset();
@@ -154,17 +172,28 @@ int load(const char *path, struct dcm_header *h, char *err, bool full)
 			set_err(err, "DICOM data dictionary not loaded (check DCMDICTPATH)");
 			return -1;
 		}
-		/* DCMTK's own open error would read as "not a DICOM file". */
-		FILE *f = fopen(path, "rb");
-		if (f == NULL) {
-			set_err(err, "cannot open: %s", strerror(errno));
+		/* DCMTK's own open error would read as "not a DICOM file".
+		 * Never through a link, never blocking (a FIFO waits for a
+		 * writer forever, deaf to SIGTERM). */
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+		if (fd < 0) {
+			if (errno == ELOOP)
+				set_err(err, "a symbolic link, not a regular file");
+			else
+				set_err(err, "cannot open: %s", strerror(errno));
 			return -1;
 		}
 		struct stat st;
-		bool reg = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
-		fclose(f);
+		bool reg = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+		unsigned char head[132];
+		ssize_t n = reg ? pread(fd, head, sizeof head, 0) : 0;
+		close(fd);
 		if (!reg) {
 			set_err(err, "not a regular file");
+			return -1;
+		}
+		if (!dicom_start(head, n)) {
+			set_err(err, "not a DICOM file (starts with neither a DICOM preamble nor a DICOM group)");
 			return -1;
 		}
 

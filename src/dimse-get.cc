@@ -247,7 +247,7 @@ protected:
 		/* Create it ourselves first: if that fails, the dataset can
 		 * still be skipped and the C-STORE refused, and the session
 		 * goes on.  (DcmSCU would end it.) */
-		int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+		int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
 		if (fd < 0) {
 			set_err(e, "cannot create %s: %s", path.c_str(), strerror(errno));
 			failed(e, STATUS_STORE_Refused_OutOfResources);

@@ -243,7 +243,7 @@ private:
 		std::string path = sink.tmp_prefix + std::to_string(++tmp_counter);
 		/* Created first, as dimse-get.cc does: if that fails the
 		 * dataset is skipped and the C-STORE refused. */
-		int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+		int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
 		if (fd < 0) {
 			set_err(e, "cannot create %s: %s", path.c_str(), strerror(errno));
 			note(e);

@@ -8,10 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
+#ifdef __linux__
+#include <linux/fs.h>         /* FICLONE */
+#endif
 #include "fileio.h"
 #include "names.h"
 #include "util.h"
@@ -39,6 +43,65 @@ mkdirs(const char *path, char *err, size_t errlen)
 			break;
 	}
 	free(d);
+	return rc;
+}
+
+int
+mkdirs_under(const char *root, const char *path, int create, char *err, size_t errlen)
+{
+	size_t rl = strlen(root);
+	char *rel, *comp, *save, *sofar;
+	int fd, rc = 0;
+
+	while (rl > 1 && root[rl - 1] == '/')
+		rl--;
+	if (strncmp(path, root, rl) != 0 || (path[rl] != '/' && path[rl] != '\0'))
+		return create ? mkdirs(path, err, errlen) : 0;   /* not under root: nothing to guard */
+	if (create && mkdirs(root, err, errlen) < 0)
+		return -1;
+	if ((fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		if (errno == ENOENT && !create)
+			return 0;
+		errf(err, errlen, "%s: %s", root, strerror(errno));
+		return -1;
+	}
+	rel = xstrdup(path + rl);
+	sofar = xstrdup(path);
+	sofar[rl] = '\0';
+	for (comp = strtok_r(rel, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
+		struct stat sb;
+		int next;
+
+		strcat(sofar, "/");
+		strcat(sofar, comp);
+		if (create && mkdirat(fd, comp, 0755) < 0 && errno != EEXIST) {
+			errf(err, errlen, "%s: cannot create folder: %s", sofar, strerror(errno));
+			rc = -1;
+			break;
+		}
+		next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0) {
+			int e = errno;
+
+			if (e == ENOENT && !create)
+				break;
+			if (fstatat(fd, comp, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(sb.st_mode))
+				errf(err, errlen, "%s: a symbolic link, not a folder; nothing is read or "
+				    "written through links inside %.*s (put a real folder there, then run "
+				    "again)", sofar, (int)rl, root);
+			else if (e == ENOTDIR)
+				errf(err, errlen, "%s: not a folder (remove it, then run again)", sofar);
+			else
+				errf(err, errlen, "%s: %s", sofar, strerror(e));
+			rc = -1;
+			break;
+		}
+		close(fd);
+		fd = next;
+	}
+	close(fd);
+	free(rel);
+	free(sofar);
 	return rc;
 }
 
@@ -123,23 +186,40 @@ hash_copy(int fd, int out, uint64_t *hash, atomic_llong *bytes, const char *path
 	return rc;
 }
 
+/* Open path for reading if it is a regular file: never through a link,
+ * never blocking (a FIFO would wait for a writer forever).  The fd, or -1
+ * with the message in err. */
+static int
+open_regular(const char *path, struct stat *sb, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	struct stat lb;
+
+	if (fd < 0) {
+		if (errno == ELOOP && lstat(path, &lb) == 0 && S_ISLNK(lb.st_mode))
+			errf(err, errlen, "%s: a symbolic link, not a regular file", path);
+		else
+			errf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, sb) < 0 || !S_ISREG(sb->st_mode)) {
+		errf(err, errlen, "%s: not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int
 hash_file(const char *path, uint64_t *hash, int64_t *size, int64_t *mtime,
     atomic_llong *bytes, char *err, size_t errlen)
 {
 	struct stat sb;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = open_regular(path, &sb, err, errlen);
 	int rc;
 
-	if (fd < 0) {
-		errf(err, errlen, "%s: %s", path, strerror(errno));
+	if (fd < 0)
 		return -1;
-	}
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		errf(err, errlen, "%s: not a regular file", path);
-		close(fd);
-		return -1;
-	}
 	rc = hash_copy(fd, -1, hash, bytes, path, NULL, err, errlen);
 	*size = sb.st_size;
 	*mtime = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
@@ -178,8 +258,14 @@ tmp_name(const char *dst)
 	return xasprintf("%.*s%s%s", dirlen, dst, tmp_tag(), base);
 }
 
-int
-import_file(const char *src, const char *dst, uint64_t *hash, int64_t *size,
+/* How put_file makes dst share src's data, if it can. */
+enum put_how {
+	PUT_LINK,                 /* a hard link: dst is src */
+	PUT_CLONE,                /* a reflink: shared blocks, a file of its own */
+};
+
+static int
+put_file(const char *src, const char *dst, enum put_how how, uint64_t *hash, int64_t *size,
     int64_t *mtime, atomic_llong *bytes, char *err, size_t errlen)
 {
 	char *tmp = tmp_name(dst);
@@ -187,25 +273,32 @@ import_file(const char *src, const char *dst, uint64_t *hash, int64_t *size,
 	int in = -1, out = -1, rc = -1;
 
 	unlink(tmp);
-	if (link(src, tmp) == 0) {
+	/* Open src first, refusing a link or a FIFO, so that link() below
+	 * never links a symlink (which then reads as ELOOP). */
+	if ((in = open_regular(src, &sb, err, errlen)) < 0)
+		goto out;
+	if (how == PUT_LINK && link(src, tmp) == 0) {
 		/* Same filesystem: the link is the file; hash it by reading. */
 		if (hash_file(tmp, hash, size, mtime, bytes, err, errlen) < 0)
 			goto out;
 	} else {
-		if (errno != EXDEV && errno != EPERM && errno != EMLINK) {
+		if (how == PUT_LINK && errno != EXDEV && errno != EPERM && errno != EMLINK) {
 			errf(err, errlen, "%s: link: %s", tmp, strerror(errno));
 			goto out;
 		}
-		in = open(src, O_RDONLY | O_CLOEXEC);
-		if (in < 0) {
-			errf(err, errlen, "%s: %s", src, strerror(errno));
-			goto out;
-		}
-		out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 		if (out < 0) {
 			errf(err, errlen, "%s: %s", tmp, strerror(errno));
 			goto out;
 		}
+#ifdef FICLONE
+		/* A reflink shares blocks until either side is written; the
+		 * data is still read once, for the hash. */
+		if (how == PUT_CLONE && ioctl(out, FICLONE, in) == 0) {
+			if (hash_copy(in, -1, hash, bytes, src, dst, err, errlen) < 0)
+				goto out;
+		} else
+#endif
 		/* Messages name dst: the temp name means nothing to the user. */
 		if (hash_copy(in, out, hash, bytes, src, dst, err, errlen) < 0)
 			goto out;
@@ -238,12 +331,26 @@ out:
 	return rc;
 }
 
+int
+import_file(const char *src, const char *dst, uint64_t *hash, int64_t *size,
+    int64_t *mtime, atomic_llong *bytes, char *err, size_t errlen)
+{
+	return put_file(src, dst, PUT_LINK, hash, size, mtime, bytes, err, errlen);
+}
+
+int
+copy_file(const char *src, const char *dst, uint64_t *hash, int64_t *size,
+    int64_t *mtime, atomic_llong *bytes, char *err, size_t errlen)
+{
+	return put_file(src, dst, PUT_CLONE, hash, size, mtime, bytes, err, errlen);
+}
+
 int64_t
 mtime_ns(const char *path, int64_t *size)
 {
 	struct stat sb;
 
-	if (stat(path, &sb) < 0)
+	if (lstat(path, &sb) < 0)
 		return -1;
 	if (size)
 		*size = sb.st_size;

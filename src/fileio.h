@@ -14,15 +14,27 @@
 
 /* mkdir -p, mode 0755 (0700 not needed: the parent's mode protects). */
 int mkdirs(const char *path, char *err, size_t errlen);
+/* path is root/a/b/...: with create, mkdir -p it; either way refuse a
+ * component below root that is a symbolic link or not a folder, so that
+ * nothing is written or read through a link planted inside root (root
+ * itself may be a link: the user's choice).  A missing component is not an
+ * error without create. */
+int mkdirs_under(const char *root, const char *path, int create, char *err, size_t errlen);
 /* fsync the folder holding path, so a rename in it is durable. */
 int fsync_parent(const char *path, char *err, size_t errlen);
-/* XXH3-64 of a file's content, and its size and mtime (ns) as read. */
+/* XXH3-64 of a file's content, and its size and mtime (ns) as read.  A
+ * symbolic link, FIFO or any other non-regular file is refused, never
+ * opened blocking. */
 int hash_file(const char *path, uint64_t *hash, int64_t *size, int64_t *mtime,
     atomic_llong *bytes, char *err, size_t errlen);
-/* Put src at dst complete or not at all: hard link when both are on one
- * filesystem, else copy (hashing while writing) and fsync; then rename.
- * Fills hash, size and mtime of dst. */
+/* Put src (a regular file, never a link) at dst complete or not at all:
+ * hard link when both are on one filesystem, else copy (hashing while
+ * writing) and fsync; then rename.  Fills hash, size and mtime of dst. */
 int import_file(const char *src, const char *dst, uint64_t *hash, int64_t *size,
+    int64_t *mtime, atomic_llong *bytes, char *err, size_t errlen);
+/* As import_file, but dst is always a file of its own: a reflink where the
+ * filesystem can (FICLONE), else a copy; editing dst never changes src. */
+int copy_file(const char *src, const char *dst, uint64_t *hash, int64_t *size,
     int64_t *mtime, atomic_llong *bytes, char *err, size_t errlen);
 /* This process's temp files start with TMP_PREFIX "<pid>@<host>-", host
  * eight hex digits of a hash of the host name: processes on several hosts
@@ -34,7 +46,8 @@ char *tmp_name(const char *dst);
  * a full disk or the file size limit is the user's to fix, and then a rerun
  * goes on.  "" for other errors; buf holds the text when needed. */
 const char *write_hint(int e, char *buf, size_t len);
-/* st_mtim of path in ns, or -1 (errno set). */
+/* st_mtim of path in ns, or -1 (errno set); of a link itself (lstat), so
+ * a file swapped for a link never matches what was recorded. */
 int64_t mtime_ns(const char *path, int64_t *size);
 /* A sorted list of the <sop> of every <sop>.dcm in dir (NULL-terminated,
  * malloc'd); *n the count.  A missing dir is an empty list. */

@@ -302,7 +302,7 @@ tool_qc(const struct options *o)
 				uint64_t h;
 				int64_t size, mt;
 
-				if (import_file(src, dst, &h, &size, &mt, NULL, e, sizeof(e)) < 0)
+				if (copy_file(src, dst, &h, &size, &mt, NULL, e, sizeof(e)) < 0)
 					warn("%s", e);
 				else
 					copied++, nbytes += size;

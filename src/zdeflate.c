@@ -80,7 +80,7 @@ read_all(struct zsrc *s)
 	unsigned char *p;
 	struct stat st;
 	size_t got = 0;
-	int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+	int fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 
 	if (fd < 0)
 		goto sys;

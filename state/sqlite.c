@@ -70,11 +70,26 @@ static int
 take_lock(const char *path, int wait, char *err, size_t errlen)
 {
 	char *lp = xasprintf("%s.lock", path), who[300] = "", host[256] = "?";
-	int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	/* Never through a link: the holder's line is written over the file,
+	 * and a planted link would have us truncate whatever it names. */
+	int fd = open(lp, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+	struct stat sb = { 0 };
 	ssize_t n;
 
+	if (fd < 0 && errno == ELOOP) {
+		errf(err, errlen, "%s: a symbolic link, not the lock file; remove it, then run again", lp);
+		free(lp);
+		return -1;
+	}
 	if (fd < 0) {
 		errf(err, errlen, "%s: %s", lp, strerror(errno));
+		free(lp);
+		return -1;
+	}
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1) {
+		errf(err, errlen, "%s: %s, not the lock file; remove it, then run again", lp,
+		    S_ISREG(sb.st_mode) ? "a file with other hard links" : "not a regular file");
+		close(fd);
 		free(lp);
 		return -1;
 	}
