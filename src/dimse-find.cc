@@ -118,7 +118,7 @@ private:
 		char e[DCM_ERR_MAX];
 		auto spoil = [&](int rc) {
 			if (rc != 0 && m->bad[0] == '\0')
-				snprintf(m->bad, sizeof m->bad, "%s", e);
+				OFStandard::strlcpy(m->bad, e, sizeof m->bad);
 		};
 		if (ds == NULL) {
 			snprintf(m->bad, sizeof m->bad, "a pending C-FIND response without identifier");

@@ -173,7 +173,7 @@ if [ "$MOUNTS" = 1 ]; then
 	run -j2 all
 	exit_is "all on a disk that fills up" 2
 	has_line "stderr names the instance file and says No space left on device" "$ERR" \
-		'^thlhp-make: download TH-D[0-9] [0-9.]+: data/dicom/TH-D[0-9]/[0-9.]+/[0-9.]+/[0-9.]+\.dcm: cannot write: No space left on device'
+		'^thlhp-make: download TH-D[0-9] (#[0-9]+ )?[0-9.]+: data/dicom/TH-D[0-9]/[0-9.]+/[0-9.]+/[0-9.]+\.dcm: cannot write: No space left on device'
 	one_line_per_failure "A" "No space left on device"
 	after_failure "A"
 
