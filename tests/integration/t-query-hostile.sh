@@ -96,6 +96,7 @@ else
 	pass "-t status never shows TH-A1 as a patient of 1 series, unless failed or incomplete"
 fi
 no_line "-t status never names TH-A1__seriesCount1.zip" "$OUT" 'TH-A1__seriesCount1'
+say "    (TH-A1 in -t status: $(grep -E '^TH-A1 ' "$OUT" | tr -s ' '))"
 run --offline -n
 no_line "--offline -n after that query never plans TH-A1__seriesCount1.zip" "$OUT" 'TH-A1__seriesCount1\.zip'
 # The count fails once only: a retry may get it.
@@ -134,6 +135,7 @@ has_line "TH-B1__seriesCount2.zip planned" "$OUT" '^zip +data/zip/TH-B1__seriesC
 has_line "TH-B2__seriesCount1.zip planned" "$OUT" '^zip +data/zip/TH-B2__seriesCount1\.zip'
 count_is "each series counted at IMAGE level" <(finds "$LOG/F1.log" IMAGE) . 3
 no_line "the PACS never had to reject an association" "$LOG/F1.log" ' REJECT '
+count_is "the whole query walk used one association" "$LOG/F1.log" ' ASSOCIATE ' 1
 run query
 exit_is "query against it" 0
 has_line "query: 3 series at the source" "$OUT" '[^0-9]3 series at the source'
