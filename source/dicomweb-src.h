@@ -27,8 +27,9 @@ struct dicomweb {
 	char *base;               /* [pacs] url without a trailing '/' */
 };
 
-/* One GET within lim, after its token: 0, -1 with job->err, or -2 for an
- * answer no retry can change. */
+/* One GET within lim, after its token: 0, -1 with job->err, -2 for an
+ * answer no retry can change, or -3 for a failure status (5xx, 408, 429)
+ * a retry may change. */
 int dw_get(struct job *job, const char *url, const char *accept, const struct http_limits *lim,
     http_body_fn *fn, void *arg);
 /* GET a QIDO url (with '?' in it) page by page; fn for each object. */

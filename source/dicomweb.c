@@ -107,7 +107,10 @@ dw_get(struct job *job, const char *url, const char *accept, const struct http_l
 	/* The same request would get the same too large answer. */
 	if (r.too_big)
 		return -2;
-	return r.status >= 400 && r.status < 500 && r.status != 408 && r.status != 429 ? -2 : -1;
+	if (r.status >= 400 && r.status < 500 && r.status != 408 && r.status != 429)
+		return -2;
+	/* The server answered, with a failure a retry may change. */
+	return r.status >= 400 ? -3 : -1;
 }
 
 /* ---- QIDO-RS: JSON ---------------------------------------------------- */
@@ -361,6 +364,7 @@ struct walk {
 	int n;
 	struct query_result *r;
 	const struct study *st;   /* the study whose series are asked */
+	int last;                 /* the query's last attempt */
 };
 
 /* A UID of o for the catalog, into out; when it is not one, why. */
@@ -388,8 +392,14 @@ on_study(void *arg, json_t *o)
 	char *pid = dw_attr_dup(o, "00100020"), why[160];
 
 	if (pid && strlen(pid) >= sizeof(s.patient)) {
-		query_note(w->r, "skipped a study record the server sent: its PatientID is %zu "
-		    "bytes long", strlen(pid));
+		char *uid = dw_attr_dup(o, "0020000D");
+
+		/* Named by its study (and the ID asked), as over DIMSE. */
+		query_note(w->r, "skipped a study record the server sent (study \"%.80s\"%s%s%s): "
+		    "its PatientID is %zu bytes long", uid ? uid : "",
+		    uid && strlen(uid) > 80 ? "..." : "", w->asked ? " in answer to patient " : "",
+		    w->asked ? w->asked : "", strlen(pid));
+		free(uid);
 		free(pid);
 		return 0;
 	}
@@ -420,6 +430,17 @@ count_one(void *arg, json_t *o)
 {
 	(*(int *)arg)++;
 	return 0;
+}
+
+/* Whether a request about one study's patient that failed with rc spoils
+ * that patient (as a failure status does over DIMSE) rather than the
+ * query: an answer no retry can change, or one a retry may change once
+ * the retries are spent.  A server that could not be asked at all fails
+ * the query, which is retried. */
+static int
+spoils(const struct walk *w, int rc)
+{
+	return rc == -2 || (rc == -3 && w->last);
 }
 
 static int
@@ -462,7 +483,11 @@ on_series(void *arg, json_t *o)
 		rc = dw_qido(w->job, u, count_one, &n);
 		free(u);
 		f.expected = n;
-		if (rc == 0 && n == 0) {
+		if (spoils(w, rc)) {
+			query_fail(w->r, w->st->patient, "counting the instances of series %s: %s",
+			    uid, w->job->err);
+			rc = 1;
+		} else if (rc == 0 && n == 0) {
 			query_note(w->r, "patient %s: series %s (study %s) holds no instances at the "
 			    "source; left out", w->st->patient, uid, w->st->uid);
 			rc = 1;
@@ -475,14 +500,20 @@ on_series(void *arg, json_t *o)
 	return rc < 0 ? -1 : 0;
 }
 
+struct attempt {
+	struct query_result *r;
+	int n;                    /* attempts made */
+};
+
 static int
 query_once(struct job *job, void *arg)
 {
-	struct query_result *r = arg;
+	struct attempt *a = arg;
+	struct query_result *r = a->r;
 	const struct config *cfg = job->ctx->cfg;
 	const struct select *sel = job->ctx->sel;
 	struct dicomweb *d = job->ctx->src->priv;
-	struct walk w = { .job = job, .sel = sel, .r = r };
+	struct walk w = { .job = job, .sel = sel, .r = r, .last = ++a->n > cfg->pacs.retries };
 	char *date = cfg->select.study_date ? http_escape(cfg->select.study_date) : NULL;
 	int rc = -1, nw = select_nwild(sel);
 
@@ -519,6 +550,11 @@ query_once(struct job *job, void *arg)
 		    "&includefield=00200011&includefield=0008103E", d->base, w.v[i].uid);
 		rc = dw_qido(job, u, on_series, &w);
 		free(u);
+		if (spoils(&w, rc)) {
+			query_fail(r, w.v[i].patient, "series query of study %s: %s", w.v[i].uid,
+			    job->err);
+			rc = 0;
+		}
 		if (rc < 0)
 			goto out;
 		atomic_fetch_add(&job->done, 1);
@@ -534,7 +570,9 @@ out:
 static int
 dw_query(struct source *src, struct job *job, struct query_result *r)
 {
-	return source_retry(job, query_once, r);
+	struct attempt a = { .r = r };
+
+	return source_retry(job, query_once, &a);
 }
 
 static int
