@@ -155,8 +155,18 @@ query_finish(struct job *job, int rc)
 	return rc;
 }
 
+/* What is asked: the folder, or "PACS". */
+static char *
+query_label(struct ctx *ctx, void *obj)
+{
+	(void)obj;
+	return xstrdup(ctx->cfg->pacs.protocol == PROTO_FOLDER ? ctx->cfg->pacs.path : "PACS");
+}
+
 const struct rule rule_query = {
 	.name = "query",
+	.per = PER_RUN,
+	.label = query_label,
 	.pool = POOL_PACS,
 	.plan = query_plan,
 	.start = query_start,

@@ -1,8 +1,11 @@
 /*
- * rule.h - one interface for every rule (query, download, validate, zip),
- * as tmux's cmd_entry: each rules/X.c exports one const descriptor, listed
- * in rules/rules.c.  A rule never reaches into the scheduler; the
- * scheduler only calls these four functions.
+ * rule.h - one interface for every stage, as tmux's cmd_entry: each
+ * rules/X.c exports one const descriptor, listed in stage order in
+ * rules/rules.c's rule_table.  The engine builds the graph, the claims,
+ * the reports and the targets from the table alone, by what a descriptor
+ * says (per, after, ...): no file outside rules/ names a stage.  A rule
+ * never reaches into the scheduler; the scheduler only calls plan, start,
+ * run and finish.
  */
 #ifndef THLHP_RULE_H
 #define THLHP_RULE_H
@@ -59,9 +62,42 @@ struct job {
 	char err[JOB_ERR_MAX];    /* why it failed */
 };
 
+/* What a stage makes one target for. */
+enum rule_per {
+	PER_RUN,                  /* one for the run, first and alone: the query */
+	PER_SERIES,               /* each series of a patient (obj: struct series) */
+	PER_PATIENT,              /* each patient (obj: struct patient), from all
+	                           * its series' targets of the stage before */
+};
+
 struct rule {
-	const char *name;         /* stage name: "download" */
+	const char *name;         /* stage name: "download"; a target NAME or NAME:P */
+	enum rule_per per;
+	/* The stage its targets are made from, or NULL (the catalog): a
+	 * series stage after a series stage gets an edge from the same
+	 * series' target; a patient stage after a series stage fans in from
+	 * all of the patient's. */
+	const char *after;
 	enum pool pool;
+	/* -B of a patient or of all leaves it alone (a download: the files
+	 * are checked, not fetched again); only -B NAME or NAME:P redoes it. */
+	int costly;
+	/* What one target makes, when its file is the patient's deliverable,
+	 * named by its label ("archive"): -t status and -t inventory show it,
+	 * the end of a build lists those made, messages name it.  NULL for a
+	 * stage whose targets are steps. */
+	const char *product;
+	/* Main thread: the target's label, malloc'd: the file it makes for
+	 * a product, else "<patient> <series UID>" or what it reads. */
+	char *(*label)(struct ctx *ctx, void *obj);
+	/* Main thread, once before planning (or NULL): look at what it
+	 * needs for every target (the archives in zip_dir). */
+	void (*prepare)(struct ctx *ctx);
+	/* A file named as a target (a path): the PatientID (malloc'd) whose
+	 * target of this stage it names, whatever its count; NULL when it is
+	 * not one of this stage's names, or, with err, when it is but not
+	 * where the stage puts them.  NULL for a stage that makes no file. */
+	char *(*file_owner)(struct ctx *ctx, const char *file, char *err, size_t errlen);
 	/* Main thread, planning: why the target for obj is stale, as a
 	 * malloc'd reason, or NULL when up to date.  n is its node; its
 	 * inputs are planned already.  Reads disk metadata, writes nothing. */
@@ -80,10 +116,20 @@ struct rule {
 	 * transaction; free job->in and ->out, whatever start got to.
 	 * Returns -1 with job->err if it cannot record. */
 	int (*finish)(struct job *job, int rc);
+	const void *priv;         /* a generic rule's settings */
 };
 
-extern const struct rule rule_query, rule_download, rule_validate, rule_zip;
-extern const struct rule *const rule_table[];  /* NULL-terminated */
+/* Every stage, in stage order (each after the one its after names),
+ * NULL-terminated; at most RULE_MAX. */
+extern const struct rule *const rule_table[];
+enum { RULE_MAX = 32 };
+/* The stage named name, or NULL; its index in rule_table in *idx. */
+const struct rule *rule_find(const char *name, int *idx);
+/* The patient whose target n is (NULL for a PER_RUN one). */
+struct patient *rule_patient(const struct node *n);
+
+/* A series target's label, "<patient> <series UID>" (rule.label). */
+char *series_label(struct ctx *ctx, void *obj);
 
 /* Look at s->dir once per run: count its files, note whether it changed
  * since the last scan (a stat when unchanged, a readdir otherwise). */

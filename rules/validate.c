@@ -216,6 +216,9 @@ validate_finish(struct job *job, int rc)
 
 const struct rule rule_validate = {
 	.name = "validate",
+	.per = PER_SERIES,
+	.after = "download",
+	.label = series_label,
 	.pool = POOL_LOCAL,
 	.plan = validate_plan,
 	.start = validate_start,

@@ -6,8 +6,10 @@
  * every entry), fsynced and renamed; the older archive of the patient is
  * removed only then, and only after state records the new one.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -553,8 +555,113 @@ zip_finish(struct job *job, int rc)
 	return rc;
 }
 
+/* zip_dir/<id><delimiter><N>.zip, N the series the archive is to hold. */
+static char *
+zip_label(struct ctx *ctx, void *obj)
+{
+	struct patient *p = obj;
+	char *name = archive_name(p->id, ctx->cfg->output.delimiter, p->nwant);
+	char *path = xasprintf("%s/%s", ctx->cfg->output.zip_dir, name);
+
+	free(name);
+	return path;
+}
+
+/* The archives in zip_dir, by patient: what a new one replaces. */
+static void
+zip_prepare(struct ctx *ctx)
+{
+	DIR *d = opendir(ctx->cfg->output.zip_dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		int n;
+		char *id = archive_parse(e->d_name, ctx->cfg->output.delimiter, &n);
+		struct patient *p = id ? catalog_find_patient(ctx->cat, id) : NULL;
+
+		if (p) {
+			p->old = xreallocarray(p->old, (size_t)p->nold + 1, sizeof(*p->old));
+			p->old[p->nold++] = xstrdup(e->d_name);
+		}
+		free(id);
+	}
+	closedir(d);
+}
+
+/* dir without "./" parts, repeated and trailing slashes (malloc'd). */
+static char *
+tidy_dir(const char *dir)
+{
+	char *out = xmalloc(strlen(dir) + 2), *d = out;
+
+	while (*dir) {
+		if (dir[0] == '.' && (dir[1] == '/' || dir[1] == '\0') && (d == out || d[-1] == '/')) {
+			dir++;
+		} else if (*dir == '/' && d > out && d[-1] == '/') {
+			dir++;
+		} else {
+			*d++ = *dir++;
+		}
+	}
+	while (d > out + 1 && d[-1] == '/')
+		d--;
+	*d = '\0';
+	return out;
+}
+
+/* Is the folder of the file t the zip_dir (as written, or the same
+ * folder on disk)? */
+static int
+in_zip_dir(const struct ctx *ctx, const char *t)
+{
+	const char *b = strrchr(t, '/'), *zd = ctx->cfg->output.zip_dir;
+	char *dir = b ? strndup(t, (size_t)(b - t + (b == t))) : xstrdup("."), *a = tidy_dir(dir);
+	char *z = tidy_dir(zd), ra[PATH_MAX], rz[PATH_MAX];
+	int same = strcmp(a, z) == 0 || (strcmp(a, "") == 0 && strcmp(z, "") == 0);
+
+	if (!same && realpath(dir, ra) && realpath(zd, rz))
+		same = strcmp(ra, rz) == 0;
+	free(dir);
+	free(a);
+	free(z);
+	return same;
+}
+
+static char *
+zip_file_owner(struct ctx *ctx, const char *file, char *err, size_t errlen)
+{
+	const char *b = strrchr(file, '/'), *zd = ctx->cfg->output.zip_dir;
+	size_t len = strlen(file);
+	char *id;
+	int n;
+
+	err[0] = '\0';
+	if (len <= 4 || strcmp(file + len - 4, ".zip") != 0)
+		return NULL;
+	if (!(id = archive_parse(b ? b + 1 : file, ctx->cfg->output.delimiter, &n))) {
+		errf(err, errlen, "%s: not an archive name of the form <PatientID>%s<N>.zip",
+		    file, ctx->cfg->output.delimiter);
+		return NULL;
+	}
+	if (!in_zip_dir(ctx, file)) {
+		errf(err, errlen, "%s: not under zip_dir (%s): archives are made there only, as "
+		    "%s/%s", file, zd, zd, b ? b + 1 : file);
+		free(id);
+		return NULL;
+	}
+	return id;
+}
+
 const struct rule rule_zip = {
 	.name = "zip",
+	.per = PER_PATIENT,
+	.after = "validate",
+	.product = "archive",
+	.label = zip_label,
+	.prepare = zip_prepare,
+	.file_owner = zip_file_owner,
 	.pool = POOL_LOCAL,
 	.plan = zip_plan,
 	.start = zip_start,

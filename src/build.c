@@ -18,20 +18,15 @@
 #include "source.h"
 #include "util.h"
 
-/* Stages of a patient a target asks for, as bits. */
-enum {
-	ST_DOWNLOAD = 1 << 0,
-	ST_VALIDATE = 1 << 1,
-	ST_ZIP = 1 << 2,
-	ST_ALL = ST_DOWNLOAD | ST_VALIDATE | ST_ZIP,
-};
+/* Stages of a patient a target asks for: bit k is rule_table[k]. */
+typedef uint32_t stages;
 
 /* What the targets ask of one patient. */
 struct want {
-	int stages;               /* ST_* to build */
-	int force;                /* ST_* to rebuild regardless (-B) */
-	const char *archive;      /* an archive named as a file target, or NULL */
-	int archive_n;            /* the N of its name */
+	stages build;             /* to build */
+	stages force;             /* to rebuild regardless (-B) */
+	const char *file;         /* a file named as a target, or NULL */
+	const struct rule *file_rule; /* the stage that makes it */
 };
 
 struct run {
@@ -44,6 +39,8 @@ struct run {
 	struct lease lease;       /* when the store is shared */
 	struct graph g;
 	struct want all;          /* for every selected patient */
+	stages every;             /* every stage made per series or patient */
+	stages redo;              /* what -B of a patient or of all redoes */
 	struct htab one;          /* patient id -> struct want, named targets */
 	struct want *wants;
 	int nwants;
@@ -57,24 +54,27 @@ struct run {
 	int nstale_by;
 };
 
+/* The stages target name asks for: *upto, it and those it is made from;
+ * *self, it alone (0 and 0 for the query).  -1 if no stage is so named. */
 static int
-stage_bits(const char *s, int *upto, int *self)
+stage_mask(const char *name, stages *upto, stages *self)
 {
-	if (strcmp(s, "download") == 0)
-		*upto = ST_DOWNLOAD, *self = ST_DOWNLOAD;
-	else if (strcmp(s, "validate") == 0)
-		*upto = ST_DOWNLOAD | ST_VALIDATE, *self = ST_VALIDATE;
-	else if (strcmp(s, "zip") == 0)
-		*upto = ST_ALL, *self = ST_ZIP;
-	else if (strcmp(s, "query") == 0)
-		*upto = 0, *self = 0;
-	else
+	int k;
+	const struct rule *ru = rule_find(name, &k);
+
+	*upto = *self = 0;
+	if (!ru)
 		return -1;
+	if (ru->per == PER_RUN)
+		return 0;
+	*self = (stages)1 << k;
+	for (; ru; ru = ru->after ? rule_find(ru->after, &k) : NULL)
+		*upto |= (stages)1 << k;
 	return 0;
 }
 
 static struct want *
-want_patient(struct run *r, const char *id, int stages, int force)
+want_patient(struct run *r, const char *id, stages build, stages force)
 {
 	struct want *w = htab_get(&r->one, id);
 
@@ -86,48 +86,58 @@ want_patient(struct run *r, const char *id, int stages, int force)
 		r->wanted_ids = xreallocarray(r->wanted_ids, (size_t)r->nwants + 1, sizeof(char *));
 		r->wanted_ids[r->nwants++] = key;
 	}
-	w->stages |= stages;
+	w->build |= build;
 	w->force |= force;
 	return w;
 }
 
-/* dir without "./" parts, repeated and trailing slashes (malloc'd). */
-static char *
-tidy_dir(const char *dir)
+/* The stages' names, for messages: "download, validate or zip". */
+static void
+stage_names(char *buf, size_t len)
 {
-	char *out = xmalloc(strlen(dir) + 2), *d = out;
+	size_t off = 0;
+	int m = 0, j = 0;
 
-	while (*dir) {
-		if (dir[0] == '.' && (dir[1] == '/' || dir[1] == '\0') && (d == out || d[-1] == '/')) {
-			dir++;
-		} else if (*dir == '/' && d > out && d[-1] == '/') {
-			dir++;
-		} else {
-			*d++ = *dir++;
-		}
-	}
-	while (d > out + 1 && d[-1] == '/')
-		d--;
-	*d = '\0';
-	return out;
+	for (int k = 0; rule_table[k]; k++)
+		m += rule_table[k]->per != PER_RUN;
+	buf[0] = '\0';
+	for (int k = 0; rule_table[k] && off < len; k++)
+		if (rule_table[k]->per != PER_RUN)
+			off += (size_t)snprintf(buf + off, len - off, "%s%s", j == 0 ? "" :
+			    j == m - 1 ? " or " : ", ", rule_table[k]->name), j++;
 }
 
-/* Is the folder of the file target t the zip_dir (as written, or the
- * same folder on disk)? */
+/* The stage whose file the target t names: 1 with the patient's want, 0
+ * when no stage makes such a file, -1 when one does but t is wrong. */
 static int
-in_zip_dir(const struct run *r, const char *t)
+file_target(struct run *r, const char *t)
 {
-	const char *b = strrchr(t, '/');
-	char *dir = b ? strndup(t, (size_t)(b - t + (b == t))) : xstrdup("."), *a = tidy_dir(dir);
-	char *z = tidy_dir(r->cfg.output.zip_dir), ra[PATH_MAX], rz[PATH_MAX];
-	int same = strcmp(a, z) == 0 || (strcmp(a, "") == 0 && strcmp(z, "") == 0);
+	const struct options *o = r->o;
+	char err[512];
 
-	if (!same && realpath(dir, ra) && realpath(r->cfg.output.zip_dir, rz))
-		same = strcmp(ra, rz) == 0;
-	free(dir);
-	free(a);
-	free(z);
-	return same;
+	for (int k = 0; rule_table[k]; k++) {
+		const struct rule *ru = rule_table[k];
+		stages upto, self;
+		struct want *w;
+		char *id;
+
+		if (!ru->file_owner)
+			continue;
+		id = ru->file_owner(&r->ctx, t, err, sizeof(err));
+		if (!id && err[0]) {
+			warn("%s", err);
+			return -1;
+		}
+		if (!id)
+			continue;
+		stage_mask(ru->name, &upto, &self);
+		w = want_patient(r, id, upto, o->always ? self : 0);
+		w->file = t;
+		w->file_rule = ru;
+		free(id);
+		return 1;
+	}
+	return 0;
 }
 
 /* Parse the targets of the command line (patients are checked later). */
@@ -137,59 +147,48 @@ parse_targets(struct run *r)
 	const struct options *o = r->o;
 	int any = 0;
 
+	for (int k = 0; rule_table[k]; k++) {
+		if (rule_table[k]->per == PER_RUN)
+			continue;
+		r->every |= (stages)1 << k;
+		if (!rule_table[k]->costly)
+			r->redo |= (stages)1 << k;
+	}
 	for (int i = 0; i < o->ntargets; i++) {
 		const char *t = o->targets[i], *colon = strchr(t, ':');
-		size_t len = strlen(t);
-		int upto, self;
+		stages upto, self;
+		int rc;
 
 		if (strcmp(t, "all") == 0) {
-			r->all.stages |= ST_ALL;
-			r->all.force |= o->always ? ST_VALIDATE | ST_ZIP : 0;
-		} else if (stage_bits(t, &upto, &self) == 0) {
-			r->all.stages |= upto;
+			r->all.build |= r->every;
+			r->all.force |= o->always ? r->redo : 0;
+		} else if (stage_mask(t, &upto, &self) == 0) {
+			r->all.build |= upto;
 			r->all.force |= o->always ? self : 0;
 			if (upto == 0)
 				r->query_only = 1;
-		} else if (len > 4 && strcmp(t + len - 4, ".zip") == 0) {
-			const char *b = strrchr(t, '/');
-			int n;
-			char *id = archive_parse(b ? b + 1 : t, r->cfg.output.delimiter, &n);
-
-			struct want *w;
-
-			if (!id) {
-				warn("%s: not an archive name of the form <PatientID>%s<N>.zip",
-				    t, r->cfg.output.delimiter);
+		} else if ((rc = file_target(r, t)) != 0) {
+			if (rc < 0)
 				return -1;
-			}
-			if (!in_zip_dir(r, t)) {
-				warn("%s: not under zip_dir (%s): archives are made there only, as %s/%s",
-				    t, r->cfg.output.zip_dir, r->cfg.output.zip_dir, b ? b + 1 : t);
-				free(id);
-				return -1;
-			}
-			w = want_patient(r, id, ST_ALL, o->always ? ST_ZIP : 0);
-			w->archive = t;
-			w->archive_n = n;
-			free(id);
 		} else if (colon && colon > t) {
-			char *stage = strndup(t, (size_t)(colon - t));
-			int rc = stage_bits(stage, &upto, &self);
+			char *stage = strndup(t, (size_t)(colon - t)), names[256];
 
+			rc = stage_mask(stage, &upto, &self);
 			free(stage);
-			if (rc < 0) {
-				warn("%s: unknown stage before ':' (download, validate or zip)", t);
+			if (rc < 0 || upto == 0) {
+				stage_names(names, sizeof(names));
+				warn("%s: unknown stage before ':' (%s)", t, names);
 				return -1;
 			}
 			want_patient(r, colon + 1, upto, o->always ? self : 0);
 		} else {
-			want_patient(r, t, ST_ALL, o->always ? ST_VALIDATE | ST_ZIP : 0);
+			want_patient(r, t, r->every, o->always ? r->redo : 0);
 		}
 		any = 1;
 	}
 	if (!any)
-		r->all = (struct want){ .stages = ST_ALL, .force = o->always ? ST_VALIDATE | ST_ZIP : 0 };
-	if (r->all.stages || r->nwants)
+		r->all = (struct want){ .build = r->every, .force = o->always ? r->redo : 0 };
+	if (r->all.build || r->nwants)
 		r->query_only = 0;
 	return 0;
 }
@@ -201,15 +200,19 @@ run_query(struct run *r)
 	struct graph g;
 	struct sched_opts so = { .jobs = 1, .cap = { 1, 1 } };
 	struct node *n;
-	int rc, saved = verbosity;
+	int rc = 0, saved = verbosity;
 
 	graph_init(&g);
-	n = graph_add(&g, &rule_query, NULL, xstrdup(r->cfg.pacs.protocol == PROTO_FOLDER ?
-	    r->cfg.pacs.path : "PACS"));
-	graph_stale(n, rule_query.plan(&r->ctx, n));
+	for (int k = 0; rule_table[k]; k++) {
+		if (rule_table[k]->per != PER_RUN)
+			continue;
+		n = graph_add(&g, rule_table[k], NULL, rule_table[k]->label(&r->ctx, NULL));
+		graph_stale(n, n->rule->plan(&r->ctx, n));
+	}
 	if (r->o->dry_run || r->o->question)
 		verbosity = verbosity > 1 ? 1 : 0;   /* a dry run prints only what is stale */
-	rc = sched_run(&g, &r->ctx, &so);
+	if (g.n)
+		rc = sched_run(&g, &r->ctx, &so);
 	verbosity = saved;
 	graph_free(&g);
 	return rc;
@@ -259,7 +262,7 @@ series_title(const struct series *s, char *buf, size_t len)
 static void
 node_title(const struct node *n, int verbose, char *buf, size_t len)
 {
-	const struct series *s = n->rule == &rule_zip ? NULL : n->obj;
+	const struct series *s = n->rule->per == PER_SERIES ? n->obj : NULL;
 	char t[256];
 
 	if (s)
@@ -269,29 +272,6 @@ node_title(const struct node *n, int verbose, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%s %s%s%s", s->patient->name, t, verbose ? " " : "",
 		    verbose ? s->uid : "");
-}
-
-/* Archives in zip_dir, by patient: what a new one replaces. */
-static void
-scan_archives(struct run *r)
-{
-	DIR *d = opendir(r->cfg.output.zip_dir);
-	struct dirent *e;
-
-	if (!d)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		int n;
-		char *id = archive_parse(e->d_name, r->cfg.output.delimiter, &n);
-		struct patient *p = id ? catalog_find_patient(&r->cat, id) : NULL;
-
-		if (p) {
-			p->old = xreallocarray(p->old, (size_t)p->nold + 1, sizeof(*p->old));
-			p->old[p->nold++] = xstrdup(e->d_name);
-		}
-		free(id);
-	}
-	closedir(d);
 }
 
 /* The series a patient's archive holds: selected, and not gone unless
@@ -322,47 +302,59 @@ plan(struct run *r, struct node *n)
 	graph_stale(n, n->rule->plan(&r->ctx, n));
 }
 
+/* Each stage's targets for p, as the table says: a series stage's for
+ * each series (series by series, each after the same series' target of
+ * the stage it comes after), then the patient stages', each after all of
+ * the patient's targets of the stage it comes after. */
 static void
 add_patient(struct run *r, struct graph *g, struct patient *p, struct want w)
 {
-	struct node *zip, **val;
-	int nval = 0;
+	struct node **made[RULE_MAX] = { 0 };
+	int after[RULE_MAX];
 
 	choose_series(r, p);
 	if (p->nwant == 0)
 		return;
-	val = xcalloc((size_t)p->nwant, sizeof(*val));
-	for (int i = 0; i < p->nwant; i++) {
-		struct series *s = p->want[i];
-		struct node *dl = NULL, *v;
-
-		if (w.stages & ST_DOWNLOAD) {
-			dl = graph_add(g, &rule_download, s, concat(p->name, " ", s->uid, (char *)NULL));
-			dl->force = !!(w.force & ST_DOWNLOAD);
-			plan(r, dl);
-		}
-		if (w.stages & ST_VALIDATE) {
-			v = graph_add(g, &rule_validate, s, concat(p->name, " ", s->uid, (char *)NULL));
-			v->force = !!(w.force & ST_VALIDATE);
-			if (dl)
-				graph_edge(dl, v);
-			plan(r, v);
-			val[nval++] = v;
-		}
+	for (int k = 0; rule_table[k]; k++) {
+		after[k] = -1;
+		if (rule_table[k]->after)
+			rule_find(rule_table[k]->after, &after[k]);
+		if (w.build & ((stages)1 << k))
+			made[k] = xcalloc((size_t)p->nwant, sizeof(**made));
 	}
-	/* A patient the query saw only in part keeps its archive as it is:
-	 * one built now could lack a series. */
-	if ((w.stages & ST_ZIP) && !p->query_error) {
-		char *name = archive_name(p->id, r->cfg.output.delimiter, p->nwant);
+	for (int i = 0; i < p->nwant; i++)
+		for (int k = 0; rule_table[k]; k++) {
+			const struct rule *ru = rule_table[k];
+			struct node *n;
 
-		zip = graph_add(g, &rule_zip, p, concat(r->cfg.output.zip_dir, "/", name, (char *)NULL));
-		zip->force = !!(w.force & ST_ZIP);
-		for (int i = 0; i < nval; i++)
-			graph_edge(val[i], zip);
-		plan(r, zip);
-		free(name);
+			if (ru->per != PER_SERIES || !made[k])
+				continue;
+			n = graph_add(g, ru, p->want[i], ru->label(&r->ctx, p->want[i]));
+			n->force = !!(w.force & ((stages)1 << k));
+			if (after[k] >= 0 && made[after[k]] && made[after[k]][i])
+				graph_edge(made[after[k]][i], n);
+			plan(r, n);
+			made[k][i] = n;
+		}
+	/* A patient the query saw only in part keeps what it has: made now,
+	 * it could lack a series. */
+	for (int k = 0; rule_table[k] && !p->query_error; k++) {
+		const struct rule *ru = rule_table[k];
+		int a = after[k];
+		struct node *n;
+
+		if (ru->per != PER_PATIENT || !made[k])
+			continue;
+		n = graph_add(g, ru, p, ru->label(&r->ctx, p));
+		n->force = !!(w.force & ((stages)1 << k));
+		for (int i = 0; a >= 0 && made[a] && i < p->nwant; i++)
+			if (made[a][i])
+				graph_edge(made[a][i], n);
+		plan(r, n);
+		made[k][0] = n;
 	}
-	free(val);
+	for (int k = 0; rule_table[k]; k++)
+		free(made[k]);
 }
 
 /* Print the stale targets of g (-n), count them (-n, -q). */
@@ -419,6 +411,18 @@ warn_gone(struct run *r, struct patient *p)
 	}
 }
 
+/* The stages made per patient, from all its series. */
+static stages
+patient_stages(void)
+{
+	stages m = 0;
+
+	for (int k = 0; rule_table[k]; k++)
+		if (rule_table[k]->per == PER_PATIENT)
+			m |= (stages)1 << k;
+	return m;
+}
+
 /* -n and -q run nothing: each patient's nodes are planned, reported and
  * freed before the next patient's, so memory stays that of the catalog
  * (at 100k series the whole graph would be two thirds of it). */
@@ -466,19 +470,25 @@ build_graph(struct run *r)
 			    r->ctx.queried ? "" : " (in the stored catalog; --offline)");
 			return -1;
 		}
-		if (w->archive) {
-			choose_series(r, p);
-			if (p->nwant != w->archive_n) {
-				char *cur = archive_name(p->id, r->cfg.output.delimiter, p->nwant);
+		if (w->file && w->file_rule->label) {
+			/* The file named must be the one its stage would make now. */
+			char *cur, *b;
 
-				warn("%s: not the current archive of %s, which has %d series now: "
-				    "the target is %s/%s", w->archive, id, p->nwant, r->cfg.output.zip_dir, cur);
+			choose_series(r, p);
+			cur = w->file_rule->label(&r->ctx, p);
+			b = strrchr(w->file, '/');
+			if (strcmp(b ? b + 1 : w->file, strrchr(cur, '/') ? strrchr(cur, '/') + 1 : cur)) {
+				warn("%s: not the current %s of %s: the target is %s", w->file,
+				    w->file_rule->product ? w->file_rule->product : "target", id, cur);
 				free(cur);
 				return -1;
 			}
+			free(cur);
 		}
 	}
-	scan_archives(r);
+	for (int k = 0; rule_table[k]; k++)
+		if (rule_table[k]->prepare)
+			rule_table[k]->prepare(&r->ctx);
 	r->ctx.npartial = 0;
 	for (int i = 0; i < r->cat.np; i++) {
 		struct patient *p = r->cat.p[i];
@@ -487,13 +497,13 @@ build_graph(struct run *r)
 		if (!select_patient(&r->sel, p->id))
 			continue;
 		if (one) {
-			w.stages |= one->stages;
+			w.build |= one->build;
 			w.force |= one->force;
 		}
-		if (w.stages && ((r->ctx.dry_run && !r->o->question && !r->o->tool) ||
+		if (w.build && ((r->ctx.dry_run && !r->o->question && !r->o->tool) ||
 		    (r->o->tool && strcmp(r->o->tool, "status") == 0)))
 			warn_gone(r, p);
-		if ((w.stages & ST_ZIP) && p->query_error && !r->o->tool) {
+		if (p->query_error && (w.build & patient_stages()) && !r->o->tool) {
 			/* This run's query said so already. */
 			if (!r->ctx.queried && !r->o->question)
 				warn("patient %s: not zipped: the last query saw it only in part (%s); "
@@ -501,9 +511,9 @@ build_graph(struct run *r)
 				    p->query_error);
 			r->ctx.npartial++;
 		}
-		if (w.stages && r->ctx.dry_run && !r->o->tool)
+		if (w.build && r->ctx.dry_run && !r->o->tool)
 			check_patient(r, p, w);
-		else if (w.stages)
+		else if (w.build)
 			add_patient(r, &r->g, p, w);
 	}
 	return 0;
@@ -552,6 +562,8 @@ build_run(const struct options *o)
 		free(err);
 		goto out;
 	}
+	r.ctx.cfg = &r.cfg;       /* file targets are checked against it */
+	r.ctx.sel = &r.sel;
 	if (parse_targets(&r) < 0)
 		goto out;
 	/* A build that may write is what a heartbeat watches. */

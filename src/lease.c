@@ -29,11 +29,14 @@ lease_init(struct lease *l, struct state *st, int ttl_s)
 char *
 lease_job(const struct node *n)
 {
-	if (n->rule == &rule_zip)
-		return xasprintf("zip:%s", ((const struct patient *)n->obj)->name);
-	if (n->rule == &rule_download || n->rule == &rule_validate)
+	switch (n->rule->per) {
+	case PER_PATIENT:
+		return xasprintf("%s:%s", n->rule->name, ((const struct patient *)n->obj)->name);
+	case PER_SERIES:
 		return xasprintf("%s:%s", n->rule->name, ((const struct series *)n->obj)->uid);
-	return NULL;
+	default:
+		return NULL;
+	}
 }
 
 /* "pid 123 on host h" from an owner string. */
@@ -85,13 +88,13 @@ lease_replan(struct lease *l, struct ctx *ctx, struct node *n)
 	char **saved = xcalloc((size_t)n->nin + 1, sizeof(*saved)), *why;
 	int rc = 0;
 
-	if (n->rule == &rule_zip) {
+	if (n->rule->per == PER_PATIENT) {
 		struct patient *p = n->obj;
 
 		rc = state_reload_patient(l->st, ctx->cat, p);
 		for (int i = 0; rc == 0 && i < p->nwant; i++)
 			rc = state_reload_series(l->st, ctx->cat, p->want[i]);
-	} else if (n->rule == &rule_download || n->rule == &rule_validate) {
+	} else if (n->rule->per == PER_SERIES) {
 		rc = state_reload_series(l->st, ctx->cat, n->obj);
 	}
 	if (rc < 0) {

@@ -26,7 +26,8 @@ static struct {
 		int n;
 	} ran[MAX_RULES]; /* jobs that did something, by rule */
 	int nran;
-	char **built;     /* base names of the archives made */
+	char **built;     /* base names of the products made (archives) */
+	const char *noun; /* what they are (rule.product) */
 	int nbuilt;
 } pr;
 
@@ -140,9 +141,10 @@ tally(const struct node *n)
 		pr.ran[pr.nran++].name = n->rule->name;
 	if (i < pr.nran)
 		pr.ran[i].n++;
-	if (n->rule == &rule_zip) {
+	if (n->rule->product) {
 		const char *b = strrchr(n->label, '/');
 
+		pr.noun = n->rule->product;
 		pr.built = xreallocarray(pr.built, (size_t)pr.nbuilt + 1, sizeof(*pr.built));
 		pr.built[pr.nbuilt++] = xstrdup(b ? b + 1 : n->label);
 	}
@@ -273,7 +275,7 @@ built_list(char *buf, size_t len, const char *prefix, int room)
 	size_t l;
 	int i;
 
-	snprintf(buf, len, "%s%d archive%s built: ", prefix, pr.nbuilt, pr.nbuilt == 1 ? "" : "s");
+	snprintf(buf, len, "%s%d %s%s built: ", prefix, pr.nbuilt, pr.noun, pr.nbuilt == 1 ? "" : "s");
 	for (i = 0; i < pr.nbuilt; i++) {
 		char more[32];
 		int w;

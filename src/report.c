@@ -48,7 +48,7 @@ csv_field(FILE *fp, const char *s)
 struct prow {
 	struct patient *p;
 	int nseries, downloaded, validated;
-	int stale[3];             /* download, validate, zip */
+	int stale[RULE_MAX];      /* stale targets, by rule_table index */
 	const char *reason;       /* of the first stale target */
 	const char *error;        /* a job's last failure, from state */
 	char *archive, *state;
@@ -57,15 +57,30 @@ struct prow {
 static struct patient *
 node_patient(const struct node *n)
 {
-	if (n->rule == &rule_zip)
-		return n->obj;
-	return ((const struct series *)n->obj)->patient;
+	return rule_patient(n);
 }
 
 static int
 stage_of(const struct node *n)
 {
-	return n->rule == &rule_download ? 0 : n->rule == &rule_validate ? 1 : 2;
+	int k = 0;
+
+	rule_find(n->rule->name, &k);
+	return k;
+}
+
+/* "stale (download, validate): why" from w's counts. */
+static char *
+stale_state(const struct prow *w)
+{
+	char names[256] = "";
+	size_t off = 0;
+
+	for (int k = 0; rule_table[k] && off < sizeof(names); k++)
+		if (w->stale[k])
+			off += (size_t)snprintf(names + off, sizeof(names) - off, "%s%s",
+			    off ? ", " : "", rule_table[k]->name);
+	return xasprintf("stale (%s): %s", names, w->reason);
 }
 
 /* One row per patient that has targets, in catalog order. */
@@ -120,10 +135,7 @@ rows(const struct graph *g, const struct catalog *c, int *nrows)
 		else if (w->error)
 			w->state = xasprintf("failed: %s", w->error);
 		else if (w->reason)
-			w->state = xasprintf("stale (%s%s%s): %s",
-			    w->stale[0] ? "download" : "", w->stale[0] && (w->stale[1] || w->stale[2]) ? ", " : "",
-			    w->stale[1] && w->stale[2] ? "validate, zip" : w->stale[1] ? "validate" :
-			    w->stale[2] ? "zip" : "", w->reason);
+			w->state = stale_state(w);
 		else
 			w->state = xstrdup("up to date");
 	}
@@ -230,7 +242,7 @@ inventory(const struct graph *g, const struct catalog *c, struct state *st, FILE
 	htab_init(&zips);
 	z.pool = xcalloc(z.cap + 1, sizeof(*z.pool));
 	for (int i = 0; i < g->n; i++)
-		if (g->node[i]->rule == &rule_zip)
+		if (g->node[i]->rule->product)
 			htab_put(&zips, ((struct patient *)g->node[i]->obj)->id, g->node[i]);
 	if (state_series_sizes(st, size_row, &z) < 0) {
 		warn("%s", st->err);
@@ -371,7 +383,7 @@ dag(const struct graph *g, const struct catalog *c, int verbose, FILE *fp)
 		for (int o = start[i]; o < start[i + 1]; o++) {
 			int j = order[o];
 			const struct node *nd = g->node[j];
-			const struct series *s = nd->rule == &rule_zip ? NULL : nd->obj;
+			const struct series *s = nd->rule->per == PER_SERIES ? nd->obj : NULL;
 
 			fprintf(fp, "\t\t\"n%d\" [label=\"%s\\n", j, nd->rule->name);
 			dot_str(fp, s ? s->uid : strrchr(nd->label, '/') ? strrchr(nd->label, '/') + 1 :
@@ -402,20 +414,22 @@ dag(const struct graph *g, const struct catalog *c, int verbose, FILE *fp)
 static int
 targets(const struct graph *g, FILE *fp)
 {
-	static const char *const stage[] = { "download", "validate", "zip" };
 	struct patient *last = NULL;
 
-	fputs("all\nquery\ndownload\nvalidate\nzip\n", fp);
+	fputs("all\n", fp);
+	for (int k = 0; rule_table[k]; k++)
+		fprintf(fp, "%s\n", rule_table[k]->name);
 	for (int i = 0; i < g->n; i++) {
 		struct patient *p = node_patient(g->node[i]);
 
 		if (p != last) {
 			last = p;
 			fprintf(fp, "%s\n", p->id);
-			for (size_t k = 0; k < sizeof(stage) / sizeof(*stage); k++)
-				fprintf(fp, "%s:%s\n", stage[k], p->id);
+			for (int k = 0; rule_table[k]; k++)
+				if (rule_table[k]->per != PER_RUN)
+					fprintf(fp, "%s:%s\n", rule_table[k]->name, p->id);
 		}
-		if (g->node[i]->rule == &rule_zip)
+		if (g->node[i]->rule->product)
 			fprintf(fp, "%s\n", g->node[i]->label);
 	}
 	return 0;

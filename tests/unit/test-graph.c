@@ -24,6 +24,9 @@
 #include "graph.h"
 #include "names.h"
 #include "rule.h"
+
+/* The stages wired here (rules/rules.c lists them). */
+extern const struct rule rule_download, rule_validate, rule_zip;
 #include "util.h"
 
 #define PID "TH-01"
