@@ -78,6 +78,9 @@ struct rule {
 	 * series' target; a patient stage after a series stage fans in from
 	 * all of the patient's. */
 	const char *after;
+	/* Whether cfg asks for it (NULL: always).  A stage that is off has
+	 * no targets; no stage may come after it. */
+	int (*enabled)(const struct config *cfg);
 	enum pool pool;
 	/* -B of a patient or of all leaves it alone (a download: the files
 	 * are checked, not fetched again); only -B NAME or NAME:P redoes it. */

@@ -3,13 +3,14 @@
 #include <string.h>
 #include "rule.h"
 
-extern const struct rule rule_query, rule_download, rule_validate, rule_zip;
+extern const struct rule rule_query, rule_download, rule_validate, rule_zip, rule_checksum;
 
 const struct rule *const rule_table[] = {
 	&rule_query,
 	&rule_download,
 	&rule_validate,
 	&rule_zip,
+	&rule_checksum,
 	NULL,
 };
 

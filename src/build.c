@@ -54,6 +54,13 @@ struct run {
 	int nstale_by;
 };
 
+/* Does the config ask for stage ru? */
+static int
+stage_on(const struct run *r, const struct rule *ru)
+{
+	return !ru->enabled || ru->enabled(&r->cfg);
+}
+
 /* The stages target name asks for: *upto, it and those it is made from;
  * *self, it alone (0 and 0 for the query).  -1 if no stage is so named. */
 static int
@@ -148,7 +155,7 @@ parse_targets(struct run *r)
 	int any = 0;
 
 	for (int k = 0; rule_table[k]; k++) {
-		if (rule_table[k]->per == PER_RUN)
+		if (rule_table[k]->per == PER_RUN || !stage_on(r, rule_table[k]))
 			continue;
 		r->every |= (stages)1 << k;
 		if (!rule_table[k]->costly)
@@ -163,6 +170,10 @@ parse_targets(struct run *r)
 			r->all.build |= r->every;
 			r->all.force |= o->always ? r->redo : 0;
 		} else if (stage_mask(t, &upto, &self) == 0) {
+			if (!stage_on(r, rule_find(t, NULL))) {
+				warn("%s: that stage is off in %s", t, r->cfg.file);
+				return -1;
+			}
 			r->all.build |= upto;
 			r->all.force |= o->always ? self : 0;
 			if (upto == 0)
@@ -174,12 +185,18 @@ parse_targets(struct run *r)
 			char *stage = strndup(t, (size_t)(colon - t)), names[256];
 
 			rc = stage_mask(stage, &upto, &self);
-			free(stage);
 			if (rc < 0 || upto == 0) {
+				free(stage);
 				stage_names(names, sizeof(names));
 				warn("%s: unknown stage before ':' (%s)", t, names);
 				return -1;
 			}
+			if (!stage_on(r, rule_find(stage, NULL))) {
+				warn("%s: stage %s is off in %s", t, stage, r->cfg.file);
+				free(stage);
+				return -1;
+			}
+			free(stage);
 			want_patient(r, colon + 1, upto, o->always ? self : 0);
 		} else {
 			want_patient(r, t, r->every, o->always ? r->redo : 0);
@@ -319,7 +336,7 @@ add_patient(struct run *r, struct graph *g, struct patient *p, struct want w)
 		after[k] = -1;
 		if (rule_table[k]->after)
 			rule_find(rule_table[k]->after, &after[k]);
-		if (w.build & ((stages)1 << k))
+		if ((w.build & ((stages)1 << k)) && stage_on(r, rule_table[k]))
 			made[k] = xcalloc((size_t)p->nwant, sizeof(**made));
 	}
 	for (int i = 0; i < p->nwant; i++)

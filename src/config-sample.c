@@ -42,6 +42,7 @@ const char config_sample[] =
 "compression = deflate        ; store | deflate | bzip2\n"
 "level = 1                    ; 1-9; level 1 is much faster for ~2% larger archives\n"
 "keep_old = no                ; keep X__seriesCount7.zip after 8 is built\n"
+"checksums = no               ; yes: X__seriesCount8.sha256 next to each archive (sha256sum -c)\n"
 ";encrypt = aes256            ; WinZip AES-256 for archives that leave the site\n"
 ";password = ${THLHP_ZIP_PASSWORD} ; needed by encrypt; keep it in the environment\n"
 "\n"

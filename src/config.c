@@ -61,6 +61,7 @@ static const struct key keys[] = {
 	{ "output", "compression", K_ENUM, O(output.compression), 0, 0, compressions },
 	{ "output", "level", K_INT, O(output.level), 1, 9, NULL },
 	{ "output", "keep_old", K_BOOL, O(output.keep_old), 0, 0, NULL },
+	{ "output", "checksums", K_BOOL, O(output.checksums), 0, 0, NULL },
 	{ "output", "encrypt", K_ENUM, O(output.encrypt), 0, 0, encrypts },
 	{ "output", "password", K_STR, O(output.password), 0, 0, NULL },
 	{ "state", "url", K_STR, O(state.url), 0, 0, NULL },

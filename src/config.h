@@ -43,6 +43,7 @@ struct config {
 		enum compression compression;
 		int level;              /* 1-9 */
 		int keep_old;
+		int checksums;          /* a .sha256 manifest next to each archive */
 		enum encrypt encrypt;   /* archives that leave the site */
 		char *password;         /* for encrypt; from ${NAME} */
 	} output;
