@@ -14,7 +14,7 @@ SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
 # 1. Packages and build (before any network namespace: apt-get needs the net).
 pkgs="autoconf automake libtool pkg-config make gcc g++ libdcmtk-dev dcmtk
       libsndfile1-dev libzip-dev libdeflate-dev libinih-dev libxxhash-dev libsqlite3-dev libjansson-dev
-      libcurl4-openssl-dev libpq-dev python3-pydicom unzip
+      libcurl4-openssl-dev libpq-dev libssl-dev python3-pydicom unzip
       orthanc curl iproute2 util-linux"
 missing=
 for p in $pkgs; do
