@@ -651,7 +651,7 @@ build_run(const struct options *o)
 	if (build_graph(&r) < 0)
 		goto out;
 	if (report >= 0) {
-		code = report_print((enum report)report, &r.g, &r.cat, &r.st, verbosity > 1,
+		code = report_print((enum report)report, &r.g, &r.cat, &r.st, &r.cfg, verbosity > 1,
 		    stdout) < 0 || fflush(stdout) != 0 ? EXIT_ERROR : EXIT_OK;
 		goto out;
 	}

@@ -409,16 +409,24 @@ dag(const struct graph *g, const struct catalog *c, int verbose, FILE *fp)
 	return 0;
 }
 
+/* Does cfg ask for stage ru? */
+static int
+on(const struct rule *ru, const struct config *cfg)
+{
+	return !ru->enabled || ru->enabled(cfg);
+}
+
 /* Every target name the command line takes, one a line: the stages, then
  * for each patient its ID, STAGE:ID and its archive's path. */
 static int
-targets(const struct graph *g, FILE *fp)
+targets(const struct graph *g, const struct config *cfg, FILE *fp)
 {
 	struct patient *last = NULL;
 
 	fputs("all\n", fp);
 	for (int k = 0; rule_table[k]; k++)
-		fprintf(fp, "%s\n", rule_table[k]->name);
+		if (on(rule_table[k], cfg))
+			fprintf(fp, "%s\n", rule_table[k]->name);
 	for (int i = 0; i < g->n; i++) {
 		struct patient *p = node_patient(g->node[i]);
 
@@ -426,7 +434,7 @@ targets(const struct graph *g, FILE *fp)
 			last = p;
 			fprintf(fp, "%s\n", p->id);
 			for (int k = 0; rule_table[k]; k++)
-				if (rule_table[k]->per != PER_RUN)
+				if (rule_table[k]->per != PER_RUN && on(rule_table[k], cfg))
 					fprintf(fp, "%s:%s\n", rule_table[k]->name, p->id);
 		}
 		if (g->node[i]->rule->product)
@@ -437,7 +445,7 @@ targets(const struct graph *g, FILE *fp)
 
 int
 report_print(enum report kind, const struct graph *g, const struct catalog *c,
-    struct state *st, int verbose, FILE *fp)
+    struct state *st, const struct config *cfg, int verbose, FILE *fp)
 {
 	switch (kind) {
 	case REPORT_STATUS:
@@ -448,7 +456,7 @@ report_print(enum report kind, const struct graph *g, const struct catalog *c,
 	case REPORT_DAG:
 		return dag(g, c, verbose, fp);
 	case REPORT_TARGETS:
-		return targets(g, fp);
+		return targets(g, cfg, fp);
 	}
 	return -1;
 }

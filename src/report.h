@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include "catalog.h"
+#include "config.h"
 #include "graph.h"
 #include "state.h"
 
@@ -22,11 +23,11 @@ enum report {
 /* The report named by a -t tool, or -1 when tool is not one of these. */
 int report_kind(const char *tool, const char *format);
 /* Print report kind of graph g (planned from catalog c, loaded from st,
- * which the inventory reads its byte counts from) to fp; verbose draws
- * every target even in a large catalog (dag).  Returns 0 or -1 (with a
- * warning). */
+ * which the inventory reads its byte counts from, for the project cfg,
+ * whose stages -t targets lists) to fp; verbose draws every target even
+ * in a large catalog (dag).  Returns 0 or -1 (with a warning). */
 int report_print(enum report kind, const struct graph *g, const struct catalog *c,
-    struct state *st, int verbose, FILE *fp);
+    struct state *st, const struct config *cfg, int verbose, FILE *fp);
 /* Write s as one CSV field: quoted when it holds a comma, quote, CR or
  * LF, quotes doubled (RFC 4180). */
 void csv_field(FILE *fp, const char *s);
