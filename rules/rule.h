@@ -12,55 +12,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
-#include "catalog.h"
-#include "config.h"
-#include "graph.h"
-#include "select.h"
-#include "state.h"
-
-struct source;
-struct lease;
-
-/* Everything a run shares; read-only for jobs except the atomics. */
-struct ctx {
-	const struct config *cfg;
-	struct state *st;
-	struct catalog *cat;
-	struct select *sel;
-	struct source *src;
-	struct lease *lease;      /* shared store: jobs are claimed; else NULL */
-	char *settings;           /* config_zip_settings() */
-	int dry_run;              /* -n or -q: write nothing */
-	int offline;              /* --offline: the source is not to be contacted */
-	int queried;              /* the source was queried this run */
-	int npartial;             /* patients the query saw only in part (patient.partial) */
-	atomic_int cancel;        /* set on SIGINT/SIGTERM: jobs stop soon and clean up */
-};
-
-/* Pools a rule's jobs are counted in, each with its own cap. */
-enum pool {
-	POOL_PACS,                /* connections to the source: max_associations */
-	POOL_LOCAL,               /* disk and CPU: -j */
-	NPOOL,
-};
-
-enum { JOB_ERR_MAX = 2048 };
-
-struct job {
-	const struct rule *rule;
-	struct node *node;
-	struct ctx *ctx;
-	void *obj;                /* node->obj: a series or a patient */
-	int force;                /* -B */
-	void *in, *out;           /* rule-private input (start) and result (run) */
-	atomic_long done, total;  /* progress in items, for the status line */
-	atomic_llong bytes;       /* progress in bytes */
-	int64_t start_ns, end_ns;
-	int nothing;              /* start found nothing to do after all */
-	int no_retry;             /* the failure is ours (a full disk): retrying cannot help */
-	char *summary;            /* one line on what it did (malloc'd), or NULL */
-	char err[JOB_ERR_MAX];    /* why it failed */
-};
+#include "job.h"
 
 /* What a stage makes one target for. */
 enum rule_per {
@@ -134,15 +86,5 @@ struct patient *rule_patient(const struct node *n);
 /* A series target's label, "<patient> <series UID>" (rule.label). */
 char *series_label(struct ctx *ctx, void *obj);
 
-/* Look at s->dir once per run: count its files, note whether it changed
- * since the last scan (a stat when unchanged, a readdir otherwise). */
-void series_check_disk(struct series *s);
-
-/* True when the run is being interrupted. */
-static inline int
-job_cancelled(const struct job *job)
-{
-	return atomic_load(&job->ctx->cancel) != 0;
-}
 
 #endif

@@ -180,7 +180,7 @@ source_retry(struct job *job, int (*once)(struct job *, void *), void *arg)
 		delay = backoff_delay(attempt);
 		/* Said as it happens: a wait of a minute is no hang. */
 		if (verbosity > 0)
-			warn("%s %s: retrying in %.0f s (%d/%d): %s", job->rule->name, job->node->label,
+			warn("%s %s: retrying in %.0f s (%d/%d): %s", job->stage, job->node->label,
 			    (double)delay / 1e9, attempt, retries, job->err);
 		if (backoff_wait(delay, &job->ctx->cancel) < 0)
 			return -1;

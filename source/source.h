@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include "catalog.h"
 #include "htab.h"
-#include "rule.h"
+#include "job.h"
 
 /* One series as the query saw it. */
 struct found {

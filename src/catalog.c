@@ -3,6 +3,7 @@
 #include <string.h>
 #include <xxhash.h>
 #include "catalog.h"
+#include "fileio.h"
 #include "names.h"
 #include "util.h"
 
@@ -246,4 +247,30 @@ instance_free(struct instance *inst, int n)
 	for (int i = 0; i < n; i++)
 		free(inst[i].sop);
 	free(inst);
+}
+
+void
+series_check_disk(struct series *s)
+{
+	int64_t mt;
+	char **sops;
+	char err[256];
+
+	if (s->disk_checked)
+		return;
+	s->disk_checked = 1;
+	mt = mtime_ns(s->dir, NULL);
+	if (mt < 0) {
+		s->disk_count = 0;
+		s->dir_changed = s->ninst > 0;
+		return;
+	}
+	if (s->dir_mtime != 0 && mt == s->dir_mtime) {
+		s->disk_count = s->ninst;
+		s->dir_changed = 0;
+		return;
+	}
+	s->dir_changed = 1;
+	sops = list_dcm(s->dir, &s->disk_count, err, sizeof(err));
+	strv_free(sops);
 }

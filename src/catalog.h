@@ -112,5 +112,8 @@ uint64_t catalog_archive_sig(struct series *const *v, int n, const char *setting
 /* Space-separated UIDs of the series, sorted; malloc'd. */
 char *catalog_series_list(struct series *const *v, int n);
 void instance_free(struct instance *inst, int n);
+/* Look at s->dir once per run: count its files, note whether it changed
+ * since the last scan (a stat when unchanged, a readdir otherwise). */
+void series_check_disk(struct series *s);
 
 #endif

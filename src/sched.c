@@ -230,6 +230,7 @@ launch(struct loop *l, struct node *n)
 	}
 	job = xcalloc(1, sizeof(*job));
 	job->rule = n->rule;
+	job->stage = n->rule->name;
 	job->node = n;
 	job->ctx = l->ctx;
 	job->obj = n->obj;

@@ -6,7 +6,7 @@
 # timeout is left there and reported.  Exit 1 if any.  A dictionary
 # tests/fuzz/NAME.dict, when there is one, is given to libFuzzer.
 #
-# The targets link the product's own libthlhp.a, built by ./configure and
+# The targets link the product's own layers (libengine.a, ...), built by ./configure and
 # make in $work/build with clang and -fsanitize=fuzzer-no-link (so libFuzzer
 # sees its coverage), with the flags and libraries Makefile.am gives it
 # (DCMTK and the other libraries are not instrumented): a module such as
@@ -40,11 +40,11 @@ if ! grep -qxF "abs_top_srcdir = $top" "$build/Makefile" 2>/dev/null; then
 		CXXFLAGS="-g -O1 -fsanitize=fuzzer-no-link $san" >configure.log 2>&1) ||
 		{ echo "fuzz.sh: configure failed:"; tail -n 20 "$build/configure.log"; exit 1; }
 fi
-echo "fuzz.sh: building libthlhp.a with clang (log: $build/make.log)"
-make -C "$build" -j"${FUZZ_JOBS:-2}" libthlhp.a >"$build/make.log" 2>&1 ||
-	{ echo "fuzz.sh: make libthlhp.a failed:"; grep -E -A 3 'error' "$build/make.log" | head -n 30; exit 1; }
+echo "fuzz.sh: building the layers with clang (log: $build/make.log)"
+make -C "$build" -j"${FUZZ_JOBS:-2}" libstate.a libsource.a librules.a libengine.a >"$build/make.log" 2>&1 ||
+	{ echo "fuzz.sh: make of the layers failed:"; grep -E -A 3 'error' "$build/make.log" | head -n 30; exit 1; }
 # What Makefile.am compiles the library's C with and links its users with.
-vars=$(printf 'fuzz-sh-vars:\n\t@echo "$(libthlhp_a_CFLAGS)"\n\t@echo "$(THLHP_LIBS)"\n' |
+vars=$(printf 'fuzz-sh-vars:\n\t@echo "$(ALL_CFLAGS)"\n\t@echo "$(THLHP_LIBS)"\n' |
 	make -s -C "$build" -f Makefile -f - fuzz-sh-vars) ||
 	{ echo "fuzz.sh: cannot read the flags from $build/Makefile"; exit 1; }
 cflags=$(printf '%s\n' "$vars" | sed -n 1p)
