@@ -6,7 +6,7 @@
  * on disk, else each missing instance from .../instances/{sop}.  Either
  * is multipart/related; type="application/dicom" with transfer-syntax=*
  * (as stored, never transcoded), each part streamed to a temp file while
- * it is hashed (src/multipart.h), at most [pacs] max_instance_size bytes,
+ * it is hashed (source/dicomweb/multipart.h), at most [pacs] max_instance_size bytes,
  * then checked (it parses, it is of this series, it was listed) and held.
  * Held parts are made durable together, up to BATCH_PARTS or BATCH_BYTES
  * at a time and at the end: writeback is started as each part ends, one

@@ -1,5 +1,5 @@
 /*
- * fuzz-multipart.c - libFuzzer target for src/multipart.c.  The first
+ * fuzz-multipart.c - libFuzzer target for source/dicomweb/multipart.c.  The first
  * byte picks the boundary ('0'-'7' one of bounds[], else 1-16 bytes of
  * the input made into bchars), the second how the body is cut ('0' whole,
  * '1' byte by byte, else pseudo-random chunks), the third which callback

@@ -1,5 +1,5 @@
 /*
- * test-pace.c - src/pace.c, by the clock: the token bucket spaces requests
+ * test-pace.c - source/pace.c, by the clock: the token bucket spaces requests
  * so that no window of time holds more than its rate allows (no burst,
  * not even after a pause), a cancel ends any wait within its 100 ms slice,
  * and backoff_delay draws from [half, all] of 1 s doubling to 60 s.

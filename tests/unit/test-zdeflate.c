@@ -1,5 +1,5 @@
 /*
- * test-zdeflate.c - archive entries deflated by libdeflate (src/zdeflate.c)
+ * test-zdeflate.c - archive entries deflated by libdeflate (rules/zdeflate.c)
  * through real libzip archives in a temporary folder: what libzip writes
  * from them reads back whole through libzip's own inflate and CRC check;
  * zdeflate_check accepts them and finds a flipped byte; entries it cannot
