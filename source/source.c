@@ -6,7 +6,7 @@
 #include "source.h"
 #include "util.h"
 
-/* Indexed by enum protocol; NULL: known, not built in yet. */
+/* Indexed by enum protocol; ops NULL: a known name, not built in. */
 static const struct { const char *name; const struct source_ops *ops; } sources[] = {
 	[PROTO_DIMSE] = { "dimse", &source_dimse },
 	[PROTO_DICOMWEB] = { "dicomweb", &source_dicomweb },

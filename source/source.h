@@ -1,6 +1,6 @@
 /*
  * source.h - where images come from: one interface, one file per protocol
- * (source/folder.c now; dimse.c and dicomweb.c next).  The query and fetch
+ * (source/dimse.c, source/dicomweb.c, source/folder.c).  The query and fetch
  * run on worker threads and touch neither the catalog nor state: the query
  * returns what it saw, the fetch returns what it wrote.
  * Every int function returns 0, or -1 with the message in err / job->err.

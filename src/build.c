@@ -12,9 +12,9 @@
 #include "lease.h"
 #include "names.h"
 #include "notify.h"
-#include "report.h"
 #include "rule.h"
 #include "sched.h"
+#include "setup.h"
 #include "source.h"
 #include "util.h"
 
@@ -31,10 +31,7 @@ struct want {
 
 struct run {
 	const struct options *o;
-	struct config cfg;
-	struct select sel;
-	struct state st;
-	struct catalog cat;
+	struct setup *s;          /* config, selection, state, catalog */
 	struct ctx ctx;
 	struct lease lease;       /* when the store is shared */
 	struct graph g;
@@ -58,7 +55,7 @@ struct run {
 static int
 stage_on(const struct run *r, const struct rule *ru)
 {
-	return !ru->enabled || ru->enabled(&r->cfg);
+	return !ru->enabled || ru->enabled(&r->s->cfg);
 }
 
 /* The stages target name asks for: *upto, it and those it is made from;
@@ -171,7 +168,7 @@ parse_targets(struct run *r)
 			r->all.force |= o->always ? r->redo : 0;
 		} else if (stage_mask(t, &upto, &self) == 0) {
 			if (!stage_on(r, rule_find(t, NULL))) {
-				warn("%s: that stage is off in %s", t, r->cfg.file);
+				warn("%s: that stage is off in %s", t, r->s->cfg.file);
 				return -1;
 			}
 			r->all.build |= upto;
@@ -192,7 +189,7 @@ parse_targets(struct run *r)
 				return -1;
 			}
 			if (!stage_on(r, rule_find(stage, NULL))) {
-				warn("%s: stage %s is off in %s", t, stage, r->cfg.file);
+				warn("%s: stage %s is off in %s", t, stage, r->s->cfg.file);
 				free(stage);
 				return -1;
 			}
@@ -302,12 +299,12 @@ choose_series(struct run *r, struct patient *p)
 	for (int i = 0; i < p->nseries; i++) {
 		struct series *s = p->series[i];
 
-		if (!select_series(&r->sel, s->modality, s->study_date))
+		if (!select_series(&r->s->sel, s->modality, s->study_date))
 			continue;
 		if (s->gone && s->valid_sig == 0)
 			continue;
 		free(s->dir);
-		s->dir = concat(r->cfg.output.dicom_dir, "/", p->name, "/", s->study, "/", s->uid,
+		s->dir = concat(r->s->cfg.output.dicom_dir, "/", p->name, "/", s->study, "/", s->uid,
 		    (char *)NULL);
 		p->want[p->nwant++] = s;
 	}
@@ -416,7 +413,7 @@ warn_gone(struct run *r, struct patient *p)
 	for (int i = 0; i < p->nseries; i++) {
 		struct series *s = p->series[i];
 
-		if (!s->gone || !select_series(&r->sel, s->modality, s->study_date))
+		if (!s->gone || !select_series(&r->s->sel, s->modality, s->study_date))
 			continue;
 		char t[256];
 
@@ -472,14 +469,14 @@ build_graph(struct run *r)
 {
 	for (int i = 0; i < r->nwants; i++) {
 		const char *id = r->wanted_ids[i];
-		struct patient *p = catalog_find_patient(&r->cat, id);
+		struct patient *p = catalog_find_patient(&r->s->cat, id);
 
 		struct want *w = htab_get(&r->one, id);
 
 		/* The query asks only for the selected: check that first. */
-		if (!select_patient(&r->sel, id)) {
+		if (!select_patient(&r->s->sel, id)) {
 			warn("%s: not selected by [select] in %s, so never asked of the source "
-			    "(add it to patient_id, patient_id_regex or patients_file)", id, r->cfg.file);
+			    "(add it to patient_id, patient_id_regex or patients_file)", id, r->s->cfg.file);
 			return -1;
 		}
 		if (!p || p->nseries == 0) {
@@ -507,11 +504,11 @@ build_graph(struct run *r)
 		if (rule_table[k]->prepare)
 			rule_table[k]->prepare(&r->ctx);
 	r->ctx.npartial = 0;
-	for (int i = 0; i < r->cat.np; i++) {
-		struct patient *p = r->cat.p[i];
+	for (int i = 0; i < r->s->cat.np; i++) {
+		struct patient *p = r->s->cat.p[i];
 		struct want w = r->all, *one = htab_get(&r->one, p->id);
 
-		if (!select_patient(&r->sel, p->id))
+		if (!select_patient(&r->s->sel, p->id))
 			continue;
 		if (one) {
 			w.build |= one->build;
@@ -543,10 +540,6 @@ run_free(struct run *r)
 		lease_release_all(r->ctx.lease);
 	graph_free(&r->g);
 	source_free(r->ctx.src);
-	catalog_free(&r->cat);
-	state_close(&r->st);
-	select_free(&r->sel);
-	config_free(&r->cfg);
 	free(r->ctx.settings);
 	for (int i = 0; i < r->nwants; i++) {
 		free(htab_get(&r->one, r->wanted_ids[i]));
@@ -556,58 +549,43 @@ run_free(struct run *r)
 	htab_free(&r->one);
 }
 
-int
-build_run(const struct options *o)
+/* A build (show NULL), or a plan for show (build_plan), from s: what of
+ * it is not loaded yet is loaded here, the state after the targets are
+ * parsed (a typo is said before the state is touched). */
+static int
+run(const struct options *o, struct setup *s, build_show_fn *show)
 {
-	struct run r = { .o = o };
+	struct run r = { .o = o, .s = s };
 	struct sched_opts so;
-	char *err = NULL, serr[512];
-	int report = o->tool ? report_kind(o->tool, o->format) : -1;
+	char serr[512];
 	const char *ping = NULL;
-	int rc, code = EXIT_ERROR, readonly = o->dry_run || o->question || report >= 0;
+	int rc, code = EXIT_ERROR, readonly = o->dry_run || o->question || show;
 
 	htab_init(&r.one);
-	catalog_init(&r.cat);
 	graph_init(&r.g);
-	if (config_load(&r.cfg, o->file, &err) < 0) {
-		warn("%s", err);
-		free(err);
+	if (!(s->have & NEED_CONFIG) && setup_config(s, o, NEED_SELECT) < 0)
 		return EXIT_ERROR;
-	}
-	if (select_init(&r.sel, &r.cfg, &err) < 0) {
-		warn("%s", err);
-		free(err);
-		goto out;
-	}
-	r.ctx.cfg = &r.cfg;       /* file targets are checked against it */
-	r.ctx.sel = &r.sel;
+	r.ctx.cfg = &s->cfg;      /* file targets are checked against it */
+	r.ctx.sel = &s->sel;
 	if (parse_targets(&r) < 0)
 		goto out;
 	/* A build that may write is what a heartbeat watches. */
-	ping = !readonly ? r.cfg.notify.ping_url : NULL;
-	notify_ping(ping, r.cfg.notify.include_ids, NOTIFY_START);
-	if (state_open(&r.st, r.cfg.state.url, readonly ? STORE_READONLY :
-	    o->wait ? STORE_WAIT : 0, r.cfg.state.lease * 1000) < 0 ||
-	    state_load(&r.st, &r.cat) < 0) {
-		char *where = config_where(&r.cfg, "state", "url");
-
-		warn("%s: %s", where, r.st.err);
-		free(where);
+	ping = !readonly ? s->cfg.notify.ping_url : NULL;
+	notify_ping(ping, s->cfg.notify.include_ids, NOTIFY_START);
+	if (!(s->have & NEED_CATALOG) && setup_state(s, readonly ? STORE_READONLY :
+	    o->wait ? STORE_WAIT : 0, NEED_CATALOG) < 0)
 		goto out;
-	}
-	r.ctx.src = source_new(&r.cfg, serr, sizeof(serr));
+	r.ctx.src = source_new(&s->cfg, serr, sizeof(serr));
 	if (!r.ctx.src) {
 		warn("%s", serr);
 		goto out;
 	}
-	r.ctx.cfg = &r.cfg;
-	r.ctx.st = &r.st;
-	r.ctx.cat = &r.cat;
-	r.ctx.sel = &r.sel;
-	r.ctx.settings = config_zip_settings(&r.cfg);
+	r.ctx.st = &s->st;
+	r.ctx.cat = &s->cat;
+	r.ctx.settings = config_zip_settings(&s->cfg);
 	r.ctx.dry_run = readonly;
-	if (r.st.shared && !readonly) {
-		lease_init(&r.lease, &r.st, r.cfg.state.lease);
+	if (s->st.shared && !readonly) {
+		lease_init(&r.lease, &s->st, s->cfg.state.lease);
 		r.ctx.lease = &r.lease;
 	}
 	r.ctx.offline = o->offline;
@@ -616,7 +594,7 @@ build_run(const struct options *o)
 
 	/* DICOM is touched only by jobs: the dictionary (3/4 of a no-op run's
 	 * instructions) is loaded before the first job thread, and only then. */
-	if (!o->offline && report < 0) {
+	if (!o->offline && !show) {
 		dcm_init();
 		rc = run_query(&r);
 		if (rc == -2) {
@@ -633,7 +611,7 @@ build_run(const struct options *o)
 		code = EXIT_OK;
 		goto out;
 	}
-	if (o->offline && report < 0 && r.cat.np == 0) {
+	if (o->offline && !show && s->cat.np == 0) {
 		/* Not "up to date": nothing is known yet.  -q cannot answer. */
 		if (o->question) {
 			warn("--offline -q: no catalog yet, so no answer: no query has found a "
@@ -647,12 +625,11 @@ build_run(const struct options *o)
 		goto out;
 	}
 	if (!readonly)
-		remove_dead_temps(r.cfg.output.zip_dir);
+		remove_dead_temps(s->cfg.output.zip_dir);
 	if (build_graph(&r) < 0)
 		goto out;
-	if (report >= 0) {
-		code = report_print((enum report)report, &r.g, &r.cat, &r.st, &r.cfg, verbosity > 1,
-		    stdout) < 0 || fflush(stdout) != 0 ? EXIT_ERROR : EXIT_OK;
+	if (show) {
+		code = show(o, s, &r.g);
 		goto out;
 	}
 	if (readonly) {
@@ -666,7 +643,7 @@ build_run(const struct options *o)
 	}
 	dcm_init();
 	so.jobs = o->jobs;
-	so.cap[POOL_PACS] = r.cfg.pacs.protocol == PROTO_FOLDER ? o->jobs : r.cfg.pacs.max_associations;
+	so.cap[POOL_PACS] = s->cfg.pacs.protocol == PROTO_FOLDER ? o->jobs : s->cfg.pacs.max_associations;
 	so.cap[POOL_LOCAL] = o->jobs;
 	so.keep_going = o->keep_going;
 	so.title = node_title;
@@ -691,7 +668,25 @@ out:
 		    r.ctx.npartial, r.ctx.npartial == 1 ? "" : "s", r.ctx.npartial == 1 ? "it" : "them");
 		code = EXIT_ERROR;
 	}
-	notify_ping(ping, r.cfg.notify.include_ids, code == EXIT_OK ? NOTIFY_OK : NOTIFY_FAIL);
+	notify_ping(ping, s->cfg.notify.include_ids, code == EXIT_OK ? NOTIFY_OK : NOTIFY_FAIL);
 	run_free(&r);
 	return code;
+}
+
+int
+build_run(const struct options *o)
+{
+	struct setup s;
+	int code;
+
+	setup_init(&s);
+	code = run(o, &s, NULL);
+	setup_free(&s);
+	return code;
+}
+
+int
+build_plan(const struct options *o, struct setup *s, build_show_fn *show)
+{
+	return run(o, s, show);
 }

@@ -1,6 +1,7 @@
 /*
  * build.h - one run: config -> catalog (state) -> query -> graph ->
- * scheduler -> results in state.  Also the tools that need the same setup.
+ * scheduler -> results in state; and the plan alone, for the tools that
+ * show it (report.c).
  */
 #ifndef THLHP_BUILD_H
 #define THLHP_BUILD_H
@@ -24,9 +25,19 @@ struct options {
 	int ntargets;
 };
 
+struct graph;
+struct setup;
+
+/* Shows a planned graph g (a tool of tools.c); returns the exit code. */
+typedef int build_show_fn(const struct options *o, struct setup *s, const struct graph *g);
+
 /* Build the targets; returns the exit code. */
 int build_run(const struct options *o);
-/* Run the tool o->tool; returns the exit code. */
+/* Plan the targets of o as -n does, from the stored catalog (the source
+ * is not asked), loading what of s is not loaded yet (setup.h, read-only),
+ * and hand the graph to show; returns the exit code. */
+int build_plan(const struct options *o, struct setup *s, build_show_fn *show);
+/* Run the tool o->tool (tools.c); returns the exit code. */
 int tool_run(const struct options *o);
 
 #endif

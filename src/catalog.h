@@ -65,7 +65,6 @@ struct patient {
 	struct archive ar;        /* valid when has_ar */
 	int has_ar;
 	char *ar_error;           /* why the last zip failed, or NULL once one is built */
-	int selected;             /* belongs to the project per [select] */
 	int ar_dirty;             /* archive record differs from state */
 	char *query_error;        /* why the last query saw it only in part (not
 	                           * zipped until one sees it whole), or NULL */

@@ -45,10 +45,10 @@ usage(FILE *fp)
 "      --version          print the version\n"
 "  -h, --help             this help\n"
 "\n"
-"Tools:\n%s"
-"\n"
-"Exit status: 0 done or up to date; 1 -q found stale targets; 2 any error.\n",
-	    tools_help);
+"Tools:\n");
+	tool_help(fp);
+	fprintf(fp, "\n"
+"Exit status: 0 done or up to date; 1 -q found stale targets; 2 any error.\n");
 }
 
 enum { OPT_OFFLINE = 256, OPT_QUIET, OPT_VERSION, OPT_FORMAT, OPT_WAIT, OPT_SINCE };

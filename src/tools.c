@@ -1,5 +1,6 @@
-/* tools.c - -t list, init, clean, qc; status, inventory and dag plan first
- * (build.c). */
+/* tools.c - -t TOOL: the table of tools, their one setup (setup.h), and
+ * init, clean, qc and list; status, inventory, dag and targets print the
+ * plan of build_plan() (report.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,37 +15,17 @@
 #include "fileio.h"
 #include "names.h"
 #include "report.h"
-#include "select.h"
-#include "state.h"
+#include "setup.h"
 #include "tools.h"
 #include "util.h"
 
-const char tools_help[] =
-	"  status  one row per patient: series, downloaded, validated, archive,\n"
-	"          state (up to date, stale and why, failed and the last error);\n"
-	"          --format csv; from the stored catalog (refresh it with `query`)\n"
-	"  inventory  CSV, one row per series: PatientID, StudyInstanceUID, StudyDate,\n"
-	"          SeriesInstanceUID, SeriesNumber, Modality, SeriesDescription,\n"
-	"          expected and downloaded instances, bytes, archive (when up to\n"
-	"          date); from the stored catalog, like status\n"
-	"  dag     the targets as Graphviz DOT, coloured by state (dot -Tsvg)\n"
-	"  targets every target name, one a line: the stages, then each patient's ID,\n"
-	"          STAGE:ID and archive path\n"
-	"  qc      --since 48h DEST: copy the series downloaded in the last 48 hours\n"
-	"          into DEST/<patient>/<study>/<series>/ for quality control\n"
-	"  list    list the tools\n"
-	"  init    write a commented sample config (-f FILE, default thlhp.ini)\n"
-	"  clean   remove the archives and the leftovers of interrupted jobs;\n"
-	"          `-t clean download` also removes the downloaded series;\n"
-	"          with -n it lists what it would remove\n"
-	"  With -n, init and clean say what they would write or remove, and do\n"
-	"          nothing; qc refuses -n, and no tool takes -q.\n";
-
 static int
-tool_init(const struct options *o)
+tool_init(const struct options *o, struct setup *s)
 {
 	int fd;
 	size_t len = strlen(config_sample);
+
+	(void)s;
 
 	if (o->dry_run) {
 		if (access(o->file, F_OK) == 0) {
@@ -114,46 +95,50 @@ clean_tree(const char *dir, int dcm, int dry, int *errors)
 	return n + ndcm;
 }
 
+/* -t clean [zip|download|all]: 1 when the downloads go too, 0 when only
+ * the archives, -1 (with a warning) for another target. */
 static int
-tool_clean(const struct options *o)
+clean_dcm(const struct options *o)
 {
-	struct config cfg;
-	struct state st;
-	struct catalog cat;
-	char *err = NULL;
-	int dcm = 0, errors = 0, ntmp, nzip = 0, ndcm = 0, code = EXIT_ERROR;
-	DIR *d;
-	struct dirent *e;
+	int dcm = 0;
 
 	for (int i = 0; i < o->ntargets; i++) {
 		if (strcmp(o->targets[i], "download") == 0 || strcmp(o->targets[i], "all") == 0)
 			dcm = 1;
 		else if (strcmp(o->targets[i], "zip") != 0) {
 			warn("-t clean: unknown target %s (zip, download or all)", o->targets[i]);
-			return EXIT_ERROR;
+			return -1;
 		}
 	}
-	if (config_load(&cfg, o->file, &err) < 0) {
-		warn("%s", err);
-		free(err);
-		return EXIT_ERROR;
-	}
-	catalog_init(&cat);
-	if (state_open(&st, cfg.state.url, o->dry_run ? STORE_READONLY : 0, cfg.state.lease * 1000) < 0 ||
-	    state_load(&st, &cat) < 0) {
-		warn("%s: %s", cfg.file, st.err);
-		goto out;
-	}
-	ntmp = clean_tree(cfg.output.zip_dir, 0, o->dry_run, &errors);
-	if ((d = opendir(cfg.output.zip_dir)) != NULL) {
+	return dcm;
+}
+
+static int
+clean_args(const struct options *o)
+{
+	return clean_dcm(o) < 0 ? -1 : 0;
+}
+
+static int
+tool_clean(const struct options *o, struct setup *s)
+{
+	struct config *cfg = &s->cfg;
+	struct state *st = &s->st;
+	struct catalog *cat = &s->cat;
+	int dcm = clean_dcm(o), errors = 0, ntmp, nzip = 0, ndcm = 0;
+	DIR *d;
+	struct dirent *e;
+
+	ntmp = clean_tree(cfg->output.zip_dir, 0, o->dry_run, &errors);
+	if ((d = opendir(cfg->output.zip_dir)) != NULL) {
 		while ((e = readdir(d)) != NULL) {
 			int n;
-			char *id = archive_parse(e->d_name, cfg.output.delimiter, &n), *path;
+			char *id = archive_parse(e->d_name, cfg->output.delimiter, &n), *path;
 
 			if (!id)
 				continue;
 			free(id);
-			path = xasprintf("%s/%s", cfg.output.zip_dir, e->d_name);
+			path = xasprintf("%s/%s", cfg->output.zip_dir, e->d_name);
 			if (o->dry_run)
 				printf("would remove %s\n", path), nzip++;
 			else if (unlink(path) == 0)
@@ -165,57 +150,52 @@ tool_clean(const struct options *o)
 		closedir(d);
 	}
 	if (dcm)
-		ndcm = clean_tree(cfg.output.dicom_dir, 1, o->dry_run, &errors);
+		ndcm = clean_tree(cfg->output.dicom_dir, 1, o->dry_run, &errors);
 	else
-		ntmp += clean_tree(cfg.output.dicom_dir, 0, o->dry_run, &errors);
+		ntmp += clean_tree(cfg->output.dicom_dir, 0, o->dry_run, &errors);
 	if (o->dry_run) {
 		/* Temp files among them were printed one by one and counted in ndcm. */
 		printf("would remove %d archive%s, %d leftover temp file%s%s", nzip, nzip == 1 ? "" : "s",
 		    ntmp, ntmp == 1 ? "" : "s", dcm ? "" : "\n");
 		if (dcm)
 			printf(" and the downloaded instances (%d file%s)\n", ndcm, ndcm == 1 ? "" : "s");
-		code = EXIT_OK;
-		goto out;
+		return EXIT_OK;
 	}
 	/* Forget what was removed, so the next run builds it again. */
-	if (state_begin(&st) < 0)
-		goto out;
-	for (int i = 0; i < cat.np; i++) {
-		struct patient *p = cat.p[i];
+	if (state_begin(st) < 0)
+		goto fail;
+	for (int i = 0; i < cat->np; i++) {
+		struct patient *p = cat->p[i];
 
 		if (p->has_ar) {
 			p->has_ar = 0;
-			if (state_save_patient(&st, p) < 0)
+			if (state_save_patient(st, p) < 0)
 				goto bad;
 		}
 		for (int j = 0; dcm && j < p->nseries; j++) {
-			struct series *s = p->series[j];
+			struct series *se = p->series[j];
 
-			s->ninst = 0;
-			s->set_sig = s->valid_sig = 0;
-			s->dir_mtime = 0;
+			se->ninst = 0;
+			se->set_sig = se->valid_sig = 0;
+			se->dir_mtime = 0;
 			static const struct instance none;
 
-			if (state_save_series(&st, s, &none, 0) < 0)   /* drops its rows */
+			if (state_save_series(st, se, &none, 0) < 0)   /* drops its rows */
 				goto bad;
 		}
 	}
-	if (state_commit(&st) < 0)
+	if (state_commit(st) < 0)
 		goto bad;
 	printf("removed %d archive%s, %d leftover temp file%s%s", nzip, nzip == 1 ? "" : "s",
 	    ntmp, ntmp == 1 ? "" : "s", dcm ? "" : "\n");
 	if (dcm)
 		printf(", %d downloaded instance%s\n", ndcm, ndcm == 1 ? "" : "s");
-	code = errors ? EXIT_ERROR : EXIT_OK;
-	goto out;
+	return errors ? EXIT_ERROR : EXIT_OK;
 bad:
-	state_rollback(&st);
-	warn("%s: %s", cfg.file, st.err);
-out:
-	catalog_free(&cat);
-	state_close(&st);
-	config_free(&cfg);
-	return code;
+	state_rollback(st);
+fail:
+	setup_state_error(s);
+	return EXIT_ERROR;
 }
 
 /* "48h", "2d", "90m", "30s" in seconds; -1 when not one of those. */
@@ -239,53 +219,41 @@ parse_since(const char *s)
 /* -t qc --since 48h DEST: copy the series downloaded in the last hours
  * into DEST/<patient>/<study>/<series>/, for a person to look at. */
 static int
-tool_qc(const struct options *o)
+qc_args(const struct options *o)
 {
-	struct config cfg;
-	struct select sel;
-	struct state st;
-	struct catalog cat;
-	char *err = NULL, e[512];
-	long since = o->since ? parse_since(o->since) : -1;
-	int64_t cut, nbytes = 0;
-	int code = EXIT_ERROR, nseries = 0, ninst = 0;
-	const char *dest = o->ntargets == 1 ? o->targets[0] : NULL;
-
-	if (since < 0 || !dest) {
+	if ((o->since ? parse_since(o->since) : -1) < 0 || o->ntargets != 1) {
 		warn("-t qc: say --since AGE (like 48h, 2d or 90m) and one DEST folder: "
 		    "thlhp-make -t qc --since 48h DEST");
-		return EXIT_ERROR;
+		return -1;
 	}
-	if (config_load(&cfg, o->file, &err) < 0) {
-		warn("%s", err);
-		free(err);
-		return EXIT_ERROR;
-	}
-	if (select_init(&sel, &cfg, &err) < 0) {
-		warn("%s", err);
-		free(err);
-		config_free(&cfg);
-		return EXIT_ERROR;
-	}
-	catalog_init(&cat);
-	if (state_open(&st, cfg.state.url, STORE_READONLY, cfg.state.lease * 1000) < 0 || state_load(&st, &cat) < 0) {
-		warn("%s: %s", cfg.file, st.err);
-		goto out;
-	}
-	cut = now_ns() - (int64_t)since * 1000000000;
-	for (int i = 0; i < cat.np; i++) {
-		struct patient *p = cat.p[i];
+	return 0;
+}
 
-		if (!select_patient(&sel, p->id))
+static int
+tool_qc(const struct options *o, struct setup *su)
+{
+	const struct config *cfg = &su->cfg;
+	const struct catalog *cat = &su->cat;
+	char e[512];
+	long since = parse_since(o->since);
+	int64_t cut, nbytes = 0;
+	int nseries = 0, ninst = 0;
+	const char *dest = o->targets[0];
+
+	cut = now_ns() - (int64_t)since * 1000000000;
+	for (int i = 0; i < cat->np; i++) {
+		struct patient *p = cat->p[i];
+
+		if (!select_patient(&su->sel, p->id))
 			continue;
 		for (int j = 0; j < p->nseries; j++) {
 			struct series *s = p->series[j];
 			char *dir, *to, **sops;
 			int n, copied = 0;
 
-			if (!select_series(&sel, s->modality, s->study_date))
+			if (!select_series(&su->sel, s->modality, s->study_date))
 				continue;
-			dir = xasprintf("%s/%s/%s/%s", cfg.output.dicom_dir, p->name, s->study, s->uid);
+			dir = xasprintf("%s/%s/%s/%s", cfg->output.dicom_dir, p->name, s->study, s->uid);
 			/* The folder changes when an instance lands in it. */
 			if (mtime_ns(dir, NULL) < cut || !(sops = list_dcm(dir, &n, e, sizeof(e)))) {
 				free(dir);
@@ -318,39 +286,152 @@ tool_qc(const struct options *o)
 	}
 	printf("copied %d series (%d instances, %.1f MB) downloaded in the last %s to %s\n",
 	    nseries, ninst, (double)nbytes / 1e6, o->since, dest);
-	code = EXIT_OK;
-out:
-	catalog_free(&cat);
-	state_close(&st);
-	select_free(&sel);
-	config_free(&cfg);
-	return code;
+	return EXIT_OK;
+}
+
+/* Prints the plan as the report of the tool's name (report.c). */
+static int
+report_show(const struct options *o, struct setup *s, const struct graph *g)
+{
+	return report_print(report_kind(o->tool, o->format), g, &s->cat, &s->st, &s->cfg,
+	    verbosity > 1, stdout) < 0 || fflush(stdout) != 0 ? EXIT_ERROR : EXIT_OK;
+}
+
+static int
+tool_report(const struct options *o, struct setup *s)
+{
+	return build_plan(o, s, report_show);
+}
+
+static int tool_list(const struct options *, struct setup *);
+
+/* What a tool writes, and so what -n does with it. */
+enum writes {
+	WRITES_NOTHING,           /* -n changes nothing */
+	WRITES_DRY,               /* writes; with -n says what it would, and does not */
+	WRITES_REFUSE_DRY,        /* writes; refuses -n */
+};
+
+static const struct tool {
+	const char *name;
+	/* The arguments, checked before anything is loaded (NULL: any);
+	 * 0, or -1 after a warning. */
+	int (*args)(const struct options *o);
+	/* Runs with s loaded as needs says; returns the exit code. */
+	int (*run)(const struct options *o, struct setup *s);
+	int needs;                /* NEED_*, loaded by tool_run */
+	enum writes writes;
+	const char *help;         /* lines after the name, the next ones indented */
+} tool_table[] = {
+#define REPORT NEED_CONFIG | NEED_SELECT | NEED_STATE | NEED_CATALOG | NEED_GRAPH
+	{ "status", NULL, tool_report, REPORT, WRITES_NOTHING,
+	    "one row per patient: series, downloaded, validated, archive,\n"
+	    "state (up to date, stale and why, failed and the last error);\n"
+	    "--format csv; from the stored catalog (refresh it with `query`)" },
+	{ "inventory", NULL, tool_report, REPORT, WRITES_NOTHING,
+	    "CSV, one row per series: PatientID, StudyInstanceUID, StudyDate,\n"
+	    "SeriesInstanceUID, SeriesNumber, Modality, SeriesDescription,\n"
+	    "expected and downloaded instances, bytes, archive (when up to\n"
+	    "date); from the stored catalog, like status" },
+	{ "dag", NULL, tool_report, REPORT, WRITES_NOTHING,
+	    "the targets as Graphviz DOT, coloured by state (dot -Tsvg)" },
+	{ "targets", NULL, tool_report, REPORT, WRITES_NOTHING,
+	    "every target name, one a line: the stages, then each patient's ID,\n"
+	    "STAGE:ID and archive path" },
+#undef REPORT
+	{ "qc", qc_args, tool_qc, NEED_CONFIG | NEED_SELECT | NEED_STATE | NEED_CATALOG,
+	    WRITES_REFUSE_DRY,
+	    "--since 48h DEST: copy the series downloaded in the last 48 hours\n"
+	    "into DEST/<patient>/<study>/<series>/ for quality control" },
+	{ "list", NULL, tool_list, 0, WRITES_NOTHING,
+	    "list the tools" },
+	{ "init", NULL, tool_init, 0, WRITES_DRY,
+	    "write a commented sample config (-f FILE, default thlhp.ini)" },
+	{ "clean", clean_args, tool_clean, NEED_CONFIG | NEED_STATE | NEED_WRITE | NEED_CATALOG,
+	    WRITES_DRY,
+	    "remove the archives and the leftovers of interrupted jobs;\n"
+	    "`-t clean download` also removes the downloaded series;\n"
+	    "with -n it lists what it would remove" },
+};
+
+/* The names of the tools that write as w, "init and clean", into buf. */
+static void
+tool_names(enum writes w, char *buf, size_t len)
+{
+	size_t off = 0;
+	int n = 0, j = 0;
+
+	for (size_t i = 0; i < LEN(tool_table); i++)
+		n += tool_table[i].writes == w;
+	buf[0] = '\0';
+	for (size_t i = 0; i < LEN(tool_table) && off < len; i++)
+		if (tool_table[i].writes == w)
+			off += (size_t)snprintf(buf + off, len - off, "%s%s", j == 0 ? "" :
+			    j == n - 1 ? " and " : ", ", tool_table[i].name), j++;
+}
+
+void
+tool_help(FILE *fp)
+{
+	char dry[128], refuse[128];
+
+	for (size_t i = 0; i < LEN(tool_table); i++) {
+		const char *h = tool_table[i].help;
+
+		fprintf(fp, "  %-7s ", tool_table[i].name);
+		for (const char *nl; (nl = strchr(h, '\n')) != NULL; h = nl + 1)
+			fprintf(fp, "%.*s\n%10s", (int)(nl - h), h, "");
+		fprintf(fp, "%s\n", h);
+	}
+	tool_names(WRITES_DRY, dry, sizeof(dry));
+	tool_names(WRITES_REFUSE_DRY, refuse, sizeof(refuse));
+	fprintf(fp, "  With -n, %s say what they would write or remove, and do\n"
+	    "          nothing; %s refuses -n, and no tool takes -q.\n", dry, refuse);
+}
+
+static int
+tool_list(const struct options *o, struct setup *s)
+{
+	(void)o, (void)s;
+	printf("thlhp-make tools (-t TOOL):\n");
+	tool_help(stdout);
+	return EXIT_OK;
 }
 
 int
 tool_run(const struct options *o)
 {
+	const struct tool *t = NULL;
+	struct setup s;
+	int code = EXIT_ERROR;
+
+	for (size_t i = 0; i < LEN(tool_table) && !t; i++)
+		if (strcmp(tool_table[i].name, o->tool) == 0)
+			t = &tool_table[i];
+	if (!t) {
+		warn("-t %s: unknown tool; -t list lists them", o->tool);
+		return EXIT_ERROR;
+	}
 	if (o->question) {
 		warn("-t %s: -q asks whether the build is up to date and goes with no tool "
 		    "(-n shows what a tool would do)", o->tool);
 		return EXIT_ERROR;
 	}
-	if (o->dry_run && strcmp(o->tool, "qc") == 0) {
-		warn("-t qc: -n is not supported; -t qc copies only, into DEST: run it without -n");
+	if (o->dry_run && t->writes == WRITES_REFUSE_DRY) {
+		warn("-t %s: -n is not supported: run it without -n", t->name);
 		return EXIT_ERROR;
 	}
-	if (strcmp(o->tool, "list") == 0) {
-		printf("thlhp-make tools (-t TOOL):\n%s", tools_help);
-		return EXIT_OK;
-	}
-	if (strcmp(o->tool, "init") == 0)
-		return tool_init(o);
-	if (strcmp(o->tool, "clean") == 0)
-		return tool_clean(o);
-	if (strcmp(o->tool, "qc") == 0)
-		return tool_qc(o);
-	if (report_kind(o->tool, o->format) >= 0)
-		return build_run(o);
-	warn("-t %s: unknown tool; -t list lists them", o->tool);
-	return EXIT_ERROR;
+	if (t->args && t->args(o) < 0)
+		return EXIT_ERROR;
+	setup_init(&s);
+	if ((t->needs & NEED_CONFIG) && setup_config(&s, o, t->needs) < 0)
+		goto out;
+	/* A plan's targets are parsed before the state opens (build_plan). */
+	if ((t->needs & NEED_STATE) && !(t->needs & NEED_GRAPH) &&
+	    setup_state(&s, (t->needs & NEED_WRITE) && !o->dry_run ? 0 : STORE_READONLY, t->needs) < 0)
+		goto out;
+	code = t->run(o, &s);
+out:
+	setup_free(&s);
+	return code;
 }

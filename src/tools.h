@@ -1,8 +1,10 @@
-/* tools.h - `-t TOOL`: things that are not a build (see build.h: tool_run). */
+/* tools.h - `-t TOOL`: things that are not a build (tool_run in build.h). */
 #ifndef THLHP_TOOLS_H
 #define THLHP_TOOLS_H
 
-/* One line per tool, for -t list and --help. */
-extern const char tools_help[];
+#include <stdio.h>
+
+/* The tools and what each does, for -t list and --help. */
+void tool_help(FILE *fp);
 
 #endif

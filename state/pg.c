@@ -487,7 +487,6 @@ pg_exec(struct store *st, const char *sql, int n, const char *const *param)
 
 const struct store_ops store_pg = {
 	.scheme = "postgresql",
-	.built = 1,
 	.shared = 1,
 	.dialect = STORE_PG,
 	/* Any constant key will do; this one spells "thlhp". */

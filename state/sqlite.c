@@ -332,7 +332,6 @@ sq_exec(struct store *st, const char *sql, int n, const char *const *param)
 
 const struct store_ops store_sqlite = {
 	.scheme = "sqlite",
-	.built = 1,
 	.shared = 0,              /* one writer: the flock above */
 	.dialect = STORE_SQLITE,
 	.schema_lock = "",        /* the flock is enough */

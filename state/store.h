@@ -37,7 +37,6 @@ typedef int store_row_fn(void *arg, int ncol, const char *const *val);
 
 struct store_ops {
 	const char *scheme;       /* URL scheme: "sqlite", "postgresql" */
-	int built;                /* 0: known name, not compiled in */
 	/* Several processes may work on one store at once (jobs are then
 	 * claimed, state.h); 0 when the backend keeps out a second writer. */
 	int shared;
