@@ -12,6 +12,7 @@
 #include "lease.h"
 #include "names.h"
 #include "notify.h"
+#include "plan.h"
 #include "rule.h"
 #include "sched.h"
 #include "setup.h"
@@ -19,7 +20,6 @@
 #include "util.h"
 
 /* Stages of a patient a target asks for: bit k is rule_table[k]. */
-typedef uint32_t stages;
 
 /* What the targets ask of one patient. */
 struct want {
@@ -50,32 +50,6 @@ struct run {
 	} stale_by[8];            /* -n: stale targets by rule, for the count */
 	int nstale_by;
 };
-
-/* Does the config ask for stage ru? */
-static int
-stage_on(const struct run *r, const struct rule *ru)
-{
-	return !ru->enabled || ru->enabled(&r->s->cfg);
-}
-
-/* The stages target name asks for: *upto, it and those it is made from;
- * *self, it alone (0 and 0 for the query).  -1 if no stage is so named. */
-static int
-stage_mask(const char *name, stages *upto, stages *self)
-{
-	int k;
-	const struct rule *ru = rule_find(name, &k);
-
-	*upto = *self = 0;
-	if (!ru)
-		return -1;
-	if (ru->per == PER_RUN)
-		return 0;
-	*self = (stages)1 << k;
-	for (; ru; ru = ru->after ? rule_find(ru->after, &k) : NULL)
-		*upto |= (stages)1 << k;
-	return 0;
-}
 
 static struct want *
 want_patient(struct run *r, const char *id, stages build, stages force)
@@ -134,7 +108,7 @@ file_target(struct run *r, const char *t)
 		}
 		if (!id)
 			continue;
-		stage_mask(ru->name, &upto, &self);
+		plan_stage_mask(ru->name, &upto, &self);
 		w = want_patient(r, id, upto, o->always ? self : 0);
 		w->file = t;
 		w->file_rule = ru;
@@ -152,7 +126,7 @@ parse_targets(struct run *r)
 	int any = 0;
 
 	for (int k = 0; rule_table[k]; k++) {
-		if (rule_table[k]->per == PER_RUN || !stage_on(r, rule_table[k]))
+		if (rule_table[k]->per == PER_RUN || !plan_stage_on(&r->ctx, rule_table[k]))
 			continue;
 		r->every |= (stages)1 << k;
 		if (!rule_table[k]->costly)
@@ -166,8 +140,8 @@ parse_targets(struct run *r)
 		if (strcmp(t, "all") == 0) {
 			r->all.build |= r->every;
 			r->all.force |= o->always ? r->redo : 0;
-		} else if (stage_mask(t, &upto, &self) == 0) {
-			if (!stage_on(r, rule_find(t, NULL))) {
+		} else if (plan_stage_mask(t, &upto, &self) == 0) {
+			if (!plan_stage_on(&r->ctx, rule_find(t, NULL))) {
 				warn("%s: that stage is off in %s", t, r->s->cfg.file);
 				return -1;
 			}
@@ -181,14 +155,14 @@ parse_targets(struct run *r)
 		} else if (colon && colon > t) {
 			char *stage = strndup(t, (size_t)(colon - t)), names[256];
 
-			rc = stage_mask(stage, &upto, &self);
+			rc = plan_stage_mask(stage, &upto, &self);
 			if (rc < 0 || upto == 0) {
 				free(stage);
 				stage_names(names, sizeof(names));
 				warn("%s: unknown stage before ':' (%s)", t, names);
 				return -1;
 			}
-			if (!stage_on(r, rule_find(stage, NULL))) {
+			if (!plan_stage_on(&r->ctx, rule_find(stage, NULL))) {
 				warn("%s: stage %s is off in %s", t, stage, r->s->cfg.file);
 				free(stage);
 				return -1;
@@ -232,32 +206,6 @@ run_query(struct run *r)
 	return rc;
 }
 
-/* The strings up to NULL, one after the other, malloc'd: labels and
- * paths for every node, where xasprintf was a sixth of a no-op run. */
-static char *
-concat(const char *first, ...)
-{
-	va_list ap;
-	size_t len = 0;
-	char *res, *d;
-
-	va_start(ap, first);
-	for (const char *a = first; a; a = va_arg(ap, const char *))
-		len += strlen(a);
-	va_end(ap);
-	d = res = xmalloc(len + 1);
-	va_start(ap, first);
-	for (const char *a = first; a; a = va_arg(ap, const char *)) {
-		size_t l = strlen(a);
-
-		memcpy(d, a, l);
-		d += l;
-	}
-	va_end(ap);
-	*d = '\0';
-	return res;
-}
-
 /* A series as a person knows it, "#3 Thorax 1.0 B31f", with control
  * bytes shown as '?'; "" when the source gave neither. */
 static void
@@ -286,89 +234,6 @@ node_title(const struct node *n, int verbose, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%s %s%s%s", s->patient->name, t, verbose ? " " : "",
 		    verbose ? s->uid : "");
-}
-
-/* The series a patient's archive holds: selected, and not gone unless
- * what was downloaded of it is valid (never silently dropped). */
-static void
-choose_series(struct run *r, struct patient *p)
-{
-	p->nwant = 0;
-	free(p->want);
-	p->want = xcalloc((size_t)p->nseries + 1, sizeof(*p->want));
-	for (int i = 0; i < p->nseries; i++) {
-		struct series *s = p->series[i];
-
-		if (!select_series(&r->s->sel, s->modality, s->study_date))
-			continue;
-		if (s->gone && s->valid_sig == 0)
-			continue;
-		free(s->dir);
-		s->dir = concat(r->s->cfg.output.dicom_dir, "/", p->name, "/", s->study, "/", s->uid,
-		    (char *)NULL);
-		p->want[p->nwant++] = s;
-	}
-}
-
-static void
-plan(struct run *r, struct node *n)
-{
-	graph_stale(n, n->rule->plan(&r->ctx, n));
-}
-
-/* Each stage's targets for p, as the table says: a series stage's for
- * each series (series by series, each after the same series' target of
- * the stage it comes after), then the patient stages', each after all of
- * the patient's targets of the stage it comes after. */
-static void
-add_patient(struct run *r, struct graph *g, struct patient *p, struct want w)
-{
-	struct node **made[RULE_MAX] = { 0 };
-	int after[RULE_MAX];
-
-	choose_series(r, p);
-	if (p->nwant == 0)
-		return;
-	for (int k = 0; rule_table[k]; k++) {
-		after[k] = -1;
-		if (rule_table[k]->after)
-			rule_find(rule_table[k]->after, &after[k]);
-		if ((w.build & ((stages)1 << k)) && stage_on(r, rule_table[k]))
-			made[k] = xcalloc((size_t)p->nwant, sizeof(**made));
-	}
-	for (int i = 0; i < p->nwant; i++)
-		for (int k = 0; rule_table[k]; k++) {
-			const struct rule *ru = rule_table[k];
-			struct node *n;
-
-			if (ru->per != PER_SERIES || !made[k])
-				continue;
-			n = graph_add(g, ru, p->want[i], ru->label(&r->ctx, p->want[i]));
-			n->force = !!(w.force & ((stages)1 << k));
-			if (after[k] >= 0 && made[after[k]] && made[after[k]][i])
-				graph_edge(made[after[k]][i], n);
-			plan(r, n);
-			made[k][i] = n;
-		}
-	/* A patient the query saw only in part keeps what it has: made now,
-	 * it could lack a series. */
-	for (int k = 0; rule_table[k] && !p->query_error; k++) {
-		const struct rule *ru = rule_table[k];
-		int a = after[k];
-		struct node *n;
-
-		if (ru->per != PER_PATIENT || !made[k])
-			continue;
-		n = graph_add(g, ru, p, ru->label(&r->ctx, p));
-		n->force = !!(w.force & ((stages)1 << k));
-		for (int i = 0; a >= 0 && made[a] && i < p->nwant; i++)
-			if (made[a][i])
-				graph_edge(made[a][i], n);
-		plan(r, n);
-		made[k][0] = n;
-	}
-	for (int k = 0; rule_table[k]; k++)
-		free(made[k]);
 }
 
 /* Print the stale targets of g (-n), count them (-n, -q). */
@@ -446,7 +311,7 @@ check_patient(struct run *r, struct patient *p, struct want w)
 	struct graph one;
 
 	graph_init(&one);
-	add_patient(r, &one, p, w);
+	plan_patient(&r->ctx, &one, p, w.build, w.force);
 	print_stale(r, &one);
 	graph_free(&one);
 	for (int i = 0; i < p->nwant; i++) {
@@ -488,7 +353,7 @@ build_graph(struct run *r)
 			/* The file named must be the one its stage would make now. */
 			char *cur, *b;
 
-			choose_series(r, p);
+			plan_choose_series(&r->ctx, p);
 			cur = w->file_rule->label(&r->ctx, p);
 			b = strrchr(w->file, '/');
 			if (strcmp(b ? b + 1 : w->file, strrchr(cur, '/') ? strrchr(cur, '/') + 1 : cur)) {
@@ -528,7 +393,7 @@ build_graph(struct run *r)
 		if (w.build && r->ctx.dry_run && !r->o->tool)
 			check_patient(r, p, w);
 		else if (w.build)
-			add_patient(r, &r->g, p, w);
+			plan_patient(&r->ctx, &r->g, p, w.build, w.force);
 	}
 	return 0;
 }

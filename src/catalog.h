@@ -43,7 +43,6 @@ struct series {
 	int disk_checked;         /* disk_count and dir_changed are known */
 	int disk_count;           /* <sop>.dcm files in dir */
 	int dir_changed;          /* dir mtime differs from dir_mtime */
-	struct node *dl, *val;    /* its targets, once planned */
 };
 
 /* The archive last built for a patient, as recorded. */
@@ -74,7 +73,6 @@ struct patient {
 	int nwant;
 	char **old;               /* other archives of it found in zip_dir (base names) */
 	int nold;
-	struct node *zip;
 };
 
 struct catalog {

@@ -1,7 +1,7 @@
 /*
- * test-graph.c - why a target is stale, through the real plan functions of
- * rule_download, rule_validate and rule_zip, wired as src/build.c's
- * add_patient wires them, on real files in a temporary folder; and the
+ * test-graph.c - why a target is stale, through the engine's own graph
+ * construction (plan_patient, from the rule table) and the rules' plan
+ * functions, on real files in a temporary folder; and the
  * signatures the plans compare (catalog_set_sig, catalog_archive_sig,
  * catalog_series_list).
  */
@@ -23,10 +23,9 @@
 #include "fileio.h"
 #include "graph.h"
 #include "names.h"
+#include "plan.h"
 #include "rule.h"
-
-/* The stages wired here (rules/rules.c lists them). */
-extern const struct rule rule_download, rule_validate, rule_zip;
+#include "select.h"
 #include "util.h"
 
 #define PID "TH-01"
@@ -42,6 +41,7 @@ struct fx {
 	struct catalog cat;
 	struct graph g;
 	struct ctx ctx;
+	struct select sel;    /* everything selected */
 	struct patient *p;
 	int pin;              /* distinct old mtimes handed out by pin_mtime */
 };
@@ -88,6 +88,7 @@ setup(void **state)
 	graph_init(&f->g);
 	f->ctx.cfg = &f->cfg;
 	f->ctx.cat = &f->cat;
+	f->ctx.sel = &f->sel;
 	atomic_init(&f->ctx.cancel, 0);
 	f->p = catalog_patient(&f->cat, PID);
 	*state = f;
@@ -121,54 +122,52 @@ add_series(struct fx *f, struct patient *p, const char *study, const char *uid, 
 	return s;
 }
 
-/* As build.c's choose_series, every series wanted. */
+/* The series p's targets are for (every one: the fixture selects all). */
 static void
 choose(struct fx *f, struct patient *p)
 {
 	catalog_sort(&f->cat);
-	free(p->want);
-	p->want = xcalloc((size_t)p->nseries + 1, sizeof(*p->want));
-	p->nwant = 0;
-	for (int i = 0; i < p->nseries; i++) {
-		struct series *s = p->series[i];
-
-		free(s->dir);
-		s->dir = xasprintf("%s/%s/%s/%s", f->cfg.output.dicom_dir, p->name, s->study, s->uid);
-		p->want[p->nwant++] = s;
-	}
+	plan_choose_series(&f->ctx, p);
 }
 
 /* Stages to force, as -B sets them. */
 enum { F_DL = 1, F_VAL = 2, F_ZIP = 4 };
 
-/* A new run: the graph of p as build.c's add_patient makes and plans it. */
+/* The node of stage name for obj in f's graph, or NULL. */
+static struct node *
+node_of(struct fx *f, const char *name, const void *obj)
+{
+	for (int i = 0; i < f->g.n; i++)
+		if (f->g.node[i]->obj == obj && strcmp(f->g.node[i]->rule->name, name) == 0)
+			return f->g.node[i];
+	return NULL;
+}
+
+/* A new run: the graph of p as the engine makes and plans it. */
 static void
 plan(struct fx *f, struct patient *p, int force)
 {
-	struct node *zip;
+	stages build = 0, fs = 0, upto, self;
 
 	graph_free(&f->g);
 	graph_init(&f->g);
 	for (int i = 0; i < p->nwant; i++)
 		p->want[i]->disk_checked = 0;
-	for (int i = 0; i < p->nwant; i++) {
-		struct series *s = p->want[i];
-
-		s->dl = graph_add(&f->g, &rule_download, s, xasprintf("%s %s", p->name, s->uid));
-		s->dl->force = !!(force & F_DL);
-		graph_stale(s->dl, rule_download.plan(&f->ctx, s->dl));
-		s->val = graph_add(&f->g, &rule_validate, s, xasprintf("%s %s", p->name, s->uid));
-		s->val->force = !!(force & F_VAL);
-		graph_edge(s->dl, s->val);
-		graph_stale(s->val, rule_validate.plan(&f->ctx, s->val));
-	}
-	zip = graph_add(&f->g, &rule_zip, p, xasprintf("%s", p->name));
-	zip->force = !!(force & F_ZIP);
-	for (int i = 0; i < p->nwant; i++)
-		graph_edge(p->want[i]->val, zip);
-	graph_stale(zip, rule_zip.plan(&f->ctx, zip));
-	p->zip = zip;
+	plan_stage_mask("zip", &upto, &self);
+	build = upto;
+	if (force & F_DL)
+		plan_stage_mask("download", &upto, &self), fs |= self;
+	if (force & F_VAL)
+		plan_stage_mask("validate", &upto, &self), fs |= self;
+	if (force & F_ZIP)
+		plan_stage_mask("zip", &upto, &self), fs |= self;
+	plan_patient(&f->ctx, &f->g, p, build, fs);
 }
+
+/* The download, validate or zip target of the last plan. */
+#define DL(s) node_of(f, "download", (s))
+#define VAL(s) node_of(f, "validate", (s))
+#define ZIP(p) node_of(f, "zip", (p))
 
 static void
 write_file(const char *path, const char *data, size_t len)
@@ -293,6 +292,8 @@ up_to_date_patient(struct fx *f)
 static void
 assert_reason(const struct node *n, const char *want)
 {
+	if (!n)
+		fail_msg("no such target in the graph");
 	if (!want) {
 		if (n->reason)
 			fail_msg("%s %s: stale (%s), expected up to date", n->rule->name, n->label, n->reason);
@@ -313,9 +314,9 @@ test_new_series(void **state)
 
 	choose(f, f->p);
 	plan(f, f->p, 0);
-	assert_reason(s->dl, "new series (0/3 instances)");
-	assert_reason(s->val, "never validated");
-	assert_reason(f->p->zip, "archive missing");
+	assert_reason(DL(s), "new series (0/3 instances)");
+	assert_reason(VAL(s), "never validated");
+	assert_reason(ZIP(f->p), "archive missing");
 	assert_int_equal(graph_count(&f->g, N_STALE), 3);
 }
 
@@ -334,12 +335,12 @@ test_instances_missing(void **state)
 	txt = xasprintf("%s/notes.txt", s->dir);
 	write_file(txt, "notes", 5);
 	plan(f, f->p, 0);
-	assert_reason(s->dl, "instances missing (2/5 instances)");
-	assert_reason(s->val, "never validated");
+	assert_reason(DL(s), "instances missing (2/5 instances)");
+	assert_reason(VAL(s), "never validated");
 
 	put_instances(s, 2, 4);
 	plan(f, f->p, 0);
-	assert_reason(s->dl, "instances missing (4/5 instances)");
+	assert_reason(DL(s), "instances missing (4/5 instances)");
 	free(tmp);
 	free(txt);
 }
@@ -353,16 +354,16 @@ test_complete_never_validated(void **state)
 	choose(f, f->p);
 	put_instances(s, 0, 3);
 	plan(f, f->p, 0);
-	assert_reason(s->dl, NULL);
-	assert_reason(s->val, "never validated");
-	assert_reason(f->p->zip, "archive missing");
+	assert_reason(DL(s), NULL);
+	assert_reason(VAL(s), "never validated");
+	assert_reason(ZIP(f->p), "archive missing");
 
 	/* Scanned and hashed, but the validation failed: valid_sig stays 0. */
 	record_valid(f, s);
 	s->valid_sig = 0;
 	plan(f, f->p, 0);
-	assert_reason(s->dl, NULL);
-	assert_reason(s->val, "never validated");
+	assert_reason(DL(s), NULL);
+	assert_reason(VAL(s), "never validated");
 }
 
 static void
@@ -379,11 +380,11 @@ test_up_to_date(void **state)
 	record_valid(f, b);
 	record_archive(f, f->p, "PK archive with two series");
 	plan(f, f->p, 0);
-	assert_reason(a->dl, NULL);
-	assert_reason(a->val, NULL);
-	assert_reason(b->dl, NULL);
-	assert_reason(b->val, NULL);
-	assert_reason(f->p->zip, NULL);
+	assert_reason(DL(a), NULL);
+	assert_reason(VAL(a), NULL);
+	assert_reason(DL(b), NULL);
+	assert_reason(VAL(b), NULL);
+	assert_reason(ZIP(f->p), NULL);
 	assert_int_equal(graph_count(&f->g, N_CLEAN), 5);
 	assert_int_equal(graph_count(&f->g, N_STALE), 0);
 
@@ -400,13 +401,13 @@ test_file_added_on_disk(void **state)
 	char *extra;
 
 	plan(f, f->p, 0);
-	assert_reason(s->val, NULL);
+	assert_reason(VAL(s), NULL);
 	extra = xasprintf("%s/9.9.9.dcm", s->dir);
 	write_file(extra, "stray", 5);
 	plan(f, f->p, 0);
-	assert_reason(s->dl, NULL);
-	assert_reason(s->val, "file changed on disk");
-	assert_reason(f->p->zip, "series changed " UID_A);
+	assert_reason(DL(s), NULL);
+	assert_reason(VAL(s), "file changed on disk");
+	assert_reason(ZIP(f->p), "series changed " UID_A);
 	free(extra);
 }
 
@@ -419,9 +420,9 @@ test_file_removed_on_disk(void **state)
 
 	assert_int_equal(unlink(gone), 0);
 	plan(f, f->p, 0);
-	assert_reason(s->dl, "instances missing (2/3 instances)");
-	assert_reason(s->val, "after download (instances missing (2/3 instances))");
-	assert_reason(f->p->zip, "series changed " UID_A);
+	assert_reason(DL(s), "instances missing (2/3 instances)");
+	assert_reason(VAL(s), "after download (instances missing (2/3 instances))");
+	assert_reason(ZIP(f->p), "series changed " UID_A);
 	free(gone);
 }
 
@@ -433,9 +434,9 @@ test_series_dir_removed(void **state)
 
 	nftw(s->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	plan(f, f->p, 0);
-	assert_reason(s->dl, "instances missing (0/3 instances)");
-	assert_reason(s->val, "after download (instances missing (0/3 instances))");
-	assert_reason(f->p->zip, "series changed " UID_A);
+	assert_reason(DL(s), "instances missing (0/3 instances)");
+	assert_reason(VAL(s), "after download (instances missing (0/3 instances))");
+	assert_reason(ZIP(f->p), "series changed " UID_A);
 }
 
 static void
@@ -446,9 +447,9 @@ test_source_grew(void **state)
 
 	s->expected = 4;
 	plan(f, f->p, 0);
-	assert_reason(s->dl, "instances missing (3/4 instances)");
-	assert_reason(s->val, "after download (instances missing (3/4 instances))");
-	assert_reason(f->p->zip, "series changed " UID_A);
+	assert_reason(DL(s), "instances missing (3/4 instances)");
+	assert_reason(VAL(s), "after download (instances missing (3/4 instances))");
+	assert_reason(ZIP(f->p), "series changed " UID_A);
 }
 
 static void
@@ -460,15 +461,15 @@ test_archive_missing(void **state)
 	/* No record at all. */
 	f->p->has_ar = 0;
 	plan(f, f->p, 0);
-	assert_reason(s->val, NULL);
-	assert_reason(f->p->zip, "archive missing");
+	assert_reason(VAL(s), NULL);
+	assert_reason(ZIP(f->p), "archive missing");
 
 	/* A record whose file is gone. */
 	f->p->has_ar = 1;
 	assert_int_equal(unlink(f->p->ar.path), 0);
 	plan(f, f->p, 0);
-	assert_reason(s->val, NULL);
-	assert_reason(f->p->zip, "archive missing");
+	assert_reason(VAL(s), NULL);
+	assert_reason(ZIP(f->p), "archive missing");
 }
 
 static void
@@ -478,10 +479,10 @@ test_archive_modified(void **state)
 
 	up_to_date_patient(f);
 	plan(f, f->p, 0);
-	assert_reason(f->p->zip, NULL);
+	assert_reason(ZIP(f->p), NULL);
 	write_file(f->p->ar.path, "something else, and longer than the archive was", 47);
 	plan(f, f->p, 0);
-	assert_reason(f->p->zip, "archive modified on disk");
+	assert_reason(ZIP(f->p), "archive modified on disk");
 }
 
 static void
@@ -495,7 +496,7 @@ test_archive_modified_same_size(void **state)
 	write_file(f->p->ar.path, other, strlen(other));
 	pin_mtime(f, f->p->ar.path);
 	plan(f, f->p, 0);
-	assert_reason(f->p->zip, "archive modified on disk");
+	assert_reason(ZIP(f->p), "archive modified on disk");
 }
 
 static void
@@ -510,7 +511,7 @@ test_archive_touched_same_content(void **state)
 	pin_mtime(f, f->p->ar.path);
 	assert_true(mtime_ns(f->p->ar.path, NULL) != f->p->ar.mtime);
 	plan(f, f->p, 0);
-	assert_reason(f->p->zip, NULL);
+	assert_reason(ZIP(f->p), NULL);
 }
 
 static void
@@ -522,20 +523,20 @@ test_settings_changed(void **state)
 	config_free(&f->cfg);
 	load_config(f, "level = 9\n");
 	plan(f, f->p, 0);
-	assert_reason(s->dl, NULL);
-	assert_reason(s->val, NULL);
-	assert_reason(f->p->zip, "settings changed");
+	assert_reason(DL(s), NULL);
+	assert_reason(VAL(s), NULL);
+	assert_reason(ZIP(f->p), "settings changed");
 
 	config_free(&f->cfg);
 	load_config(f, "compression = bzip2\n");
 	plan(f, f->p, 0);
-	assert_reason(f->p->zip, "settings changed");
+	assert_reason(ZIP(f->p), "settings changed");
 
 	/* Back to the settings it was built with. */
 	config_free(&f->cfg);
 	load_config(f, "");
 	plan(f, f->p, 0);
-	assert_reason(f->p->zip, NULL);
+	assert_reason(ZIP(f->p), NULL);
 }
 
 static void
@@ -549,16 +550,16 @@ test_series_added(void **state)
 	put_instances(b, 0, 2);
 	record_valid(f, b);
 	plan(f, f->p, 0);
-	assert_reason(a->val, NULL);
-	assert_reason(b->dl, NULL);
-	assert_reason(b->val, NULL);
-	assert_reason(f->p->zip, "series added " UID_B "; replaces " PID "__seriesCount1.zip");
+	assert_reason(VAL(a), NULL);
+	assert_reason(DL(b), NULL);
+	assert_reason(VAL(b), NULL);
+	assert_reason(ZIP(f->p), "series added " UID_B "; replaces " PID "__seriesCount1.zip");
 
 	/* And when the new series is still to be downloaded. */
 	b->valid_sig = 0;
 	plan(f, f->p, 0);
-	assert_reason(b->val, "never validated");
-	assert_reason(f->p->zip, "series added " UID_B "; replaces " PID "__seriesCount1.zip");
+	assert_reason(VAL(b), "never validated");
+	assert_reason(ZIP(f->p), "series added " UID_B "; replaces " PID "__seriesCount1.zip");
 }
 
 static void
@@ -574,12 +575,14 @@ test_series_removed(void **state)
 	record_valid(f, a);
 	record_valid(f, b);
 	record_archive(f, f->p, "PK two series");
-	/* B no longer selected. */
-	f->p->nwant = 1;
-	assert_ptr_equal(f->p->want[0], a);
+	/* B gone from the source with nothing of it valid on disk: left out. */
+	b->gone = 1;
+	b->valid_sig = 0;
 	plan(f, f->p, 0);
-	assert_reason(a->val, NULL);
-	assert_reason(f->p->zip, "series removed " UID_B "; replaces " PID "__seriesCount2.zip");
+	assert_int_equal(f->p->nwant, 1);
+	assert_ptr_equal(f->p->want[0], a);
+	assert_reason(VAL(a), NULL);
+	assert_reason(ZIP(f->p), "series removed " UID_B "; replaces " PID "__seriesCount2.zip");
 }
 
 static void
@@ -599,7 +602,7 @@ test_series_uid_prefix_of_another(void **state)
 	put_instances(b, 0, 1);
 	record_valid(f, b);
 	plan(f, f->p, 0);
-	assert_reason(f->p->zip, "series added 1.2.3.4; replaces " PID "__seriesCount1.zip");
+	assert_reason(ZIP(f->p), "series added 1.2.3.4; replaces " PID "__seriesCount1.zip");
 }
 
 static void
@@ -612,9 +615,9 @@ test_series_content_changed(void **state)
 	s->set_sig ^= 0x5a5a;
 	s->valid_sig = s->set_sig;
 	plan(f, f->p, 0);
-	assert_reason(s->dl, NULL);
-	assert_reason(s->val, NULL);
-	assert_reason(f->p->zip, "series changed");
+	assert_reason(DL(s), NULL);
+	assert_reason(VAL(s), NULL);
+	assert_reason(ZIP(f->p), "series changed");
 }
 
 static void
@@ -629,7 +632,7 @@ test_archive_renamed(void **state)
 	write_file(f->p->ar.path, "PK archive of " PID, strlen("PK archive of " PID));
 	f->p->ar.mtime = mtime_ns(f->p->ar.path, NULL);
 	plan(f, f->p, 0);
-	assert_reason(f->p->zip, "renamed from " PID "-n1.zip");
+	assert_reason(ZIP(f->p), "renamed from " PID "-n1.zip");
 }
 
 static void
@@ -642,15 +645,15 @@ test_older_archive_left_over(void **state)
 	p->old = xcalloc(2, sizeof(*p->old));
 	p->old[p->nold++] = xstrdup(PID "__seriesCount1.zip");
 	plan(f, p, 0);
-	assert_reason(p->zip, NULL);
+	assert_reason(ZIP(p), NULL);
 	p->old[p->nold++] = xstrdup(PID "__seriesCount2.zip");
 	plan(f, p, 0);
-	assert_reason(p->zip, "older archive left over");
+	assert_reason(ZIP(p), "older archive left over");
 
 	config_free(&f->cfg);
 	load_config(f, "keep_old = yes\n");
 	plan(f, p, 0);
-	assert_reason(p->zip, NULL);
+	assert_reason(ZIP(p), NULL);
 }
 
 static void
@@ -660,21 +663,21 @@ test_forced(void **state)
 	struct series *s = up_to_date_patient(f);
 
 	plan(f, f->p, F_DL | F_VAL | F_ZIP);
-	assert_reason(s->dl, "forced");
-	assert_reason(s->val, "forced");
-	assert_reason(f->p->zip, "forced");
+	assert_reason(DL(s), "forced");
+	assert_reason(VAL(s), "forced");
+	assert_reason(ZIP(f->p), "forced");
 
 	/* -B zip: only the archive. */
 	plan(f, f->p, F_ZIP);
-	assert_reason(s->dl, NULL);
-	assert_reason(s->val, NULL);
-	assert_reason(f->p->zip, "forced");
+	assert_reason(DL(s), NULL);
+	assert_reason(VAL(s), NULL);
+	assert_reason(ZIP(f->p), "forced");
 
 	/* Forced even when there is nothing yet. */
 	f->p->has_ar = 0;
 	plan(f, f->p, F_ZIP | F_VAL);
-	assert_reason(s->val, "forced");
-	assert_reason(f->p->zip, "forced");
+	assert_reason(VAL(s), "forced");
+	assert_reason(ZIP(f->p), "forced");
 }
 
 static void
@@ -693,15 +696,15 @@ test_hostile_patient_id(void **state)
 	record_valid(f, a);
 	record_archive(f, p, "PK hostile");
 	plan(f, p, 0);
-	assert_reason(a->val, NULL);
-	assert_reason(p->zip, NULL);
+	assert_reason(VAL(a), NULL);
+	assert_reason(ZIP(p), NULL);
 
 	b = add_series(f, p, STUDY, UID_B, 1);
 	choose(f, p);
 	put_instances(b, 0, 1);
 	record_valid(f, b);
 	plan(f, p, 0);
-	assert_reason(p->zip, "series added " UID_B "; replaces TH-..%2F..%2Fx__seriesCount1.zip");
+	assert_reason(ZIP(p), "series added " UID_B "; replaces TH-..%2F..%2Fx__seriesCount1.zip");
 }
 
 /* n instances "1.2.<i>" with hash h(i); malloc'd. */
