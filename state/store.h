@@ -23,7 +23,12 @@ enum {
 	STORE_WAIT = 1 << 1,      /* --wait: a store another run holds is waited for */
 };
 
-enum { STORE_SQLITE, STORE_PG };
+/* The SQL dialect a backend speaks, for the few statements that differ
+ * (the store's clock, row locks): state/shared.c picks them by it. */
+enum store_dialect {
+	STORE_SQLITE,             /* SQLite 3: julianday(), BEGIN IMMEDIATE locks */
+	STORE_PG,                 /* PostgreSQL: clock_timestamp(), SKIP LOCKED */
+};
 
 struct store {
 	const struct store_ops *ops;
@@ -41,9 +46,8 @@ struct store_ops {
 	/* Several processes may work on one store at once (jobs are then
 	 * claimed, state.h); 0 when the backend keeps out a second writer. */
 	int shared;
-	/* Which of state.c's few dialect-specific statements it takes (the
-	 * store's clock, row locks): STORE_SQLITE or STORE_PG. */
-	int dialect;
+	/* Which of state/'s few dialect-specific statements it takes. */
+	enum store_dialect dialect;
 	/* Statements that keep other processes out while the schema is made
 	 * or migrated, and let them in again; "" when not needed. */
 	const char *schema_lock, *schema_unlock;
