@@ -1,7 +1,8 @@
 /*
  * store.h - one interface, one file per backend (state/sqlite.c,
- * state/pg.c), like redis's rio.  The backends know SQL, not DICOM: state.c
- * holds the schema and every statement, written once for both.
+ * state/pg.c), like redis's rio.  The backends know SQL, not DICOM: state/
+ * holds the schema and every statement, written once for both but the few
+ * that differ by dialect (shared.c, chosen by ops->dialect).
  *
  * Statements use $1, $2, ... placeholders, which PostgreSQL and SQLite both
  * read; every parameter is bound as text (NULL pointer = SQL NULL), never
