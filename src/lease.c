@@ -56,12 +56,12 @@ int
 lease_take(struct lease *l, struct node *n, char *msg, size_t len)
 {
 	char holder[320];
-	int rc, cut = l->st->db->cut;
+	int rc, cut = state_cut_mark(l->st);
 
 	if (!n->claim && !(n->claim = lease_job(n)))
 		return LEASE_OURS;
 	rc = state_claim(l->st, n->claim, l->owner, l->ttl_ms, &n->claim_gen, holder, sizeof(holder));
-	if (rc < 0 && l->st->db->cut != cut) {
+	if (rc < 0 && state_cut_since(l->st, cut)) {
 		/* Cut with the connection, now back: wait and claim again. */
 		snprintf(msg, len, "claiming the job: %s", l->st->err);
 		return LEASE_HELD;
@@ -117,29 +117,25 @@ lease_fence(struct lease *l, struct node *n)
 {
 	if (!n->claimed)
 		return;
-	l->st->fence.job = n->claim;
-	l->st->fence.owner = l->owner;
-	l->st->fence.gen = n->claim_gen;
-	l->st->fence.lost = 0;
+	state_fence_begin(l->st, n->claim, l->owner, n->claim_gen);
 	l->armed = 1;
-	l->cut = l->st->db->cut;
+	l->cut = state_cut_mark(l->st);
 }
 
 int
 lease_settle(struct lease *l, struct node *n)
 {
-	int lost = 0;
+	int lost = 0, fence;
 
 	if (!n->claimed)
 		return 0;
-	if (l->armed && !l->st->fence.job)
-		lost = l->st->fence.lost;   /* a commit used the fence */
+	fence = state_fence_end(l->st);
+	if (fence != STATE_FENCE_UNUSED)
+		lost = fence == STATE_FENCE_LOST;  /* a commit used the fence */
 	else if (state_release(l->st, n->claim, l->owner, n->claim_gen) == 0)
 		lost = 1;                   /* nothing committed: let go here */
-	else if (l->armed && l->st->db->cut != l->cut)
+	else if (l->armed && state_cut_since(l->st, l->cut))
 		lost = 1;                   /* its transaction went with the connection */
-	l->st->fence.job = NULL;
-	l->st->fence.lost = 0;
 	l->armed = 0;
 	n->claimed = 0;
 	return lost;

@@ -25,7 +25,7 @@ struct lease {
 	int64_t tried_ns;         /* ... and of the last attempt */
 	int failing;              /* renewals fail: said so once */
 	int armed;                /* lease_fence() was called for the job finishing */
-	int cut;                  /* the store's count of cut transactions then */
+	int cut;                  /* state_cut_mark() then */
 };
 
 void lease_init(struct lease *l, struct state *st, int ttl_s);

@@ -16,7 +16,11 @@
  * the database's time, whatever the hosts' clocks say), and how a SELECT
  * locks its row without waiting for one another transaction holds
  * (SQLite's BEGIN IMMEDIATE holds the whole file already). */
-const struct lease_sql lease_sql[] = {
+static const struct lease_sql {
+	const char *claim;        /* a job's row, locked: owner, ms left, gen */
+	const char *take;         /* make it ours for $3 ms; RETURNING gen */
+	const char *renew;        /* extend every lease $1 holds by $2 ms */
+} lease_sql[] = {
 	[STORE_SQLITE] = {
 		.claim = "SELECT owner, expires -"
 		    " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), gen"
@@ -40,6 +44,13 @@ const struct lease_sql lease_sql[] = {
 		    " WHERE owner = $1",
 	},
 };
+
+/* The claims' statements in st's dialect. */
+static const struct lease_sql *
+dialect_sql(const struct state *st)
+{
+	return &lease_sql[st->db->ops->dialect];
+}
 
 /* ---- what other processes changed ---------------------------------- */
 
@@ -126,7 +137,7 @@ state_claim(struct state *st, const char *job, const char *owner, int64_t ms,
 	for (int made = 0;; made = 1) {
 		if (state_begin(st) < 0)
 			return -1;
-		if (QUERY(st, st->sql->claim, claim_row, &r, job) < 0)
+		if (QUERY(st, dialect_sql(st)->claim, claim_row, &r, job) < 0)
 			goto bad;
 		if (r.found || made)
 			break;
@@ -142,7 +153,7 @@ state_claim(struct state *st, const char *job, const char *owner, int64_t ms,
 		return 0;
 	}
 	n = -1;
-	if (QUERY(st, st->sql->take, row_int, &n, job, owner, ints(ms, msbuf)) < 0 ||
+	if (QUERY(st, dialect_sql(st)->take, row_int, &n, job, owner, ints(ms, msbuf)) < 0 ||
 	    state_commit(st) < 0)
 		goto bad;
 	*gen = n;
@@ -157,7 +168,7 @@ state_renew(struct state *st, const char *owner, int64_t ms)
 {
 	char msbuf[24];
 
-	return EXEC(st, st->sql->renew, owner, ints(ms, msbuf));
+	return EXEC(st, dialect_sql(st)->renew, owner, ints(ms, msbuf));
 }
 
 int
@@ -179,4 +190,40 @@ state_release_all(struct state *st, const char *owner)
 	if (!st->db)
 		return 0;
 	return EXEC(st, "UPDATE lease SET owner = '', expires = 0 WHERE owner = $1", owner);
+}
+
+/* ---- fencing ------------------------------------------------------------ */
+
+void
+state_fence_begin(struct state *st, const char *job, const char *owner, int64_t gen)
+{
+	st->fence.job = job;
+	st->fence.owner = owner;
+	st->fence.gen = gen;
+	st->fence.lost = 0;
+	st->fence.armed = 1;
+}
+
+int
+state_fence_end(struct state *st)
+{
+	int rc = STATE_FENCE_UNUSED;
+
+	/* state_commit() clears job when it runs the release. */
+	if (st->fence.armed && !st->fence.job)
+		rc = st->fence.lost ? STATE_FENCE_LOST : STATE_FENCE_USED;
+	memset(&st->fence, 0, sizeof(st->fence));
+	return rc;
+}
+
+int
+state_cut_mark(const struct state *st)
+{
+	return st->db ? st->db->cut : 0;
+}
+
+int
+state_cut_since(const struct state *st, int mark)
+{
+	return state_cut_mark(st) != mark;
 }

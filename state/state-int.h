@@ -43,7 +43,4 @@ const char *hexs(uint64_t v, char buf[17]);
 void fill_series(struct catalog *c, struct series *s, const char *const *v);
 void fill_archive(struct catalog *c, struct patient *p, const char *const *v);
 
-/* The claims' statements in each dialect (shared.c). */
-extern const struct lease_sql lease_sql[];
-
 #endif

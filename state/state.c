@@ -267,7 +267,6 @@ state_open(struct state *st, const char *url, int flags, int hold_ms)
 	if (!st->db)
 		return 0;
 	st->shared = ops->shared;
-	st->sql = &lease_sql[ops->dialect];
 	return 0;
 }
 

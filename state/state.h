@@ -1,7 +1,8 @@
 /*
  * state.h - the catalog and what is known on disk, kept in a store.  The
  * SQL lives here once, for every backend.  Every function returns 0 on
- * success or -1 with the message in st->err.
+ * success or -1 with the message in st->err; where one also answers a
+ * question (claimed or held, cut or not), its comment says with what.
  */
 #ifndef THLHP_STATE_H
 #define THLHP_STATE_H
@@ -10,17 +11,14 @@
 #include "catalog.h"
 #include "store.h"
 
-/* The claims' statements that differ between dialects (state.c). */
-struct lease_sql { const char *claim, *take, *renew; };
-
 struct state {
 	struct store *db;         /* NULL: no state yet (read-only run) */
 	int shared;               /* other processes work on it too: claim jobs */
 	char err[STORE_ERR_MAX];
-	/* The claim the next state_commit() must still hold (see below);
-	 * job NULL when none.  lost is set when it did not. */
-	struct { const char *job, *owner; int64_t gen; int lost; } fence;
-	const struct lease_sql *sql;  /* the claims' statements in its dialect */
+	/* state/'s own, set by state_fence_begin(): the claim the next
+	 * state_commit() must still hold, job NULL once a commit used it
+	 * (lost set when the claim had lapsed); armed until fence_end. */
+	struct { const char *job, *owner; int64_t gen; int lost, armed; } fence;
 };
 
 
@@ -82,7 +80,7 @@ int state_reload_patient(struct state *st, struct catalog *c, struct patient *p)
  * process holds it, its owner string in holder; -1 on error.
  * state_renew: extend every lease owner holds by ms (the heartbeat).
  * state_release: let go of job if still held at gen; 1 released, 0 not
- * ours any more (someone took it over), -1 on error.  With fence set, the
+ * ours any more (someone took it over), -1 on error.  With a fence (below), the
  * same release runs inside state_commit(), so a job's result is committed
  * only together with the proof that its claim still held.
  * state_release_all: let go of everything owner holds.
@@ -92,6 +90,27 @@ int state_claim(struct state *st, const char *job, const char *owner, int64_t ms
 int state_renew(struct state *st, const char *owner, int64_t ms);
 int state_release(struct state *st, const char *job, const char *owner, int64_t gen);
 int state_release_all(struct state *st, const char *owner);
+
+/*
+ * Fencing a job's result with its claim.  state_fence_begin: the next
+ * state_commit() releases job's claim (owner, gen) inside its transaction,
+ * and when the claim is no longer held it fails (-1, the caller rolls
+ * back), so a result is recorded only by the process whose claim held.
+ * state_fence_end disarms the fence and says what became of it:
+ * STATE_FENCE_UNUSED when no commit used it (the claim is still to be
+ * released), STATE_FENCE_USED when a commit released the claim with it,
+ * STATE_FENCE_LOST when a commit found the claim taken over.
+ */
+enum { STATE_FENCE_UNUSED, STATE_FENCE_USED, STATE_FENCE_LOST };
+void state_fence_begin(struct state *st, const char *job, const char *owner, int64_t gen);
+int state_fence_end(struct state *st);
+
+/* Transactions lost with the connection (the server ended it, or one left
+ * idle past the lease; shared stores reconnect): state_cut_mark is a mark
+ * to compare with later, state_cut_since 1 when one was cut after mark,
+ * 0 when none was. */
+int state_cut_mark(const struct state *st);
+int state_cut_since(const struct state *st, int mark);
 
 /* The folder source's cache of file headers. */
 int state_srcfile_load(struct state *st, void (*fn)(void *arg, struct srcfile *f), void *arg);

@@ -1,7 +1,8 @@
 /*
  * store.h - one interface, one file per backend (state/sqlite.c,
- * state/pg.c), like redis's rio.  The backends know SQL, not DICOM: state.c
- * holds the schema and every statement, written once for both.
+ * state/pg.c), like redis's rio.  The backends know SQL, not DICOM: state/
+ * holds the schema and every statement, written once for both but the few
+ * that differ by dialect (shared.c, chosen by ops->dialect).
  *
  * Statements use $1, $2, ... placeholders, which PostgreSQL and SQLite both
  * read; every parameter is bound as text (NULL pointer = SQL NULL), never
@@ -23,7 +24,12 @@ enum {
 	STORE_WAIT = 1 << 1,      /* --wait: a store another run holds is waited for */
 };
 
-enum { STORE_SQLITE, STORE_PG };
+/* The SQL dialect a backend speaks, for the few statements that differ
+ * (the store's clock, row locks): state/shared.c picks them by it. */
+enum store_dialect {
+	STORE_SQLITE,             /* SQLite 3: julianday(), BEGIN IMMEDIATE locks */
+	STORE_PG,                 /* PostgreSQL: clock_timestamp(), SKIP LOCKED */
+};
 
 struct store {
 	const struct store_ops *ops;
@@ -40,9 +46,8 @@ struct store_ops {
 	/* Several processes may work on one store at once (jobs are then
 	 * claimed, state.h); 0 when the backend keeps out a second writer. */
 	int shared;
-	/* Which of state.c's few dialect-specific statements it takes (the
-	 * store's clock, row locks): STORE_SQLITE or STORE_PG. */
-	int dialect;
+	/* Which of state/'s few dialect-specific statements it takes. */
+	enum store_dialect dialect;
 	/* Statements that keep other processes out while the schema is made
 	 * or migrated, and let them in again; "" when not needed. */
 	const char *schema_lock, *schema_unlock;
