@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "build.h"
+#include "rule.h"
 #include "sched.h"
 #include "tools.h"
 #include "util.h"
@@ -20,10 +21,16 @@ usage(FILE *fp)
 "Targets (default all):\n"
 "  all                    every stage for every selected patient\n"
 "  query                  refresh the catalog from the PACS\n"
-"  download, validate, zip  every patient, up to and including that stage\n"
-"  PATIENT_ID             every stage for that patient\n"
+"  STAGE                  every patient, up to and including that stage\n"
 "  STAGE:PATIENT_ID       one stage for one patient, e.g. zip:TH-01-AA\n"
+"  PATIENT_ID             every stage for that patient\n"
 "  DIR/ID__seriesCountN.zip  that archive\n"
+"Stages, in order:");
+	for (int k = 0; rule_table[k]; k++)
+		if (rule_table[k]->per != PER_RUN)
+			fprintf(fp, " %s%s", rule_table[k]->name,
+			    rule_table[k]->enabled ? " (when the config asks for it)" : "");
+	fprintf(fp, "\n"
 "\n"
 "Options:\n"
 "  -f, --file FILE        config file (default ./thlhp.ini)\n"
@@ -48,7 +55,8 @@ usage(FILE *fp)
 "Tools:\n");
 	tool_help(fp);
 	fprintf(fp, "\n"
-"Exit status: 0 done or up to date; 1 -q found stale targets; 2 any error.\n");
+"Exit status: 0 done or up to date; 1 -q found stale targets; 2 any error;\n"
+"130 or 143 interrupted by SIGINT or SIGTERM (what finished is recorded).\n");
 }
 
 enum { OPT_OFFLINE = 256, OPT_QUIET, OPT_VERSION, OPT_FORMAT, OPT_WAIT, OPT_SINCE };
