@@ -530,8 +530,23 @@ state_delete_target(struct state *st, const char *stage, const char *key)
 	return EXEC(st, "DELETE FROM target WHERE stage = $1 AND key = $2", stage, key);
 }
 
+#define TARGET_FIELDS "input_sig, settings_sig, out_path, out_size, out_mtime," \
+	" out_hash, detail, error, made"
+
+/* The columns TARGET_FIELDS as a record; its strings are v's. */
+static struct target_rec
+target_row(const char *const *v)
+{
+	return (struct target_rec){
+		.input_sig = unhex64(v[0]), .settings = v[1], .path = v[2],
+		.size = i64(v[3]), .mtime = i64(v[4]), .hash = unhex64(v[5]),
+		.detail = v[6], .error = v[7], .made = i64(v[8]),
+	};
+}
+
 struct target_load {
 	void (*fn)(void *arg, const struct target_rec *r);
+	void (*each)(void *arg, const char *key, const struct target_rec *r);
 	void *arg;
 	int found;
 };
@@ -540,27 +555,45 @@ static int
 load_target(void *arg, int ncol, const char *const *v)
 {
 	struct target_load *l = arg;
-	struct target_rec r = {
-		.input_sig = unhex64(v[0]), .settings = v[1], .path = v[2],
-		.size = i64(v[3]), .mtime = i64(v[4]), .hash = unhex64(v[5]),
-		.detail = v[6], .error = v[7], .made = i64(v[8]),
-	};
+	struct target_rec r = target_row(v);
 
 	l->found = 1;
 	l->fn(l->arg, &r);
 	return 0;
 }
 
+static int
+load_targets(void *arg, int ncol, const char *const *v)
+{
+	struct target_load *l = arg;
+	struct target_rec r = target_row(v + 1);
+
+	if (v[0])
+		l->each(l->arg, v[0], &r);
+	return 0;
+}
+
+int
+state_load_targets(struct state *st, const char *stage,
+    void (*fn)(void *arg, const char *key, const struct target_rec *r), void *arg)
+{
+	struct target_load l = { .each = fn, .arg = arg };
+
+	if (!st->db)
+		return 0;
+	return QUERY(st, "SELECT key, " TARGET_FIELDS " FROM target WHERE stage = $1",
+	    load_targets, &l, stage);
+}
+
 int
 state_load_target(struct state *st, const char *stage, const char *key,
     void (*fn)(void *arg, const struct target_rec *r), void *arg)
 {
-	struct target_load l = { fn, arg, 0 };
+	struct target_load l = { .fn = fn, .arg = arg };
 
 	if (!st->db)
 		return 0;
-	if (QUERY(st, "SELECT input_sig, settings_sig, out_path, out_size, out_mtime,"
-	    " out_hash, detail, error, made FROM target WHERE stage = $1 AND key = $2",
+	if (QUERY(st, "SELECT " TARGET_FIELDS " FROM target WHERE stage = $1 AND key = $2",
 	    load_target, &l, stage, key) < 0)
 		return -1;
 	return l.found;

@@ -94,6 +94,10 @@ int state_delete_target(struct state *st, const char *stage, const char *key);
  * strings valid during the call), 0 when there is none. */
 int state_load_target(struct state *st, const char *stage, const char *key,
     void (*fn)(void *arg, const struct target_rec *r), void *arg);
+/* Every record of stage: fn(arg, key, r) for each (strings valid during
+ * the call), one query for the whole stage. */
+int state_load_targets(struct state *st, const char *stage,
+    void (*fn)(void *arg, const char *key, const struct target_rec *r), void *arg);
 
 /* Refresh from the store what other processes may have changed since
  * state_load(): a series' record of what is on disk (the catalog fields
