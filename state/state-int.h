@@ -46,9 +46,11 @@ const char *hexs(uint64_t v, char buf[17]);
 	" WHERE stage = '" stage "' AND key = series.uid)"
 #define PATIENT_REC(col, stage) "(SELECT " col " FROM target" \
 	" WHERE stage = '" stage "' AND key = patient.id)"
-#define SERIES_FIELDS "modality, sop_class, study_date, expected, gone, ninst," \
-	" set_sig, " SERIES_REC("input_sig", STAGE_VALID) ", dir_mtime, error," \
-	" series_number, series_desc"
+/* valid: the column that is the validate record's input_sig. */
+#define SERIES_COLS(valid) "series.modality, series.sop_class, series.study_date," \
+	" series.expected, series.gone, series.ninst, series.set_sig, " valid "," \
+	" series.dir_mtime, series.error, series.series_number, series.series_desc"
+#define SERIES_FIELDS SERIES_COLS(SERIES_REC("input_sig", STAGE_VALID))
 /* The second column is unused (the count is the series list's). */
 #define ARCHIVE_FIELDS PATIENT_REC("out_path", STAGE_ARCHIVE) ", NULL," \
 	" " PATIENT_REC("input_sig", STAGE_ARCHIVE) "," \

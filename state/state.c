@@ -426,7 +426,10 @@ state_load(struct state *st, struct catalog *c)
 	    " FROM patient LEFT JOIN target t ON t.stage = '" STAGE_ARCHIVE "'"
 	    " AND t.key = patient.id", load_patient, c, NULL) < 0)
 		return -1;
-	if (QUERY(st, "SELECT uid, patient_id, study_uid, " SERIES_FIELDS " FROM series",
+	/* Joins rather than the reloads' subqueries: one pass over each table. */
+	if (QUERY(st, "SELECT series.uid, series.patient_id, series.study_uid, "
+	    SERIES_COLS("v.input_sig") " FROM series LEFT JOIN target v"
+	    " ON v.stage = '" STAGE_VALID "' AND v.key = series.uid",
 	    load_series, c, NULL) < 0)
 		return -1;
 	catalog_sort(c);
