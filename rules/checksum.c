@@ -5,7 +5,11 @@
  * `sha256sum -c` checks an unpacked archive), after a first line naming
  * the archive and its XXH3 hash as recorded, which says whether the
  * manifest is that archive's.  Written under a temp name, fsynced and
- * renamed; the older archives' manifests go with them.
+ * renamed; the older archives' manifests go with them.  Its target record
+ * (state.h, struct target_rec: the archive's hash as the input, the
+ * manifest's path, size and mtime) lets the plan of a no-op run stat the
+ * manifest rather than read it; without a record, or when the stat
+ * differs, the plan reads the first line.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +26,19 @@
 #include "util.h"
 
 enum { FIRST_MAX = 512 };     /* the manifest's first line, at most */
+
+/* A manifest as recorded, by patient (the record's key). */
+struct crec {
+	char *key;                /* the patient's file-name id */
+	uint64_t archive;         /* the archive's hash it was made from */
+	char *path;
+	int64_t size, mtime;
+};
+
+/* The records, loaded once per run by checksum_prepare. */
+static struct htab recs;
+
+extern const struct rule rule_checksum;
 
 /* <zip_dir>/<id><delimiter><N>.sha256, for the archive p is to have. */
 static char *
@@ -52,6 +69,54 @@ first_line(const struct patient *p)
 	    b ? b + 1 : p->ar.path, p->ar.hash);
 }
 
+static void
+crec_put(void *arg, const char *key, const struct target_rec *r)
+{
+	struct crec *c;
+
+	if (!r->path)
+		return;   /* a failure's record: nothing made */
+	c = xcalloc(1, sizeof(*c));
+	c->key = xstrdup(key);
+	c->archive = r->input_sig;
+	c->path = xstrdup(r->path);
+	c->size = r->size;
+	c->mtime = r->mtime;
+	free(htab_get(&recs, c->key));   /* NULL: keys are unique */
+	htab_put(&recs, c->key, c);
+}
+
+static void
+checksum_prepare(struct ctx *ctx)
+{
+	for (size_t i = 0; i < recs.cap; i++) {
+		struct crec *c = recs.slot[i].val;
+
+		if (recs.slot[i].key && c) {
+			free(c->key);
+			free(c->path);
+			free(c);
+		}
+	}
+	htab_free(&recs);
+	htab_init(&recs);
+	/* Without the records the plan reads each manifest: slower, the
+	 * same answer; a store that cannot be read fails the run elsewhere. */
+	if (checksum_enabled(ctx->cfg))
+		state_load_targets(ctx->st, rule_checksum.name, crec_put, NULL);
+}
+
+/* The manifest is the one recorded for p's archive, by a stat. */
+static int
+recorded(const struct patient *p, const char *path)
+{
+	const struct crec *c = htab_get(&recs, p->name);
+	int64_t size = 0;
+
+	return c && c->archive == p->ar.hash && strcmp(c->path, path) == 0 &&
+	    mtime_ns(path, &size) == c->mtime && size == c->size;
+}
+
 static char *
 checksum_plan(struct ctx *ctx, struct node *n)
 {
@@ -67,6 +132,8 @@ checksum_plan(struct ctx *ctx, struct node *n)
 			return xasprintf("after zip (%s)", n->in[i]->reason);
 	if (!p->has_ar)
 		return xstrdup("archive missing");
+	if (recorded(p, n->label))
+		return NULL;
 	if (!(f = fopen(n->label, "re")))
 		return xstrdup("manifest missing");
 	want = first_line(p);
@@ -78,7 +145,10 @@ checksum_plan(struct ctx *ctx, struct node *n)
 
 struct cin {
 	char *archive;            /* the archive as recorded */
+	uint64_t hash;            /* and its hash */
 	char *first;              /* the manifest's first line */
+	int64_t size, mtime;      /* run: of the manifest written */
+	int64_t n;                /* run: its entries */
 };
 
 static int
@@ -93,6 +163,7 @@ checksum_start(struct job *job)
 	}
 	in = xcalloc(1, sizeof(*in));
 	in->archive = xstrdup(p->ar.path);
+	in->hash = p->ar.hash;
 	in->first = first_line(p);
 	job->in = in;
 	return 1;
@@ -188,6 +259,11 @@ checksum_run(struct job *job)
 	}
 	if (fsync_parent(path, job->err, sizeof(job->err)) < 0)
 		goto out;
+	if ((in->mtime = mtime_ns(path, &in->size)) < 0) {
+		errf(job->err, sizeof(job->err), "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	in->n = (int64_t)n;
 	job->summary = xasprintf("%" PRId64 " entr%s", (int64_t)n, n == 1 ? "y" : "ies");
 	rc = 0;
 out:
@@ -222,8 +298,33 @@ remove_old(struct ctx *ctx, const struct patient *p, const char *keep)
 static int
 checksum_finish(struct job *job, int rc)
 {
+	struct state *st = job->ctx->st;
+	struct patient *p = job->obj;
 	struct cin *in = job->in;
+	char detail[32];
+	struct target_rec r = { 0 };
 
+	if (in && (rc == 0 || !job_cancelled(job))) {
+		/* The manifest made, or why it was not. */
+		if (rc == 0) {
+			snprintf(detail, sizeof(detail), "%" PRId64 " entries", in->n);
+			r = (struct target_rec){ .input_sig = in->hash, .path = job->node->label,
+			    .size = in->size, .mtime = in->mtime, .detail = detail };
+		} else {
+			r.error = job->err;
+		}
+		if (state_begin(st) < 0 || state_save_target(st, job->rule->name, p->name, &r) < 0 ||
+		    state_commit(st) < 0) {
+			state_rollback(st);
+			if (rc == 0) {
+				errf(job->err, sizeof(job->err), "recording %s: %s",
+				    job->node->label, st->err);
+				rc = -1;
+			} else {
+				warn("checksum %s: recording the failure: %s", job->node->label, st->err);
+			}
+		}
+	}
 	if (rc == 0)
 		remove_old(job->ctx, job->obj, job->node->label);
 	if (in) {
@@ -241,6 +342,7 @@ const struct rule rule_checksum = {
 	.after = "zip",
 	.enabled = checksum_enabled,
 	.label = checksum_label,
+	.prepare = checksum_prepare,
 	.pool = POOL_LOCAL,
 	.plan = checksum_plan,
 	.start = checksum_start,

@@ -36,10 +36,30 @@ const char *hexs(uint64_t v, char buf[17]);
 /* The columns SERIES_FIELDS into s; the columns ARCHIVE_FIELDS into p's
  * archive record (none when a part is missing).  Strings go through c's
  * intern pool where catalog.h says so. */
-#define SERIES_FIELDS "modality, sop_class, study_date, expected, gone, ninst," \
-	" set_sig, valid_sig, dir_mtime, error, series_number, series_desc"
-#define ARCHIVE_FIELDS "ar_path, ar_nseries, ar_sig, ar_settings, ar_series," \
-	" ar_size, ar_mtime, ar_hash, ar_error, query_error"
+/* The stages whose target records the catalog holds fields for: the
+ * validate record is series.valid_sig, the zip record the archive. */
+#define STAGE_VALID "validate"
+#define STAGE_ARCHIVE "zip"
+/* One column of the series' (patient's) record of stage, in a query
+ * FROM series (patient). */
+#define SERIES_REC(col, stage) "(SELECT " col " FROM target" \
+	" WHERE stage = '" stage "' AND key = series.uid)"
+#define PATIENT_REC(col, stage) "(SELECT " col " FROM target" \
+	" WHERE stage = '" stage "' AND key = patient.id)"
+/* valid: the column that is the validate record's input_sig. */
+#define SERIES_COLS(valid) "series.modality, series.sop_class, series.study_date," \
+	" series.expected, series.gone, series.ninst, series.set_sig, " valid "," \
+	" series.dir_mtime, series.error, series.series_number, series.series_desc"
+#define SERIES_FIELDS SERIES_COLS(SERIES_REC("input_sig", STAGE_VALID))
+/* The second column is unused (the count is the series list's). */
+#define ARCHIVE_FIELDS PATIENT_REC("out_path", STAGE_ARCHIVE) ", NULL," \
+	" " PATIENT_REC("input_sig", STAGE_ARCHIVE) "," \
+	" " PATIENT_REC("settings_sig", STAGE_ARCHIVE) "," \
+	" " PATIENT_REC("detail", STAGE_ARCHIVE) "," \
+	" " PATIENT_REC("out_size", STAGE_ARCHIVE) "," \
+	" " PATIENT_REC("out_mtime", STAGE_ARCHIVE) "," \
+	" " PATIENT_REC("out_hash", STAGE_ARCHIVE) "," \
+	" " PATIENT_REC("error", STAGE_ARCHIVE) ", query_error"
 void fill_series(struct catalog *c, struct series *s, const char *const *v);
 void fill_archive(struct catalog *c, struct patient *p, const char *const *v);
 

@@ -26,6 +26,17 @@
  *                                     (NULL once one is built); why the
  *                                     last query saw it only in part (NULL
  *                                     once one sees it whole)
+ * Version 5 adds
+ *   target(stage, key, input_sig, settings_sig, out_path, out_size,
+ *          out_mtime, out_hash, detail, error, made)
+ *                                     one record per target of any stage
+ *                                     (state.h, struct target_rec); the
+ *                                     validate record (series.valid_sig)
+ *                                     and the archive record (patient.ar_*)
+ *                                     move into it.  Those columns stay,
+ *                                     unused: SQLite before 3.35 cannot
+ *                                     drop them.  series.error stays the
+ *                                     series' last failure, of any job.
  * Hashes are XXH3-64 as 16 hex digits; file times are nanoseconds; lease
  * expiry is the store's clock in milliseconds.
  *
@@ -88,6 +99,23 @@ static const char *const migrations[] = {
 	/* 4 */
 	"ALTER TABLE patient ADD COLUMN ar_error TEXT;"
 	"ALTER TABLE patient ADD COLUMN query_error TEXT;",
+	/* 5: plain SQL both SQLite and PostgreSQL run as it is. */
+	"CREATE TABLE target ("
+	" stage TEXT NOT NULL, key TEXT NOT NULL,"
+	" input_sig TEXT, settings_sig TEXT,"
+	" out_path TEXT, out_size BIGINT, out_mtime BIGINT, out_hash TEXT,"
+	" detail TEXT, error TEXT, made BIGINT,"
+	" PRIMARY KEY (stage, key));"
+	"INSERT INTO target (stage, key, input_sig)"
+	" SELECT 'validate', uid, valid_sig FROM series WHERE valid_sig IS NOT NULL;"
+	"INSERT INTO target (stage, key, input_sig, settings_sig, out_path, out_size,"
+	" out_mtime, out_hash, detail, error)"
+	" SELECT 'zip', id, ar_sig, ar_settings, ar_path, ar_size, ar_mtime, ar_hash,"
+	" ar_series, ar_error FROM patient WHERE ar_path IS NOT NULL OR ar_error IS NOT NULL;"
+	"UPDATE series SET valid_sig = NULL;"
+	"UPDATE patient SET ar_path = NULL, ar_nseries = NULL, ar_sig = NULL,"
+	" ar_settings = NULL, ar_series = NULL, ar_size = NULL, ar_mtime = NULL,"
+	" ar_hash = NULL, ar_error = NULL;",
 };
 
 static const struct { const char *scheme; const struct store_ops *ops; } backends[] = {
@@ -328,7 +356,9 @@ fill_archive(struct catalog *c, struct patient *p, const char *const *v)
 	if (!p->has_ar)
 		return;
 	a->path = xstrdup(v[0]);
-	a->nseries = (int)i64(v[1]);
+	a->nseries = 0;   /* v[1] is unused: the words of the series list */
+	for (const char *w = v[4]; *w; w++)
+		a->nseries += *w != ' ' && (w == v[4] || w[-1] == ' ');
 	a->sig = unhex64(v[2]);
 	a->settings = catalog_intern(c, v[3]);
 	a->series = xstrdup(v[4]);
@@ -390,9 +420,15 @@ state_load(struct state *st, struct catalog *c)
 {
 	if (!st->db)
 		return 0;
-	if (QUERY(st, "SELECT id, " ARCHIVE_FIELDS " FROM patient", load_patient, c, NULL) < 0)
+	if (QUERY(st, "SELECT patient.id, t.out_path, NULL, t.input_sig, t.settings_sig,"
+	    " t.detail, t.out_size, t.out_mtime, t.out_hash, t.error, patient.query_error"
+	    " FROM patient LEFT JOIN target t ON t.stage = '" STAGE_ARCHIVE "'"
+	    " AND t.key = patient.id", load_patient, c, NULL) < 0)
 		return -1;
-	if (QUERY(st, "SELECT uid, patient_id, study_uid, " SERIES_FIELDS " FROM series",
+	/* Joins rather than the reloads' subqueries: one pass over each table. */
+	if (QUERY(st, "SELECT series.uid, series.patient_id, series.study_uid, "
+	    SERIES_COLS("v.input_sig") " FROM series LEFT JOIN target v"
+	    " ON v.stage = '" STAGE_VALID "' AND v.key = series.uid",
 	    load_series, c, NULL) < 0)
 		return -1;
 	catalog_sort(c);
@@ -471,55 +507,147 @@ state_series_sizes(struct state *st,
 	    series_size, &z, NULL);
 }
 
-static int
-save_patient_row(struct state *st, const struct patient *p)
+int
+state_save_target(struct state *st, const char *stage, const char *key,
+    const struct target_rec *r)
 {
-	char n[24], sz[24], mt[24], sig[17], h[17];
-	const struct archive *a = &p->ar;
+	char sig[17], sz[24], mt[24], h[17], made[24];
 
-	return EXEC(st, "INSERT INTO patient (id, ar_path, ar_nseries, ar_sig, ar_settings,"
-	    " ar_series, ar_size, ar_mtime, ar_hash, ar_error)"
-	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-	    " ON CONFLICT (id) DO UPDATE SET ar_path = excluded.ar_path,"
-	    " ar_nseries = excluded.ar_nseries, ar_sig = excluded.ar_sig,"
-	    " ar_settings = excluded.ar_settings, ar_series = excluded.ar_series,"
-	    " ar_size = excluded.ar_size, ar_mtime = excluded.ar_mtime, ar_hash = excluded.ar_hash,"
-	    " ar_error = excluded.ar_error",
-	    p->name,
-	    p->has_ar ? a->path : NULL,
-	    p->has_ar ? ints(a->nseries, n) : NULL,
-	    p->has_ar ? hexs(a->sig, sig) : NULL,
-	    p->has_ar ? a->settings : NULL,
-	    p->has_ar ? a->series : NULL,
-	    p->has_ar ? ints(a->size, sz) : NULL,
-	    p->has_ar ? ints(a->mtime, mt) : NULL,
-	    p->has_ar ? hexs(a->hash, h) : NULL, p->ar_error);
+	return EXEC(st, "INSERT INTO target (stage, key, input_sig, settings_sig, out_path,"
+	    " out_size, out_mtime, out_hash, detail, error, made)"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+	    " ON CONFLICT (stage, key) DO UPDATE SET input_sig = excluded.input_sig,"
+	    " settings_sig = excluded.settings_sig, out_path = excluded.out_path,"
+	    " out_size = excluded.out_size, out_mtime = excluded.out_mtime,"
+	    " out_hash = excluded.out_hash, detail = excluded.detail,"
+	    " error = excluded.error, made = excluded.made",
+	    stage, key, hexs(r->input_sig, sig), r->settings, r->path,
+	    r->path ? ints(r->size, sz) : NULL, r->path ? ints(r->mtime, mt) : NULL,
+	    hexs(r->hash, h), r->detail, r->error, ints(r->made ? r->made : now_ns(), made));
 }
 
 int
+state_delete_target(struct state *st, const char *stage, const char *key)
+{
+	return EXEC(st, "DELETE FROM target WHERE stage = $1 AND key = $2", stage, key);
+}
+
+#define TARGET_FIELDS "input_sig, settings_sig, out_path, out_size, out_mtime," \
+	" out_hash, detail, error, made"
+
+/* The columns TARGET_FIELDS as a record; its strings are v's. */
+static struct target_rec
+target_row(const char *const *v)
+{
+	return (struct target_rec){
+		.input_sig = unhex64(v[0]), .settings = v[1], .path = v[2],
+		.size = i64(v[3]), .mtime = i64(v[4]), .hash = unhex64(v[5]),
+		.detail = v[6], .error = v[7], .made = i64(v[8]),
+	};
+}
+
+struct target_load {
+	void (*fn)(void *arg, const struct target_rec *r);
+	void (*each)(void *arg, const char *key, const struct target_rec *r);
+	void *arg;
+	int found;
+};
+
+static int
+load_target(void *arg, int ncol, const char *const *v)
+{
+	struct target_load *l = arg;
+	struct target_rec r = target_row(v);
+
+	l->found = 1;
+	l->fn(l->arg, &r);
+	return 0;
+}
+
+static int
+load_targets(void *arg, int ncol, const char *const *v)
+{
+	struct target_load *l = arg;
+	struct target_rec r = target_row(v + 1);
+
+	if (v[0])
+		l->each(l->arg, v[0], &r);
+	return 0;
+}
+
+int
+state_load_targets(struct state *st, const char *stage,
+    void (*fn)(void *arg, const char *key, const struct target_rec *r), void *arg)
+{
+	struct target_load l = { .each = fn, .arg = arg };
+
+	if (!st->db)
+		return 0;
+	return QUERY(st, "SELECT key, " TARGET_FIELDS " FROM target WHERE stage = $1",
+	    load_targets, &l, stage);
+}
+
+int
+state_load_target(struct state *st, const char *stage, const char *key,
+    void (*fn)(void *arg, const struct target_rec *r), void *arg)
+{
+	struct target_load l = { .fn = fn, .arg = arg };
+
+	if (!st->db)
+		return 0;
+	if (QUERY(st, "SELECT " TARGET_FIELDS " FROM target WHERE stage = $1 AND key = $2",
+	    load_target, &l, stage, key) < 0)
+		return -1;
+	return l.found;
+}
+
+/* The patient row and its archive record: the zip target's. */
+int
 state_save_patient(struct state *st, const struct patient *p)
 {
-	return save_patient_row(st, p);
+	const struct archive *a = &p->ar;
+	struct target_rec r = { .error = p->ar_error };
+
+	if (EXEC(st, "INSERT INTO patient (id) VALUES ($1) ON CONFLICT (id) DO NOTHING",
+	    p->name) < 0)
+		return -1;
+	if (!p->has_ar && !p->ar_error)
+		return state_delete_target(st, STAGE_ARCHIVE, p->name);
+	if (p->has_ar) {
+		r.input_sig = a->sig;
+		r.settings = a->settings;
+		r.path = a->path;
+		r.size = a->size;
+		r.mtime = a->mtime;
+		r.hash = a->hash;
+		r.detail = a->series;
+	}
+	return state_save_target(st, STAGE_ARCHIVE, p->name, &r);
 }
 
 int
 state_save_series(struct state *st, const struct series *s, const struct instance *inst, int n)
 {
-	char exp[24], gone[24], ninst[24], dm[24], ss[17], vs[17];
+	char exp[24], gone[24], ninst[24], dm[24], ss[17];
+	const struct target_rec r = { .input_sig = s->valid_sig };
 
 	if (EXEC(st, "INSERT INTO series (uid, patient_id, study_uid, modality, sop_class,"
-	    " study_date, expected, gone, ninst, set_sig, valid_sig, dir_mtime, error,"
+	    " study_date, expected, gone, ninst, set_sig, dir_mtime, error,"
 	    " series_number, series_desc)"
-	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 	    " ON CONFLICT (uid) DO UPDATE SET ninst = excluded.ninst,"
-	    " set_sig = excluded.set_sig, valid_sig = excluded.valid_sig,"
+	    " set_sig = excluded.set_sig,"
 	    " dir_mtime = excluded.dir_mtime, error = excluded.error,"
 	    " expected = CASE WHEN series.expected < excluded.expected"
 	    " THEN excluded.expected ELSE series.expected END",
 	    s->uid, s->patient->name, s->study, s->modality, s->sop_class, s->study_date,
 	    ints(s->expected, exp), ints(s->gone, gone), ints(s->ninst, ninst),
-	    hexs(s->set_sig, ss), hexs(s->valid_sig, vs), ints(s->dir_mtime, dm), s->error,
+	    hexs(s->set_sig, ss), ints(s->dir_mtime, dm), s->error,
 	    s->number, s->desc) < 0)
+		return -1;
+	/* The validate record: the set it found good, if any. */
+	if (s->valid_sig ? state_save_target(st, STAGE_VALID, s->uid, &r) < 0 :
+	    state_delete_target(st, STAGE_VALID, s->uid) < 0)
 		return -1;
 	if (!inst)
 		return 0;

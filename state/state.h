@@ -62,6 +62,41 @@ int state_save_patient(struct state *st, const struct patient *p);
 /* Write every dirty series and patient of c, in one transaction. */
 int state_save_catalog(struct state *st, struct catalog *c);
 
+/*
+ * One record per target, as samurai's .ninja_log entry: the table target
+ * (schema 5), keyed by (stage, key), key the series UID for a series stage
+ * and the patient's file-name id for a patient stage.  A new stage keeps
+ * its record here: no migration, no catalog column.  The records of the
+ * stages the catalog holds fields for (validate: series.valid_sig; zip:
+ * the patient's archive record and ar_error) are read into those fields by
+ * state_load() and the reloads, and written by state_save_series() and
+ * state_save_patient().  Strings are borrowed; NULL or 0 for none.
+ */
+struct target_rec {
+	uint64_t input_sig;       /* signature of the inputs it was made from */
+	const char *settings;     /* the settings or command it was made with */
+	const char *path;         /* the file it made */
+	int64_t size, mtime;      /* of that file when made (ns) */
+	uint64_t hash;            /* XXH3-64 of that file */
+	const char *detail;       /* the stage's own text (zip: the series inside) */
+	const char *error;        /* why it last failed, or NULL */
+	int64_t made;             /* when recorded, ns since the epoch (set on save) */
+};
+
+/* Insert or replace the record of target (stage, key). */
+int state_save_target(struct state *st, const char *stage, const char *key,
+    const struct target_rec *r);
+/* Drop the record of target (stage, key), if any. */
+int state_delete_target(struct state *st, const char *stage, const char *key);
+/* The record of target (stage, key): 1 and fn(arg, r) called with it (its
+ * strings valid during the call), 0 when there is none. */
+int state_load_target(struct state *st, const char *stage, const char *key,
+    void (*fn)(void *arg, const struct target_rec *r), void *arg);
+/* Every record of stage: fn(arg, key, r) for each (strings valid during
+ * the call), one query for the whole stage. */
+int state_load_targets(struct state *st, const char *stage,
+    void (*fn)(void *arg, const char *key, const struct target_rec *r), void *arg);
+
 /* Refresh from the store what other processes may have changed since
  * state_load(): a series' record of what is on disk (the catalog fields
  * too), a patient's archive record. */

@@ -60,6 +60,17 @@ done
 check "no temp file left" "$(temp_files data)" ""
 run -q
 exit_is "-q afterwards: up to date" 0
+check "each manifest has its target record (no migration, no catalog column)" \
+	"$(sqlite3 .thlhp/state.db "SELECT key || ' ' || out_path FROM target WHERE stage = 'checksum' ORDER BY key")" \
+	"$(printf 'TH-01-CK %s\nTH-02-CK %s' "$(ls data/zip/TH-01-CK*.sha256)" "$(ls data/zip/TH-02-CK*.sha256)")"
+m=$(ls data/zip/TH-01-CK*.sha256)
+sed -i '1s/(xxh3 ./(xxh3 z/' "$m"
+run -n
+has_line "a manifest edited (its stat no longer the recorded one): read again, stale" "$OUT" \
+	'^checksum +data/zip/TH-01-CK__seriesCount2\.sha256 +archive changed$'
+run all
+exit_is "all makes it again" 0
+ok "... right" sums_ok "$(archive_of TH-01-CK)"
 
 section "-B checksum:P and checksum:P"
 m=data/zip/TH-02-CK__seriesCount1.sha256

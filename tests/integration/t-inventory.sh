@@ -159,24 +159,37 @@ ok "... and then every row is as built, TH-03-IN in __seriesCount2" \
 has_line "... its archive named in both its rows" "$OUT" 'added later,1,1,[0-9]+,TH-03-IN__seriesCount2\.zip$'
 
 section "a state of schema 2"
-cp .thlhp/state.db "$LOG/v3.db"
-sqlite3 .thlhp/state.db 'ALTER TABLE series DROP COLUMN series_number;
+cp .thlhp/state.db "$LOG/v5.db"
+# Schema 5's records back in their columns of before, then 3's and 4's
+# columns dropped.
+sqlite3 .thlhp/state.db "UPDATE series SET valid_sig = (SELECT input_sig FROM target
+		WHERE stage = 'validate' AND key = series.uid);
+	UPDATE patient SET (ar_path, ar_sig, ar_settings, ar_series, ar_size, ar_mtime, ar_hash,
+		ar_error) = (SELECT out_path, input_sig, settings_sig, detail, out_size, out_mtime,
+		out_hash, error FROM target WHERE stage = 'zip' AND key = patient.id);
+	DROP TABLE target;
+	ALTER TABLE series DROP COLUMN series_number;
 	ALTER TABLE series DROP COLUMN series_desc;
 	ALTER TABLE src_file DROP COLUMN series_number;
 	ALTER TABLE src_file DROP COLUMN series_desc;
 	ALTER TABLE patient DROP COLUMN ar_error;
 	ALTER TABLE patient DROP COLUMN query_error;
-	UPDATE schema_version SET version = 2;' 2>"$LOG/sqlite3.err"
+	UPDATE schema_version SET version = 2;" 2>"$LOG/sqlite3.err"
 check "sqlite3 made a schema-2 store" "$(sqlite3 .thlhp/state.db 'SELECT version FROM schema_version')" 2
 before=$(unchanged)
 run -t inventory
 exit_is "-t inventory on it is refused: a report does not upgrade" 2
 has_line "... saying how to upgrade it" "$ERR" \
-	'\[state\] url: .*schema version 2, older than this thlhp-make.s \(4\): run `thlhp-make query` once'
+	'\[state\] url: .*schema version 2, older than this thlhp-make.s \(5\): run `thlhp-make query` once'
 check "... and leaves it as it was" "$(unchanged)" "$before"
 run --offline query
 exit_is "--offline query upgrades it" 0
-check "... to schema 4" "$(sqlite3 .thlhp/state.db 'SELECT version FROM schema_version')" 4
+check "... to schema 5" "$(sqlite3 .thlhp/state.db 'SELECT version FROM schema_version')" 5
+check "... the archive records moved into target, one per archive" \
+	"$(sqlite3 .thlhp/state.db "SELECT count(*) FROM target WHERE stage = 'zip' AND out_path IS NOT NULL")" \
+	"$(zip_names | wc -w)"
+check "... and the old columns emptied" \
+	"$(sqlite3 .thlhp/state.db "SELECT count(*) FROM patient WHERE ar_path IS NOT NULL")" 0
 run -t inventory
 exit_is "-t inventory" 0
 ok "every series is there, downloaded and archived, no number or description yet" \
@@ -190,11 +203,11 @@ run -q
 exit_is "and everything is still up to date" 0
 
 section "a state newer than this thlhp-make"
-sqlite3 .thlhp/state.db 'UPDATE schema_version SET version = 5'
+sqlite3 .thlhp/state.db 'UPDATE schema_version SET version = 6'
 for args in "-t inventory" all; do
 	run $args
-	exit_is "$args on a schema-5 store is refused" 2
-	has_line "... saying so" "$ERR" 'schema version 5, newer than this thlhp-make knows \(4\): use a newer thlhp-make'
+	exit_is "$args on a schema-6 store is refused" 2
+	has_line "... saying so" "$ERR" 'schema version 6, newer than this thlhp-make knows \(5\): use a newer thlhp-make'
 done
 ok "the archives are untouched" archives_match
 no_line "no sanitizer or runtime error in any run" "$ERR" 'runtime error|Sanitizer'

@@ -41,13 +41,13 @@ edit() {
 section "nonsense values"
 edit "UPDATE series SET expected = 'abc'" "expected instances not a number" ok
 edit "UPDATE series SET expected = -5, ninst = 99999999999999999999" "counts negative or past 64 bits" ok
-edit "UPDATE series SET set_sig = 'zz', valid_sig = 'not hex'" "signatures not hex" ok
+edit "UPDATE series SET set_sig = 'zz'; UPDATE target SET input_sig = 'not hex'" "signatures not hex" ok
 edit "UPDATE instance SET hash = 'nothex', size = -1, mtime = 'x'" "instance rows garbled" ok
 edit "UPDATE series SET uid = '../../../etc' WHERE rowid = (SELECT min(rowid) FROM series)" "a series UID that is a path" ok
 edit "UPDATE patient SET id = '%zz' WHERE id = 'TH-02-BB'" "a patient id that does not decode" ok
-edit "UPDATE patient SET ar_path = '$LOG/outside'" "an archive path outside zip_dir" ok
+edit "UPDATE target SET out_path = '$LOG/outside' WHERE stage = 'zip'" "an archive path outside zip_dir" ok
 check "the file the archive record pointed at is untouched" "$(ident "$LOG/outside")" "$outside"
-edit "UPDATE patient SET ar_series = NULL, ar_settings = NULL, ar_nseries = -1" "an archive record with holes" ok
+edit "UPDATE target SET detail = NULL, settings_sig = NULL, out_size = -1 WHERE stage = 'zip'" "an archive record with holes" ok
 edit "DELETE FROM instance" "the hash index emptied" ok
 edit "INSERT INTO lease VALUES ('zip:TH-01-AA', 'someone 1 x', 99999999999999, 7)" "a stray claim" ok
 

@@ -124,7 +124,7 @@ check "the download workers built no archive" "$(built_by w1.out w2.out)" ""
 check "the zip worker built every archive" "$(built_by w3.out)" "$(expected_zips)"
 # A zip host that cannot reach the PACS: downloads done elsewhere first.
 rm -rf data/zip
-pg_sql "UPDATE patient SET ar_path = NULL" split
+pg_sql "UPDATE target SET out_path = NULL WHERE stage = 'zip'" split
 worker 1 -j2 download
 worker_exit 1 "a download worker once more (nothing new to fetch)" 0
 MARK=$(log_mark)

@@ -23,7 +23,7 @@
 #include "util.h"
 
 /* The migrations in state/state.c: raise with each one added. */
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 
 #define PID "TH-01"
 #define STUDY "1.2.826.0.1.1"
@@ -371,11 +371,27 @@ test_archive_error_cleared(void **state)
 	catalog_free(&c);
 }
 
+/* The store as schema 4 made it: the validate and archive records back
+ * in their columns, the target table gone. */
+static void
+make_schema4(struct fx *f)
+{
+	sql(f, "UPDATE series SET valid_sig = (SELECT input_sig FROM target"
+	    " WHERE stage = 'validate' AND key = series.uid);"
+	    "UPDATE patient SET (ar_path, ar_sig, ar_settings, ar_series, ar_size, ar_mtime,"
+	    " ar_hash, ar_error) = (SELECT out_path, input_sig, settings_sig, detail, out_size,"
+	    " out_mtime, out_hash, error FROM target WHERE stage = 'zip' AND key = patient.id);"
+	    "UPDATE patient SET ar_nseries = 2 WHERE ar_path IS NOT NULL;"
+	    "DROP TABLE target;"
+	    "UPDATE schema_version SET version = 4;");
+}
+
 /* The store as schema 2 made it: the columns of 3 and 4 dropped, as
  * tests/integration/t-inventory.sh does. */
 static void
 make_schema2(struct fx *f)
 {
+	make_schema4(f);
 	sql(f, "ALTER TABLE series DROP COLUMN series_number;"
 	    "ALTER TABLE series DROP COLUMN series_desc;"
 	    "ALTER TABLE src_file DROP COLUMN series_number;"
@@ -451,6 +467,111 @@ test_older_schema(void **state)
 	catalog_free(&c);
 }
 
+/* A schema-4 store with an archive and a validated series: upgraded to
+ * 5, the records moved into target, the same values in memory. */
+static void
+test_schema4_records_moved(void **state)
+{
+	struct fx *f = *state;
+	struct instance inst[2];
+	struct catalog c;
+	struct patient *p;
+
+	open_ok(f, 0);
+	fill_catalog(f, inst);
+	save_catalog(f, inst);
+	state_close(&f->st);
+	make_schema4(f);
+	assert_int_equal(sql(f, "SELECT count(*) FROM patient WHERE ar_path = 'zip/TH-01.zip'"), 1);
+	assert_int_equal(sql(f, "SELECT count(*) FROM series WHERE valid_sig IS NOT NULL"), 1);
+
+	open_ok(f, 0);
+	assert_int_equal(sql(f, "SELECT version FROM schema_version"), SCHEMA_VERSION);
+	assert_int_equal(sql(f, "SELECT count(*) FROM target WHERE stage = 'zip'"), 1);
+	assert_int_equal(sql(f, "SELECT count(*) FROM target WHERE stage = 'validate'"
+	    " AND key = '" UID_A "'"), 1);
+	assert_int_equal(sql(f, "SELECT count(*) FROM target"), 2);
+	/* The old columns are kept but emptied: nothing reads them. */
+	assert_int_equal(sql(f, "SELECT count(*) FROM patient WHERE ar_path IS NOT NULL"), 0);
+	assert_int_equal(sql(f, "SELECT count(*) FROM series WHERE valid_sig IS NOT NULL"), 0);
+	catalog_init(&c);
+	assert_int_equal(state_load(&f->st, &c), 0);
+	check_catalog(f, &c);
+	/* A failed zip after it: the archive record stays, with the error. */
+	p = catalog_find_patient(&c, PID);
+	catalog_set(&p->ar_error, "zip: No space left on device");
+	assert_int_equal(state_begin(&f->st), 0);
+	assert_int_equal(state_save_patient(&f->st, p), 0);
+	assert_int_equal(state_commit(&f->st), 0);
+	catalog_free(&c);
+	state_close(&f->st);
+	open_ok(f, STORE_READONLY);
+	catalog_init(&c);
+	assert_int_equal(state_load(&f->st, &c), 0);
+	p = catalog_find_patient(&c, PID);
+	assert_int_equal(p->has_ar, 1);
+	assert_int_equal(p->ar.nseries, 2);
+	assert_string_equal(p->ar.path, "zip/TH-01.zip");
+	assert_string_equal(p->ar_error, "zip: No space left on device");
+	catalog_free(&c);
+}
+
+static void
+rec_copy(void *arg, const struct target_rec *r)
+{
+	struct target_rec *out = arg;
+
+	*out = *r;
+	out->settings = r->settings ? xstrdup(r->settings) : NULL;
+	out->path = r->path ? xstrdup(r->path) : NULL;
+	out->detail = r->detail ? xstrdup(r->detail) : NULL;
+	out->error = r->error ? xstrdup(r->error) : NULL;
+}
+
+static void
+rec_free(struct target_rec *r)
+{
+	free((char *)r->settings);
+	free((char *)r->path);
+	free((char *)r->detail);
+	free((char *)r->error);
+}
+
+/* A stage of its own: its record needs no migration and no column. */
+static void
+test_target_record(void **state)
+{
+	struct fx *f = *state;
+	struct target_rec r = { 0 }, in = {
+		.input_sig = 0x1122334455667788, .settings = "sha256", .path = "zip/TH-01.sha256",
+		.size = 99, .mtime = 1700000003000000000, .hash = 0xabcdef0123456789,
+		.detail = "2 entries", .made = 1700000004000000000,
+	};
+
+	open_ok(f, 0);
+	assert_int_equal(state_load_target(&f->st, "checksum", "TH-01", rec_copy, &r), 0);
+	assert_int_equal(state_begin(&f->st), 0);
+	assert_int_equal(state_save_target(&f->st, "checksum", "TH-01", &in), 0);
+	assert_int_equal(state_commit(&f->st), 0);
+	assert_int_equal(state_load_target(&f->st, "checksum", "TH-01", rec_copy, &r), 1);
+	assert_true(r.input_sig == in.input_sig && r.hash == in.hash);
+	assert_true(r.size == 99 && r.mtime == in.mtime && r.made == in.made);
+	assert_string_equal(r.settings, "sha256");
+	assert_string_equal(r.path, "zip/TH-01.sha256");
+	assert_string_equal(r.detail, "2 entries");
+	assert_null(r.error);
+	rec_free(&r);
+	/* Replaced whole; made is set when not given. */
+	in = (struct target_rec){ .error = "disk full" };
+	assert_int_equal(state_save_target(&f->st, "checksum", "TH-01", &in), 0);
+	assert_int_equal(state_load_target(&f->st, "checksum", "TH-01", rec_copy, &r), 1);
+	assert_true(r.input_sig == 0 && r.path == NULL && r.made > 0);
+	assert_string_equal(r.error, "disk full");
+	rec_free(&r);
+	assert_int_equal(state_delete_target(&f->st, "checksum", "TH-01"), 0);
+	assert_int_equal(state_load_target(&f->st, "checksum", "TH-01", rec_copy, &r), 0);
+}
+
 int
 main(void)
 {
@@ -461,6 +582,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_save_reload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive_error_cleared, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_older_schema, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema4_records_moved, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_target_record, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
