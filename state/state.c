@@ -415,6 +415,18 @@ load_series(void *arg, int ncol, const char *const *v)
 	return 0;
 }
 
+/* A validate record (key, input_sig) into its series, if loaded. */
+static int
+load_valid(void *arg, int ncol, const char *const *v)
+{
+	struct series *s = v[0] ? catalog_find_series(arg, v[0]) : NULL;
+
+	(void)ncol;
+	if (s)
+		s->valid_sig = unhex64(v[1]);
+	return 0;
+}
+
 int
 state_load(struct state *st, struct catalog *c)
 {
@@ -425,11 +437,13 @@ state_load(struct state *st, struct catalog *c)
 	    " FROM patient LEFT JOIN target t ON t.stage = '" STAGE_ARCHIVE "'"
 	    " AND t.key = patient.id", load_patient, c, NULL) < 0)
 		return -1;
-	/* Joins rather than the reloads' subqueries: one pass over each table. */
+	/* The series, then their validate records in one scan of the stage's
+	 * rows, matched here by UID: a join looks each up in two B-trees,
+	 * a sixth of a no-op run. */
 	if (QUERY(st, "SELECT series.uid, series.patient_id, series.study_uid, "
-	    SERIES_COLS("v.input_sig") " FROM series LEFT JOIN target v"
-	    " ON v.stage = '" STAGE_VALID "' AND v.key = series.uid",
-	    load_series, c, NULL) < 0)
+	    SERIES_COLS("NULL") " FROM series", load_series, c, NULL) < 0 ||
+	    QUERY(st, "SELECT key, input_sig FROM target WHERE stage = '" STAGE_VALID "'",
+	    load_valid, c, NULL) < 0)
 		return -1;
 	catalog_sort(c);
 	return 0;
