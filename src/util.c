@@ -307,11 +307,19 @@ hex64(uint64_t v, char out[17])
 uint64_t
 unhex64(const char *s)
 {
-	char *end;
-	unsigned long long v;
+	/* Not strtoull: called for every signature the state holds. */
+	uint64_t v = 0;
+	int n = 0;
 
-	if (!s || !*s)
+	if (!s)
 		return 0;
-	v = strtoull(s, &end, 16);
-	return *end ? 0 : (uint64_t)v;
+	for (; *s; s++, n++) {
+		int d = *s >= '0' && *s <= '9' ? *s - '0' : *s >= 'a' && *s <= 'f' ? *s - 'a' + 10 :
+		    *s >= 'A' && *s <= 'F' ? *s - 'A' + 10 : -1;
+
+		if (d < 0 || n == 16)
+			return 0;
+		v = v << 4 | (uint64_t)d;
+	}
+	return v;
 }

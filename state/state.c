@@ -148,7 +148,19 @@ row_count(void *arg, int ncol, const char *const *val)
 int64_t
 i64(const char *s)
 {
-	return s ? strtoll(s, NULL, 10) : 0;
+	/* Not strtoll: five of these a series make a tenth of loading the
+	 * state.  The store wrote them (ints), so they are plain decimals;
+	 * anything else reads as far as it is digits. */
+	uint64_t v = 0;
+	int neg;
+
+	if (!s)
+		return 0;
+	if ((neg = *s == '-'))
+		s++;
+	for (; *s >= '0' && *s <= '9'; s++)
+		v = v * 10 + (uint64_t)(*s - '0');
+	return neg ? -(int64_t)v : (int64_t)v;
 }
 
 const char *
@@ -397,20 +409,34 @@ load_patient(void *arg, int ncol, const char *const *v)
 	return 0;
 }
 
+/* What load_series saw last: a patient's series come one after the
+ * other, so most rows need no decoding and no lookup of their patient. */
+struct series_load {
+	struct catalog *c;
+	char *name;               /* patient_id column of the last row */
+	struct patient *p;        /* its patient */
+};
+
 static int
 load_series(void *arg, int ncol, const char *const *v)
 {
-	struct catalog *c = arg;
-	char *id = name_decode(v[1]);
+	struct series_load *l = arg;
 	struct series *s;
 
-	if (!id || !v[0] || !v[2] || !uid_is_safe(v[0]) || !uid_is_safe(v[2])) {
-		free(id);
+	if (!v[0] || !v[1] || !v[2] || !uid_is_safe(v[0]) || !uid_is_safe(v[2]))
 		return 0;
+	if (!l->name || strcmp(l->name, v[1]) != 0) {
+		char *id = name_decode(v[1]);
+
+		if (!id)
+			return 0;
+		free(l->name);
+		l->name = xstrdup(v[1]);
+		l->p = catalog_patient(l->c, id);
+		free(id);
 	}
-	s = catalog_series(c, catalog_patient(c, id), v[2], v[0]);
-	free(id);
-	fill_series(c, s, v + 3);
+	s = catalog_series(l->c, l->p, v[2], v[0]);
+	fill_series(l->c, s, v + 3);
 	s->dirty = 0;
 	return 0;
 }
@@ -430,6 +456,9 @@ load_valid(void *arg, int ncol, const char *const *v)
 int
 state_load(struct state *st, struct catalog *c)
 {
+	struct series_load l = { .c = c };
+	int rc;
+
 	if (!st->db)
 		return 0;
 	if (QUERY(st, "SELECT patient.id, t.out_path, NULL, t.input_sig, t.settings_sig,"
@@ -440,9 +469,11 @@ state_load(struct state *st, struct catalog *c)
 	/* The series, then their validate records in one scan of the stage's
 	 * rows, matched here by UID: a join looks each up in two B-trees,
 	 * a sixth of a no-op run. */
-	if (QUERY(st, "SELECT series.uid, series.patient_id, series.study_uid, "
-	    SERIES_COLS("NULL") " FROM series", load_series, c, NULL) < 0 ||
-	    QUERY(st, "SELECT key, input_sig FROM target WHERE stage = '" STAGE_VALID "'",
+	rc = QUERY(st, "SELECT series.uid, series.patient_id, series.study_uid, "
+	    SERIES_COLS("NULL") " FROM series", load_series, &l, NULL);
+
+	free(l.name);
+	if (rc < 0 || QUERY(st, "SELECT key, input_sig FROM target WHERE stage = '" STAGE_VALID "'",
 	    load_valid, c, NULL) < 0)
 		return -1;
 	catalog_sort(c);
