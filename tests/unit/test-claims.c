@@ -10,12 +10,12 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <cmocka.h>
+#include "rmtree.h"
 #include "state.h"
 #include "util.h"
 
@@ -27,15 +27,6 @@ struct fx {
 	char root[64];
 	struct state st;
 };
-
-static int
-rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int
 setup(void **state)
@@ -63,7 +54,7 @@ teardown(void **state)
 	struct fx *f = *state;
 
 	state_close(&f->st);
-	nftw(f->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	rmtree(f->root);
 	free(f);
 	return 0;
 }

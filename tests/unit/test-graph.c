@@ -11,13 +11,13 @@
 #include <stdint.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "rmtree.h"
 #include "catalog.h"
 #include "config.h"
 #include "fileio.h"
@@ -45,15 +45,6 @@ struct fx {
 	struct patient *p;
 	int pin;              /* distinct old mtimes handed out by pin_mtime */
 };
-
-static int
-rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static void
 load_config(struct fx *f, const char *extra)
@@ -105,7 +96,7 @@ teardown(void **state)
 	free(f->ctx.settings);
 	config_free(&f->cfg);
 	free(f->cfgtext);
-	nftw(f->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	rmtree(f->root);
 	free(f);
 	return 0;
 }
@@ -432,7 +423,7 @@ test_series_dir_removed(void **state)
 	struct fx *f = *state;
 	struct series *s = up_to_date_patient(f);
 
-	nftw(s->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	rmtree(s->dir);
 	plan(f, f->p, 0);
 	assert_reason(DL(s), "instances missing (0/3 instances)");
 	assert_reason(VAL(s), "after download (instances missing (0/3 instances))");

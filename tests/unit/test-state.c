@@ -11,12 +11,12 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <cmocka.h>
+#include "rmtree.h"
 #include <sqlite3.h>
 #include "catalog.h"
 #include "state.h"
@@ -37,15 +37,6 @@ struct fx {
 	struct state st;
 	struct catalog cat;
 };
-
-static int
-rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int
 setup(void **state)
@@ -69,7 +60,7 @@ teardown(void **state)
 
 	state_close(&f->st);
 	catalog_free(&f->cat);
-	nftw(f->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	rmtree(f->root);
 	free(f->path);
 	free(f->url);
 	free(f);
