@@ -284,6 +284,9 @@ out:
 static void
 remove_old(struct ctx *ctx, const struct patient *p, const char *keep)
 {
+	/* The older archives stay with keep_old: so do their manifests. */
+	if (ctx->cfg->output.keep_old)
+		return;
 	for (int i = 0; i < p->nold; i++) {
 		size_t len = strlen(p->old[i]);
 		char *m = xasprintf("%s/%.*s.sha256", ctx->cfg->output.zip_dir, (int)(len - 4),

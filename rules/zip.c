@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -559,12 +558,7 @@ zip_finish(struct job *job, int rc)
 static char *
 zip_label(struct ctx *ctx, void *obj)
 {
-	struct patient *p = obj;
-	char *name = archive_name(p->id, ctx->cfg->output.delimiter, p->nwant);
-	char *path = xasprintf("%s/%s", ctx->cfg->output.zip_dir, name);
-
-	free(name);
-	return path;
+	return zip_path(ctx, obj);
 }
 
 /* The archives in zip_dir, by patient: what a new one replaces. */
@@ -590,45 +584,6 @@ zip_prepare(struct ctx *ctx)
 	closedir(d);
 }
 
-/* dir without "./" parts, repeated and trailing slashes (malloc'd). */
-static char *
-tidy_dir(const char *dir)
-{
-	char *out = xmalloc(strlen(dir) + 2), *d = out;
-
-	while (*dir) {
-		if (dir[0] == '.' && (dir[1] == '/' || dir[1] == '\0') && (d == out || d[-1] == '/')) {
-			dir++;
-		} else if (*dir == '/' && d > out && d[-1] == '/') {
-			dir++;
-		} else {
-			*d++ = *dir++;
-		}
-	}
-	while (d > out + 1 && d[-1] == '/')
-		d--;
-	*d = '\0';
-	return out;
-}
-
-/* Is the folder of the file t the zip_dir (as written, or the same
- * folder on disk)? */
-static int
-in_zip_dir(const struct ctx *ctx, const char *t)
-{
-	const char *b = strrchr(t, '/'), *zd = ctx->cfg->output.zip_dir;
-	char *dir = b ? strndup(t, (size_t)(b - t + (b == t))) : xstrdup("."), *a = tidy_dir(dir);
-	char *z = tidy_dir(zd), ra[PATH_MAX], rz[PATH_MAX];
-	int same = strcmp(a, z) == 0 || (strcmp(a, "") == 0 && strcmp(z, "") == 0);
-
-	if (!same && realpath(dir, ra) && realpath(zd, rz))
-		same = strcmp(ra, rz) == 0;
-	free(dir);
-	free(a);
-	free(z);
-	return same;
-}
-
 static char *
 zip_file_owner(struct ctx *ctx, const char *file, char *err, size_t errlen)
 {
@@ -645,7 +600,7 @@ zip_file_owner(struct ctx *ctx, const char *file, char *err, size_t errlen)
 		    file, ctx->cfg->output.delimiter);
 		return NULL;
 	}
-	if (!in_zip_dir(ctx, file)) {
+	if (!file_in_folder(file, zd)) {
 		errf(err, errlen, "%s: not under zip_dir (%s): archives are made there only, as "
 		    "%s/%s", file, zd, zd, b ? b + 1 : file);
 		free(id);

@@ -1,6 +1,7 @@
 /* fileio.c - temp, fsync, rename; hashing while reading or writing. */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <pthread.h>
@@ -446,4 +447,41 @@ strv_free(char **v)
 	for (char **p = v; *p; p++)
 		free(*p);
 	free(v);
+}
+
+/* dir without "./" parts, repeated and trailing slashes (malloc'd). */
+static char *
+tidy_dir(const char *dir)
+{
+	char *out = xmalloc(strlen(dir) + 2), *d = out;
+
+	while (*dir) {
+		if (dir[0] == '.' && (dir[1] == '/' || dir[1] == '\0') && (d == out || d[-1] == '/')) {
+			dir++;
+		} else if (*dir == '/' && d > out && d[-1] == '/') {
+			dir++;
+		} else {
+			*d++ = *dir++;
+		}
+	}
+	while (d > out + 1 && d[-1] == '/')
+		d--;
+	*d = '\0';
+	return out;
+}
+
+int
+file_in_folder(const char *file, const char *dir)
+{
+	const char *b = strrchr(file, '/');
+	char *fd = b ? strndup(file, (size_t)(b - file + (b == file))) : xstrdup(".");
+	char *a = tidy_dir(fd), *z = tidy_dir(dir), ra[PATH_MAX], rz[PATH_MAX];
+	int same = strcmp(a, z) == 0;
+
+	if (!same && realpath(fd, ra) && realpath(dir, rz))
+		same = strcmp(ra, rz) == 0;
+	free(fd);
+	free(a);
+	free(z);
+	return same;
 }

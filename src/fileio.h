@@ -53,6 +53,9 @@ int64_t mtime_ns(const char *path, int64_t *size);
  * malloc'd); *n the count.  A missing dir is an empty list. */
 char **list_dcm(const char *dir, int *n, char *err, size_t errlen);
 void strv_free(char **v);
+/* Is file's folder dir, as written ("./" and repeated slashes aside) or
+ * the same folder on disk? */
+int file_in_folder(const char *file, const char *dir);
 /* Remove temp files in dir left by processes that are gone (a kill -9, a
  * crash): of this host when the pid is not running, of another host when
  * the file has not changed for TMP_FOREIGN_AGE seconds (a writer that is
