@@ -11,7 +11,43 @@
 #include "pace.h"
 #include "source.h"
 
-struct getctx;
+/* An instance received under its temp name, waiting for its fsync. */
+struct arrived {
+	char *tmp, *sop;
+	int fd;                   /* open once its writeback started, else -1 */
+	struct arrived *next;
+};
+
+/* One fetch's retrieve, and what arrives for it (dimse-fetch.c and
+ * dimse-receive.c). */
+struct getctx {
+	struct fetch *f;
+	struct job *job;
+	const char *prefix;       /* temp files in the series folder */
+	struct htab want;         /* SOP UIDs listed and asked for; the only
+	                           * ones taken, unless whole */
+	struct htab took;         /* whole: SOP UIDs taken (keys in tookv) */
+	char **tookv;
+	int ntook;
+	int move_id;              /* C-MOVE: its Message ID, while moving */
+	int whole;                /* the whole series, unlisted: at most its
+	                           * expected count is taken (a C-MOVE is
+	                           * routed by move_id) */
+	int extra;                /* refused: unlisted, or beyond the count */
+	char extra_sop[72];       /* the first of them */
+	int moving;               /* C-MOVE: among the moves the SCP routes to */
+	pthread_mutex_t mu;       /* the SCP's threads may deliver at once */
+	pthread_cond_t cv;        /* an instance queued, or closing */
+	pthread_cond_t idle;      /* inflight dropped to 0 */
+	int inflight;             /* C-MOVE: C-STOREs routed here, not released */
+	struct arrived *head, **tail;  /* queued for the finisher, in order */
+	int closing;              /* nothing more will be queued */
+	int finisher;             /* the finisher thread runs */
+	pthread_t fin;
+	int refused;
+	char err[256];
+};
+
 
 /* src->priv of the DIMSE source. */
 struct dimse {
@@ -42,6 +78,14 @@ int dimse_src_find_on(struct job *job, struct dimse_finder *fd, enum dimse_level
 /* dimse_src_find_on on an association of its own. */
 int dimse_src_find(struct job *job, enum dimse_level lv, const struct dimse_keys *k,
     dimse_match_fn *fn, void *arg, char err[DCM_ERR_MAX]);
+/* dimse_store_fn for g's C-GET and the C-MOVEs routed to g: check what
+ * arrived and queue it for g's finisher (dimse-receive.c). */
+int dimse_on_store(void *arg, const struct dcm_header *h, const char *tmp);
+/* Before a retrieve: g's finisher, and for a C-MOVE g's place among the
+ * moves the storage SCP routes to.  0, or -1 with job->err. */
+int dimse_receiving_begin(struct job *job, struct getctx *g);
+/* After it: once all that came is in place; may be called again. */
+void dimse_receiving_end(struct job *job, struct getctx *g);
 /* The fetch: bring the series' missing instances (dimse-fetch.c). */
 int dimse_fetch(struct source *src, struct job *job, struct fetch *f);
 
