@@ -1,34 +1,24 @@
-/* config.c - thlhp.ini: a table of keys, checked strictly as they are read. */
+/* config.c - thlhp.ini: a table of keys, checked strictly as they are
+ * read (what no single key can check: config-check.c). */
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <arpa/inet.h>
 #include <ini.h>
-#include "config.h"
+#include "config-int.h"
 #include "util.h"
 
-enum ktype { K_STR, K_INT, K_BOOL, K_ENUM, K_AE, K_PATH, K_SIZE };
-
-struct key {
-	const char *section, *name;
-	enum ktype type;
-	size_t off;               /* offsetof(struct config, ...) */
-	long min, max;            /* K_INT and K_SIZE range */
-	const char *const *names; /* K_ENUM values, index = enum value */
-};
-
-static const char *const protocols[] = { "dimse", "dicomweb", "folder", NULL };
+const char *const config_protocols[] = { "dimse", "dicomweb", "folder", NULL };
 static const char *const retrieves[] = { "move", "get", NULL };
 static const char *const compressions[] = { "store", "deflate", "bzip2", NULL };
-static const char *const encrypts[] = { "no", "aes256", NULL };
+const char *const config_encrypts[] = { "no", "aes256", NULL };
 
 #define O(f) offsetof(struct config, f)
 /* Every key; struct config's lines[] is indexed like this table. */
-static const struct key keys[] = {
-	{ "pacs", "protocol", K_ENUM, O(pacs.protocol), 0, 0, protocols },
+const struct key config_keys[] = {
+	{ "pacs", "protocol", K_ENUM, O(pacs.protocol), 0, 0, config_protocols },
 	{ "pacs", "host", K_STR, O(pacs.host), 0, 0, NULL },
 	{ "pacs", "port", K_INT, O(pacs.port), 1, 65535, NULL },
 	{ "pacs", "called_aet", K_AE, O(pacs.called_aet), 0, 0, NULL },
@@ -62,7 +52,7 @@ static const struct key keys[] = {
 	{ "output", "level", K_INT, O(output.level), 1, 9, NULL },
 	{ "output", "keep_old", K_BOOL, O(output.keep_old), 0, 0, NULL },
 	{ "output", "checksums", K_BOOL, O(output.checksums), 0, 0, NULL },
-	{ "output", "encrypt", K_ENUM, O(output.encrypt), 0, 0, encrypts },
+	{ "output", "encrypt", K_ENUM, O(output.encrypt), 0, 0, config_encrypts },
 	{ "output", "password", K_STR, O(output.password), 0, 0, NULL },
 	{ "state", "url", K_STR, O(state.url), 0, 0, NULL },
 	{ "state", "lease", K_INT, O(state.lease), 2, 86400, NULL },
@@ -70,27 +60,10 @@ static const struct key keys[] = {
 	{ "notify", "include_ids", K_BOOL, O(notify.include_ids), 0, 0, NULL },
 };
 #undef O
+const size_t config_nkeys = LEN(config_keys);
 
-/* What the reader and the handler share while one file is parsed. */
-struct parse {
-	struct config *cfg;
-	const char *name;     /* file name for messages */
-	const char *text;     /* config_load_string: remaining text */
-	FILE *fp;
-	int line;             /* line the reader handed out last */
-	int seen[LEN(keys)];  /* line each key was set on, 0 if not */
-	char *err;            /* first error */
-	int err_line;         /* its line */
-	int secret_line;      /* a password written in the file itself, or 0 */
-	const struct key *secret;
-	char *whole;          /* the line read last, whole (getline's buffer) */
-	size_t wholecap;
-	const char *rest;     /* the part of a long line inih was not handed, or NULL */
-	const char *cut;      /* where inih's copy of that line was cut */
-};
-
-static void
-perr(struct parse *p, const char *fmt, ...)
+void
+config_perr(struct parse *p, const char *fmt, ...)
 {
 	va_list ap;
 	char *msg;
@@ -120,10 +93,10 @@ check_section_line(struct parse *p, const char *line)
 		return;
 	s++;
 	n = (size_t)(e - s);
-	for (i = 0; i < LEN(keys); i++)
-		if (strlen(keys[i].section) == n && strncmp(keys[i].section, s, n) == 0)
+	for (i = 0; i < config_nkeys; i++)
+		if (strlen(config_keys[i].section) == n && strncmp(config_keys[i].section, s, n) == 0)
 			return;
-	perr(p, "[%.*s]: unknown section (known: pacs, select, output, state, notify)", (int)n, s);
+	config_perr(p, "[%.*s]: unknown section (known: pacs, select, output, state, notify)", (int)n, s);
 }
 
 /* ini_reader: one line at a time, so the handler knows the line number.
@@ -242,7 +215,7 @@ expand(struct parse *p, const char *key, const char *v)
 		end = strchr(v + 2, '}');
 		n = end ? (size_t)(end - v - 2) : 0;
 		if (!end || n == 0 || n >= sizeof(name)) {
-			perr(p, "%s: unterminated or empty ${...}", key);
+			config_perr(p, "%s: unterminated or empty ${...}", key);
 			free(out);
 			return NULL;
 		}
@@ -250,7 +223,7 @@ expand(struct parse *p, const char *key, const char *v)
 		name[n] = '\0';
 		val = getenv(name);
 		if (!val) {
-			perr(p, "%s: environment variable %s is not set", key, name);
+			config_perr(p, "%s: environment variable %s is not set", key, name);
 			free(out);
 			return NULL;
 		}
@@ -297,14 +270,14 @@ set_key(struct parse *p, const struct key *k, const char *key, char *v)
 	switch (k->type) {
 	case K_SIZE:
 		if (parse_size(v, k->min, k->max, (long long *)field) < 0) {
-			perr(p, "%s: '%s' is not a size from %ld bytes to %ldT (a whole number, "
+			config_perr(p, "%s: '%s' is not a size from %ld bytes to %ldT (a whole number, "
 			    "K, M, G or T for KiB, MiB, GiB, TiB)", key, v, k->min, k->max >> 40);
 			return -1;
 		}
 		return 0;
 	case K_INT:
 		if (parse_int(v, k->min, k->max, &n) < 0) {
-			perr(p, "%s: '%s' is not a whole number from %ld to %ld", key, v, k->min, k->max);
+			config_perr(p, "%s: '%s' is not a whole number from %ld to %ld", key, v, k->min, k->max);
 			return -1;
 		}
 		*(int *)field = (int)n;
@@ -315,7 +288,7 @@ set_key(struct parse *p, const struct key *k, const char *key, char *v)
 		else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
 			*(int *)field = 0;
 		else {
-			perr(p, "%s: '%s' is not yes or no", key, v);
+			config_perr(p, "%s: '%s' is not yes or no", key, v);
 			return -1;
 		}
 		return 0;
@@ -325,25 +298,25 @@ set_key(struct parse *p, const struct key *k, const char *key, char *v)
 				*(int *)field = i;
 				return 0;
 			}
-		perr(p, "%s: '%s' is not one of %s%s%s%s%s", key, v, k->names[0],
+		config_perr(p, "%s: '%s' is not one of %s%s%s%s%s", key, v, k->names[0],
 		    k->names[1] ? " | " : "", k->names[1] ? k->names[1] : "",
 		    k->names[1] && k->names[2] ? " | " : "", k->names[1] && k->names[2] ? k->names[2] : "");
 		return -1;
 	case K_AE:
 		if (!*v || strlen(v) > 16) {
-			perr(p, "%s: AE title '%s' must be 1 to 16 characters", key, v);
+			config_perr(p, "%s: AE title '%s' must be 1 to 16 characters", key, v);
 			return -1;
 		}
 		for (const char *c = v; *c; c++)
 			if ((unsigned char)*c < 0x20 || *c == '\\' || (unsigned char)*c > 0x7e) {
-				perr(p, "%s: AE title '%s' has a character DICOM does not allow", key, v);
+				config_perr(p, "%s: AE title '%s' has a character DICOM does not allow", key, v);
 				return -1;
 			}
 		/* fallthrough */
 	case K_STR:
 	case K_PATH:
 		if (k->type == K_PATH && !*v) {
-			perr(p, "%s: empty path", key);
+			config_perr(p, "%s: empty path", key);
 			return -1;
 		}
 		free(*(char **)field);
@@ -382,36 +355,36 @@ handle(struct parse *p, const char *section, const char *name, const char *value
 	if (!name)
 		return 1;
 	key = xasprintf("[%s] %s", section, name);
-	for (i = 0; i < LEN(keys); i++) {
-		if (strcmp(keys[i].section, section) != 0)
+	for (i = 0; i < config_nkeys; i++) {
+		if (strcmp(config_keys[i].section, section) != 0)
 			continue;
 		known_section = 1;
-		if (strcmp(keys[i].name, name) == 0)
+		if (strcmp(config_keys[i].name, name) == 0)
 			break;
 	}
-	if (i == LEN(keys)) {
+	if (i == config_nkeys) {
 		if (known_section)
-			perr(p, "%s: unknown key", key);
+			config_perr(p, "%s: unknown key", key);
 		else if (!*section)
-			perr(p, "%s: key outside any section", name);
+			config_perr(p, "%s: key outside any section", name);
 		else
-			perr(p, "%s: unknown section [%s]", key, section);
+			config_perr(p, "%s: unknown section [%s]", key, section);
 		goto bad;
 	}
 	if (p->seen[i]) {
-		perr(p, "%s: given twice (first on line %d)", key, p->seen[i]);
+		config_perr(p, "%s: given twice (first on line %d)", key, p->seen[i]);
 		goto bad;
 	}
 	p->seen[i] = p->line;
 	p->cfg->lines[i] = p->line;
-	if (strcmp(keys[i].section, "pacs") == 0 && strcmp(keys[i].name, "protocol") == 0)
+	if (strcmp(config_keys[i].section, "pacs") == 0 && strcmp(config_keys[i].name, "protocol") == 0)
 		p->cfg->pacs.protocol_line = p->line;
 	if (!p->secret_line && literal_secret(section, name, value)) {
 		p->secret_line = p->line;
-		p->secret = &keys[i];
+		p->secret = &config_keys[i];
 	}
 	v = expand(p, key, value);
-	if (!v || set_key(p, &keys[i], key, v) < 0) {
+	if (!v || set_key(p, &config_keys[i], key, v) < 0) {
 		free(v);
 		goto bad;
 	}
@@ -446,147 +419,12 @@ config_defaults(struct config *cfg)
 }
 
 static int
-seen(const struct parse *p, const char *section, const char *name)
-{
-	for (size_t i = 0; i < LEN(keys); i++)
-		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
-			return p->seen[i];
-	return 0;
-}
-
-/* What no single key can check: keys a protocol needs, and combinations. */
-static void
-config_check(struct parse *p)
-{
-	struct config *c = p->cfg;
-	const char *need[4] = { NULL };
-	const char *proto = protocols[c->pacs.protocol];
-
-	if (p->err)
-		return;
-	p->line = c->pacs.protocol_line;
-	if (!seen(p, "pacs", "protocol")) {
-		p->err = xasprintf("%s: [pacs] protocol: required (dimse, dicomweb or folder)", p->name);
-		return;
-	}
-	switch (c->pacs.protocol) {
-	case PROTO_DIMSE:
-		need[0] = "host"; need[1] = "port"; need[2] = "called_aet";
-		break;
-	case PROTO_DICOMWEB:
-		need[0] = "url";
-		break;
-	case PROTO_FOLDER:
-		need[0] = "path";
-		break;
-	}
-	for (int i = 0; need[i]; i++) {
-		const char *v = NULL;
-
-		for (size_t k = 0; k < LEN(keys); k++)
-			if (strcmp(keys[k].section, "pacs") == 0 && strcmp(keys[k].name, need[i]) == 0 &&
-			    keys[k].type != K_INT)
-				v = *(char **)((char *)c + keys[k].off);
-		if (!seen(p, "pacs", need[i])) {
-			perr(p, "[pacs] %s: required for protocol = %s", need[i], proto);
-			return;
-		}
-		if (v && !*v) {
-			p->line = seen(p, "pacs", need[i]);
-			perr(p, "[pacs] %s: empty, but protocol = %s needs it", need[i], proto);
-			return;
-		}
-	}
-	if (!c->pacs.move_destination)
-		c->pacs.move_destination = xstrdup(c->pacs.calling_aet);
-	/* Our storage SCP takes associations from the PACS only. */
-	if (!c->pacs.peer_aet && c->pacs.called_aet)
-		c->pacs.peer_aet = xstrdup(c->pacs.called_aet);
-	if (c->pacs.store_bind) {
-		struct in_addr a;
-
-		if (inet_pton(AF_INET, c->pacs.store_bind, &a) != 1) {
-			p->line = seen(p, "pacs", "store_bind");
-			perr(p, "[pacs] store_bind: '%s': not an IPv4 address (our storage SCP "
-			    "listens on IPv4 only; 0.0.0.0 is every interface)", c->pacs.store_bind);
-			return;
-		}
-	} else {
-		/* A PACS on this host reaches us on loopback: nobody else
-		 * needs to. */
-		const char *h = c->pacs.host ? c->pacs.host : "";
-		struct in_addr a;
-		int lo = strcmp(h, "localhost") == 0 || strcmp(h, "::1") == 0 ||
-		    (inet_pton(AF_INET, h, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127);
-
-		c->pacs.store_bind = xstrdup(lo ? "127.0.0.1" : "0.0.0.0");
-	}
-	if (c->pacs.tls && !c->pacs.tls_ca) {
-		p->line = seen(p, "pacs", "tls");
-		perr(p, "[pacs] tls: tls = yes needs tls_ca");
-		return;
-	}
-	/* Our certificate and its key come together. */
-	if (!c->pacs.tls_cert != !c->pacs.tls_key) {
-		const char *given = c->pacs.tls_cert ? "tls_cert" : "tls_key";
-
-		p->line = seen(p, "pacs", given);
-		perr(p, "[pacs] %s: given without %s (give our certificate and its private key, "
-		    "or neither)", given, c->pacs.tls_cert ? "tls_key" : "tls_cert");
-		return;
-	}
-	/* For C-MOVE the PACS connects to our storage SCP, which then serves
-	 * TLS only and must present a certificate. */
-	if (c->pacs.protocol == PROTO_DIMSE && c->pacs.tls && c->pacs.retrieve == RETRIEVE_MOVE &&
-	    !c->pacs.tls_cert) {
-		p->line = seen(p, "pacs", "tls");
-		perr(p, "[pacs] tls: tls = yes with retrieve = move needs tls_cert and tls_key "
-		    "(our storage SCP on store_port serves the PACS over TLS)");
-		return;
-	}
-	/* No digits: the count after the delimiter must read back unambiguously;
-	 * no '%': PatientIDs are percent-encoded before it. */
-	if (!*c->output.delimiter ||
-	    strspn(c->output.delimiter, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz._-") !=
-	    strlen(c->output.delimiter)) {
-		p->line = seen(p, "output", "delimiter");
-		perr(p, "[output] delimiter: '%s': use letters, '.', '_' and '-' only", c->output.delimiter);
-		return;
-	}
-	/* An encoded PatientID takes up to 160 bytes of a 255-byte name. */
-	if (strlen(c->output.delimiter) > 32) {
-		p->line = seen(p, "output", "delimiter");
-		perr(p, "[output] delimiter: longer than 32 characters (archive names must fit "
-		    "in 255 bytes)");
-		return;
-	}
-	if (c->output.encrypt != ENC_NO && (!c->output.password || !*c->output.password)) {
-		p->line = seen(p, "output", "encrypt");
-		perr(p, "[output] encrypt = %s needs [output] password, best from the environment: "
-		    "password = ${THLHP_ZIP_PASSWORD}", encrypts[c->output.encrypt]);
-		return;
-	}
-	if (c->output.encrypt == ENC_NO && c->output.password) {
-		p->line = seen(p, "output", "password");
-		perr(p, "[output] password is set but encrypt = no: say encrypt = aes256, "
-		    "or drop the password");
-		return;
-	}
-	if (strcmp(c->output.dicom_dir, c->output.zip_dir) == 0) {
-		int zl = seen(p, "output", "zip_dir");
-
-		p->line = zl ? zl : seen(p, "output", "dicom_dir");
-		perr(p, "[output] %s: dicom_dir and zip_dir must differ", zl ? "zip_dir" : "dicom_dir");
-		return;
-	}
-}
-
-static int
 config_parse(struct config *cfg, struct parse *p, char **err)
 {
 	int rc;
 
-	_Static_assert(LEN(keys) <= LEN(cfg->lines), "struct config: lines[] too small");
+	_Static_assert(LEN(config_keys) <= LEN(cfg->lines), "struct config: lines[] too small");
+	_Static_assert(LEN(config_keys) <= CONFIG_MAX_KEYS, "struct parse: seen[] too small");
 	config_defaults(cfg);
 	cfg->file = xstrdup(p->name);
 	rc = ini_parse_stream(reader, p, handler, p);
@@ -597,7 +435,7 @@ config_parse(struct config *cfg, struct parse *p, char **err)
 		free(p->err);
 		p->err = NULL;
 		p->line = rc;
-		perr(p, "syntax error (expected [section] or key = value)");
+		config_perr(p, "syntax error (expected [section] or key = value)");
 	}
 	config_check(p);
 	if (p->err) {
@@ -644,9 +482,9 @@ config_load_string(struct config *cfg, const char *name, const char *text, char 
 void
 config_free(struct config *cfg)
 {
-	for (size_t i = 0; i < LEN(keys); i++)
-		if (keys[i].type == K_STR || keys[i].type == K_PATH || keys[i].type == K_AE)
-			free(*(char **)((char *)cfg + keys[i].off));
+	for (size_t i = 0; i < config_nkeys; i++)
+		if (config_keys[i].type == K_STR || config_keys[i].type == K_PATH || config_keys[i].type == K_AE)
+			free(*(char **)((char *)cfg + config_keys[i].off));
 	free(cfg->file);
 	memset(cfg, 0, sizeof(*cfg));
 }
@@ -654,8 +492,8 @@ config_free(struct config *cfg)
 char *
 config_where(const struct config *cfg, const char *section, const char *key)
 {
-	for (size_t i = 0; i < LEN(keys); i++)
-		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, key) == 0 &&
+	for (size_t i = 0; i < config_nkeys; i++)
+		if (strcmp(config_keys[i].section, section) == 0 && strcmp(config_keys[i].name, key) == 0 &&
 		    cfg->lines[i])
 			return xasprintf("%s:%d: [%s] %s", cfg->file, cfg->lines[i], section, key);
 	return xasprintf("%s: [%s] %s", cfg->file, section, key);
