@@ -159,8 +159,10 @@ query_finish(struct job *job, int rc)
 static char *
 query_label(struct ctx *ctx, void *obj)
 {
+	const struct source_ops *ops = ctx->src ? ctx->src->ops : source_find(ctx->cfg->pacs.protocol);
+
 	(void)obj;
-	return xstrdup(ctx->cfg->pacs.protocol == PROTO_FOLDER ? ctx->cfg->pacs.path : "PACS");
+	return xstrdup(ops && ops->label ? ops->label(ctx->cfg) : "PACS");
 }
 
 const struct rule rule_query = {

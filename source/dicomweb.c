@@ -581,8 +581,11 @@ dw_query_done(struct source *src, struct ctx *ctx, char *err, size_t errlen)
 	return 0;
 }
 
+static const char *const dw_needs[] = { "url", NULL };
+
 const struct source_ops source_dicomweb = {
 	.name = "dicomweb",
+	.needs = dw_needs,
 	.open = dw_open,
 	.query = dw_query,
 	.query_done = dw_query_done,

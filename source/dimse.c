@@ -3,6 +3,8 @@
  * C-FIND down the PACS's hierarchy (patients, their studies, the studies'
  * series).  The fetch, C-GET or C-MOVE, is dimse-fetch.c.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -457,8 +459,45 @@ dimse_query_done(struct source *src, struct ctx *ctx, char *err, size_t errlen)
 	return 0;
 }
 
+/* thlhp.ini: the storage SCP's address and peer, the C-MOVE destination,
+ * TLS; defaults from the other keys. */
+static char *
+dimse_check(struct config *c)
+{
+	struct in_addr a;
+
+	if (!c->pacs.move_destination)
+		c->pacs.move_destination = xstrdup(c->pacs.calling_aet);
+	/* Our storage SCP takes associations from the PACS only. */
+	if (!c->pacs.peer_aet)
+		c->pacs.peer_aet = xstrdup(c->pacs.called_aet);
+	if (c->pacs.store_bind) {
+		if (inet_pton(AF_INET, c->pacs.store_bind, &a) != 1)
+			return config_err(c, "pacs", "store_bind", "'%s': not an IPv4 address (our storage "
+			    "SCP listens on IPv4 only; 0.0.0.0 is every interface)", c->pacs.store_bind);
+	} else {
+		/* A PACS on this host reaches us on loopback: nobody else
+		 * needs to. */
+		const char *h = c->pacs.host;
+		int lo = strcmp(h, "localhost") == 0 || strcmp(h, "::1") == 0 ||
+		    (inet_pton(AF_INET, h, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127);
+
+		c->pacs.store_bind = xstrdup(lo ? "127.0.0.1" : "0.0.0.0");
+	}
+	/* For C-MOVE the PACS connects to our storage SCP, which then serves
+	 * TLS only and must present a certificate. */
+	if (c->pacs.tls && c->pacs.retrieve == RETRIEVE_MOVE && !c->pacs.tls_cert)
+		return config_err(c, "pacs", "tls", "tls = yes with retrieve = move needs tls_cert "
+		    "and tls_key (our storage SCP on store_port serves the PACS over TLS)");
+	return NULL;
+}
+
+static const char *const dimse_needs[] = { "host", "port", "called_aet", NULL };
+
 const struct source_ops source_dimse = {
 	.name = "dimse",
+	.needs = dimse_needs,
+	.check = dimse_check,
 	.open = dimse_open,
 	.query = dimse_query,
 	.query_done = dimse_query_done,

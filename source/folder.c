@@ -466,8 +466,19 @@ folder_close(struct source *src)
 	src->priv = NULL;
 }
 
+static const char *
+folder_label(const struct config *cfg)
+{
+	return cfg->pacs.path;
+}
+
+static const char *const folder_needs[] = { "path", NULL };
+
 const struct source_ops source_folder = {
 	.name = "folder",
+	.needs = folder_needs,
+	.local = 1,
+	.label = folder_label,
 	.open = folder_open,
 	.query = folder_query,
 	.query_done = folder_query_done,

@@ -1,30 +1,51 @@
 /* source.c - the protocol table and the result containers. */
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "pace.h"
 #include "source.h"
 #include "util.h"
 
-/* Indexed by enum protocol; ops NULL: a known name, not built in. */
-static const struct { const char *name; const struct source_ops *ops; } sources[] = {
-	[PROTO_DIMSE] = { "dimse", &source_dimse },
-	[PROTO_DICOMWEB] = { "dicomweb", &source_dicomweb },
-	[PROTO_FOLDER] = { "folder", &source_folder },
-};
+extern const struct source_ops source_folder, source_dimse, source_dicomweb;
+
+/* Every protocol; [pacs] protocol names one. */
+static const struct source_ops *const sources[] = { &source_dimse, &source_dicomweb, &source_folder };
+
+const struct source_ops *
+source_find(const char *name)
+{
+	for (size_t i = 0; name && i < LEN(sources); i++)
+		if (strcmp(sources[i]->name, name) == 0)
+			return sources[i];
+	return NULL;
+}
+
+const char *
+source_names(void)
+{
+	static char names[128];
+
+	if (!*names)
+		for (size_t i = 0; i < LEN(sources); i++)
+			snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+			    i ? " | " : "", sources[i]->name);
+	return names;
+}
 
 struct source *
 source_new(const struct config *cfg, char *err, size_t errlen)
 {
+	const struct source_ops *ops = source_find(cfg->pacs.protocol);
 	struct source *src;
 
-	if (!sources[cfg->pacs.protocol].ops) {
-		errf(err, errlen, "%s: [pacs] protocol = %s: not built in",
-		    cfg->file, sources[cfg->pacs.protocol].name);
+	if (!ops) {
+		errf(err, errlen, "%s: [pacs] protocol = %s: no such protocol", cfg->file,
+		    cfg->pacs.protocol ? cfg->pacs.protocol : "(none)");
 		return NULL;
 	}
 	src = xcalloc(1, sizeof(*src));
-	src->ops = sources[cfg->pacs.protocol].ops;
+	src->ops = ops;
 	src->cfg = cfg;
 	return src;
 }

@@ -1,6 +1,6 @@
 /*
  * source.h - where images come from: one interface, one file per protocol
- * (source/dimse.c, source/dicomweb.c, source/folder.c).  The query and fetch
+ * (source/dimse.c, source/dicomweb.c, source/folder.c), found by its name.  The query and fetch
  * run on worker threads and touch neither the catalog nor state: the query
  * returns what it saw, the fetch returns what it wrote.
  * Every int function returns 0, or -1 with the message in err / job->err.
@@ -55,6 +55,13 @@ struct source;
 
 struct source_ops {
 	const char *name;         /* [pacs] protocol */
+	const char *const *needs; /* [pacs] keys it cannot do without; NULL-terminated */
+	int local;                /* reads this host's files: -j, not max_associations, bounds it */
+	/* Reading thlhp.ini: the protocol's own checks and the defaults it
+	 * takes from other keys; NULL, or the trouble (config_err). */
+	char *(*check)(struct config *cfg);
+	/* What -n and -t status call the place it asks (NULL: "PACS"). */
+	const char *(*label)(const struct config *cfg);
 	/* Main thread, before the query: load what it needs (caches). */
 	int (*open)(struct source *src, struct ctx *ctx, char *err, size_t errlen);
 	/* Worker: ask the source what it holds for the selected patients. */
@@ -72,8 +79,10 @@ struct source {
 	void *priv;               /* the protocol's own state */
 };
 
-extern const struct source_ops source_folder, source_dimse, source_dicomweb;
-
+/* The protocol named name; NULL when there is none. */
+const struct source_ops *source_find(const char *name);
+/* Every protocol's name, "a | b | c". */
+const char *source_names(void);
 /* The source for cfg's protocol; NULL with err when not available. */
 struct source *source_new(const struct config *cfg, char *err, size_t errlen);
 void source_free(struct source *src);

@@ -508,7 +508,7 @@ run(const struct options *o, struct setup *s, build_show_fn *show)
 	}
 	dcm_init();
 	so.jobs = o->jobs;
-	so.cap[POOL_PACS] = s->cfg.pacs.protocol == PROTO_FOLDER ? o->jobs : s->cfg.pacs.max_associations;
+	so.cap[POOL_PACS] = r.ctx.src->ops->local ? o->jobs : s->cfg.pacs.max_associations;
 	so.cap[POOL_LOCAL] = o->jobs;
 	so.keep_going = o->keep_going;
 	so.title = node_title;

@@ -11,7 +11,7 @@
 
 enum { CONFIG_MAX_KEYS = 48 };  /* as struct config's lines[] */
 
-enum ktype { K_STR, K_INT, K_BOOL, K_ENUM, K_AE, K_PATH, K_SIZE };
+enum ktype { K_STR, K_INT, K_BOOL, K_ENUM, K_AE, K_PATH, K_SIZE, K_PROTO };
 
 struct key {
 	const char *section, *name;
@@ -24,8 +24,8 @@ struct key {
 /* Every key; struct config's lines[] is indexed like this table. */
 extern const struct key config_keys[];
 extern const size_t config_nkeys;
-/* The names of [pacs] protocol and [output] encrypt, by enum value. */
-extern const char *const config_protocols[], *const config_encrypts[];
+/* The names of [output] encrypt, by enum value. */
+extern const char *const config_encrypts[];
 
 /* What the reader and the handler share while one file is parsed. */
 struct parse {

@@ -8,9 +8,9 @@
 #include <sys/stat.h>
 #include <ini.h>
 #include "config-int.h"
+#include "source.h"
 #include "util.h"
 
-const char *const config_protocols[] = { "dimse", "dicomweb", "folder", NULL };
 static const char *const retrieves[] = { "move", "get", NULL };
 static const char *const compressions[] = { "store", "deflate", "bzip2", NULL };
 const char *const config_encrypts[] = { "no", "aes256", NULL };
@@ -18,7 +18,7 @@ const char *const config_encrypts[] = { "no", "aes256", NULL };
 #define O(f) offsetof(struct config, f)
 /* Every key; struct config's lines[] is indexed like this table. */
 const struct key config_keys[] = {
-	{ "pacs", "protocol", K_ENUM, O(pacs.protocol), 0, 0, config_protocols },
+	{ "pacs", "protocol", K_PROTO, O(pacs.protocol), 0, 0, NULL },
 	{ "pacs", "host", K_STR, O(pacs.host), 0, 0, NULL },
 	{ "pacs", "port", K_INT, O(pacs.port), 1, 65535, NULL },
 	{ "pacs", "called_aet", K_AE, O(pacs.called_aet), 0, 0, NULL },
@@ -62,6 +62,16 @@ const struct key config_keys[] = {
 #undef O
 const size_t config_nkeys = LEN(config_keys);
 
+/* A value quoted back may hold a stray CR or an escape: keep a message
+ * one line of text on the terminal. */
+static void
+one_line(char *msg)
+{
+	for (char *c = msg; *c; c++)
+		if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
+			*c = '?';
+}
+
 void
 config_perr(struct parse *p, const char *fmt, ...)
 {
@@ -76,11 +86,7 @@ config_perr(struct parse *p, const char *fmt, ...)
 	p->err = xasprintf("%s:%d: %s", p->name, p->line, msg);
 	p->err_line = p->line;
 	free(msg);
-	/* A value quoted back may hold a stray CR or an escape: keep the
-	 * message one line of text on the terminal. */
-	for (char *c = p->err; *c; c++)
-		if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
-			*c = '?';
+	one_line(p->err);
 }
 
 static void
@@ -292,6 +298,14 @@ set_key(struct parse *p, const struct key *k, const char *key, char *v)
 			return -1;
 		}
 		return 0;
+	case K_PROTO:
+		if (!source_find(v)) {
+			config_perr(p, "%s: '%s' is not one of %s", key, v, source_names());
+			return -1;
+		}
+		free(*(char **)field);
+		*(char **)field = xstrdup(v);
+		return 0;
 	case K_ENUM:
 		for (i = 0; k->names[i]; i++)
 			if (strcmp(v, k->names[i]) == 0) {
@@ -400,7 +414,6 @@ static void
 config_defaults(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->pacs.protocol = PROTO_DIMSE;
 	cfg->pacs.calling_aet = xstrdup("THLHP");
 	cfg->pacs.retrieve = RETRIEVE_MOVE;
 	cfg->pacs.store_port = 11113;
@@ -483,7 +496,8 @@ void
 config_free(struct config *cfg)
 {
 	for (size_t i = 0; i < config_nkeys; i++)
-		if (config_keys[i].type == K_STR || config_keys[i].type == K_PATH || config_keys[i].type == K_AE)
+		if (config_keys[i].type == K_STR || config_keys[i].type == K_PATH || config_keys[i].type == K_AE ||
+		    config_keys[i].type == K_PROTO)
 			free(*(char **)((char *)cfg + config_keys[i].off));
 	free(cfg->file);
 	memset(cfg, 0, sizeof(*cfg));
@@ -497,6 +511,22 @@ config_where(const struct config *cfg, const char *section, const char *key)
 		    cfg->lines[i])
 			return xasprintf("%s:%d: [%s] %s", cfg->file, cfg->lines[i], section, key);
 	return xasprintf("%s: [%s] %s", cfg->file, section, key);
+}
+
+char *
+config_err(const struct config *cfg, const char *section, const char *key, const char *fmt, ...)
+{
+	char *where = config_where(cfg, section, key), *msg, *err;
+	va_list ap;
+
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	err = xasprintf("%s: %s", where, msg);
+	free(where);
+	free(msg);
+	one_line(err);
+	return err;
 }
 
 char *

@@ -2,7 +2,6 @@
 #ifndef THLHP_CONFIG_H
 #define THLHP_CONFIG_H
 
-enum protocol { PROTO_DIMSE, PROTO_DICOMWEB, PROTO_FOLDER };
 enum retrieve { RETRIEVE_MOVE, RETRIEVE_GET };
 enum compression { COMP_STORE, COMP_DEFLATE, COMP_BZIP2 };
 enum encrypt { ENC_NO, ENC_AES256 };
@@ -10,7 +9,7 @@ enum encrypt { ENC_NO, ENC_AES256 };
 struct config {
 	char *file;                 /* path it was read from */
 	struct {
-		enum protocol protocol;
+		char *protocol;         /* a source's name (source/source.c) */
 		char *host;
 		int port;
 		char *called_aet, *calling_aet;
@@ -67,6 +66,11 @@ void config_free(struct config *cfg);
 /* "file:line: [section] key" of a key, for messages about its value (the
  * line is left out when the key was not in the file); malloc'd. */
 char *config_where(const struct config *cfg, const char *section, const char *key);
+/* "file:line: [section] key: message", one line of text (control bytes
+ * of a value quoted back shown as '?'); malloc'd.  For the checks a
+ * source makes of its own keys. */
+char *config_err(const struct config *cfg, const char *section, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* A commented sample config, as `-t init` writes it. */
 extern const char config_sample[];
 /* The zip settings as one string, part of every archive's signature. */

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "config.h"
+#include "source.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -77,22 +78,18 @@ check_loaded(const struct config *c)
 	char *w;
 
 	CHECK(c->file && strcmp(c->file, path) == 0);
-	switch (c->pacs.protocol) {
-	case PROTO_DIMSE:
+	CHECK(c->pacs.protocol && source_find(c->pacs.protocol));
+	if (strcmp(c->pacs.protocol, "dimse") == 0) {
 		CHECK(c->pacs.host && *c->pacs.host && ae_ok(c->pacs.called_aet));
 		CHECK(c->pacs.port >= 1 && c->pacs.port <= 65535);
-		break;
-	case PROTO_DICOMWEB:
+		CHECK(ae_ok(c->pacs.move_destination) && ae_ok(c->pacs.peer_aet) && c->pacs.store_bind);
+	} else if (strcmp(c->pacs.protocol, "dicomweb") == 0) {
 		CHECK(c->pacs.url && *c->pacs.url);
-		break;
-	case PROTO_FOLDER:
-		CHECK(c->pacs.path && *c->pacs.path);
-		break;
-	default:
-		CHECK(!"protocol out of range");
+	} else {
+		CHECK(strcmp(c->pacs.protocol, "folder") == 0 && c->pacs.path && *c->pacs.path);
 	}
 	CHECK(c->pacs.protocol_line >= 1);
-	CHECK(ae_ok(c->pacs.calling_aet) && ae_ok(c->pacs.move_destination));
+	CHECK(ae_ok(c->pacs.calling_aet) && (!c->pacs.move_destination || ae_ok(c->pacs.move_destination)));
 	CHECK(!c->pacs.called_aet || ae_ok(c->pacs.called_aet));
 	CHECK(c->pacs.retrieve == RETRIEVE_MOVE || c->pacs.retrieve == RETRIEVE_GET);
 	CHECK(c->pacs.store_port >= 1 && c->pacs.store_port <= 65535);
@@ -181,7 +178,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	if (ra == 0) {
-		CHECK(a.pacs.protocol == b.pacs.protocol && a.output.level == b.output.level);
+		CHECK(strcmp(a.pacs.protocol, b.pacs.protocol) == 0 && a.output.level == b.output.level);
 		CHECK(memcmp(a.lines, b.lines, sizeof(a.lines)) == 0);
 		CHECK(strcmp(a.output.delimiter, b.output.delimiter) == 0);
 		config_free(&a);

@@ -123,7 +123,7 @@ test_full_config(void **state)
 	(void)state;
 	load_ok(&cfg, full);
 	assert_string_equal(cfg.file, NAME);
-	assert_int_equal(cfg.pacs.protocol, PROTO_DIMSE);
+	assert_string_equal(cfg.pacs.protocol, "dimse");
 	assert_string_equal(cfg.pacs.host, "pacs.example.org");
 	assert_int_equal(cfg.pacs.port, 104);
 	assert_string_equal(cfg.pacs.called_aet, "ORTHANC");
@@ -178,15 +178,15 @@ test_defaults(void **state)
 
 	(void)state;
 	load_ok(&cfg, MINIMAL);
-	assert_int_equal(cfg.pacs.protocol, PROTO_FOLDER);
+	assert_string_equal(cfg.pacs.protocol, "folder");
 	assert_string_equal(cfg.pacs.path, "/srv/in");
 	assert_null(cfg.pacs.host);
 	assert_int_equal(cfg.pacs.port, 0);
 	assert_null(cfg.pacs.called_aet);
 	assert_string_equal(cfg.pacs.calling_aet, "THLHP");
 	assert_int_equal(cfg.pacs.retrieve, RETRIEVE_MOVE);
-	/* move_destination defaults to calling_aet. */
-	assert_string_equal(cfg.pacs.move_destination, "THLHP");
+	/* The DIMSE keys' defaults are the DIMSE source's to set. */
+	assert_null(cfg.pacs.move_destination);
 	assert_int_equal(cfg.pacs.store_port, 11113);
 	assert_int_equal(cfg.pacs.max_associations, 4);
 	assert_int_equal(cfg.pacs.max_requests_per_minute, 600);
@@ -216,9 +216,17 @@ test_defaults(void **state)
 	free(where);
 	config_free(&cfg);
 
-	/* With calling_aet set, move_destination follows it. */
-	load_ok(&cfg, MINIMAL "calling_aet = ME\n");
+	/* With DIMSE, move_destination follows calling_aet, the storage
+	 * SCP takes the PACS's AE title only and listens on loopback for a
+	 * PACS on this host. */
+	load_ok(&cfg, DIMSE "calling_aet = ME\n");
 	assert_string_equal(cfg.pacs.move_destination, "ME");
+	assert_string_equal(cfg.pacs.peer_aet, "X");
+	assert_string_equal(cfg.pacs.store_bind, "0.0.0.0");
+	config_free(&cfg);
+	load_ok(&cfg, "[pacs]\nprotocol = dimse\nhost = 127.0.0.2\nport = 104\ncalled_aet = X\n");
+	assert_string_equal(cfg.pacs.move_destination, "THLHP");
+	assert_string_equal(cfg.pacs.store_bind, "127.0.0.1");
 	config_free(&cfg);
 }
 
@@ -229,7 +237,7 @@ test_sample_config_loads(void **state)
 
 	(void)state;
 	load_ok(&cfg, config_sample);
-	assert_int_equal(cfg.pacs.protocol, PROTO_DIMSE);
+	assert_string_equal(cfg.pacs.protocol, "dimse");
 	assert_string_equal(cfg.pacs.host, "127.0.0.1");
 	assert_int_equal(cfg.pacs.port, 4242);
 	/* Inline comments are not part of the value. */
@@ -276,7 +284,7 @@ test_crlf_lines(void **state)
 
 	(void)state;
 	load_ok(&cfg, "[pacs]\r\nprotocol = folder\r\npath = /srv/in\r\n[output]\r\nlevel = 4\r\n");
-	assert_int_equal(cfg.pacs.protocol, PROTO_FOLDER);
+	assert_string_equal(cfg.pacs.protocol, "folder");
 	assert_string_equal(cfg.pacs.path, "/srv/in");
 	assert_int_equal(cfg.output.level, 4);
 	config_free(&cfg);
@@ -487,7 +495,7 @@ test_protocol_required(void **state)
 	(void)state;
 	/* No line to point at: the key is absent; the message names it. */
 	err = load_fails_like("[output]\nlevel = 3\n", NAME ":", "[pacs] protocol");
-	assert_string_equal(err, NAME ": [pacs] protocol: required (dimse, dicomweb or folder)");
+	assert_string_equal(err, NAME ": [pacs] protocol: required (dimse | dicomweb | folder)");
 	free(err);
 	err = load_fails_like("", NAME ":", "[pacs] protocol");
 	free(err);
