@@ -32,21 +32,6 @@ namespace {
 std::once_flag init_once;
 bool dict_ok = false;
 
-void set_err(char *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-void set_err(char *err, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, DCM_ERR_MAX, fmt, ap);
-	va_end(ap);
-	/* DCMTK condition texts are one line, but make sure of it. */
-	for (char *p = err; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-}
-
 void do_init()
 {
 	OFLog::configure(OFLogger::OFF_LOG_LEVEL);
@@ -83,7 +68,7 @@ int get(DcmItem *item, const DcmTagKey &tag, const char *name,
 		e = 8;
 	}
 	if (e - b >= size) {
-		set_err(err, "%s too long (%zu bytes)", name, e - b);
+		dcm_errf(err, "%s too long (%zu bytes)", name, e - b);
 		return -1;
 	}
 	memcpy(buf, v.data() + b, e - b);
@@ -105,7 +90,7 @@ int get_dup(DcmItem *item, const DcmTagKey &tag, const char *name, char **out, c
 		return 0;
 	*out = static_cast<char *>(malloc(e - b + 1));
 	if (*out == NULL) {
-		set_err(err, "%s: out of memory (%zu bytes)", name, e - b);
+		dcm_errf(err, "%s: out of memory (%zu bytes)", name, e - b);
 		return -1;
 	}
 	memcpy(*out, v.data() + b, e - b);
@@ -143,14 +128,14 @@ int fill(DcmFileFormat &ff, struct dcm_header *h, char *err)
 		h->transfer_syntax, sizeof h->transfer_syntax, err))
 		return -1;
 	if (!h->sop_uid[0] && !h->series_uid[0] && !h->study_uid[0]) {
-		set_err(err, "not a DICOM file");
+		dcm_errf(err, "not a DICOM file");
 		return -1;
 	}
 	const char *missing = !h->sop_uid[0] ? "SOPInstanceUID"
 			    : !h->series_uid[0] ? "SeriesInstanceUID"
 			    : !h->study_uid[0] ? "StudyInstanceUID" : NULL;
 	if (missing) {
-		set_err(err, "no %s", missing);
+		dcm_errf(err, "no %s", missing);
 		return -1;
 	}
 	/* Last, so that nothing is allocated when the header is refused. */
@@ -169,7 +154,7 @@ int load(const char *path, struct dcm_header *h, char *err, bool full)
 	try {
 		std::call_once(init_once, do_init);
 		if (!dict_ok) {
-			set_err(err, "DICOM data dictionary not loaded (check DCMDICTPATH)");
+			dcm_errf(err, "DICOM data dictionary not loaded (check DCMDICTPATH)");
 			return -1;
 		}
 		/* DCMTK's own open error would read as "not a DICOM file".
@@ -178,9 +163,9 @@ int load(const char *path, struct dcm_header *h, char *err, bool full)
 		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
 		if (fd < 0) {
 			if (errno == ELOOP)
-				set_err(err, "a symbolic link, not a regular file");
+				dcm_errf(err, "a symbolic link, not a regular file");
 			else
-				set_err(err, "cannot open: %s", strerror(errno));
+				dcm_errf(err, "cannot open: %s", strerror(errno));
 			return -1;
 		}
 		struct stat st;
@@ -189,11 +174,11 @@ int load(const char *path, struct dcm_header *h, char *err, bool full)
 		ssize_t n = reg ? pread(fd, head, sizeof head, 0) : 0;
 		close(fd);
 		if (!reg) {
-			set_err(err, "not a regular file");
+			dcm_errf(err, "not a regular file");
 			return -1;
 		}
 		if (!dicom_start(head, n)) {
-			set_err(err, "not a DICOM file (starts with neither a DICOM preamble nor a DICOM group)");
+			dcm_errf(err, "not a DICOM file (starts with neither a DICOM preamble nor a DICOM group)");
 			return -1;
 		}
 
@@ -212,9 +197,9 @@ int load(const char *path, struct dcm_header *h, char *err, bool full)
 			DcmElement *uid = NULL;
 			if (ff.getDataset()->findAndGetElement(DCM_SOPInstanceUID, uid).bad() ||
 			    uid == NULL || uid->getLengthField() == 0)
-				set_err(err, "not a DICOM file");
+				dcm_errf(err, "not a DICOM file");
 			else
-				set_err(err, "truncated or damaged: %s", c.text());
+				dcm_errf(err, "truncated or damaged: %s", c.text());
 			return -1;
 		}
 		if (fill(ff, h, err) != 0) {
@@ -226,9 +211,9 @@ int load(const char *path, struct dcm_header *h, char *err, bool full)
 		}
 		return 0;
 	} catch (const std::exception &e) {
-		set_err(err, "DCMTK error: %s", e.what());
+		dcm_errf(err, "DCMTK error: %s", e.what());
 	} catch (...) {
-		set_err(err, "DCMTK error: unknown exception");
+		dcm_errf(err, "DCMTK error: unknown exception");
 	}
 	dcm_header_free(h);	/* h was zeroed first: safe whatever threw */
 	memset(h, 0, sizeof *h);
@@ -268,4 +253,16 @@ extern "C" void dcm_header_free(struct dcm_header *h)
 	free(h->series_desc);
 	h->series_number = NULL;
 	h->series_desc = NULL;
+}
+
+extern "C" void dcm_errf(char *err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, DCM_ERR_MAX, fmt, ap);
+	va_end(ap);
+	/* DCMTK condition texts may span lines; keep the message on one. */
+	for (char *p = err; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
 }

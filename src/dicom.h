@@ -35,6 +35,8 @@ struct dcm_header {
 /* Once per process, before threads start: silence DCMTK's own logging and
  * set TCP_NODELAY=1 so DCMTK disables Nagle's algorithm. */
 void dcm_init(void);
+/* Format a one-line message into err (DCM_ERR_MAX bytes). */
+void dcm_errf(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Read the header of path, stopping before PixelData.  Fails with
  * "not a DICOM file" when the file does not parse or lacks any of

@@ -268,7 +268,7 @@ int do_find(struct dimse_finder *f, enum dimse_level level,
 	if (init(err) != 0 || check_peer(peer, err) != 0)
 		return -1;
 	if (fn == NULL || level < DIMSE_PATIENT || level > DIMSE_IMAGE) {
-		set_err(err, "dimse_find: bad arguments");
+		dcm_errf(err, "dimse_find: bad arguments");
 		return -1;
 	}
 	bool patient_root = patient_root_fits(level, keys ? keys->patient_id : NULL);
@@ -286,14 +286,14 @@ int do_find(struct dimse_finder *f, enum dimse_level level,
 		if (pc == 0)
 			return -1;
 		if (level == DIMSE_PATIENT && model != find_models.patient_root) {
-			set_err(err, "%s:%d (%s) refused the Patient Root model", peer->host,
+			dcm_errf(err, "%s:%d (%s) refused the Patient Root model", peer->host,
 				peer->port, peer->called_aet);
 			return DIMSE_NO_PATIENT_ROOT;
 		}
 		DcmDataset q;
 		OFCondition c = build_query(q, level, model == find_models.patient_root, keys);
 		if (c.bad()) {
-			set_err(err, "cannot build the C-FIND identifier: %s", c.text());
+			dcm_errf(err, "cannot build the C-FIND identifier: %s", c.text());
 			return -1;
 		}
 		scu.begin(level, fn, arg);
@@ -304,7 +304,7 @@ int do_find(struct dimse_finder *f, enum dimse_level level,
 			 * out of step. */
 			bool oom = scu.oom, interrupted = scu.interrupted;
 			finder_close(f, true);
-			set_err(err, oom ? "out of memory" : interrupted ? "interrupted" : "cancelled");
+			dcm_errf(err, oom ? "out of memory" : interrupted ? "interrupted" : "cancelled");
 			return -1;
 		}
 		if (c.bad() && reused && attempt == 0 && !scu.got_final) {
@@ -314,18 +314,18 @@ int do_find(struct dimse_finder *f, enum dimse_level level,
 			continue;
 		}
 		if (c.bad()) {
-			set_err(err, "C-FIND with %s:%d: %s%s", peer->host, peer->port, c.text(),
+			dcm_errf(err, "C-FIND with %s:%d: %s%s", peer->host, peer->port, c.text(),
 				abort_hint(c));
 			finder_close(f, true);
 			return -1;
 		}
 		if (!scu.got_final) {
-			set_err(err, "C-FIND with %s:%d: no final response", peer->host, peer->port);
+			dcm_errf(err, "C-FIND with %s:%d: no final response", peer->host, peer->port);
 			finder_close(f, true);
 			return -1;
 		}
 		if (scu.final_status != STATUS_Success) {
-			set_err(err, "C-FIND failed: status 0x%04X (%s)%s%s",
+			dcm_errf(err, "C-FIND failed: status 0x%04X (%s)%s%s",
 				(unsigned)scu.final_status, DU_cfindStatusString(scu.final_status),
 				scu.final_comment.empty() ? "" : ": ", scu.final_comment.c_str());
 			return DIMSE_FIND_REFUSED;
@@ -365,9 +365,9 @@ extern "C" int dimse_finder_find(struct dimse_finder *f, enum dimse_level level,
 	try {
 		return do_find(f, level, keys, fn, arg, err);
 	} catch (const std::exception &e) {
-		set_err(err, "DCMTK error: %s", e.what());
+		dcm_errf(err, "DCMTK error: %s", e.what());
 	} catch (...) {
-		set_err(err, "DCMTK error: unknown exception");
+		dcm_errf(err, "DCMTK error: unknown exception");
 	}
 	try {
 		finder_close(f, true);

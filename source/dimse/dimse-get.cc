@@ -55,7 +55,7 @@ int retrieve_identifier(DcmDataset &q, const char *patient_id, const char *study
 	const char *op, char *err)
 {
 	if (!uid_ok(study_uid) || !uid_ok(series_uid)) {
-		set_err(err, "%s: bad study or series UID", fn);
+		dcm_errf(err, "%s: bad study or series UID", fn);
 		return -1;
 	}
 	OFCondition c = q.putAndInsertString(DCM_QueryRetrieveLevel, sops ? "IMAGE" : "SERIES");
@@ -67,13 +67,13 @@ int retrieve_identifier(DcmDataset &q, const char *patient_id, const char *study
 		c = q.putAndInsertString(DCM_SeriesInstanceUID, series_uid);
 	if (c.good() && sops != NULL) {
 		if (nsops < 1) {
-			set_err(err, "%s: empty SOP instance list", fn);
+			dcm_errf(err, "%s: empty SOP instance list", fn);
 			return -1;
 		}
 		std::string list;
 		for (int i = 0; i < nsops; i++) {
 			if (!uid_ok(sops[i])) {
-				set_err(err, "%s: bad SOP instance UID \"%.70s\"", fn,
+				dcm_errf(err, "%s: bad SOP instance UID \"%.70s\"", fn,
 					sops[i] ? sops[i] : "(null)");
 				return -1;
 			}
@@ -83,13 +83,13 @@ int retrieve_identifier(DcmDataset &q, const char *patient_id, const char *study
 		}
 		/* UI has a 16-bit length in explicit VR. */
 		if (list.length() > 65534) {
-			set_err(err, "%s: %d SOP instances are too many for one %s", fn, nsops, op);
+			dcm_errf(err, "%s: %d SOP instances are too many for one %s", fn, nsops, op);
 			return -1;
 		}
 		c = q.putAndInsertString(DCM_SOPInstanceUID, list.c_str());
 	}
 	if (c.bad()) {
-		set_err(err, "cannot build the %s identifier: %s", op, c.text());
+		dcm_errf(err, "cannot build the %s identifier: %s", op, c.text());
 		return -1;
 	}
 	return 0;
@@ -118,13 +118,13 @@ static int finish_file(const std::string &path, unsigned long rx_bytes, char *e)
 {
 	int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		set_err(e, "cannot open %s: %s", path.c_str(), strerror(errno));
+		dcm_errf(e, "cannot open %s: %s", path.c_str(), strerror(errno));
 		return -1;
 	}
 	struct stat st;
 	unsigned char m[144];
 	if (fstat(fd, &st) != 0) {
-		set_err(e, "cannot stat %s: %s", path.c_str(), strerror(errno));
+		dcm_errf(e, "cannot stat %s: %s", path.c_str(), strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -137,7 +137,7 @@ static int finish_file(const std::string &path, unsigned long rx_bytes, char *e)
 			(unsigned long long)m[142] << 16 | (unsigned long long)m[143] << 24;
 		unsigned long long want = 144 + meta + rx_bytes;
 		if ((unsigned long long)st.st_size != want) {
-			set_err(e, "%s has %lld bytes, expected %llu (write failed?)",
+			dcm_errf(e, "%s has %lld bytes, expected %llu (write failed?)",
 				path.c_str(), (long long)st.st_size, want);
 			return -1;
 		}
@@ -157,7 +157,7 @@ int store_received(const std::string &path, unsigned long rx_bytes, const char *
 	char he[DCM_ERR_MAX];
 	if (dcm_read_header(path.c_str(), &h, he) != 0) {
 		unlink(path.c_str());
-		set_err(e, "instance %s as received: %s", sop_uid, he);
+		dcm_errf(e, "instance %s as received: %s", sop_uid, he);
 		*status = STATUS_STORE_Error_CannotUnderstand;
 		return -1;
 	}
@@ -165,7 +165,7 @@ int store_received(const std::string &path, unsigned long rx_bytes, const char *
 	dcm_header_free(&h);
 	if (strcmp(h.sop_uid, trim(sop_uid).c_str()) != 0) {
 		unlink(path.c_str());
-		set_err(e, "C-STORE announced SOP instance %s but sent %s", sop_uid, h.sop_uid);
+		dcm_errf(e, "C-STORE announced SOP instance %s but sent %s", sop_uid, h.sop_uid);
 		*status = STATUS_STORE_Error_CannotUnderstand;
 		return -1;
 	}
@@ -249,7 +249,7 @@ protected:
 		 * goes on.  (DcmSCU would end it.) */
 		int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
 		if (fd < 0) {
-			set_err(e, "cannot create %s: %s", path.c_str(), strerror(errno));
+			dcm_errf(e, "cannot create %s: %s", path.c_str(), strerror(errno));
 			failed(e, STATUS_STORE_Refused_OutOfResources);
 			return ignoreSTORERequest(*presID, *request);
 		}
@@ -261,7 +261,7 @@ protected:
 			/* A write failed; DCMTK read the rest of the dataset
 			 * off the wire, so the association is still in step. */
 			unlink(path.c_str());
-			set_err(e, "cannot write %s: %s", path.c_str(), c.text());
+			dcm_errf(e, "cannot write %s: %s", path.c_str(), c.text());
 			failed(e, STATUS_STORE_Refused_OutOfResources);
 			return EC_Normal;
 		}
@@ -271,7 +271,7 @@ protected:
 			 * of a dataset that has ended, and reports the DIMSE
 			 * timeout.  DcmSCU ends the session. */
 			unlink(path.c_str());
-			set_err(e, "receiving instance %s into %s: %s",
+			dcm_errf(e, "receiving instance %s into %s: %s",
 				request->AffectedSOPInstanceUID, path.c_str(), c.text());
 			failed(e, STATUS_STORE_Error_CannotUnderstand);
 			return c;
@@ -346,7 +346,7 @@ int do_get(const struct dimse_peer *peer, const char *patient_id, const char *st
 	if (init(err) != 0 || check_peer(peer, err) != 0)
 		return -1;
 	if (fn == NULL || tmp_prefix == NULL || !tmp_prefix[0]) {
-		set_err(err, "dimse_get: bad arguments");
+		dcm_errf(err, "dimse_get: bad arguments");
 		return -1;
 	}
 	/* Presentation contexts: C-GET, then every (class, syntax) with us
@@ -354,18 +354,18 @@ int do_get(const struct dimse_peer *peer, const char *patient_id, const char *st
 	std::set<std::string> classes;
 	for (int i = 0; sop_classes != NULL && i < nclasses; i++) {
 		if (!uid_ok(sop_classes[i])) {
-			set_err(err, "dimse_get: bad SOP class UID \"%.70s\"",
+			dcm_errf(err, "dimse_get: bad SOP class UID \"%.70s\"",
 				sop_classes[i] ? sop_classes[i] : "(null)");
 			return -1;
 		}
 		classes.insert(sop_classes[i]);
 	}
 	if (classes.empty()) {
-		set_err(err, "dimse_get: no SOP class to retrieve");
+		dcm_errf(err, "dimse_get: no SOP class to retrieve");
 		return -1;
 	}
 	if (classes.size() > (size_t)dimse_get_max_classes()) {
-		set_err(err, "C-GET: %zu SOP classes need %zu presentation contexts, more than %zu",
+		dcm_errf(err, "C-GET: %zu SOP classes need %zu presentation contexts, more than %zu",
 			classes.size(), 2 + classes.size() * nstore_syntaxes, max_contexts);
 		return -1;
 	}
@@ -397,7 +397,7 @@ int do_get(const struct dimse_peer *peer, const char *patient_id, const char *st
 		if (scu.findAnyPresentationContextID(cls.c_str(), "") != 0)
 			any = true;
 	if (!any) {
-		set_err(err, "%s:%d (%s) accepted none of the storage classes for C-GET (%s...)",
+		dcm_errf(err, "%s:%d (%s) accepted none of the storage classes for C-GET (%s...)",
 			peer->host, peer->port, peer->called_aet, classes.begin()->c_str());
 		return -1;
 	}
@@ -405,19 +405,19 @@ int do_get(const struct dimse_peer *peer, const char *patient_id, const char *st
 	scu.get_pc = pc;
 	OFCondition c = scu.sendCGETRequest(pc, &q, NULL);
 	if (scu.cancelled) {
-		set_err(err, "interrupted");
+		dcm_errf(err, "interrupted");
 		scu.abortAssociation();
 		return -1;
 	}
 	if (c.bad() || !scu.got_final) {
 		if (scu.nerrors > 0)
-			set_err(err, "C-GET from %s:%d: %s", peer->host, peer->port,
+			dcm_errf(err, "C-GET from %s:%d: %s", peer->host, peer->port,
 				scu.first_error.c_str());
 		else if (c.bad())
-			set_err(err, "C-GET from %s:%d: %s%s", peer->host, peer->port, c.text(),
+			dcm_errf(err, "C-GET from %s:%d: %s%s", peer->host, peer->port, c.text(),
 				abort_hint(c));
 		else
-			set_err(err, "C-GET from %s:%d: no final response", peer->host, peer->port);
+			dcm_errf(err, "C-GET from %s:%d: no final response", peer->host, peer->port);
 		return -1;	/* ~DcmSCU aborts */
 	}
 	scu.releaseAssociation();
@@ -431,13 +431,13 @@ int do_get(const struct dimse_peer *peer, const char *patient_id, const char *st
 			" not stored: " + scu.first_error;
 	Uint16 st = scu.final_status;
 	if (st != STATUS_Success && (st & 0xF000) != 0xB000) {
-		set_err(err, "C-GET failed: %s%sstatus 0x%04X (%s)%s%s", local.c_str(),
+		dcm_errf(err, "C-GET failed: %s%sstatus 0x%04X (%s)%s%s", local.c_str(),
 			local.empty() ? "" : "; ", (unsigned)st, DU_cgetStatusString(st),
 			scu.final_comment.empty() ? "" : ": ", scu.final_comment.c_str());
 		return -1;
 	}
 	if (!local.empty()) {
-		set_err(err, "C-GET: %s", local.c_str());
+		dcm_errf(err, "C-GET: %s", local.c_str());
 		return -1;
 	}
 	return 0;
@@ -460,9 +460,9 @@ extern "C" int dimse_get(const struct dimse_peer *peer, const char *patient_id,
 		return do_get(peer, patient_id, study_uid, series_uid, sops, nsops, sop_classes, nclasses,
 			      tmp_prefix, fn, arg, counts, err);
 	} catch (const std::exception &e) {
-		set_err(err, "DCMTK error: %s", e.what());
+		dcm_errf(err, "DCMTK error: %s", e.what());
 	} catch (...) {
-		set_err(err, "DCMTK error: unknown exception");
+		dcm_errf(err, "DCMTK error: unknown exception");
 	}
 	return -1;
 }

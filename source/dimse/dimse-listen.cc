@@ -210,7 +210,7 @@ T_ASC_Association *receive(struct dimse_scp *s, struct scp_conn *c, int *dfd)
 	if (cond.bad()) {
 		if (s->tls) {
 			char e[DCM_ERR_MAX];
-			set_err(e, "refused a connection from %s that failed the TLS handshake "
+			dcm_errf(e, "refused a connection from %s that failed the TLS handshake "
 				"(plain DICOM, or no certificate that verifies against our CA file): %s",
 				addr_of(c->fd).c_str(), cond.text());
 			note(e);
@@ -232,10 +232,10 @@ void serve_conn(struct dimse_scp *s, struct scp_conn *c)
 		enum greeting g = greeted(c->fd, s->tls != nullptr, 1000 * s->greet);
 		if (g == GREET_OTHER) {
 			if (s->tls)
-				set_err(e, "refused a connection from %s that failed the TLS handshake "
+				dcm_errf(e, "refused a connection from %s that failed the TLS handshake "
 					"(plain DICOM, not a TLS handshake)", addr_of(c->fd).c_str());
 			else
-				set_err(e, "refused a connection from %s that did not begin with an "
+				dcm_errf(e, "refused a connection from %s that did not begin with an "
 					"A-ASSOCIATE-RQ (TLS? then set [pacs] tls = yes)",
 					addr_of(c->fd).c_str());
 			note(e);
@@ -248,7 +248,7 @@ void serve_conn(struct dimse_scp *s, struct scp_conn *c)
 			std::string called = trim(p->DULparams.calledAPTitle);
 			if (calling != s->peer_aet || called != s->aet) {
 				bool them = calling != s->peer_aet;
-				set_err(e, "refused an association from %s, calling AE '%s', called AE "
+				dcm_errf(e, "refused an association from %s, calling AE '%s', called AE "
 					"'%s': only the PACS's AE title %s may store to %s here "
 					"([pacs] peer_aet)", addr_of(c->fd).c_str(), calling.c_str(),
 					called.c_str(), s->peer_aet.c_str(), s->aet.c_str());
@@ -267,7 +267,7 @@ void serve_conn(struct dimse_scp *s, struct scp_conn *c)
 		}
 		if (!in) {
 			if (!s->stop) {
-				set_err(e, "rejected an association from %s: %zu at once already, "
+				dcm_errf(e, "rejected an association from %s: %zu at once already, "
 					"none idle", s->peer_aet.c_str(), s->max_assoc);
 				note(e);
 			}
@@ -383,7 +383,7 @@ int start(const char *aet, const char *peer_aet, const char *bind_addr, int port
 	if (init(err) != 0)
 		return -1;
 	if (!aet_ok(aet) || !aet_ok(peer_aet)) {
-		set_err(err, "storage SCP: the AE titles must be 1-16 characters");
+		dcm_errf(err, "storage SCP: the AE titles must be 1-16 characters");
 		return -1;
 	}
 	struct sockaddr_in addr;
@@ -391,12 +391,12 @@ int start(const char *aet, const char *peer_aet, const char *bind_addr, int port
 	addr.sin_family = AF_INET;
 	addr.sin_port = htons((uint16_t)port);
 	if (bind_addr == NULL || inet_pton(AF_INET, bind_addr, &addr.sin_addr) != 1) {
-		set_err(err, "storage SCP: '%s' is not an IPv4 address to listen on",
+		dcm_errf(err, "storage SCP: '%s' is not an IPv4 address to listen on",
 			bind_addr ? bind_addr : "(none)");
 		return -1;
 	}
 	if (port < 1 || port > 65535 || max_assoc < 1 || timeout < 1 || route == NULL) {
-		set_err(err, "storage SCP: bad arguments (port %d, %d associations, timeout %d)",
+		dcm_errf(err, "storage SCP: bad arguments (port %d, %d associations, timeout %d)",
 			port, max_assoc, timeout);
 		return -1;
 	}
@@ -442,18 +442,18 @@ int start(const char *aet, const char *peer_aet, const char *bind_addr, int port
 	    bind(s->listen_fd, (struct sockaddr *)&addr, sizeof addr) < 0 ||
 	    listen(s->listen_fd, 64) < 0) {
 		if (errno == EADDRINUSE)
-			set_err(err, "storage SCP: port %d on %s is in use (by another program, "
+			dcm_errf(err, "storage SCP: port %d on %s is in use (by another program, "
 				"or another thlhp-make?)", port, bind_addr);
 		else if (errno == EADDRNOTAVAIL)
-			set_err(err, "storage SCP: cannot listen on %s:%d: %s ([pacs] store_bind "
+			dcm_errf(err, "storage SCP: cannot listen on %s:%d: %s ([pacs] store_bind "
 				"must be an address of this host)", bind_addr, port, strerror(errno));
 		else
-			set_err(err, "storage SCP: cannot listen on %s:%d: %s", bind_addr, port,
+			dcm_errf(err, "storage SCP: cannot listen on %s:%d: %s", bind_addr, port,
 				strerror(errno));
 		return -1;
 	}
 	if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
-		set_err(err, "storage SCP: pipe: %s", strerror(errno));
+		dcm_errf(err, "storage SCP: pipe: %s", strerror(errno));
 		return -1;
 	}
 	/* A network without a listening socket of DCMTK's: it takes the
@@ -468,7 +468,7 @@ int start(const char *aet, const char *peer_aet, const char *bind_addr, int port
 	if (c.good())
 		c = ASC_setTransportLayer(s->net, s->layer.get(), 0);	/* s->layer outlives it */
 	if (c.bad()) {
-		set_err(err, "storage SCP: cannot set up the network: %s", c.text());
+		dcm_errf(err, "storage SCP: cannot set up the network: %s", c.text());
 		return -1;
 	}
 	s->listener = std::thread(listen_loop, s.get());
@@ -500,9 +500,9 @@ extern "C" struct dimse_scp *dimse_scp_start(const char *aet, const char *peer_a
 			  err) != 0)
 			s = NULL;
 	} catch (const std::exception &e) {
-		set_err(err, "storage SCP on port %d: %s", port, e.what());
+		dcm_errf(err, "storage SCP on port %d: %s", port, e.what());
 	} catch (...) {
-		set_err(err, "storage SCP on port %d: unknown exception", port);
+		dcm_errf(err, "storage SCP on port %d: unknown exception", port);
 	}
 	return s;
 }

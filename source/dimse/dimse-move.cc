@@ -151,7 +151,7 @@ int do_move(const struct dimse_peer *peer, const char *dest_aet, int msg_id,
 	if (init(err) != 0 || check_peer(peer, err) != 0)
 		return -1;
 	if (!aet_ok(dest_aet)) {
-		set_err(err, "dimse_move: the destination AE title must be 1-16 characters");
+		dcm_errf(err, "dimse_move: the destination AE title must be 1-16 characters");
 		return -1;
 	}
 	bool patient_root = patient_root_fits(DIMSE_SERIES, patient_id);
@@ -172,7 +172,7 @@ int do_move(const struct dimse_peer *peer, const char *dest_aet, int msg_id,
 	OFCondition c = scu.move(peer, pc, model, dest_aet, msg_id, &q);
 	if (scu.cancelled) {
 		scu.abortAssociation();
-		set_err(err, "interrupted");
+		dcm_errf(err, "interrupted");
 		return -1;
 	}
 	/* What our SCP had to say meanwhile, usually why the PACS failed;
@@ -182,13 +182,13 @@ int do_move(const struct dimse_peer *peer, const char *dest_aet, int msg_id,
 		why = "; storage SCP: " + last_note();
 	if (c.bad() || !scu.got_final) {
 		if (scu.timed_out)
-			set_err(err, "C-MOVE from %s:%d: no response and no instance for %d s%s",
+			dcm_errf(err, "C-MOVE from %s:%d: no response and no instance for %d s%s",
 				peer->host, peer->port, peer->timeout, why.c_str());
 		else if (c.bad())
-			set_err(err, "C-MOVE from %s:%d: %s%s", peer->host, peer->port, c.text(),
+			dcm_errf(err, "C-MOVE from %s:%d: %s%s", peer->host, peer->port, c.text(),
 				why.c_str());
 		else
-			set_err(err, "C-MOVE from %s:%d: no final response%s", peer->host, peer->port,
+			dcm_errf(err, "C-MOVE from %s:%d: no final response%s", peer->host, peer->port,
 				why.c_str());
 		return -1;	/* ~DcmSCU aborts */
 	}
@@ -197,7 +197,7 @@ int do_move(const struct dimse_peer *peer, const char *dest_aet, int msg_id,
 		*counts = scu.last;
 	Uint16 st = scu.final_status;
 	if (st == STATUS_MOVE_Failed_MoveDestinationUnknown) {
-		set_err(err, "C-MOVE failed: status 0x%04X (%s): the PACS does not know AE %s; "
+		dcm_errf(err, "C-MOVE failed: status 0x%04X (%s): the PACS does not know AE %s; "
 			"add it to the PACS's DICOM nodes", (unsigned)st, DU_cmoveStatusString(st),
 			dest_aet);
 		return -1;
@@ -210,7 +210,7 @@ int do_move(const struct dimse_peer *peer, const char *dest_aet, int msg_id,
 		if (!scu.stored && why.empty())
 			hint = std::string("; nothing reached our storage SCP: does the PACS know AE ") +
 				dest_aet + " (this host, the store port)?";
-		set_err(err, "C-MOVE failed: status 0x%04X (%s)%s%s%s", (unsigned)st,
+		dcm_errf(err, "C-MOVE failed: status 0x%04X (%s)%s%s%s", (unsigned)st,
 			DU_cmoveStatusString(st), scu.final_comment.empty() ? "" : ": ",
 			scu.final_comment.c_str(), hint.c_str());
 		return -1;
@@ -227,15 +227,15 @@ extern "C" int dimse_move(const struct dimse_peer *peer, const char *dest_aet, i
 	err[0] = '\0';
 	try {
 		if (msg_id < 1 || msg_id > 65535) {
-			set_err(err, "C-MOVE: message ID %d out of range", msg_id);
+			dcm_errf(err, "C-MOVE: message ID %d out of range", msg_id);
 			return -1;
 		}
 		return do_move(peer, dest_aet, msg_id, patient_id, study_uid, series_uid, sops,
 			nsops, counts, err);
 	} catch (const std::exception &e) {
-		set_err(err, "DCMTK error: %s", e.what());
+		dcm_errf(err, "DCMTK error: %s", e.what());
 	} catch (...) {
-		set_err(err, "DCMTK error: unknown exception");
+		dcm_errf(err, "DCMTK error: unknown exception");
 	}
 	return -1;
 }

@@ -234,7 +234,7 @@ private:
 		} guard{ sink };
 		if (routed != 0 || sink.fn == NULL || sink.tmp_prefix == NULL ||
 		    !sink.tmp_prefix[0]) {
-			set_err(e, "refused SOP instance %s: not asked for", uid.c_str());
+			dcm_errf(e, "refused SOP instance %s: not asked for", uid.c_str());
 			note(e);
 			return discard(req, pc, STATUS_STORE_Error_CannotUnderstand,
 				("not asked for by " + scp->aet).c_str());
@@ -245,7 +245,7 @@ private:
 		 * dataset is skipped and the C-STORE refused. */
 		int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
 		if (fd < 0) {
-			set_err(e, "cannot create %s: %s", path.c_str(), strerror(errno));
+			dcm_errf(e, "cannot create %s: %s", path.c_str(), strerror(errno));
 			note(e);
 			return discard(req, pc, STATUS_STORE_Refused_OutOfResources, e);
 		}
@@ -257,7 +257,7 @@ private:
 			/* A write failed; DCMTK read the rest of the dataset
 			 * off the wire, so the association is still in step. */
 			unlink(path.c_str());
-			set_err(e, "cannot write %s: %s", path.c_str(), c.text());
+			dcm_errf(e, "cannot write %s: %s", path.c_str(), c.text());
 			note(e);
 			return respond(req, pc, STATUS_STORE_Refused_OutOfResources, e);
 		}
@@ -267,7 +267,7 @@ private:
 			 * more of a dataset that has ended, and reports the
 			 * DIMSE timeout): handleAssociation aborts. */
 			unlink(path.c_str());
-			set_err(e, "receiving SOP instance %s into %s: %s", uid.c_str(),
+			dcm_errf(e, "receiving SOP instance %s into %s: %s", uid.c_str(),
 				path.c_str(), c.text());
 			note(e);
 			return c;

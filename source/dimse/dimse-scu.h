@@ -22,8 +22,6 @@
 
 namespace dimse_scu {
 
-/* Format a one-line message into err (DCM_ERR_MAX bytes). */
-void set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Once per process: TCP_NODELAY and the data dictionary; -1 with err. */
 int init(char *err);
 /* A value without padding. */

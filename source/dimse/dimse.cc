@@ -78,21 +78,6 @@ std::once_flag net_once;
 bool net_dict_ok = false;
 std::once_flag tls_once;
 
-void set_err(char *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-void set_err(char *err, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, DCM_ERR_MAX, fmt, ap);
-	va_end(ap);
-	/* DCMTK condition texts may span lines; keep the message on one. */
-	for (char *p = err; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-}
-
 void net_init()
 {
 	dcm_init();
@@ -114,7 +99,7 @@ int init(char *err)
 {
 	std::call_once(net_once, net_init);
 	if (!net_dict_ok) {
-		set_err(err, "DICOM data dictionary not loaded (check DCMDICTPATH)");
+		dcm_errf(err, "DICOM data dictionary not loaded (check DCMDICTPATH)");
 		return -1;
 	}
 	return 0;
@@ -144,7 +129,7 @@ int get(DcmItem *item, const DcmTagKey &tag, const char *name,
 	if (tag == DCM_StudyDate && v.length() == 10 && v[4] == '.' && v[7] == '.')
 		v = v.substr(0, 4) + v.substr(5, 2) + v.substr(8, 2);
 	if (v.length() >= size) {
-		set_err(err, "%s too long (%zu bytes)", name, v.length());
+		dcm_errf(err, "%s too long (%zu bytes)", name, v.length());
 		return -1;
 	}
 	memcpy(buf, v.data(), v.length());
@@ -172,7 +157,7 @@ int get_count(DcmItem *item, const DcmTagKey &tag, const char *name, int *n, cha
 			x = x * 10 + (v[i] - '0');
 	}
 	if (!ok || x > INT_MAX) {
-		set_err(err, "%s is not a count: \"%.40s\"", name, v.c_str());
+		dcm_errf(err, "%s is not a count: \"%.40s\"", name, v.c_str());
 		return -1;
 	}
 	*n = (int)x;
@@ -188,19 +173,19 @@ bool aet_ok(const char *s)
 int check_peer(const struct dimse_peer *p, char *err)
 {
 	if (p == NULL || p->host == NULL || !p->host[0]) {
-		set_err(err, "no PACS host");
+		dcm_errf(err, "no PACS host");
 		return -1;
 	}
 	if (p->port < 1 || p->port > 65535) {
-		set_err(err, "bad PACS port %d", p->port);
+		dcm_errf(err, "bad PACS port %d", p->port);
 		return -1;
 	}
 	if (!aet_ok(p->called_aet) || !aet_ok(p->calling_aet)) {
-		set_err(err, "AE titles must be 1-16 characters");
+		dcm_errf(err, "AE titles must be 1-16 characters");
 		return -1;
 	}
 	if (p->timeout < 1) {
-		set_err(err, "bad timeout %d", p->timeout);
+		dcm_errf(err, "bad timeout %d", p->timeout);
 		return -1;
 	}
 	return 0;
@@ -226,7 +211,7 @@ static int tls_readable(const char *what, const char *path, char *err)
 {
 	FILE *f = fopen(path, "r");
 	if (f == NULL) {
-		set_err(err, "TLS: %s %s: cannot read it: %s", what, path, strerror(errno));
+		dcm_errf(err, "TLS: %s %s: cannot read it: %s", what, path, strerror(errno));
 		return -1;
 	}
 	fclose(f);
@@ -239,17 +224,17 @@ std::unique_ptr<DcmTLSTransportLayer> tls_new(const struct dimse_tls *t, T_ASC_N
 	bool have_ca = t->ca != NULL && t->ca[0];
 	bool have_cert = t->cert != NULL && t->cert[0], have_key = t->key != NULL && t->key[0];
 	if (!have_ca) {
-		set_err(err, "TLS: no CA file to verify the other side's certificate with");
+		dcm_errf(err, "TLS: no CA file to verify the other side's certificate with");
 		return NULL;
 	}
 	if (have_cert != have_key) {
-		set_err(err, "TLS: %s given without %s: give both or neither",
+		dcm_errf(err, "TLS: %s given without %s: give both or neither",
 			have_cert ? "a certificate" : "a private key",
 			have_cert ? "its private key" : "its certificate");
 		return NULL;
 	}
 	if (role == NET_ACCEPTOR && !have_cert) {
-		set_err(err, "TLS: our storage SCP needs our certificate and private key "
+		dcm_errf(err, "TLS: our storage SCP needs our certificate and private key "
 			"(the PACS connects to it)");
 		return NULL;
 	}
@@ -261,7 +246,7 @@ std::unique_ptr<DcmTLSTransportLayer> tls_new(const struct dimse_tls *t, T_ASC_N
 	std::call_once(tls_once, DcmTLSTransportLayer::initializeOpenSSL);
 	std::unique_ptr<DcmTLSTransportLayer> l(new DcmTLSTransportLayer(role, NULL, OFFalse));
 	if (!*l) {
-		set_err(err, "TLS: cannot set up OpenSSL");
+		dcm_errf(err, "TLS: cannot set up OpenSSL");
 		return NULL;
 	}
 	/* DICOM's BCP 195 non-downgrading profile: see the top of the file. */
@@ -269,17 +254,17 @@ std::unique_ptr<DcmTLSTransportLayer> tls_new(const struct dimse_tls *t, T_ASC_N
 	if (c.good())
 		c = l->activateCipherSuites();
 	if (c.bad()) {
-		set_err(err, "TLS: cannot set the BCP 195 profile: %s", c.text());
+		dcm_errf(err, "TLS: cannot set the BCP 195 profile: %s", c.text());
 		return NULL;
 	}
 	if (l->addTrustedCertificateFile(t->ca, DCF_Filetype_PEM).bad()) {
-		set_err(err, "TLS: CA file %s: holds no PEM certificate", t->ca);
+		dcm_errf(err, "TLS: CA file %s: holds no PEM certificate", t->ca);
 		return NULL;
 	}
 	/* Our SCP names the CAs it trusts when it asks the PACS for its
 	 * certificate. */
 	if (role == NET_ACCEPTOR && l->addTrustedClientCertificateFile(t->ca).bad()) {
-		set_err(err, "TLS: CA file %s: cannot read the CA names in it", t->ca);
+		dcm_errf(err, "TLS: CA file %s: cannot read the CA names in it", t->ca);
 		return NULL;
 	}
 	if (have_cert) {
@@ -290,16 +275,16 @@ std::unique_ptr<DcmTLSTransportLayer> tls_new(const struct dimse_tls *t, T_ASC_N
 		 * certificate already loaded but drops the key when the
 		 * certificate comes second, so a mismatch shows as one. */
 		if (l->setPrivateKeyFile(t->key, DCF_Filetype_PEM).bad()) {
-			set_err(err, "TLS: private key file %s: not an unencrypted PEM private key",
+			dcm_errf(err, "TLS: private key file %s: not an unencrypted PEM private key",
 				t->key);
 			return NULL;
 		}
 		if (l->setCertificateFile(t->cert, DCF_Filetype_PEM).bad()) {
-			set_err(err, "TLS: certificate file %s: not a PEM certificate", t->cert);
+			dcm_errf(err, "TLS: certificate file %s: not a PEM certificate", t->cert);
 			return NULL;
 		}
 		if (!l->checkPrivateKeyMatchesCertificate()) {
-			set_err(err, "TLS: private key file %s does not match certificate file %s",
+			dcm_errf(err, "TLS: private key file %s does not match certificate file %s",
 				t->key, t->cert);
 			return NULL;
 		}
@@ -327,7 +312,7 @@ static void connect_failed(const struct dimse_peer *p, const OFCondition &c, cha
 	const char *hint = "";
 
 	if (p->tls.on && tls_reason(c, SSL_R_CERTIFICATE_VERIFY_FAILED)) {
-		set_err(err, "TLS handshake with %s:%d (%s) failed: certificate verification failed: "
+		dcm_errf(err, "TLS handshake with %s:%d (%s) failed: certificate verification failed: "
 			"the PACS's certificate does not verify against the CA file %s (%s)",
 			p->host, p->port, p->called_aet, p->tls.ca, c.text());
 		return;
@@ -339,7 +324,7 @@ static void connect_failed(const struct dimse_peer *p, const OFCondition &c, cha
 		    tls_reason(c, SSL_R_SSLV3_ALERT_BAD_CERTIFICATE) ||
 		    tls_reason(c, SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED))
 			hint = "; the PACS refused our certificate (tls_cert) or wants one";
-		set_err(err, "TLS handshake with %s:%d (%s) failed: %s%s", p->host, p->port,
+		dcm_errf(err, "TLS handshake with %s:%d (%s) failed: %s%s", p->host, p->port,
 			p->called_aet, c.text(), hint);
 		return;
 	}
@@ -350,7 +335,7 @@ static void connect_failed(const struct dimse_peer *p, const OFCondition &c, cha
 				     "that signed our certificate (tls_cert)?"
 				   : "; it closed the TLS connection: does it want a client "
 				     "certificate (tls_cert, tls_key)?";
-	set_err(err, "cannot connect to %s:%d (%s): %s%s", p->host, p->port, p->called_aet,
+	dcm_errf(err, "cannot connect to %s:%d (%s): %s%s", p->host, p->port, p->called_aet,
 		c.text(), hint);
 }
 
@@ -379,7 +364,7 @@ int associate(DcmSCU &scu, const struct dimse_peer *p, tls_layer &tls, const cha
 {
 	OFCondition c = scu.initNetwork();
 	if (c.bad()) {
-		set_err(err, "%s to %s:%d: cannot set up the association: %s",
+		dcm_errf(err, "%s to %s:%d: cannot set up the association: %s",
 			what, p->host, p->port, c.text());
 		return -1;
 	}
@@ -389,19 +374,19 @@ int associate(DcmSCU &scu, const struct dimse_peer *p, tls_layer &tls, const cha
 			return -1;
 		c = SecureSCU::use_tls(scu, tls.layer.get());
 		if (c.bad()) {
-			set_err(err, "%s to %s:%d: cannot set up TLS: %s", what, p->host, p->port,
+			dcm_errf(err, "%s to %s:%d: cannot set up TLS: %s", what, p->host, p->port,
 				c.text());
 			return -1;
 		}
 	}
 	c = scu.negotiateAssociation();
 	if (c == DUL_ASSOCIATIONREJECTED) {
-		set_err(err, "%s:%d rejected the association (called AE \"%s\", calling AE \"%s\")",
+		dcm_errf(err, "%s:%d rejected the association (called AE \"%s\", calling AE \"%s\")",
 			p->host, p->port, p->called_aet, p->calling_aet);
 		return DIMSE_REJECTED;
 	}
 	if (c == NET_EC_NoAcceptablePresentationContexts) {
-		set_err(err, "%s:%d (%s) accepted no presentation context for %s",
+		dcm_errf(err, "%s:%d (%s) accepted no presentation context for %s",
 			p->host, p->port, p->called_aet, what);
 		return -1;
 	}
@@ -456,7 +441,7 @@ T_ASC_PresentationContextID model_context(DcmSCU &scu, const struct dimse_peer *
 	else if ((pc = scu.findAnyPresentationContextID(m.study_root, "")) != 0)
 		*model = m.study_root;
 	else
-		set_err(err, "%s:%d (%s) accepted neither Patient Root nor Study Root %s",
+		dcm_errf(err, "%s:%d (%s) accepted neither Patient Root nor Study Root %s",
 			p->host, p->port, p->called_aet, what);
 	return pc;
 }
@@ -483,9 +468,9 @@ extern "C" int dimse_tls_check(const struct dimse_tls *tls, char err[DCM_ERR_MAX
 			return -1;
 		return tls_new(tls, NET_REQUESTOR, err) ? 0 : -1;
 	} catch (const std::exception &e) {
-		set_err(err, "TLS: %s", e.what());
+		dcm_errf(err, "TLS: %s", e.what());
 	} catch (...) {
-		set_err(err, "TLS: unknown exception");
+		dcm_errf(err, "TLS: unknown exception");
 	}
 	return -1;
 }
