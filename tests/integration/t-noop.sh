@@ -9,6 +9,8 @@ standard_source
 write_config
 run -j2 all
 exit_is "the first full run succeeds" 0
+has_line "the first run prints its jobs as \"[k/n] zip ...\" (what the second must not)" "$OUT" \
+	'^\[[0-9]+/[0-9]+\] +zip '
 [ "$RC" -eq 0 ] || finish
 
 files_before=$(file_state data)
@@ -22,7 +24,9 @@ check "a second all rewrites no file under data/ (inode, size, mtime to the ns o
 	"$(file_state data)" "$files_before"
 check "a second all touches no folder under data/ (folder mtimes unchanged: no temp file was even created)" \
 	"$(tree_state data)" "$tree_before"
-no_line "a second all runs no download, validate or zip job" "$OUT" '^(download|validate|zip)[[:space:]]'
+no_line "a second all runs no download, validate or zip job (no \"[k/n] download ...\" line)" "$OUT" \
+	'^\[[0-9]+/[0-9]+\] +(download|validate|zip) '
+has_line "... and says there is nothing to do" "$OUT" '^thlhp-make: nothing to do: everything is up to date$'
 
 section "-q"
 run -q
