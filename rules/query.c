@@ -22,6 +22,11 @@ query_start(struct job *job)
 {
 	struct ctx *ctx = job->ctx;
 
+	/* A PACS is asked about what changed only; a folder of this host
+	 * costs nothing to walk whole. */
+	if (!ctx->src->ops->local && known_load(ctx->src, ctx, job->force, job->err,
+	    sizeof(job->err)) < 0)
+		return -1;
 	if (ctx->src->ops->open(ctx->src, ctx, job->err, sizeof(job->err)) < 0)
 		return -1;
 	return 1;
@@ -147,6 +152,20 @@ query_finish(struct job *job, int rc)
 	if (rc == 0 && !ctx->dry_run && state_save_catalog(ctx->st, ctx->cat) < 0) {
 		errf(job->err, sizeof(job->err), "saving the catalog: %s", ctx->st->err);
 		rc = -1;
+	}
+	if (rc == 0 && known_save(ctx->src, ctx, r, err, sizeof(err)) < 0) {
+		memcpy(job->err, err, sizeof(err));
+		rc = -1;
+	}
+	if (rc == 0 && verbosity > 1 && ctx->src->known) {
+		char *sum = known_summary(ctx->src);
+
+		if (known_nocounts(ctx->src))
+			warn("query: the PACS listed %d stud%s without NumberOfStudyRelatedSeries and "
+			    "NumberOfStudyRelatedInstances: their series are asked for on every run",
+			    known_nocounts(ctx->src), known_nocounts(ctx->src) == 1 ? "y" : "ies");
+		warn("query: %s", sum);
+		free(sum);
 	}
 	if (r)
 		query_result_free(r);

@@ -354,7 +354,28 @@ dw_qido(struct job *job, const char *url, int (*fn)(void *arg, json_t *obj), voi
 
 struct study {
 	char patient[DCM_ID_MAX], uid[DCM_UID_MAX], date[9], classes[1024];
+	int nseries, ninstances;  /* NumberOfStudyRelated*; -1: not said */
 };
+
+/* A QIDO-RS query of the query walk, counted for -v. */
+static int
+qqido(struct job *job, enum qlevel level, const char *url, int (*fn)(void *arg, json_t *obj),
+    void *arg)
+{
+	known_request(job->ctx->src, level);
+	return dw_qido(job, url, fn, arg);
+}
+
+/* A count attribute of o; -1 when missing or not a whole number. */
+static int
+attr_count(json_t *o, const char *tag)
+{
+	char v[16];
+	long c;
+
+	dw_attr(o, tag, v, sizeof(v));
+	return v[0] && parse_int(v, 0, 1000000000, &c) == 0 ? (int)c : -1;
+}
 
 struct walk {
 	struct job *job;
@@ -365,6 +386,8 @@ struct walk {
 	struct query_result *r;
 	const struct study *st;   /* the study whose series are asked */
 	int last;                 /* the query's last attempt */
+	json_t **pend;            /* a /studies answer, before it is taken */
+	int npend, cappend;
 };
 
 /* A UID of o for the catalog, into out; when it is not one, why. */
@@ -384,10 +407,25 @@ attr_uid(json_t *o, const char *tag, char out[DCM_UID_MAX], char *why, size_t le
 	return -1;
 }
 
+/* One match of a /studies answer, kept until the answer is known not to
+ * be capped. */
 static int
 on_study(void *arg, json_t *o)
 {
 	struct walk *w = arg;
+
+	if (w->npend == w->cappend) {
+		w->cappend = w->cappend ? 2 * w->cappend : 64;
+		w->pend = xreallocarray(w->pend, (size_t)w->cappend, sizeof(*w->pend));
+	}
+	w->pend[w->npend++] = json_incref(o);
+	return 0;
+}
+
+/* A study the server listed: the walk's, when it is of a patient of ours. */
+static void
+take_study(struct walk *w, json_t *o)
+{
 	struct study s;
 	char *pid = dw_attr_dup(o, "00100020"), why[160];
 
@@ -401,28 +439,71 @@ on_study(void *arg, json_t *o)
 		    w->asked ? w->asked : "", strlen(pid));
 		free(uid);
 		free(pid);
-		return 0;
+		return;
 	}
 	free(pid);
 	dw_attr(o, "00100020", s.patient, sizeof(s.patient));
 	dw_attr(o, "00080020", s.date, sizeof(s.date));
 	dw_attr(o, "00080062", s.classes, sizeof(s.classes));
+	s.nseries = attr_count(o, "00201206");
+	s.ninstances = attr_count(o, "00201208");
 	if ((w->asked && strcmp(s.patient, w->asked) != 0) || !select_patient(w->sel, s.patient))
-		return 0;
+		return;
 	if (!name_fits(s.patient)) {
 		query_note(w->r, "patient %s: skipped: its PatientID is too long for a file name",
 		    s.patient);
-		return 0;
+		return;
 	}
 	if (attr_uid(o, "0020000D", s.uid, why, sizeof(why)) < 0) {
 		query_fail(w->r, s.patient, "the server lists a study whose StudyInstanceUID %s", why);
-		return 0;
+		return;
 	}
 	if (query_study(w->r, s.patient, s.uid) != 0)
-		return 0;         /* seen already, or under another patient too */
+		return;         /* seen already, or under another patient too */
 	w->v = xreallocarray(w->v, (size_t)w->n + 1, sizeof(*w->v));
 	w->v[w->n++] = s;
-	return 0;
+}
+
+static void
+drop_studies(void *arg)
+{
+	struct walk *w = arg;
+
+	for (int i = 0; i < w->npend; i++)
+		json_decref(w->pend[i]);
+	w->npend = 0;
+}
+
+static void
+keep_studies(void *arg)
+{
+	struct walk *w = arg;
+
+	for (int i = 0; i < w->npend; i++)
+		take_study(w, w->pend[i]);
+	drop_studies(w);
+}
+
+/* GET /studies for glob (source_ask_studies): the matches answered, or
+ * < 0 with the job's err. */
+static int
+ask_studies(void *arg, const char *glob, const char *range)
+{
+	struct walk *w = arg;
+	struct dicomweb *d = w->job->ctx->src->priv;
+	const char *date = range ? range : w->job->ctx->cfg->select.study_date;
+	char *e = http_escape(glob), *de = date ? http_escape(date) : NULL, *u;
+	int rc;
+
+	drop_studies(w);
+	u = xasprintf("%s/studies?%s%s%s%s&includefield=00080062&includefield=00201206"
+	    "&includefield=00201208", d->base, strcmp(glob, "*") ? "PatientID=" : "",
+	    strcmp(glob, "*") ? e : "", de ? "&StudyDate=" : "", de ? de : "");
+	rc = qqido(w->job, Q_STUDY, u, on_study, w);
+	free(u);
+	free(e);
+	free(de);
+	return rc < 0 ? rc : w->npend;
 }
 
 static int
@@ -448,7 +529,7 @@ on_series(void *arg, json_t *o)
 {
 	struct walk *w = arg;
 	struct dicomweb *d = w->job->ctx->src->priv;
-	char uid[DCM_UID_MAX], modality[17], count[16], why[160];
+	char uid[DCM_UID_MAX], modality[17], why[160];
 	struct found f = {
 		.patient = (char *)w->st->patient, .study = (char *)w->st->uid, .uid = uid,
 		.modality = modality, .sop_class = (char *)w->st->classes,
@@ -462,25 +543,20 @@ on_series(void *arg, json_t *o)
 		return 0;
 	}
 	dw_attr(o, "00080060", modality, sizeof(modality));
-	dw_attr(o, "00201209", count, sizeof(count));
 	if (!select_series(w->sel, modality, w->st->date))
 		return 0;
 	/* Shown, never matched: whole however long. */
 	f.number = dw_attr_dup(o, "00200011");
 	f.desc = dw_attr_dup(o, "0008103E");
-	if (count[0]) {
-		long c;
-
-		/* A count that is not a whole number is no count: we count. */
-		f.expected = parse_int(count, 0, 1000000000, &c) == 0 ? (int)c : -1;
-	}
+	/* A count that is not a whole number is no count: we count. */
+	f.expected = attr_count(o, "00201209");
 	if (f.expected <= 0) {
 		/* Not said, or 0 (said of a series not counted): count. */
 		char *u = xasprintf("%s/studies/%s/series/%s/instances?includefield=00080018",
 		    d->base, w->st->uid, uid);
 		int n = 0;
 
-		rc = dw_qido(w->job, u, count_one, &n);
+		rc = qqido(w->job, Q_IMAGE, u, count_one, &n);
 		free(u);
 		f.expected = n;
 		if (spoils(w, rc)) {
@@ -514,30 +590,31 @@ query_once(struct job *job, void *arg)
 	const struct select *sel = job->ctx->sel;
 	struct dicomweb *d = job->ctx->src->priv;
 	struct walk w = { .job = job, .sel = sel, .r = r, .last = ++a->n > cfg->pacs.retries };
-	char *date = cfg->select.study_date ? http_escape(cfg->select.study_date) : NULL;
 	int rc = -1, nw = select_nwild(sel);
 
 	query_result_free(r);     /* a retry starts over */
 	/* Studies by wildcard, then those of each listed patient. */
 	for (int i = 0; i < nw + (sel->has_ids ? (int)sel->ids.cap : 0); i++) {
 		const char *pid = i < nw ? select_wild(sel, i) : sel->ids.slot[i - nw].key;
-		char *e, *u;
+		struct study_ask ask = { ask_studies, keep_studies, drop_studies, &w };
 
 		if (!pid || (i >= nw && !*pid))
 			continue;
 		w.asked = i < nw ? NULL : pid;
-		e = http_escape(pid);
-		u = xasprintf("%s/studies?%s%s%s%s&includefield=00080062", d->base,
-		    strcmp(pid, "*") ? "PatientID=" : "", strcmp(pid, "*") ? e : "",
-		    date ? "&StudyDate=" : "", date ? date : "");
-		free(e);
-		rc = dw_qido(job, u, on_study, &w);
-		free(u);
+		if (i < nw) {
+			rc = source_ask_studies(job, r, pid, &ask);
+		} else if ((rc = ask_studies(&w, pid, NULL)) >= 0) {
+			keep_studies(&w);
+			rc = 0;
+		}
+		if (rc == -2 && i < nw)
+			job->no_retry = 1;
 		if (rc < 0)
 			goto out;
 	}
 	atomic_store(&job->total, w.n);
 	for (int i = 0; i < w.n; i++) {
+		const struct study *st = &w.v[i];
 		char *u;
 
 		if (job_cancelled(job)) {
@@ -545,25 +622,30 @@ query_once(struct job *job, void *arg)
 			rc = -1;
 			goto out;
 		}
-		w.st = &w.v[i];
+		atomic_fetch_add(&job->done, 1);
+		/* As it was when its series were last walked: not asked. */
+		if (known_same(job->ctx->src, r, st->patient, st->uid, st->nseries, st->ninstances))
+			continue;
+		w.st = st;
 		u = xasprintf("%s/studies/%s/series?includefield=00201209&includefield=00080060"
-		    "&includefield=00200011&includefield=0008103E", d->base, w.v[i].uid);
-		rc = dw_qido(job, u, on_series, &w);
+		    "&includefield=00200011&includefield=0008103E", d->base, st->uid);
+		rc = qqido(job, Q_SERIES, u, on_series, &w);
 		free(u);
 		if (spoils(&w, rc)) {
-			query_fail(r, w.v[i].patient, "series query of study %s: %s", w.v[i].uid,
-			    job->err);
+			query_fail(r, st->patient, "series query of study %s: %s", st->uid, job->err);
 			rc = 0;
+		} else if (rc == 0) {
+			known_walked(job->ctx->src, st->patient, st->uid, st->nseries, st->ninstances);
 		}
 		if (rc < 0)
 			goto out;
-		atomic_fetch_add(&job->done, 1);
 	}
 	r->complete = 1;
 	rc = 0;
 out:
+	drop_studies(&w);
+	free(w.pend);
 	free(w.v);
-	free(date);
 	return rc;
 }
 

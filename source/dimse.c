@@ -141,8 +141,18 @@ dimse_src_find(struct job *job, enum dimse_level lv, const struct dimse_keys *k,
 	return dimse_src_find_on(job, NULL, lv, k, fn, arg, err);
 }
 
+/* A request of the query walk, counted for -v. */
+static int
+qfind(struct job *job, struct dimse_finder *fd, enum dimse_level lv, const struct dimse_keys *k,
+    dimse_match_fn *fn, void *arg, char err[DCM_ERR_MAX])
+{
+	known_request(job->ctx->src, (enum qlevel)lv);
+	return dimse_src_find_on(job, fd, lv, k, fn, arg, err);
+}
+
 struct study {
 	char *patient, *uid, *date, *classes;
+	int nseries, ninstances;  /* as the STUDY-level answer said; -1: not said */
 };
 
 /* What the query learns, level by level. */
@@ -156,6 +166,9 @@ struct walk {
 	const char *asked;        /* the patient of a STUDY-level query, or NULL */
 	struct study *v;          /* the studies */
 	int n;
+	struct dimse_match *pend; /* a STUDY-level answer, before it is taken */
+	int npend, cappend;
+	struct job *job;
 };
 
 static void
@@ -192,10 +205,27 @@ on_patient(void *arg, const struct dimse_match *m)
 	return 0;
 }
 
+/* One match of a STUDY-level answer, kept until the answer is known not
+ * to be capped. */
 static int
 on_study(void *arg, const struct dimse_match *m)
 {
 	struct walk *w = arg;
+
+	if (w->npend == w->cappend) {
+		w->cappend = w->cappend ? 2 * w->cappend : 64;
+		w->pend = xreallocarray(w->pend, (size_t)w->cappend, sizeof(*w->pend));
+	}
+	w->pend[w->npend] = *m;
+	w->pend[w->npend].h.series_number = w->pend[w->npend].h.series_desc = NULL;
+	w->npend++;
+	return 0;
+}
+
+/* A study the PACS listed: the walk's, when it is of a patient of ours. */
+static void
+take_study(struct walk *w, const struct dimse_match *m)
+{
 	const char *pid = m->h.patient_id;
 	struct study *s;
 
@@ -204,33 +234,34 @@ on_study(void *arg, const struct dimse_match *m)
 		    m->h.study_uid[0] ? " (study " : "", m->h.study_uid,
 		    w->asked ? " in answer to patient " : "", w->asked ? w->asked : "",
 		    m->h.study_uid[0] ? ")" : "", m->bad);
-		return 0;
+		return;
 	}
 	/* An empty or wildcard PatientID asked for matches others too. */
 	if ((w->asked && strcmp(pid, w->asked) != 0) || !select_patient(w->sel, pid))
-		return 0;
+		return;
 	if (!name_fits(pid)) {
 		query_note(w->r, "patient %s: skipped: its PatientID is too long for a file name", pid);
-		return 0;
+		return;
 	}
 	if (m->bad[0]) {
 		query_fail(w->r, pid, "a study record the PACS sent cannot be used: %s", m->bad);
-		return 0;
+		return;
 	}
 	if (!uid_is_safe(m->h.study_uid)) {
 		query_fail(w->r, pid, "the PACS lists a study with an unusable StudyInstanceUID \"%s\"",
 		    m->h.study_uid);
-		return 0;
+		return;
 	}
 	if (query_study(w->r, pid, m->h.study_uid) != 0)
-		return 0;         /* seen already, or under another patient too */
+		return;         /* seen already, or under another patient too */
 	w->v = xreallocarray(w->v, (size_t)w->n + 1, sizeof(*w->v));
 	s = &w->v[w->n++];
 	s->patient = xstrdup(pid);
 	s->uid = xstrdup(m->h.study_uid);
 	s->date = xstrdup(m->h.study_date);
 	s->classes = xstrdup(m->sop_classes);
-	return 0;
+	s->nseries = m->nseries;
+	s->ninstances = m->nrelated;
 }
 
 static void
@@ -243,8 +274,45 @@ walk_free(struct walk *w)
 		free(w->v[i].classes);
 	}
 	free(w->v);
+	free(w->pend);
 	strv_free(w->patients);
 	htab_free(&w->pseen);
+}
+
+static void
+keep_studies(void *arg)
+{
+	struct walk *w = arg;
+
+	for (int i = 0; i < w->npend; i++)
+		take_study(w, &w->pend[i]);
+	w->npend = 0;
+}
+
+static void
+drop_studies(void *arg)
+{
+	((struct walk *)arg)->npend = 0;
+}
+
+/* The STUDY-level request for glob (source_ask_studies); the matches the
+ * PACS answered, or < 0 with err in the job. */
+static int
+ask_studies(void *arg, const char *glob, const char *range)
+{
+	struct walk *w = arg;
+	struct job *job = w->job;
+	struct dimse_keys k = { .patient_id = glob,
+		.study_date = range ? range : job->ctx->cfg->select.study_date };
+	char err[DCM_ERR_MAX];
+
+	w->npend = 0;
+	if (qfind(job, w->fd, DIMSE_STUDY, &k, on_study, w, err) < 0) {
+		errf(job->err, sizeof(job->err), "%s:%d %s: study query: %s", job->ctx->cfg->pacs.host,
+		    job->ctx->cfg->pacs.port, job->ctx->cfg->pacs.called_aet, err);
+		return -1;
+	}
+	return w->npend;
 }
 
 /* One study's SERIES-level answer, before the counts are complete. */
@@ -298,7 +366,7 @@ study_series(struct job *job, struct series_q *q, char err[DCM_ERR_MAX])
 {
 	const struct study *st = q->st;
 	struct dimse_keys k = { .patient_id = st->patient, .study_uid = st->uid };
-	int rc = dimse_src_find_on(job, q->fd, DIMSE_SERIES, &k, on_series, q, err);
+	int rc = qfind(job, q->fd, DIMSE_SERIES, &k, on_series, q, err);
 
 	if (rc == DIMSE_FIND_REFUSED) {
 		query_fail(q->r, st->patient, "series query of study %s: %s", st->uid, err);
@@ -314,7 +382,7 @@ study_series(struct job *job, struct series_q *q, char err[DCM_ERR_MAX])
 			/* Not said, or 0 (which a PACS says of a series it has
 			 * not counted): count. */
 			k.series_uid = f->uid;
-			rc = dimse_src_find_on(job, q->fd, DIMSE_IMAGE, &k, count_one, &n, err);
+			rc = qfind(job, q->fd, DIMSE_IMAGE, &k, count_one, &n, err);
 			if (rc == DIMSE_FIND_REFUSED) {
 				query_fail(q->r, st->patient, "counting the instances of series %s: %s",
 				    f->uid, err);
@@ -335,18 +403,18 @@ study_series(struct job *job, struct series_q *q, char err[DCM_ERR_MAX])
 }
 
 /* The patients to ask the studies of: those PATIENT-level C-FINDs find
- * (Patient Root), and the IDs of patients_file as they are.  1 when the
- * PACS refused Patient Root (then the wildcards go to STUDY level), 0,
- * or -1 with err. */
+ * (Patient Root; in a full walk only), and the IDs of patients_file as
+ * they are.  1 when the wildcards go to STUDY level (not a full walk, or
+ * the PACS refused Patient Root), 0, or -1 with err. */
 static int
-find_patients(struct job *job, struct walk *w, char err[DCM_ERR_MAX])
+find_patients(struct job *job, struct walk *w, int full, char err[DCM_ERR_MAX])
 {
 	const struct select *sel = w->sel;
 	struct dimse *d = job->ctx->src->priv;
 
-	for (int i = 0; i < select_nwild(sel) && !atomic_load(&d->study_root); i++) {
+	for (int i = 0; full && i < select_nwild(sel) && !atomic_load(&d->study_root); i++) {
 		struct dimse_keys k = { .patient_id = select_wild(sel, i) };
-		int rc = dimse_src_find_on(job, w->fd, DIMSE_PATIENT, &k, on_patient, w, err);
+		int rc = qfind(job, w->fd, DIMSE_PATIENT, &k, on_patient, w, err);
 
 		if (rc == DIMSE_NO_PATIENT_ROOT) {
 			atomic_store(&d->study_root, 1);
@@ -359,23 +427,25 @@ find_patients(struct job *job, struct walk *w, char err[DCM_ERR_MAX])
 	for (size_t i = 0; sel->has_ids && i < sel->ids.cap; i++)
 		if (sel->ids.slot[i].key)
 			add_patient(w, sel->ids.slot[i].key);
-	return atomic_load(&d->study_root);
+	return !full || atomic_load(&d->study_root);
 }
 
 /* Patients, their studies, the studies' series: the catalog as the PACS
- * has it for [select].  A request the PACS answers with a failure status
- * spoils the patient it was about (query_fail); one it cannot be asked
- * fails the query, which is then retried. */
+ * has it for [select].  Not a full walk, the studies come from one
+ * STUDY-level C-FIND per wildcard, and only those new or whose counts
+ * changed are walked (known.c).  A request the PACS answers with a
+ * failure status spoils the patient it was about (query_fail); one it
+ * cannot be asked fails the query, which is then retried. */
 static int
 query_once(struct job *job, void *arg)
 {
 	struct query_result *r = arg;
 	const struct config *cfg = job->ctx->cfg;
 	const struct select *sel = job->ctx->sel;
-	struct walk w = { .sel = sel, .r = r };
+	struct walk w = { .sel = sel, .r = r, .job = job };
 	struct dimse_peer peer;
 	struct dimse_keys k = { .study_date = cfg->select.study_date };
-	int rc = -1, study_root;
+	int rc = -1, study_root, full = known_full(job->ctx->src);
 	char err[DCM_ERR_MAX];
 
 	dimse_peer_of(cfg, &peer);
@@ -385,17 +455,19 @@ query_once(struct job *job, void *arg)
 	w.fd = dimse_finder_new(&peer);
 	if (!w.fd)
 		fatal("out of memory");
-	study_root = find_patients(job, &w, err);
+	study_root = find_patients(job, &w, full, err);
 	if (study_root < 0) {
 		errf(job->err, sizeof(job->err), "%s:%d %s: patient query: %s", peer.host,
 		    peer.port, peer.called_aet, err);
 		goto out;
 	}
 	for (int i = 0; study_root && i < select_nwild(sel); i++) {
-		k.patient_id = select_wild(sel, i);
-		if (dimse_src_find_on(job, w.fd, DIMSE_STUDY, &k, on_study, &w, err) < 0) {
-			errf(job->err, sizeof(job->err), "%s:%d %s: study query: %s", peer.host,
-			    peer.port, peer.called_aet, err);
+		struct study_ask a = { ask_studies, keep_studies, drop_studies, &w };
+
+		if ((rc = source_ask_studies(job, r, select_wild(sel, i), &a)) < 0) {
+			if (rc == -2)
+				job->no_retry = 1;
+			rc = -1;
 			goto out;
 		}
 	}
@@ -408,7 +480,9 @@ query_once(struct job *job, void *arg)
 		}
 		k.patient_id = w.patients[i];
 		w.asked = w.patients[i];
-		rc = dimse_src_find_on(job, w.fd, DIMSE_STUDY, &k, on_study, &w, err);
+		w.npend = 0;
+		rc = qfind(job, w.fd, DIMSE_STUDY, &k, on_study, &w, err);
+		keep_studies(&w);
 		if (rc == DIMSE_FIND_REFUSED) {
 			query_fail(r, w.patients[i], "study query: %s", err);
 		} else if (rc < 0) {
@@ -423,19 +497,23 @@ query_once(struct job *job, void *arg)
 	atomic_store(&job->done, 0);
 	atomic_store(&job->total, w.n);
 	for (int i = 0; i < w.n; i++) {
-		struct series_q q = { .r = r, .fd = w.fd, .st = &w.v[i], .sel = sel };
+		const struct study *st = &w.v[i];
+		struct series_q q = { .r = r, .fd = w.fd, .st = st, .sel = sel };
 
 		if (job_cancelled(job)) {
 			errf(job->err, sizeof(job->err), "interrupted");
 			rc = -1;
 			goto out;
 		}
-		rc = study_series(job, &q, err);
-		query_result_free(&q.pend);
-		if (rc < 0) {
-			errf(job->err, sizeof(job->err), "%s:%d %s: series query of study %s: %s",
-			    peer.host, peer.port, peer.called_aet, w.v[i].uid, err);
-			goto out;
+		if (!known_same(job->ctx->src, r, st->patient, st->uid, st->nseries, st->ninstances)) {
+			rc = study_series(job, &q, err);
+			query_result_free(&q.pend);
+			if (rc < 0) {
+				errf(job->err, sizeof(job->err), "%s:%d %s: series query of study %s: %s",
+				    peer.host, peer.port, peer.called_aet, st->uid, err);
+				goto out;
+			}
+			known_walked(job->ctx->src, st->patient, st->uid, st->nseries, st->ninstances);
 		}
 		atomic_fetch_add(&job->done, 1);
 	}

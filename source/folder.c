@@ -201,7 +201,8 @@ walk(struct folder *fo, struct job *job, const char *dir, char *err, size_t errl
 		names[n++] = xstrdup(de->d_name);
 	}
 	closedir(d);
-	qsort(names, (size_t)n, sizeof(*names), cmp_name);
+	if (n > 1)
+		qsort(names, (size_t)n, sizeof(*names), cmp_name);
 	for (int i = 0; i < n && rc == 0; i++) {
 		char *path = xasprintf("%s/%s", dir, names[i]);
 		struct stat sb;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "pace.h"
 #include "source.h"
 #include "util.h"
@@ -57,6 +58,7 @@ source_free(struct source *src)
 		return;
 	if (src->ops->close)
 		src->ops->close(src);
+	known_free(src);
 	free(src);
 }
 
@@ -206,4 +208,157 @@ source_retry(struct job *job, int (*once)(struct job *, void *), void *arg)
 		if (backoff_wait(delay, &job->ctx->cancel) < 0)
 			return -1;
 	}
+}
+
+/* ---- answers capped at [pacs] max_results: split until none is ---- */
+
+enum { SPLIT_DEPTH = 64 };      /* prefix characters, past a day's halves */
+
+/* "YYYYMMDD" as days since 1970-01-01; -1 when it is not a date. */
+static long
+day_of(const char *s, size_t n)
+{
+	struct tm tm = { 0 };
+	int y, m, d;
+
+	if (n != 8 || strspn(s, "0123456789") < 8 || sscanf(s, "%4d%2d%2d", &y, &m, &d) != 3 ||
+	    m < 1 || m > 12 || d < 1 || d > 31)
+		return -1;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = m - 1;
+	tm.tm_mday = d;
+	return (long)(timegm(&tm) / 86400);
+}
+
+static void
+day_str(long day, char out[16])
+{
+	time_t t = (time_t)day * 86400;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 16, "%Y%m%d", &tm);
+}
+
+struct split {
+	struct job *job;
+	const struct study_ask *a;
+	int cap;
+	int nsplit;               /* requests made again, narrower */
+};
+
+static int split_days(struct split *sp, const char *glob, long lo, long hi, int depth);
+
+/* One request; 1 when its answer was capped (and dropped). */
+static int
+ask_once(struct split *sp, const char *glob, long lo, long hi)
+{
+	char range[34], a[16], b[16];
+	int n;
+
+	day_str(lo, a);
+	day_str(hi, b);
+	if (lo == hi)
+		snprintf(range, sizeof(range), "%s", a);
+	else
+		snprintf(range, sizeof(range), "%s-%s", a, b);
+	sp->nsplit++;
+	if ((n = sp->a->ask(sp->a->arg, glob, range)) < 0)
+		return n;
+	if (n < sp->cap) {
+		sp->a->keep(sp->a->arg);
+		return 0;
+	}
+	sp->a->drop(sp->a->arg);
+	return 1;
+}
+
+/* A capped day, by PatientID prefix: glob "P*" as "P" itself and "Pc*"
+ * for each character c a PatientID may hold (printable ASCII). */
+static int
+split_prefix(struct split *sp, const char *glob, long day, int depth)
+{
+	size_t n = strlen(glob);
+	char *g;
+	int rc = 0;
+
+	if (n == 0 || glob[n - 1] != '*' || strcspn(glob, "*?") != n - 1 || depth >= SPLIT_DEPTH) {
+		char d[16];
+
+		day_str(day, d);
+		errf(sp->job->err, sizeof(sp->job->err), "PatientID %s, StudyDate %s: the PACS's "
+		    "answer holds %d matches, [pacs] max_results, however narrow the query: raise "
+		    "max_results to the PACS's real cap", glob, d, sp->cap);
+		return -2;
+	}
+	g = xmalloc(n + 2);
+	/* The prefix itself, as a whole PatientID. */
+	memcpy(g, glob, n - 1);
+	g[n - 1] = '\0';
+	if (n > 1 && (rc = ask_once(sp, g, day, day)) != 0)
+		rc = rc < 0 ? rc : -2;
+	for (int c = 0x20; rc == 0 && c < 0x7f; c++) {
+		if (c == '*' || c == '?' || c == '\\')
+			continue;
+		memcpy(g, glob, n - 1);
+		g[n - 1] = (char)c;
+		g[n] = '*';
+		g[n + 1] = '\0';
+		if ((rc = ask_once(sp, g, day, day)) == 1)
+			rc = split_prefix(sp, g, day, depth + 1);
+	}
+	free(g);
+	return rc;
+}
+
+static int
+split_days(struct split *sp, const char *glob, long lo, long hi, int depth)
+{
+	int rc = ask_once(sp, glob, lo, hi);
+
+	if (rc != 1)
+		return rc;
+	if (lo == hi)
+		return split_prefix(sp, glob, lo, depth);
+	if ((rc = split_days(sp, glob, lo, lo + (hi - lo) / 2, depth)) != 0)
+		return rc;
+	return split_days(sp, glob, lo + (hi - lo) / 2 + 1, hi, depth);
+}
+
+int
+source_ask_studies(struct job *job, struct query_result *r, const char *glob,
+    const struct study_ask *a)
+{
+	const struct config *cfg = job->ctx->cfg;
+	const char *range = cfg->select.study_date, *dash;
+	struct split sp = { .job = job, .a = a, .cap = cfg->pacs.max_results };
+	long lo = day_of("19000101", 8), hi = (long)(time(NULL) / 86400) + 366;
+	int n = a->ask(a->arg, glob, NULL);
+
+	if (n < 0)
+		return n;
+	if (!sp.cap || n < sp.cap) {
+		a->keep(a->arg);
+		return 0;
+	}
+	a->drop(a->arg);
+	/* [select] study_date's bounds, where it has them. */
+	if (range && (dash = strchr(range, '-'))) {
+		if (dash > range)
+			lo = day_of(range, (size_t)(dash - range));
+		if (dash[1])
+			hi = day_of(dash + 1, strlen(dash + 1));
+	} else if (range) {
+		lo = hi = day_of(range, strlen(range));
+	}
+	if (lo < 0 || hi < 0 || lo > hi) {
+		errf(job->err, sizeof(job->err), "PatientID %s: the PACS's answer holds %d matches, "
+		    "[pacs] max_results, and [select] study_date '%s' cannot be split", glob,
+		    sp.cap, range);
+		return -2;
+	}
+	query_note(r, "PatientID %s: the PACS's answer held %d matches, [pacs] max_results: asked "
+	    "again by StudyDate ranges (a study without a StudyDate is not found that way)",
+	    glob, sp.cap);
+	return split_days(&sp, glob, lo, hi, 0);
 }

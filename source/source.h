@@ -73,10 +73,13 @@ struct source_ops {
 	void (*close)(struct source *src);
 };
 
+struct known;
+
 struct source {
 	const struct source_ops *ops;
 	const struct config *cfg;
 	void *priv;               /* the protocol's own state */
+	struct known *known;      /* what earlier queries learnt (known.c) */
 };
 
 /* The protocol named name; NULL when there is none. */
@@ -106,6 +109,59 @@ void query_result_free(struct query_result *r);
  * most [pacs] retries more times; -2 is an error no retry can mend (a
  * refused login): no retry.  The last error stays in job->err. */
 int source_retry(struct job *job, int (*once)(struct job *, void *), void *arg);
+/* A STUDY-level request for one PatientID glob, as a source makes it:
+ * ask() sends it with StudyDate range (NULL: [select] study_date's) and
+ * returns how many matches the PACS answered, kept pending, or < 0 with
+ * job->err; keep() takes the pending matches into the walk, drop()
+ * forgets them (the answer was capped). */
+struct study_ask {
+	int (*ask)(void *arg, const char *glob, const char *range);
+	void (*keep)(void *arg);
+	void (*drop)(void *arg);
+	void *arg;
+};
+/* The studies of glob: one request, or, while an answer holds [pacs]
+ * max_results matches (a PACS that caps its answers), the same split by
+ * StudyDate halves, then a capped day by PatientID prefix.  0, or < 0
+ * with job->err (-2: capped beyond splitting, no retry helps). */
+int source_ask_studies(struct job *job, struct query_result *r, const char *glob,
+    const struct study_ask *a);
+
+/*
+ * What earlier queries learnt of each study (known.c): the counts of
+ * series and instances the PACS gave for it when its series were last
+ * walked.  A study listed again with the same counts has not changed and
+ * its series are the catalog's: no request.  The query rule loads it on
+ * the main thread before the query, the query's thread uses it, the rule
+ * saves it after (never in a dry run).
+ */
+enum qlevel { Q_PATIENT, Q_STUDY, Q_SERIES, Q_IMAGE };  /* as enum dimse_level */
+
+/* Load what is known; with force (-B query), or when the last full walk is
+ * [pacs] full_query_every ago or none is recorded, this query is a full
+ * walk.  0, or -1 with err. */
+int known_load(struct source *src, struct ctx *ctx, int force, char *err, size_t errlen);
+/* Whether this query walks every study's series. */
+int known_full(const struct source *src);
+/* Study of patient, listed with these counts (-1: not said): 1 when it is
+ * as it was, its series then added to r from the catalog; 0 when its
+ * series must be walked. */
+int known_same(struct source *src, struct query_result *r, const char *patient, const char *study,
+    int nseries, int ninstances);
+/* The query walked study's series whole: keep its counts (when said). */
+void known_walked(struct source *src, const char *patient, const char *study, int nseries,
+    int ninstances);
+/* Count one request the query made, at level. */
+void known_request(struct source *src, enum qlevel level);
+/* Studies the PACS listed without counts (each walked). */
+int known_nocounts(const struct source *src);
+/* Keep what this query learnt (not in a dry run).  0, or -1 with err. */
+int known_save(struct source *src, struct ctx *ctx, const struct query_result *r, char *err,
+    size_t errlen);
+/* "3 requests (1 study-level, 2 series-level), 0.3 s; ..." (malloc'd), or NULL. */
+char *known_summary(const struct source *src);
+void known_free(struct source *src);
+
 /* Record an instance written by a fetch; sop copied. */
 void fetch_add(struct fetch *f, const char *sop, int64_t size, int64_t mtime, uint64_t hash);
 

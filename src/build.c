@@ -43,6 +43,7 @@ struct run {
 	int nwants;
 	char **wanted_ids;        /* ids named, to check after the query */
 	int query_only;
+	int force_query;          /* -B query: a full walk (known.c) */
 	int nstale;               /* -n, -q: stale targets seen */
 	struct {
 		const char *name;
@@ -147,8 +148,10 @@ parse_targets(struct run *r)
 			}
 			r->all.build |= upto;
 			r->all.force |= o->always ? self : 0;
-			if (upto == 0)
+			if (upto == 0) {
 				r->query_only = 1;
+				r->force_query |= o->always;
+			}
 		} else if ((rc = file_target(r, t)) != 0) {
 			if (rc < 0)
 				return -1;
@@ -195,6 +198,7 @@ run_query(struct run *r)
 		if (rule_table[k]->per != PER_RUN)
 			continue;
 		n = graph_add(&g, rule_table[k], NULL, rule_table[k]->label(&r->ctx, NULL));
+		n->force = r->force_query;
 		graph_stale(n, n->rule->plan(&r->ctx, n));
 	}
 	if (r->o->dry_run || r->o->question)

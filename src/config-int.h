@@ -11,7 +11,7 @@
 
 enum { CONFIG_MAX_KEYS = 48 };  /* as struct config's lines[] */
 
-enum ktype { K_STR, K_INT, K_BOOL, K_ENUM, K_AE, K_PATH, K_SIZE, K_PROTO };
+enum ktype { K_STR, K_INT, K_BOOL, K_ENUM, K_AE, K_PATH, K_SIZE, K_PROTO, K_DUR };
 
 struct key {
 	const char *section, *name;

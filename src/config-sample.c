@@ -26,6 +26,8 @@ const char config_sample[] =
 ";url = http://127.0.0.1:8042/dicom-web   ; for dicomweb\n"
 ";auth = bearer ${DICOMWEB_TOKEN}  ; or basic ${USER_AND_PASSWORD}; from the environment\n"
 ";max_instance_size = 4G      ; dicomweb: a larger instance from the server is an error\n"
+";full_query_every = 1d       ; walk every study's series this often (0: every run)\n"
+";max_results = 0             ; the most matches the PACS answers (0: no cap)\n"
 ";path = /srv/incoming        ; for folder: a tree of DICOM files\n"
 "\n"
 "[select]                     ; which patients belong to the project\n"

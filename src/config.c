@@ -9,6 +9,7 @@
 #include <ini.h>
 #include "config-int.h"
 #include "source.h"
+#include "units.h"
 #include "util.h"
 
 static const char *const retrieves[] = { "move", "get", NULL };
@@ -40,6 +41,8 @@ const struct key config_keys[] = {
 	{ "pacs", "auth", K_STR, O(pacs.auth), 0, 0, NULL },
 	{ "pacs", "path", K_PATH, O(pacs.path), 0, 0, NULL },
 	{ "pacs", "max_instance_size", K_SIZE, O(pacs.max_instance_size), 1, 1L << 40, NULL },
+	{ "pacs", "full_query_every", K_DUR, O(pacs.full_query_every), 0, 0, NULL },
+	{ "pacs", "max_results", K_INT, O(pacs.max_results), 0, 10000000, NULL },
 	{ "select", "patient_id", K_STR, O(select.patient_id), 0, 0, NULL },
 	{ "select", "patient_id_regex", K_STR, O(select.patient_id_regex), 0, 0, NULL },
 	{ "select", "patients_file", K_STR, O(select.patients_file), 0, 0, NULL },
@@ -281,6 +284,14 @@ set_key(struct parse *p, const struct key *k, const char *key, char *v)
 			return -1;
 		}
 		return 0;
+	case K_DUR:
+		if ((n = units_duration(v)) < 0) {
+			config_perr(p, "%s: '%s' is not a duration (like 30s, 90m, 12h or 1d; 0 for none; "
+			    "at most a year)", key, v);
+			return -1;
+		}
+		*(int *)field = (int)n;
+		return 0;
 	case K_INT:
 		if (parse_int(v, k->min, k->max, &n) < 0) {
 			config_perr(p, "%s: '%s' is not a whole number from %ld to %ld", key, v, k->min, k->max);
@@ -422,6 +433,7 @@ config_defaults(struct config *cfg)
 	cfg->pacs.timeout = 30;
 	cfg->pacs.max_instance_size = 4LL << 30;
 	cfg->pacs.retries = 5;
+	cfg->pacs.full_query_every = 86400;
 	cfg->output.dicom_dir = xstrdup("data/dicom");
 	cfg->output.zip_dir = xstrdup("data/zip");
 	cfg->output.delimiter = xstrdup("__seriesCount");

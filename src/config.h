@@ -28,6 +28,8 @@ struct config {
 		char *auth;             /* dicomweb: "bearer TOKEN" or "basic USER:PASS" */
 		char *path;             /* folder */
 		long long max_instance_size; /* dicomweb: bytes of one WADO-RS part */
+		int full_query_every;   /* seconds between full query walks; 0: every run */
+		int max_results;        /* the most matches the PACS answers; 0: no cap */
 		int protocol_line;      /* where protocol was set, for messages */
 	} pacs;
 	struct {

@@ -17,6 +17,7 @@
 #include "report.h"
 #include "setup.h"
 #include "tools.h"
+#include "units.h"
 #include "util.h"
 
 static int
@@ -198,30 +199,12 @@ fail:
 	return EXIT_ERROR;
 }
 
-/* "48h", "2d", "90m", "30s" in seconds; -1 when not one of those. */
-static long
-parse_since(const char *s)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-
-	if (end == s || v < 0 || end[0] == '\0' || end[1] != '\0')
-		return -1;
-	switch (*end) {
-	case 's': return v;
-	case 'm': return v * 60;
-	case 'h': return v * 3600;
-	case 'd': return v * 86400;
-	}
-	return -1;
-}
-
 /* -t qc --since 48h DEST: copy the series downloaded in the last hours
  * into DEST/<patient>/<study>/<series>/, for a person to look at. */
 static int
 qc_args(const struct options *o)
 {
-	if ((o->since ? parse_since(o->since) : -1) < 0 || o->ntargets != 1) {
+	if ((o->since ? units_duration(o->since) : -1) < 0 || o->ntargets != 1) {
 		warn("-t qc: say --since AGE (like 48h, 2d or 90m) and one DEST folder: "
 		    "thlhp-make -t qc --since 48h DEST");
 		return -1;
@@ -235,7 +218,7 @@ tool_qc(const struct options *o, struct setup *su)
 	const struct config *cfg = &su->cfg;
 	const struct catalog *cat = &su->cat;
 	char e[512];
-	long since = parse_since(o->since);
+	long since = units_duration(o->since);
 	int64_t cut, nbytes = 0;
 	int nseries = 0, ninst = 0;
 	const char *dest = o->targets[0];

@@ -1,5 +1,7 @@
 /* units.c - counts and sizes as a user reads them. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include "units.h"
 #include "util.h"
 
@@ -26,4 +28,25 @@ units_count_size(long n, const char *one, int64_t bytes)
 
 	return xasprintf("%ld %s%s, %s", n, one, n == 1 ? "" : "s",
 	    units_bytes((double)bytes, size, sizeof(size)));
+}
+
+long
+units_duration(const char *s)
+{
+	static const struct { char unit; long sec; } units[] = {
+		{ '\0', 1 }, { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
+	};
+	char *end;
+	long v;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || (end[0] && end[1]))
+		return -1;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (*end == units[i].unit)
+			return v <= 366L * 86400 / units[i].sec ? v * units[i].sec : -1;
+	return -1;
 }

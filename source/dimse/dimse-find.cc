@@ -113,7 +113,7 @@ private:
 	int fill(DcmDataset *ds, struct dimse_match *m)
 	{
 		memset(m, 0, sizeof *m);
-		m->nrelated = -1;
+		m->nrelated = m->nseries = -1;
 		struct dcm_header *h = &m->h;
 		char e[DCM_ERR_MAX];
 		auto spoil = [&](int rc) {
@@ -141,6 +141,10 @@ private:
 		    get_count(ds, DCM_NumberOfStudyRelatedInstances,
 			      "NumberOfStudyRelatedInstances", &m->nrelated, e) != 0)
 			m->nrelated = -1;
+		if (lvl == DIMSE_STUDY &&
+		    get_count(ds, DCM_NumberOfStudyRelatedSeries,
+			      "NumberOfStudyRelatedSeries", &m->nseries, e) != 0)
+			m->nseries = -1;
 		/* Too many classes to keep: as if not said (the fetch then asks
 		 * instance by instance). */
 		if (lvl == DIMSE_STUDY &&
@@ -194,6 +198,7 @@ OFCondition build_query(DcmDataset &q, enum dimse_level level, bool patient_root
 		/* Modality is a series attribute; at STUDY level the same
 		 * filter is ModalitiesInStudy. */
 		key(DCM_ModalitiesInStudy, modality, false);
+		key(DCM_NumberOfStudyRelatedSeries, NULL, true);
 		key(DCM_NumberOfStudyRelatedInstances, NULL, true);
 		key(DCM_SOPClassesInStudy, NULL, true);
 		break;

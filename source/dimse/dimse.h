@@ -73,6 +73,7 @@ struct dimse_match {
 	                           * series_desc */
 	int nrelated;             /* NumberOfSeriesRelatedInstances (series) or
 	                           * NumberOfStudyRelatedInstances (study) */
+	int nseries;              /* NumberOfStudyRelatedSeries (study) */
 	char sop_classes[1024];   /* SOPClassesInStudy, backslash-separated */
 	char bad[128];            /* "" or why this record cannot be used */
 };

@@ -82,9 +82,10 @@ check "TH-04-DD's archive holds all 13 instances" "$(zip_list "$(archive_of TH-0
 	"$(entries_of TH-04-DD)"
 
 section "two runs on one SQLite state: the second stops at once, -n still looks"
-# 6 requests a minute: the first run is still querying when the second starts.
+# 6 requests a minute and a full walk (-B query: every study's series):
+# the first run is still querying when the second starts.
 write_dimse_config pacs.max_requests_per_minute=6
-run_bg all
+run_bg -B query
 sleep 1
 write_dimse_config
 run all
