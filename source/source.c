@@ -214,7 +214,9 @@ source_retry(struct job *job, int (*once)(struct job *, void *), void *arg)
 
 enum { SPLIT_DEPTH = 64 };      /* prefix characters, past a day's halves */
 
-/* "YYYYMMDD" as days since 1970-01-01; -1 when it is not a date. */
+enum { NODAY = -1000000 };       /* no date: 1900 is day -25567 */
+
+/* "YYYYMMDD" as days since 1970-01-01; NODAY when it is not a date. */
 static long
 day_of(const char *s, size_t n)
 {
@@ -223,7 +225,7 @@ day_of(const char *s, size_t n)
 
 	if (n != 8 || strspn(s, "0123456789") < 8 || sscanf(s, "%4d%2d%2d", &y, &m, &d) != 3 ||
 	    m < 1 || m > 12 || d < 1 || d > 31)
-		return -1;
+		return NODAY;
 	tm.tm_year = y - 1900;
 	tm.tm_mon = m - 1;
 	tm.tm_mday = d;
@@ -351,7 +353,7 @@ source_ask_studies(struct job *job, struct query_result *r, const char *glob,
 	} else if (range) {
 		lo = hi = day_of(range, strlen(range));
 	}
-	if (lo < 0 || hi < 0 || lo > hi) {
+	if (lo == NODAY || hi == NODAY || lo > hi) {
 		errf(job->err, sizeof(job->err), "PatientID %s: the PACS's answer holds %d matches, "
 		    "[pacs] max_results, and [select] study_date '%s' cannot be split", glob,
 		    sp.cap, range);

@@ -390,6 +390,39 @@ limit_config(const char *section, const char *key, const char *val)
 	    pacs ? "output" : section, pacs ? "level" : key, pacs ? "1" : val);
 }
 
+/* [pacs] full_query_every: a duration; a day unless set; 0 is every run. */
+static void
+test_durations(void **state)
+{
+	static const struct { const char *v; int sec; } ok[] = {
+		{ "0", 0 }, { "45", 45 }, { "30s", 30 }, { "90m", 5400 }, { "12h", 43200 },
+		{ "1d", 86400 }, { "366d", 366 * 86400 },
+	};
+	static const char *const bad[] = { "", "d", "1w", "-1d", "1.5h", "1 d", "1dd", "367d", "99999999999999999999" };
+	struct config cfg;
+	char *text, *part;
+
+	(void)state;
+	load_ok(&cfg, DIMSE);
+	assert_int_equal(cfg.pacs.full_query_every, 86400);
+	assert_int_equal(cfg.pacs.max_results, 0);
+	config_free(&cfg);
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		text = xasprintf(DIMSE "full_query_every = %s\n", ok[i].v);
+		load_ok(&cfg, text);
+		assert_int_equal(cfg.pacs.full_query_every, ok[i].sec);
+		config_free(&cfg);
+		free(text);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		text = xasprintf(DIMSE "full_query_every = %s\n", bad[i]);
+		part = xasprintf("[pacs] full_query_every: '%s' is not a duration", bad[i]);
+		free(load_fails_like(text, NAME ":", part));
+		free(part);
+		free(text);
+	}
+}
+
 static void
 test_every_number_limit(void **state)
 {
@@ -400,6 +433,7 @@ test_every_number_limit(void **state)
 		{ "pacs", "max_requests_per_minute", 1, 1000000 },
 		{ "pacs", "timeout", 1, 86400 },
 		{ "pacs", "retries", 0, 100 },
+		{ "pacs", "max_results", 0, 10000000 },
 		{ "output", "level", 1, 9 },
 		{ "state", "lease", 2, 86400 },
 	};
@@ -1074,6 +1108,7 @@ main(void)
 		cmocka_unit_test(test_ae_title),
 		cmocka_unit_test(test_level_range),
 		cmocka_unit_test(test_every_number_limit),
+		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_max_instance_size),
 		cmocka_unit_test(test_bad_numbers_and_enums),
 		cmocka_unit_test(test_protocol_required),
