@@ -6,7 +6,8 @@
 # unpacked archive.  -n gives its reasons, -B checksum:P and checksum:P
 # work, -t status, -t dag and -t targets know it, a new series replaces
 # the manifest with the archive, it is off unless asked for, and with the
-# state in PostgreSQL two workers make each manifest once.
+# state in PostgreSQL two workers make each manifest once; killed (-9) at
+# any moment a manifest is whole or absent.
 # shellcheck source-path=SCRIPTDIR source=../netns.sh
 source "$(dirname "$0")/../netns.sh"
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
@@ -103,6 +104,29 @@ run -n
 has_line "a manifest that is not this archive's is stale" "$OUT" \
 	'^checksum +data/zip/TH-01-CK__seriesCount3\.sha256 +archive changed$'
 
+section "killed (-9) at any moment: a manifest is whole or absent, the next run makes it"
+gen --patient TH-03-CK --studies 2 --series 4 --instances 6 --seed k3
+run all
+exit_is "all with a third patient" 0
+whole=0
+for delay in 0.02 0.05 0.08 0.12 0.16 0.2 0.3 0.4; do
+	run_bg -B checksum
+	sleep "$delay"
+	kill_bg || true
+	for m in data/zip/*.sha256; do
+		[ -e "$m" ] || continue
+		sums_ok "${m%.sha256}.zip" && whole=$((whole + 1)) || fail "after kill -9 at ${delay}s: $m does not check its archive"
+	done
+done
+pass "after 8 kills at 0.02-0.4 s, each of the $whole manifests present checked its archive"
+run all
+exit_is "the run after the kills" 0
+for p in TH-01-CK TH-02-CK TH-03-CK; do
+	a=$(archive_of "$p")
+	ok "${a%.zip}.sha256 is there and checks its archive" sums_ok "$a"
+done
+check "no temp file left" "$(temp_files data)" ""
+
 section "two workers on a PostgreSQL state: each manifest made once"
 pg_start
 for w in 1 2; do
@@ -117,7 +141,7 @@ mkdir -p "$T/shared"
 wait
 check "both workers exit 0" "$(cat "$LOG/w1.rc") $(cat "$LOG/w2.rc")" "0 0"
 check "each manifest was made by one worker, once" \
-	"$(cat "$LOG/w1.out" "$LOG/w2.out" | grep -c '] checksum ')" 2
+	"$(cat "$LOG/w1.out" "$LOG/w2.out" | grep -c '] checksum ')" 3
 cd "$T/shared/.." || exit 1
 for z in shared/zip/*.zip; do
 	PROJ=$T ok "$(basename "${z%.zip}").sha256 checks its archive" sums_ok "$z"
