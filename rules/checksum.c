@@ -42,7 +42,7 @@ extern const struct rule rule_checksum;
 
 /* <zip_dir>/<id><delimiter><N>.sha256, for the archive p is to have. */
 static char *
-checksum_label(struct ctx *ctx, void *obj)
+checksum_label(const struct rule *ru, struct ctx *ctx, void *obj)
 {
 	struct patient *p = obj;
 	char *name = archive_name(p->id, ctx->cfg->output.delimiter, p->nwant);
@@ -87,7 +87,7 @@ crec_put(void *arg, const char *key, const struct target_rec *r)
 }
 
 static void
-checksum_prepare(struct ctx *ctx)
+checksum_prepare(const struct rule *ru, struct ctx *ctx)
 {
 	for (size_t i = 0; i < recs.cap; i++) {
 		struct crec *c = recs.slot[i].val;

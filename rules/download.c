@@ -105,7 +105,7 @@ download_finish(struct job *job, int rc)
 
 /* "<patient> <series UID>" */
 char *
-series_label(struct ctx *ctx, void *obj)
+series_label(const struct rule *ru, struct ctx *ctx, void *obj)
 {
 	const struct series *s = obj;
 	size_t a = strlen(s->patient->name), b = strlen(s->uid);

@@ -176,7 +176,7 @@ query_finish(struct job *job, int rc)
 
 /* What is asked: the folder, or "PACS". */
 static char *
-query_label(struct ctx *ctx, void *obj)
+query_label(const struct rule *ru, struct ctx *ctx, void *obj)
 {
 	const struct source_ops *ops = ctx->src ? ctx->src->ops : source_find(ctx->cfg->pacs.protocol);
 

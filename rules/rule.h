@@ -44,10 +44,10 @@ struct rule {
 	const char *product;
 	/* Main thread: the target's label, malloc'd: the file it makes for
 	 * a product, else "<patient> <series UID>" or what it reads. */
-	char *(*label)(struct ctx *ctx, void *obj);
+	char *(*label)(const struct rule *ru, struct ctx *ctx, void *obj);
 	/* Main thread, once before planning (or NULL): look at what it
 	 * needs for every target (the archives in zip_dir). */
-	void (*prepare)(struct ctx *ctx);
+	void (*prepare)(const struct rule *ru, struct ctx *ctx);
 	/* A file named as a target (a path): the PatientID (malloc'd) whose
 	 * target of this stage it names, whatever its count; NULL when it is
 	 * not one of this stage's names, or, with err, when it is but not
@@ -75,16 +75,23 @@ struct rule {
 };
 
 /* Every stage, in stage order (each after the one its after names),
- * NULL-terminated; at most RULE_MAX. */
-extern const struct rule *const rule_table[];
+ * NULL-terminated; at most RULE_MAX: the built-in stages, then the rules
+ * thlhp.ini declares (rules_declare). */
+extern const struct rule *const *const rule_table;
 enum { RULE_MAX = 32 };
+/* Add cfg's [rule NAME] sections to rule_table, each after what it comes
+ * after, as instances of the command rule (command.c); once, after the
+ * config is read.  0, or -1 with err (more rules than RULE_MAX). */
+int rules_declare(const struct config *cfg, char *err, size_t errlen);
+/* A declared rule (command.c): the descriptor for d, its pool pool. */
+struct rule *command_rule_new(const struct rule_decl *d, enum pool pool);
 /* The stage named name, or NULL; its index in rule_table in *idx. */
 const struct rule *rule_find(const char *name, int *idx);
 /* The patient whose target n is (NULL for a PER_RUN one). */
 struct patient *rule_patient(const struct node *n);
 
 /* A series target's label, "<patient> <series UID>" (rule.label). */
-char *series_label(struct ctx *ctx, void *obj);
+char *series_label(const struct rule *ru, struct ctx *ctx, void *obj);
 
 
 #endif

@@ -556,14 +556,14 @@ zip_finish(struct job *job, int rc)
 
 /* zip_dir/<id><delimiter><N>.zip, N the series the archive is to hold. */
 static char *
-zip_label(struct ctx *ctx, void *obj)
+zip_label(const struct rule *ru, struct ctx *ctx, void *obj)
 {
 	return zip_path(ctx, obj);
 }
 
 /* The archives in zip_dir, by patient: what a new one replaces. */
 static void
-zip_prepare(struct ctx *ctx)
+zip_prepare(const struct rule *ru, struct ctx *ctx)
 {
 	DIR *d = opendir(ctx->cfg->output.zip_dir);
 	struct dirent *e;

@@ -197,7 +197,7 @@ run_query(struct run *r)
 	for (int k = 0; rule_table[k]; k++) {
 		if (rule_table[k]->per != PER_RUN)
 			continue;
-		n = graph_add(&g, rule_table[k], NULL, rule_table[k]->label(&r->ctx, NULL));
+		n = graph_add(&g, rule_table[k], NULL, rule_table[k]->label(rule_table[k], &r->ctx, NULL));
 		n->force = r->force_query;
 		graph_stale(n, n->rule->plan(&r->ctx, n));
 	}
@@ -358,7 +358,7 @@ build_graph(struct run *r)
 			char *cur, *b;
 
 			plan_choose_series(&r->ctx, p);
-			cur = w->file_rule->label(&r->ctx, p);
+			cur = w->file_rule->label(w->file_rule, &r->ctx, p);
 			b = strrchr(w->file, '/');
 			if (strcmp(b ? b + 1 : w->file, strrchr(cur, '/') ? strrchr(cur, '/') + 1 : cur)) {
 				warn("%s: not the current %s of %s: the target is %s", w->file,
@@ -371,7 +371,7 @@ build_graph(struct run *r)
 	}
 	for (int k = 0; rule_table[k]; k++)
 		if (rule_table[k]->prepare)
-			rule_table[k]->prepare(&r->ctx);
+			rule_table[k]->prepare(rule_table[k], &r->ctx);
 	r->ctx.npartial = 0;
 	for (int i = 0; i < r->s->cat.np; i++) {
 		struct patient *p = r->s->cat.p[i];
@@ -514,6 +514,9 @@ run(const struct options *o, struct setup *s, build_show_fn *show)
 	so.jobs = o->jobs;
 	so.cap[POOL_PACS] = r.ctx.src->ops->local ? o->jobs : s->cfg.pacs.max_associations;
 	so.cap[POOL_LOCAL] = o->jobs;
+	for (int i = 0; i < NPOOL - POOL_RULE0; i++)
+		so.cap[POOL_RULE0 + i] = i < s->cfg.nrules && s->cfg.rules[i].jobs &&
+		    s->cfg.rules[i].jobs < o->jobs ? s->cfg.rules[i].jobs : o->jobs;
 	so.keep_going = o->keep_going;
 	so.title = node_title;
 	so.summary = 1;

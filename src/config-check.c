@@ -106,5 +106,6 @@ config_check(struct parse *p)
 		config_perr(p, "[output] %s: dicom_dir and zip_dir must differ", zl ? "zip_dir" : "dicom_dir");
 		return;
 	}
+	config_rule_check(p);
 }
 

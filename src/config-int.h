@@ -47,6 +47,15 @@ struct parse {
 
 /* Keep the first error, as "file:line: message", line p->line. */
 void config_perr(struct parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* [rule NAME] sections (config-rule.c).  Whether section is one, its NAME
+ * in *name; a section line [rule NAME] read; a key of it (0, or -1 with
+ * p->err); what each rule needs, after all is read; freeing them. */
+int config_rule_section(const char *section, const char **name);
+void config_rule_begin(struct parse *p, const char *name, size_t n);
+int config_rule_key(struct parse *p, const char *name, const char *key, const char *value);
+void config_rule_check(struct parse *p);
+void config_rule_free(struct config *c);
+
 /* What no single key can check: keys a protocol needs, and combinations;
  * the first trouble in p->err. */
 void config_check(struct parse *p);

@@ -102,10 +102,17 @@ check_section_line(struct parse *p, const char *line)
 		return;
 	s++;
 	n = (size_t)(e - s);
+	if (n > 4 && strncmp(s, "rule", 4) == 0 && (s[4] == ' ' || s[4] == '\t')) {
+		const char *name = s + 4 + strspn(s + 4, " \t");
+
+		config_rule_begin(p, name, (size_t)(e - name));
+		return;
+	}
 	for (i = 0; i < config_nkeys; i++)
 		if (strlen(config_keys[i].section) == n && strncmp(config_keys[i].section, s, n) == 0)
 			return;
-	config_perr(p, "[%.*s]: unknown section (known: pacs, select, output, state, notify)", (int)n, s);
+	config_perr(p, "[%.*s]: unknown section (known: pacs, select, output, state, notify, "
+	    "rule NAME)", (int)n, s);
 }
 
 /* ini_reader: one line at a time, so the handler knows the line number.
@@ -376,9 +383,12 @@ handle(struct parse *p, const char *section, const char *name, const char *value
 	size_t i;
 	int known_section = 0;
 	char *key, *v;
+	const char *rname;
 
 	if (!name)
 		return 1;
+	if (config_rule_section(section, &rname))
+		return config_rule_key(p, rname, name, value) < 0 ? 0 : 1;
 	key = xasprintf("[%s] %s", section, name);
 	for (i = 0; i < config_nkeys; i++) {
 		if (strcmp(config_keys[i].section, section) != 0)
@@ -511,6 +521,7 @@ config_free(struct config *cfg)
 		if (config_keys[i].type == K_STR || config_keys[i].type == K_PATH || config_keys[i].type == K_AE ||
 		    config_keys[i].type == K_PROTO)
 			free(*(char **)((char *)cfg + config_keys[i].off));
+	config_rule_free(cfg);
 	free(cfg->file);
 	memset(cfg, 0, sizeof(*cfg));
 }

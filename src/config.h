@@ -6,6 +6,20 @@ enum retrieve { RETRIEVE_MOVE, RETRIEVE_GET };
 enum compression { COMP_STORE, COMP_DEFLATE, COMP_BZIP2 };
 enum encrypt { ENC_NO, ENC_AES256 };
 
+/* A [rule NAME] section: a stage that runs a program (config-rule.c). */
+struct rule_decl {
+	char *name;
+	int line;                   /* of its [rule NAME] line */
+	int per_patient;            /* for = patient; else series */
+	char *after;                /* a stage's or a rule's name */
+	char *command;              /* as written */
+	char **argv;                /* command split into words (words.h) */
+	char *output;               /* its template, or NULL: a stamp */
+	int jobs;                   /* at most this many at once; 0: -j */
+	int timeout;                /* seconds; 0: none */
+	int lines[6];               /* line of for, after, command, output, jobs, timeout */
+};
+
 struct config {
 	char *file;                 /* path it was read from */
 	struct {
@@ -57,6 +71,8 @@ struct config {
 		int include_ids;        /* PatientIDs may leave the host (ping bodies) */
 	} notify;
 	int lines[48];              /* line each key was set on, by key table index */
+	struct rule_decl *rules;    /* [rule NAME] sections, in file order */
+	int nrules;
 };
 
 /* Read file into cfg (defaults first).  0, or -1 with "file:line: key: what"

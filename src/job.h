@@ -38,7 +38,8 @@ struct ctx {
 enum pool {
 	POOL_PACS,                /* connections to the source: max_associations */
 	POOL_LOCAL,               /* disk and CPU: -j */
-	NPOOL,
+	POOL_RULE0,               /* the first declared rule's: its jobs (or -j) */
+	NPOOL = POOL_RULE0 + 32,  /* RULE_MAX */
 };
 
 enum { JOB_ERR_MAX = 2048 };

@@ -110,7 +110,7 @@ plan_patient(struct ctx *ctx, struct graph *g, struct patient *p, stages build, 
 
 			if (ru->per != PER_SERIES || !made[k])
 				continue;
-			n = graph_add(g, ru, p->want[i], ru->label(ctx, p->want[i]));
+			n = graph_add(g, ru, p->want[i], ru->label(ru, ctx, p->want[i]));
 			n->force = !!(force & ((stages)1 << k));
 			if (after[k] >= 0 && made[after[k]] && made[after[k]][i])
 				graph_edge(made[after[k]][i], n);
@@ -126,7 +126,7 @@ plan_patient(struct ctx *ctx, struct graph *g, struct patient *p, stages build, 
 
 		if (ru->per != PER_PATIENT || !made[k])
 			continue;
-		n = graph_add(g, ru, p, ru->label(ctx, p));
+		n = graph_add(g, ru, p, ru->label(ru, ctx, p));
 		n->force = !!(force & ((stages)1 << k));
 		for (int i = 0; a >= 0 && made[a] && i < p->nwant; i++)
 			if (made[a][i])

@@ -1,6 +1,7 @@
 /* setup.c - the config, selection, state and catalog of a build or a tool. */
 #include <stdlib.h>
 #include <string.h>
+#include "rule.h"
 #include "setup.h"
 #include "util.h"
 
@@ -22,6 +23,14 @@ setup_config(struct setup *s, const struct options *o, int need)
 		return -1;
 	}
 	s->have |= NEED_CONFIG;
+	{
+		char e[256];
+
+		if (rules_declare(&s->cfg, e, sizeof(e)) < 0) {
+			warn("%s", e);
+			return -1;
+		}
+	}
 	if (need & NEED_SELECT) {
 		s->have |= NEED_SELECT;   /* a failed select_init leaves some to free */
 		if (select_init(&s->sel, &s->cfg, &err) < 0) {
