@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "config-int.h"
+#include "fileio.h"
 #include "rule.h"
 #include "units.h"
 #include "util.h"
