@@ -359,8 +359,8 @@ source_ask_studies(struct job *job, struct query_result *r, const char *glob,
 		    sp.cap, range);
 		return -2;
 	}
-	query_note(r, "PatientID %s: the PACS's answer held %d matches, [pacs] max_results: asked "
-	    "again by StudyDate ranges (a study without a StudyDate is not found that way)",
-	    glob, sp.cap);
+	query_note(r, "PatientID %s: the PACS's answer held %d matches, at least [pacs] max_results "
+	    "(%d): asked again by StudyDate ranges (a study without a StudyDate is not found "
+	    "that way)", glob, n, sp.cap);
 	return split_days(&sp, glob, lo, hi, 0);
 }
