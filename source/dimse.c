@@ -428,7 +428,7 @@ study_series(struct job *job, struct series_q *q, char err[DCM_ERR_MAX])
  * answers: a PATIENT-level answer, or one patient's studies, could not be
  * split as the STUDY-level answer to a wildcard is), 0, or -1 with err. */
 static int
-find_patients(struct job *job, struct walk *w, int full, char err[DCM_ERR_MAX])
+find_patients(struct job *job, struct walk *w, int full, int ids_by_glob, char err[DCM_ERR_MAX])
 {
 	const struct select *sel = w->sel;
 	struct dimse *d = job->ctx->src->priv;
@@ -447,7 +447,7 @@ find_patients(struct job *job, struct walk *w, int full, char err[DCM_ERR_MAX])
 			return -1;
 		}
 	}
-	for (size_t i = 0; sel->has_ids && i < sel->ids.cap; i++)
+	for (size_t i = 0; sel->has_ids && !ids_by_glob && i < sel->ids.cap; i++)
 		if (sel->ids.slot[i].key)
 			add_patient(w, sel->ids.slot[i].key);
 	return !full || atomic_load(&d->study_root);
@@ -469,6 +469,9 @@ query_once(struct job *job, void *arg)
 	struct dimse_peer peer;
 	struct dimse_keys k = { .study_date = cfg->select.study_date };
 	int rc = -1, study_root, full = known_full(job->ctx->src);
+	/* A patients_file's IDs by one wildcard, where one fits them all,
+	 * whenever the studies come from STUDY-level wildcards. */
+	char *ids = !full || cfg->pacs.max_results ? source_ids_glob(sel) : NULL;
 	char err[DCM_ERR_MAX];
 
 	dimse_peer_of(cfg, &peer);
@@ -478,16 +481,17 @@ query_once(struct job *job, void *arg)
 	w.fd = dimse_finder_new(&peer);
 	if (!w.fd)
 		fatal("out of memory");
-	study_root = find_patients(job, &w, full, err);
+	study_root = find_patients(job, &w, full, ids != NULL, err);
 	if (study_root < 0) {
 		errf(job->err, sizeof(job->err), "%s:%d %s: patient query: %s", peer.host,
 		    peer.port, peer.called_aet, err);
 		goto out;
 	}
-	for (int i = 0; study_root && i < select_nwild(sel); i++) {
+	for (int i = 0; study_root && i < select_nwild(sel) + (ids != NULL); i++) {
 		struct study_ask a = { ask_studies, keep_studies, drop_studies, &w };
+		const char *glob = i < select_nwild(sel) ? select_wild(sel, i) : ids;
 
-		if ((rc = source_ask_studies(job, r, select_wild(sel, i), &a)) < 0) {
+		if ((rc = source_ask_studies(job, r, glob, &a)) < 0) {
 			if (rc == -2)
 				job->no_retry = 1;
 			rc = -1;
@@ -543,6 +547,7 @@ query_once(struct job *job, void *arg)
 	r->complete = 1;
 	rc = 0;
 out:
+	free(ids);
 	dimse_finder_free(w.fd);
 	walk_free(&w);
 	return rc;

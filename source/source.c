@@ -364,3 +364,27 @@ source_ask_studies(struct job *job, struct query_result *r, const char *glob,
 	    "that way)", glob, n, sp.cap);
 	return split_days(&sp, glob, lo, hi, 0);
 }
+
+char *
+source_ids_glob(const struct select *sel)
+{
+	const char *first = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; sel->has_ids && i < sel->ids.cap; i++) {
+		const char *id = sel->ids.slot[i].key;
+		size_t k = 0;
+
+		if (!id)
+			continue;
+		if (!first) {
+			first = id;
+			n = strcspn(id, "*?\\");
+			continue;
+		}
+		while (k < n && id[k] == first[k])
+			k++;
+		n = k;
+	}
+	return first && n ? xasprintf("%.*s*", (int)n, first) : NULL;
+}

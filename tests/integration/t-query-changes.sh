@@ -276,6 +276,19 @@ for p in $PROTOS; do
 	exit_is "$p: -q after: up to date" 0
 done
 
+section "9b. a patients_file: one request for all its IDs"
+for p in $PROTOS; do
+	proj "$p"
+	printf '%s\n' TH-01-AA TH-02-BB TH-09-NOTHERE >ids.txt
+	config "$p" select.patient_id= select.patients_file=ids.txt
+	run -v -n
+	exit_is "$p: patients_file: -v -n" 0
+	qline_is "$p: patients_file: one STUDY-level request (TH-0*) for the 3 IDs, not one each" \
+		"1 request \(1 study-level\),$T_; [0-9]+ studies unchanged, 0 walked"
+	no_line "$p: patients_file: nothing of TH-04-DD (not in the file) is planned" "$OUT" 'TH-04-DD'
+	config "$p"
+done
+
 section "10. dcmqrscp: no counts, every study walked"
 # Its own patients (TH-1*), its own project.
 qr_start -XF
