@@ -157,7 +157,7 @@ query_finish(struct job *job, int rc)
 		memcpy(job->err, err, sizeof(err));
 		rc = -1;
 	}
-	if (rc == 0 && verbosity > 1 && ctx->src->known) {
+	if (rc == 0 && ctx->verbose && ctx->src->known) {
 		char *sum = known_summary(ctx->src);
 
 		if (known_nocounts(ctx->src))

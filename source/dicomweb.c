@@ -590,12 +590,15 @@ query_once(struct job *job, void *arg)
 	const struct select *sel = job->ctx->sel;
 	struct dicomweb *d = job->ctx->src->priv;
 	struct walk w = { .job = job, .sel = sel, .r = r, .last = ++a->n > cfg->pacs.retries };
-	int rc = -1, nw = select_nwild(sel);
+	/* A patients_file's IDs by one wildcard, where one fits them all. */
+	char *ids = source_ids_glob(sel);
+	int rc = -1, nw = select_nwild(sel) + (ids != NULL);
 
 	query_result_free(r);     /* a retry starts over */
 	/* Studies by wildcard, then those of each listed patient. */
-	for (int i = 0; i < nw + (sel->has_ids ? (int)sel->ids.cap : 0); i++) {
-		const char *pid = i < nw ? select_wild(sel, i) : sel->ids.slot[i - nw].key;
+	for (int i = 0; i < nw + (sel->has_ids && !ids ? (int)sel->ids.cap : 0); i++) {
+		const char *pid = i < select_nwild(sel) ? select_wild(sel, i) : i < nw ? ids :
+		    sel->ids.slot[i - nw].key;
 		struct study_ask ask = { ask_studies, keep_studies, drop_studies, &w };
 
 		if (!pid || (i >= nw && !*pid))
@@ -643,6 +646,7 @@ query_once(struct job *job, void *arg)
 	r->complete = 1;
 	rc = 0;
 out:
+	free(ids);
 	drop_studies(&w);
 	free(w.pend);
 	free(w.v);

@@ -150,6 +150,8 @@ qfind(struct job *job, struct dimse_finder *fd, enum dimse_level lv, const struc
 	return dimse_src_find_on(job, fd, lv, k, fn, arg, err);
 }
 
+enum { FIND_CUT = 0xFE00 };     /* C-FIND status: matching terminated (cancel) */
+
 struct study {
 	char *patient, *uid, *date, *classes;
 	int nseries, ninstances;  /* as the STUDY-level answer said; -1: not said */
@@ -295,6 +297,17 @@ drop_studies(void *arg)
 	((struct walk *)arg)->npend = 0;
 }
 
+/* A request that failed with rc: "" or, when the PACS ended its answer
+ * with 0xFE00 (matching terminated) though we cancelled nothing, as
+ * Orthanc does past LimitFindResults, what to do. */
+static const char *
+cut_short(struct dimse_finder *fd, int rc)
+{
+	return rc == DIMSE_FIND_REFUSED && dimse_finder_status(fd) == FIND_CUT ?
+	    " (the PACS cut its answer short, as at a cap on matches: set [pacs] max_results "
+	    "to that cap)" : "";
+}
+
 /* The STUDY-level request for glob (source_ask_studies); the matches the
  * PACS answered, or < 0 with err in the job. */
 static int
@@ -304,12 +317,18 @@ ask_studies(void *arg, const char *glob, const char *range)
 	struct job *job = w->job;
 	struct dimse_keys k = { .patient_id = glob,
 		.study_date = range ? range : job->ctx->cfg->select.study_date };
+	int cap = job->ctx->cfg->pacs.max_results, rc;
 	char err[DCM_ERR_MAX];
 
 	w->npend = 0;
-	if (qfind(job, w->fd, DIMSE_STUDY, &k, on_study, w, err) < 0) {
-		errf(job->err, sizeof(job->err), "%s:%d %s: study query: %s", job->ctx->cfg->pacs.host,
-		    job->ctx->cfg->pacs.port, job->ctx->cfg->pacs.called_aet, err);
+	rc = qfind(job, w->fd, DIMSE_STUDY, &k, on_study, w, err);
+	/* An answer cut short is a capped one: asked again, split. */
+	if (*cut_short(w->fd, rc) && cap > 0)
+		return w->npend > cap ? w->npend : cap;
+	if (rc < 0) {
+		errf(job->err, sizeof(job->err), "%s:%d %s: study query: %s%s",
+		    job->ctx->cfg->pacs.host, job->ctx->cfg->pacs.port,
+		    job->ctx->cfg->pacs.called_aet, err, cut_short(w->fd, rc));
 		return -1;
 	}
 	return w->npend;
@@ -404,14 +423,18 @@ study_series(struct job *job, struct series_q *q, char err[DCM_ERR_MAX])
 
 /* The patients to ask the studies of: those PATIENT-level C-FINDs find
  * (Patient Root; in a full walk only), and the IDs of patients_file as
- * they are.  1 when the wildcards go to STUDY level (not a full walk, or
- * the PACS refused Patient Root), 0, or -1 with err. */
+ * they are.  1 when the wildcards go to STUDY level (not a full walk, the
+ * PACS refused Patient Root, or [pacs] max_results says the PACS caps its
+ * answers: a PATIENT-level answer, or one patient's studies, could not be
+ * split as the STUDY-level answer to a wildcard is), 0, or -1 with err. */
 static int
-find_patients(struct job *job, struct walk *w, int full, char err[DCM_ERR_MAX])
+find_patients(struct job *job, struct walk *w, int full, int ids_by_glob, char err[DCM_ERR_MAX])
 {
 	const struct select *sel = w->sel;
 	struct dimse *d = job->ctx->src->priv;
 
+	if (job->ctx->cfg->pacs.max_results)
+		full = 0;
 	for (int i = 0; full && i < select_nwild(sel) && !atomic_load(&d->study_root); i++) {
 		struct dimse_keys k = { .patient_id = select_wild(sel, i) };
 		int rc = qfind(job, w->fd, DIMSE_PATIENT, &k, on_patient, w, err);
@@ -424,7 +447,7 @@ find_patients(struct job *job, struct walk *w, int full, char err[DCM_ERR_MAX])
 			return -1;
 		}
 	}
-	for (size_t i = 0; sel->has_ids && i < sel->ids.cap; i++)
+	for (size_t i = 0; sel->has_ids && !ids_by_glob && i < sel->ids.cap; i++)
 		if (sel->ids.slot[i].key)
 			add_patient(w, sel->ids.slot[i].key);
 	return !full || atomic_load(&d->study_root);
@@ -446,6 +469,9 @@ query_once(struct job *job, void *arg)
 	struct dimse_peer peer;
 	struct dimse_keys k = { .study_date = cfg->select.study_date };
 	int rc = -1, study_root, full = known_full(job->ctx->src);
+	/* A patients_file's IDs by one wildcard, where one fits them all,
+	 * whenever the studies come from STUDY-level wildcards. */
+	char *ids = !full || cfg->pacs.max_results ? source_ids_glob(sel) : NULL;
 	char err[DCM_ERR_MAX];
 
 	dimse_peer_of(cfg, &peer);
@@ -455,16 +481,17 @@ query_once(struct job *job, void *arg)
 	w.fd = dimse_finder_new(&peer);
 	if (!w.fd)
 		fatal("out of memory");
-	study_root = find_patients(job, &w, full, err);
+	study_root = find_patients(job, &w, full, ids != NULL, err);
 	if (study_root < 0) {
 		errf(job->err, sizeof(job->err), "%s:%d %s: patient query: %s", peer.host,
 		    peer.port, peer.called_aet, err);
 		goto out;
 	}
-	for (int i = 0; study_root && i < select_nwild(sel); i++) {
+	for (int i = 0; study_root && i < select_nwild(sel) + (ids != NULL); i++) {
 		struct study_ask a = { ask_studies, keep_studies, drop_studies, &w };
+		const char *glob = i < select_nwild(sel) ? select_wild(sel, i) : ids;
 
-		if ((rc = source_ask_studies(job, r, select_wild(sel, i), &a)) < 0) {
+		if ((rc = source_ask_studies(job, r, glob, &a)) < 0) {
 			if (rc == -2)
 				job->no_retry = 1;
 			rc = -1;
@@ -484,7 +511,7 @@ query_once(struct job *job, void *arg)
 		rc = qfind(job, w.fd, DIMSE_STUDY, &k, on_study, &w, err);
 		keep_studies(&w);
 		if (rc == DIMSE_FIND_REFUSED) {
-			query_fail(r, w.patients[i], "study query: %s", err);
+			query_fail(r, w.patients[i], "study query: %s%s", err, cut_short(w.fd, rc));
 		} else if (rc < 0) {
 			errf(job->err, sizeof(job->err), "%s:%d %s: study query of a patient: %s",
 			    peer.host, peer.port, peer.called_aet, err);
@@ -520,6 +547,7 @@ query_once(struct job *job, void *arg)
 	r->complete = 1;
 	rc = 0;
 out:
+	free(ids);
 	dimse_finder_free(w.fd);
 	walk_free(&w);
 	return rc;

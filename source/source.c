@@ -359,8 +359,32 @@ source_ask_studies(struct job *job, struct query_result *r, const char *glob,
 		    sp.cap, range);
 		return -2;
 	}
-	query_note(r, "PatientID %s: the PACS's answer held %d matches, [pacs] max_results: asked "
-	    "again by StudyDate ranges (a study without a StudyDate is not found that way)",
-	    glob, sp.cap);
+	query_note(r, "PatientID %s: the PACS's answer held %d matches, at least [pacs] max_results "
+	    "(%d): asked again by StudyDate ranges (a study without a StudyDate is not found "
+	    "that way)", glob, n, sp.cap);
 	return split_days(&sp, glob, lo, hi, 0);
+}
+
+char *
+source_ids_glob(const struct select *sel)
+{
+	const char *first = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; sel->has_ids && i < sel->ids.cap; i++) {
+		const char *id = sel->ids.slot[i].key;
+		size_t k = 0;
+
+		if (!id)
+			continue;
+		if (!first) {
+			first = id;
+			n = strcspn(id, "*?\\");
+			continue;
+		}
+		while (k < n && id[k] == first[k])
+			k++;
+		n = k;
+	}
+	return first && n ? xasprintf("%.*s*", (int)n, first) : NULL;
 }

@@ -120,6 +120,11 @@ struct study_ask {
 	void (*drop)(void *arg);
 	void *arg;
 };
+/* One wildcard for the IDs of a patients_file: their longest common
+ * prefix (up to a wildcard character in one of them) and "*", so that
+ * one STUDY-level request, filtered here, lists them all; NULL when they
+ * share no prefix (or there is no patients_file): then each is asked. */
+char *source_ids_glob(const struct select *sel);
 /* The studies of glob: one request, or, while an answer holds [pacs]
  * max_results matches (a PACS that caps its answers), the same split by
  * StudyDate halves, then a capped day by PatientID prefix.  0, or < 0

@@ -201,6 +201,7 @@ run_query(struct run *r)
 		n->force = r->force_query;
 		graph_stale(n, n->rule->plan(&r->ctx, n));
 	}
+	r->ctx.verbose = verbosity > 1;
 	if (r->o->dry_run || r->o->question)
 		verbosity = verbosity > 1 ? 1 : 0;   /* a dry run prints only what is stale */
 	if (g.n)

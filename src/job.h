@@ -30,6 +30,7 @@ struct ctx {
 	int dry_run;              /* -n or -q: write nothing */
 	int offline;              /* --offline: the source is not to be contacted */
 	int queried;              /* the source was queried this run */
+	int verbose;              /* -v: what the query cost, in a dry run too */
 	int npartial;             /* patients the query saw only in part (patient.query_error) */
 	atomic_int cancel;        /* set on SIGINT/SIGTERM: jobs stop soon and clean up */
 };

@@ -233,6 +233,7 @@ struct dimse_finder {
 	tls_layer tls;		/* declared first: outlives scu */
 	std::unique_ptr<FindSCU> scu;
 	int requests = 0;	/* made on this association */
+	unsigned status = 0;	/* the last request's final status */
 };
 
 namespace {
@@ -277,6 +278,7 @@ int do_find(struct dimse_finder *f, enum dimse_level level,
 		return -1;
 	}
 	bool patient_root = patient_root_fits(level, keys ? keys->patient_id : NULL);
+	f->status = 0;
 	for (int attempt = 0;; attempt++) {
 		bool reused = f->scu != NULL && f->scu->isConnected();
 		if (!reused) {
@@ -329,6 +331,7 @@ int do_find(struct dimse_finder *f, enum dimse_level level,
 			finder_close(f, true);
 			return -1;
 		}
+		f->status = scu.final_status;
 		if (scu.final_status != STATUS_Success) {
 			dcm_errf(err, "C-FIND failed: status 0x%04X (%s)%s%s",
 				(unsigned)scu.final_status, DU_cfindStatusString(scu.final_status),
@@ -379,6 +382,11 @@ extern "C" int dimse_finder_find(struct dimse_finder *f, enum dimse_level level,
 	} catch (...) {
 	}
 	return -1;
+}
+
+extern "C" unsigned dimse_finder_status(const struct dimse_finder *f)
+{
+	return f->status;
 }
 
 extern "C" int dimse_find(const struct dimse_peer *peer, enum dimse_level level,

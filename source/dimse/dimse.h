@@ -113,6 +113,9 @@ struct dimse_finder *dimse_finder_new(const struct dimse_peer *peer);
 /* dimse_find on f's association. */
 int dimse_finder_find(struct dimse_finder *f, enum dimse_level level,
     const struct dimse_keys *keys, dimse_match_fn *fn, void *arg, char err[DCM_ERR_MAX]);
+/* The final status of f's last request (0 when none came): with
+ * DIMSE_FIND_REFUSED, which failure. */
+unsigned dimse_finder_status(const struct dimse_finder *f);
 /* Release f's association, if open, and free f. */
 void dimse_finder_free(struct dimse_finder *f);
 
