@@ -94,14 +94,15 @@ value_add(struct values *vs, const char *name, char *own)
 	vs->v[i].v = vs->one[i];
 }
 
+/* With path, every value is a file-name part: {patient} too. */
 static void
-values_of(const struct rule *ru, void *obj, struct values *vs)
+values_of(const struct rule *ru, void *obj, int path, struct values *vs)
 {
 	memset(vs, 0, sizeof(*vs));
 	if (ru->per == PER_SERIES) {
 		struct series *s = obj;
 
-		value_add(vs, "patient", xstrdup(s->patient->id));
+		value_add(vs, "patient", path ? safe_part(s->patient->id) : xstrdup(s->patient->id));
 		value_add(vs, "patient_file", xstrdup(s->patient->name));
 		value_add(vs, "study", safe_part(s->study));
 		value_add(vs, "series", safe_part(s->uid));
@@ -112,7 +113,7 @@ values_of(const struct rule *ru, void *obj, struct values *vs)
 	} else {
 		struct patient *p = obj;
 
-		value_add(vs, "patient", xstrdup(p->id));
+		value_add(vs, "patient", path ? safe_part(p->id) : xstrdup(p->id));
 		value_add(vs, "patient_file", xstrdup(p->name));
 	}
 }
@@ -135,7 +136,7 @@ output_of(const struct rule *ru, void *obj)
 
 	if (!c->d->output)
 		return NULL;
-	values_of(ru, obj, &vs);
+	values_of(ru, obj, 1, &vs);
 	w = words_expand(argv, vs.v, vs.n);
 	values_free(&vs);
 	path = xstrdup(w[0] ? w[0] : "");
@@ -279,7 +280,7 @@ command_of(const struct rule *ru, void *obj, const char *out, char **in, char **
 	const char *outv[2] = { out, NULL };
 	char **argv;
 
-	values_of(ru, obj, &vs);
+	values_of(ru, obj, 0, &vs);
 	vs.v[vs.n].name = "in";
 	vs.v[vs.n++].v = (const char *const *)in;
 	vs.v[vs.n].name = "out";
@@ -693,12 +694,21 @@ cmd_run(struct job *job)
 		goto fail;
 	}
 	if (r.status != 0) {
+		char tail[sizeof(r.tail)], *t = tail;
+
+		/* The end of its log, one line: " | " between its lines. */
+		for (const char *s = r.tail; *s && t < tail + sizeof(tail) - 4; s++)
+			if (*s != '\n')
+				*t++ = *s;
+			else if (s[1])
+				t += snprintf(t, 4, " | ");
+		*t = '\0';
 		if (r.signal)
-			errf(job->err, sizeof(job->err), "%s: killed by signal %d; log %s:\n%s",
-			    in->argv[0], r.signal, in->log, r.tail);
+			errf(job->err, sizeof(job->err), "%s: killed by signal %d (log %s)%s%s",
+			    in->argv[0], r.signal, in->log, *tail ? ": " : "", tail);
 		else
-			errf(job->err, sizeof(job->err), "%s: exit %d; log %s:\n%s", in->argv[0],
-			    r.status, in->log, r.tail);
+			errf(job->err, sizeof(job->err), "%s: exit %d (log %s)%s%s", in->argv[0],
+			    r.status, in->log, *tail ? ": " : "", tail);
 		goto fail;
 	}
 	if (in->tmp && put_output(job, in) < 0)

@@ -156,11 +156,20 @@ check_output(struct parse *p, struct rule_decl *d, const char *const *known)
 		if (strcmp(*ok, "in") != 0 && strcmp(*ok, "out") != 0)
 			out_known[n++] = *ok;
 	out_known[n] = NULL;
+	p->line = d->lines[RK_OUTPUT];
 	if (words_check(v, out_known, err, sizeof(err)) < 0) {
-		p->line = d->lines[RK_OUTPUT];
 		config_perr(p, "[rule %s] output: %s", d->name, err);
 		return -1;
 	}
+	/* Inside the working directory, unless the user says otherwise by
+	 * an absolute path: the values put in are file-name parts, so only
+	 * the template itself could climb out. */
+	for (const char *c = d->output; *c; c = c + strcspn(c, "/") + (c[strcspn(c, "/")] != 0))
+		if (strncmp(c, "..", 2) == 0 && (c[2] == '/' || !c[2])) {
+			config_perr(p, "[rule %s] output: '%s' leaves the working directory by '..': "
+			    "write an absolute path if that is meant", d->name, d->output);
+			return -1;
+		}
 	return 0;
 }
 
