@@ -11,7 +11,8 @@ pkgs="autoconf automake libtool pkg-config make gcc g++
       libdcmtk-dev dcmtk libsndfile1-dev libzip-dev libdeflate-dev libinih-dev libxxhash-dev
       libsqlite3-dev sqlite3 libcurl4-openssl-dev libjansson-dev libpq-dev libssl-dev libcmocka-dev
       python3-pydicom unzip orthanc orthanc-dicomweb nginx curl iproute2 util-linux openssl
-      postgresql postgresql-client 7zip valgrind graphviz bash-completion groff-base tmux"
+      postgresql postgresql-client 7zip valgrind graphviz bash-completion groff-base tmux
+      dcm2niix rsync libgdcm-tools procps"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
