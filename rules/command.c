@@ -423,35 +423,6 @@ output_sig(const char *path, int64_t *size, int64_t *mtime, uint64_t *sig)
 	return rc;
 }
 
-/* rm -r path, never following a link; 0, or -1 (errno). */
-static int
-remove_tree(const char *path, int depth)
-{
-	struct stat sb;
-	DIR *d;
-	struct dirent *de;
-	int rc = 0;
-
-	if (lstat(path, &sb) < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (!S_ISDIR(sb.st_mode))
-		return unlink(path);
-	if (depth > TREE_DEPTH || !(d = opendir(path)))
-		return -1;
-	while ((de = readdir(d))) {
-		char *sub;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		sub = xasprintf("%s/%s", path, de->d_name);
-		if (remove_tree(sub, depth + 1) < 0)
-			rc = -1;
-		free(sub);
-	}
-	closedir(d);
-	return rc < 0 ? -1 : rmdir(path);
-}
-
 /* fsync every file and folder of path, the folders after their files. */
 static int
 fsync_tree(const char *path, int depth)
@@ -605,6 +576,7 @@ cmd_start(struct job *job)
 			strv_free(inputs);
 			return -1;
 		}
+		remove_dead_temps(dir);   /* of a run killed while it ran */
 		free(dir);
 		in->tmp = tmp_name(in->out);
 	}
@@ -650,7 +622,7 @@ put_output(struct job *job, struct cin *in)
 		rename(old, in->out);
 		goto out;
 	}
-	if (remove_tree(old, 0) < 0)
+	if (remove_tree(old) < 0)
 		warn("%s: cannot remove the older output:", old);
 	if (fsync_parent(in->out, job->err, sizeof(job->err)) < 0)
 		goto out;
@@ -718,7 +690,7 @@ cmd_run(struct job *job)
 	job->summary = xasprintf("exit 0 in %.1f s", (double)r.elapsed_ns / 1e9);
 	return 0;
 fail:
-	if (in->tmp && remove_tree(in->tmp, 0) < 0)
+	if (in->tmp && remove_tree(in->tmp) < 0)
 		warn("%s: cannot remove:", in->tmp);
 	return -1;
 }
