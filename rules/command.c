@@ -36,6 +36,7 @@ struct crec {
 	int64_t size, mtime;
 	uint64_t sig;             /* of the output; or of input and command for a stamp */
 	int failed;
+	int none;                 /* no record after all (crec_reload) */
 };
 
 /* One declared rule: its descriptor first, so a rule is its cmd. */
@@ -172,6 +173,32 @@ crec_put(void *arg, const char *key, const struct target_rec *r)
 	e->sig = r->hash;
 	e->failed = r->error != NULL;
 	htab_put(&c->recs, xstrdup(key), e);
+}
+
+/* crec_put for state_load_target: into the entry of key, new or not. */
+struct reload {
+	struct cmd *c;
+	const char *key;
+};
+
+static void
+crec_one(void *arg, const struct target_rec *r)
+{
+	struct reload *rl = arg;
+	struct crec *e = htab_get(&rl->c->recs, rl->key);
+
+	if (!e) {
+		crec_put(rl->c, rl->key, r);
+		return;
+	}
+	e->input = r->input_sig;
+	e->command = xstrdup(r->settings);
+	e->path = xstrdup(r->path);
+	e->size = r->size;
+	e->mtime = r->mtime;
+	e->sig = r->hash;
+	e->failed = r->error != NULL;
+	e->none = 0;
 }
 
 static void
@@ -469,12 +496,33 @@ stamp_sig(uint64_t input, const char *line)
 	return XXH3_64bits_withSeed(line, strlen(line), input);
 }
 
+/* The record of key as the store has it now: after a claim, another
+ * worker may have made the target since prepare read the records. */
+static void
+crec_reload(struct cmd *c, struct ctx *ctx, const char *key)
+{
+	struct crec *e = htab_get(&c->recs, key);
+
+	if (e) {
+		/* Keys stay; the entry is replaced by crec_put's. */
+		free(e->command);
+		free(e->path);
+		memset(e, 0, sizeof(*e));
+		e->none = 1;
+	}
+	state_load_target(ctx->st, c->rule.name, key, crec_one, &(struct reload){ c, key });
+}
+
 static char *
 cmd_plan(struct ctx *ctx, struct node *n)
 {
 	const struct rule *ru = n->rule;
-	const struct cmd *c = cmd_of(ru);
-	const struct crec *e = htab_get(&c->recs, key_of(ru, n->obj));
+	struct cmd *c = cmd_of(ru);
+	const struct crec *e;
+
+	if (n->claimed)
+		crec_reload(c, ctx, key_of(ru, n->obj));
+	e = htab_get(&c->recs, key_of(ru, n->obj));
 	const char *why = NULL;
 	char **in, *line;
 	uint64_t isig = 0, osig = 0;
@@ -485,7 +533,7 @@ cmd_plan(struct ctx *ctx, struct node *n)
 	for (int i = 0; i < n->nin; i++)
 		if (n->in[i]->reason)
 			return xasprintf("after %s (%s)", n->in[i]->rule->name, n->in[i]->reason);
-	if (!e)
+	if (!e || e->none)
 		return xstrdup("never built");
 	if (e->failed)
 		return xstrdup("failed last time");
@@ -563,7 +611,7 @@ cmd_start(struct job *job)
 	in->out = output_of(ru, job->obj);
 	in->line = command_line(ru, job->obj, inputs);
 	/* Its inputs rebuilt to what they were: nothing to do (ninja's restat). */
-	if (!job->force && e && !e->failed && e->input == in->input &&
+	if (!job->force && e && !e->none && !e->failed && e->input == in->input &&
 	    strcmp(in->line, e->command ? e->command : "") == 0 &&
 	    (!in->out || (output_stat(in->out, &size, &mtime) == 0 && size == e->size &&
 	    mtime == e->mtime))) {
