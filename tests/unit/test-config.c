@@ -395,10 +395,11 @@ static void
 test_durations(void **state)
 {
 	static const struct { const char *v; int sec; } ok[] = {
-		{ "0", 0 }, { "45", 45 }, { "30s", 30 }, { "90m", 5400 }, { "12h", 43200 },
+		{ "0", 0 }, { "45s", 45 }, { "30s", 30 }, { "90m", 5400 }, { "12h", 43200 },
 		{ "1d", 86400 }, { "366d", 366 * 86400 },
 	};
-	static const char *const bad[] = { "", "d", "1w", "-1d", "1.5h", "1 d", "1dd", "367d", "99999999999999999999" };
+	static const char *const bad[] = { "", "d", "1w", "-1d", "1.5h", "1 d", "1dd", "367d", "45",
+		"99999999999999999999" };
 	struct config cfg;
 	char *text, *part;
 
