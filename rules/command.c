@@ -36,6 +36,7 @@ struct crec {
 	int64_t size, mtime;
 	uint64_t sig;             /* of the output; or of input and command for a stamp */
 	int failed;
+	int none;                 /* no record after all (crec_reload) */
 };
 
 /* One declared rule: its descriptor first, so a rule is its cmd. */
@@ -172,6 +173,32 @@ crec_put(void *arg, const char *key, const struct target_rec *r)
 	e->sig = r->hash;
 	e->failed = r->error != NULL;
 	htab_put(&c->recs, xstrdup(key), e);
+}
+
+/* crec_put for state_load_target: into the entry of key, new or not. */
+struct reload {
+	struct cmd *c;
+	const char *key;
+};
+
+static void
+crec_one(void *arg, const struct target_rec *r)
+{
+	struct reload *rl = arg;
+	struct crec *e = htab_get(&rl->c->recs, rl->key);
+
+	if (!e) {
+		crec_put(rl->c, rl->key, r);
+		return;
+	}
+	e->input = r->input_sig;
+	e->command = xstrdup(r->settings);
+	e->path = xstrdup(r->path);
+	e->size = r->size;
+	e->mtime = r->mtime;
+	e->sig = r->hash;
+	e->failed = r->error != NULL;
+	e->none = 0;
 }
 
 static void
@@ -423,35 +450,6 @@ output_sig(const char *path, int64_t *size, int64_t *mtime, uint64_t *sig)
 	return rc;
 }
 
-/* rm -r path, never following a link; 0, or -1 (errno). */
-static int
-remove_tree(const char *path, int depth)
-{
-	struct stat sb;
-	DIR *d;
-	struct dirent *de;
-	int rc = 0;
-
-	if (lstat(path, &sb) < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (!S_ISDIR(sb.st_mode))
-		return unlink(path);
-	if (depth > TREE_DEPTH || !(d = opendir(path)))
-		return -1;
-	while ((de = readdir(d))) {
-		char *sub;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		sub = xasprintf("%s/%s", path, de->d_name);
-		if (remove_tree(sub, depth + 1) < 0)
-			rc = -1;
-		free(sub);
-	}
-	closedir(d);
-	return rc < 0 ? -1 : rmdir(path);
-}
-
 /* fsync every file and folder of path, the folders after their files. */
 static int
 fsync_tree(const char *path, int depth)
@@ -498,12 +496,33 @@ stamp_sig(uint64_t input, const char *line)
 	return XXH3_64bits_withSeed(line, strlen(line), input);
 }
 
+/* The record of key as the store has it now: after a claim, another
+ * worker may have made the target since prepare read the records. */
+static void
+crec_reload(struct cmd *c, struct ctx *ctx, const char *key)
+{
+	struct crec *e = htab_get(&c->recs, key);
+
+	if (e) {
+		/* Keys stay; the entry is replaced by crec_put's. */
+		free(e->command);
+		free(e->path);
+		memset(e, 0, sizeof(*e));
+		e->none = 1;
+	}
+	state_load_target(ctx->st, c->rule.name, key, crec_one, &(struct reload){ c, key });
+}
+
 static char *
 cmd_plan(struct ctx *ctx, struct node *n)
 {
 	const struct rule *ru = n->rule;
-	const struct cmd *c = cmd_of(ru);
-	const struct crec *e = htab_get(&c->recs, key_of(ru, n->obj));
+	struct cmd *c = cmd_of(ru);
+	const struct crec *e;
+
+	if (n->claimed)
+		crec_reload(c, ctx, key_of(ru, n->obj));
+	e = htab_get(&c->recs, key_of(ru, n->obj));
 	const char *why = NULL;
 	char **in, *line;
 	uint64_t isig = 0, osig = 0;
@@ -514,7 +533,7 @@ cmd_plan(struct ctx *ctx, struct node *n)
 	for (int i = 0; i < n->nin; i++)
 		if (n->in[i]->reason)
 			return xasprintf("after %s (%s)", n->in[i]->rule->name, n->in[i]->reason);
-	if (!e)
+	if (!e || e->none)
 		return xstrdup("never built");
 	if (e->failed)
 		return xstrdup("failed last time");
@@ -592,7 +611,7 @@ cmd_start(struct job *job)
 	in->out = output_of(ru, job->obj);
 	in->line = command_line(ru, job->obj, inputs);
 	/* Its inputs rebuilt to what they were: nothing to do (ninja's restat). */
-	if (!job->force && e && !e->failed && e->input == in->input &&
+	if (!job->force && e && !e->none && !e->failed && e->input == in->input &&
 	    strcmp(in->line, e->command ? e->command : "") == 0 &&
 	    (!in->out || (output_stat(in->out, &size, &mtime) == 0 && size == e->size &&
 	    mtime == e->mtime))) {
@@ -605,6 +624,7 @@ cmd_start(struct job *job)
 			strv_free(inputs);
 			return -1;
 		}
+		remove_dead_temps(dir);   /* of a run killed while it ran */
 		free(dir);
 		in->tmp = tmp_name(in->out);
 	}
@@ -650,7 +670,7 @@ put_output(struct job *job, struct cin *in)
 		rename(old, in->out);
 		goto out;
 	}
-	if (remove_tree(old, 0) < 0)
+	if (remove_tree(old) < 0)
 		warn("%s: cannot remove the older output:", old);
 	if (fsync_parent(in->out, job->err, sizeof(job->err)) < 0)
 		goto out;
@@ -718,7 +738,7 @@ cmd_run(struct job *job)
 	job->summary = xasprintf("exit 0 in %.1f s", (double)r.elapsed_ns / 1e9);
 	return 0;
 fail:
-	if (in->tmp && remove_tree(in->tmp, 0) < 0)
+	if (in->tmp && remove_tree(in->tmp) < 0)
 		warn("%s: cannot remove:", in->tmp);
 	return -1;
 }

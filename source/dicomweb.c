@@ -386,7 +386,8 @@ struct walk {
 	struct query_result *r;
 	const struct study *st;   /* the study whose series are asked */
 	int last;                 /* the query's last attempt */
-	json_t **pend;            /* a /studies answer, before it is taken */
+	struct pend *pend;        /* a /studies answer, before it is taken */
+	int nanswered;            /* its matches, ours or not */
 	int npend, cappend;
 };
 
@@ -407,71 +408,90 @@ attr_uid(json_t *o, const char *tag, char out[DCM_UID_MAX], char *why, size_t le
 	return -1;
 }
 
-/* One match of a /studies answer, kept until the answer is known not to
- * be capped. */
+/* One match of a /studies answer as far as the walk needs it, kept until
+ * the answer is known not to be capped: a few hundred bytes, never the
+ * server's object (which may be large: one object in memory at a time). */
+struct pend {
+	struct study s;
+	size_t pidlen;            /* the PatientID's length as sent */
+	char uid80[84];           /* the study UID as sent, cut, for messages */
+	int uid_bad;              /* not a usable UID: why */
+	char why[160];
+};
+
 static int
 on_study(void *arg, json_t *o)
 {
 	struct walk *w = arg;
+	struct pend *pd;
+	char *pid = dw_attr_dup(o, "00100020"), *uid;
 
+	w->nanswered++;
+	/* Not a patient of ours: counted (a cap counts every match), not kept. */
+	if (pid && strlen(pid) < sizeof(pd->s.patient) &&
+	    ((w->asked && strcmp(pid, w->asked) != 0) || !select_patient(w->sel, pid))) {
+		free(pid);
+		return 0;
+	}
+	if (!pid && (w->asked || !select_patient(w->sel, ""))) {
+		return 0;
+	}
 	if (w->npend == w->cappend) {
 		w->cappend = w->cappend ? 2 * w->cappend : 64;
 		w->pend = xreallocarray(w->pend, (size_t)w->cappend, sizeof(*w->pend));
 	}
-	w->pend[w->npend++] = json_incref(o);
+	pd = &w->pend[w->npend++];
+	memset(pd, 0, sizeof(*pd));
+	pd->pidlen = pid ? strlen(pid) : 0;
+	free(pid);
+	uid = dw_attr_dup(o, "0020000D");
+	snprintf(pd->uid80, sizeof(pd->uid80), "%.80s%s", uid ? uid : "",
+	    uid && strlen(uid) > 80 ? "..." : "");
+	free(uid);
+	dw_attr(o, "00100020", pd->s.patient, sizeof(pd->s.patient));
+	dw_attr(o, "00080020", pd->s.date, sizeof(pd->s.date));
+	dw_attr(o, "00080062", pd->s.classes, sizeof(pd->s.classes));
+	pd->s.nseries = attr_count(o, "00201206");
+	pd->s.ninstances = attr_count(o, "00201208");
+	pd->uid_bad = attr_uid(o, "0020000D", pd->s.uid, pd->why, sizeof(pd->why)) < 0;
 	return 0;
 }
 
 /* A study the server listed: the walk's, when it is of a patient of ours. */
 static void
-take_study(struct walk *w, json_t *o)
+take_study(struct walk *w, const struct pend *pd)
 {
-	struct study s;
-	char *pid = dw_attr_dup(o, "00100020"), why[160];
+	const struct study *s = &pd->s;
 
-	if (pid && strlen(pid) >= sizeof(s.patient)) {
-		char *uid = dw_attr_dup(o, "0020000D");
-
+	if (pd->pidlen >= sizeof(s->patient)) {
 		/* Named by its study (and the ID asked), as over DIMSE. */
-		query_note(w->r, "skipped a study record the server sent (study \"%.80s\"%s%s%s): "
-		    "its PatientID is %zu bytes long", uid ? uid : "",
-		    uid && strlen(uid) > 80 ? "..." : "", w->asked ? " in answer to patient " : "",
-		    w->asked ? w->asked : "", strlen(pid));
-		free(uid);
-		free(pid);
+		query_note(w->r, "skipped a study record the server sent (study \"%s\"%s%s): "
+		    "its PatientID is %zu bytes long", pd->uid80, w->asked ? " in answer to patient " : "",
+		    w->asked ? w->asked : "", pd->pidlen);
 		return;
 	}
-	free(pid);
-	dw_attr(o, "00100020", s.patient, sizeof(s.patient));
-	dw_attr(o, "00080020", s.date, sizeof(s.date));
-	dw_attr(o, "00080062", s.classes, sizeof(s.classes));
-	s.nseries = attr_count(o, "00201206");
-	s.ninstances = attr_count(o, "00201208");
-	if ((w->asked && strcmp(s.patient, w->asked) != 0) || !select_patient(w->sel, s.patient))
+	if ((w->asked && strcmp(s->patient, w->asked) != 0) || !select_patient(w->sel, s->patient))
 		return;
-	if (!name_fits(s.patient)) {
+	if (!name_fits(s->patient)) {
 		query_note(w->r, "patient %s: skipped: its PatientID is too long for a file name",
-		    s.patient);
+		    s->patient);
 		return;
 	}
-	if (attr_uid(o, "0020000D", s.uid, why, sizeof(why)) < 0) {
-		query_fail(w->r, s.patient, "the server lists a study whose StudyInstanceUID %s", why);
+	if (pd->uid_bad) {
+		query_fail(w->r, s->patient, "the server lists a study whose StudyInstanceUID %s",
+		    pd->why);
 		return;
 	}
-	if (query_study(w->r, s.patient, s.uid) != 0)
+	if (query_study(w->r, s->patient, s->uid) != 0)
 		return;         /* seen already, or under another patient too */
 	w->v = xreallocarray(w->v, (size_t)w->n + 1, sizeof(*w->v));
-	w->v[w->n++] = s;
+	w->v[w->n++] = *s;
 }
 
 static void
 drop_studies(void *arg)
 {
-	struct walk *w = arg;
-
-	for (int i = 0; i < w->npend; i++)
-		json_decref(w->pend[i]);
-	w->npend = 0;
+	((struct walk *)arg)->npend = ((struct walk *)arg)->nanswered = 0;
 }
 
 static void
@@ -480,7 +500,7 @@ keep_studies(void *arg)
 	struct walk *w = arg;
 
 	for (int i = 0; i < w->npend; i++)
-		take_study(w, w->pend[i]);
+		take_study(w, &w->pend[i]);
 	drop_studies(w);
 }
 
@@ -503,7 +523,7 @@ ask_studies(void *arg, const char *glob, const char *range)
 	free(u);
 	free(e);
 	free(de);
-	return rc < 0 ? rc : w->npend;
+	return rc < 0 ? rc : w->nanswered;
 }
 
 static int

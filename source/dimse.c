@@ -170,6 +170,7 @@ struct walk {
 	int n;
 	struct dimse_match *pend; /* a STUDY-level answer, before it is taken */
 	int npend, cappend;
+	int nanswered;            /* its matches, ours or not */
 	struct job *job;
 };
 
@@ -213,7 +214,14 @@ static int
 on_study(void *arg, const struct dimse_match *m)
 {
 	struct walk *w = arg;
+	const char *pid = m->h.patient_id;
 
+	w->nanswered++;
+	/* Not a patient of ours: counted (a cap counts every match), not
+	 * kept; a record that names nobody is kept for its note. */
+	if (!(m->bad[0] && !*pid) &&
+	    ((w->asked && strcmp(pid, w->asked) != 0) || !select_patient(w->sel, pid)))
+		return 0;
 	if (w->npend == w->cappend) {
 		w->cappend = w->cappend ? 2 * w->cappend : 64;
 		w->pend = xreallocarray(w->pend, (size_t)w->cappend, sizeof(*w->pend));
@@ -320,18 +328,18 @@ ask_studies(void *arg, const char *glob, const char *range)
 	int cap = job->ctx->cfg->pacs.max_results, rc;
 	char err[DCM_ERR_MAX];
 
-	w->npend = 0;
+	w->npend = w->nanswered = 0;
 	rc = qfind(job, w->fd, DIMSE_STUDY, &k, on_study, w, err);
 	/* An answer cut short is a capped one: asked again, split. */
 	if (*cut_short(w->fd, rc) && cap > 0)
-		return w->npend > cap ? w->npend : cap;
+		return w->nanswered > cap ? w->nanswered : cap;
 	if (rc < 0) {
 		errf(job->err, sizeof(job->err), "%s:%d %s: study query: %s%s",
 		    job->ctx->cfg->pacs.host, job->ctx->cfg->pacs.port,
 		    job->ctx->cfg->pacs.called_aet, err, cut_short(w->fd, rc));
 		return -1;
 	}
-	return w->npend;
+	return w->nanswered;
 }
 
 /* One study's SERIES-level answer, before the counts are complete. */
@@ -507,7 +515,7 @@ query_once(struct job *job, void *arg)
 		}
 		k.patient_id = w.patients[i];
 		w.asked = w.patients[i];
-		w.npend = 0;
+		w.npend = w.nanswered = 0;
 		rc = qfind(job, w.fd, DIMSE_STUDY, &k, on_study, &w, err);
 		keep_studies(&w);
 		if (rc == DIMSE_FIND_REFUSED) {

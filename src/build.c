@@ -15,6 +15,7 @@
 #include "plan.h"
 #include "rule.h"
 #include "sched.h"
+#include "spawn.h"
 #include "setup.h"
 #include "source.h"
 #include "util.h"
@@ -429,7 +430,7 @@ run(const struct options *o, struct setup *s, build_show_fn *show)
 	struct sched_opts so;
 	char serr[512];
 	const char *ping = NULL;
-	int rc, code = EXIT_ERROR, readonly = o->dry_run || o->question || show;
+	int rc, n, code = EXIT_ERROR, readonly = o->dry_run || o->question || show;
 
 	htab_init(&r.one);
 	graph_init(&r.g);
@@ -496,6 +497,9 @@ run(const struct options *o, struct setup *s, build_show_fn *show)
 	}
 	if (!readonly)
 		remove_dead_temps(s->cfg.output.zip_dir);
+	/* What the commands of a run killed with -9 left running. */
+	if (!readonly && s->cfg.nrules && (n = spawn_reap_orphans()) > 0)
+		warn("killed %d process%s left by a thlhp-make that was killed", n, n == 1 ? "" : "es");
 	if (build_graph(&r) < 0)
 		goto out;
 	if (show) {

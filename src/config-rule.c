@@ -212,13 +212,16 @@ config_rule_check(struct parse *p)
 			struct rule_decl *up = decl_of(c, d->after);
 
 			if (!r && !up) {
-				config_perr(p, "[rule %s] after: no stage \"%s\" (validate, zip, checksum or "
-				    "a rule's name)", d->name, d->after);
+				config_perr(p, "[rule %s] after: no stage \"%s\" (validate, zip or a rule's "
+				    "name)", d->name, d->after);
 				return;
 			}
-			if (r && (r->per == PER_RUN || strcmp(r->name, "download") == 0)) {
-				config_perr(p, "[rule %s] after: %s gives nothing to run on: come after "
-				    "validate (series) or zip (patient)", d->name, d->after);
+			/* What {in} is: a validated series folder, an archive, or
+			 * another rule's output. */
+			if (r && strcmp(r->name, "validate") != 0 && strcmp(r->name, "zip") != 0) {
+				config_perr(p, "[rule %s] after: %s gives a rule nothing to run on: come "
+				    "after validate (a series folder), zip (an archive) or a rule",
+				    d->name, d->after);
 				return;
 			}
 			if (!d->per_patient && ((r && r->per == PER_PATIENT) || (up && up->per_patient))) {

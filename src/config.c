@@ -293,7 +293,7 @@ set_key(struct parse *p, const struct key *k, const char *key, char *v)
 		return 0;
 	case K_DUR:
 		if ((n = units_duration(v)) < 0) {
-			config_perr(p, "%s: '%s' is not a duration (like 30s, 90m, 12h or 1d; 0 for none; "
+			config_perr(p, "%s: '%s' is not a duration (like 30s, 90m, 12h or 1d, or 0; "
 			    "at most a year)", key, v);
 			return -1;
 		}

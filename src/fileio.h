@@ -63,5 +63,8 @@ int file_in_folder(const char *file, const char *dir);
  * Returns how many. */
 enum { TMP_FOREIGN_AGE = 3600 };
 int remove_dead_temps(const char *dir);
+/* rm -r path, never following a link (a link is removed, not what it
+ * points to); 0, or -1 (errno) when something could not be removed. */
+int remove_tree(const char *path);
 
 #endif

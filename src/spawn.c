@@ -66,7 +66,10 @@ spawn_start(pid_t pid)
 	buf[n] = '\0';
 	if (!(p = strrchr(buf, ')')))
 		return 0;
-	tok = strtok_r(p + 1, " ", &save);   /* field 3 */
+	tok = strtok_r(p + 1, " ", &save);   /* field 3: the state */
+	/* Dead but not yet reaped (by an init that takes its time) is dead. */
+	if (tok && (*tok == 'Z' || *tok == 'X'))
+		return 0;
 	for (int f = 3; tok && f < 22; f++)
 		tok = strtok_r(NULL, " ", &save);
 	return tok ? strtoull(tok, NULL, 10) : 0;

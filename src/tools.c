@@ -70,7 +70,15 @@ clean_tree(const char *dir, int dcm, int dry, int *errors)
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
 		path = xasprintf("%s/%s", dir, e->d_name);
-		if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode) &&
+		    strncmp(e->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0) {
+			/* A rule's output folder, left by a killed run. */
+			if (dry)
+				printf("would remove %s/\n", path);
+			else if (remove_tree(path) < 0)
+				warn("%s: cannot remove:", path), (*errors)++;
+			n++;
+		} else if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
 			n += clean_tree(path, dcm, dry, errors);
 			if (dcm && !dry)
 				rmdir(path);   /* only when empty: nothing of others goes */
@@ -131,6 +139,17 @@ tool_clean(const struct options *o, struct setup *s)
 	struct dirent *e;
 
 	ntmp = clean_tree(cfg->output.zip_dir, 0, o->dry_run, &errors);
+	/* The temp outputs of [rule NAME]s, under each output's fixed part. */
+	for (int i = 0; i < cfg->nrules; i++) {
+		const char *t = cfg->rules[i].output, *slash;
+		char *root;
+
+		if (!t || !(slash = memrchr(t, '/', strcspn(t, "{"))) || slash == t)
+			continue;
+		root = xasprintf("%.*s", (int)(slash - t), t);
+		ntmp += clean_tree(root, 0, o->dry_run, &errors);
+		free(root);
+	}
 	if ((d = opendir(cfg->output.zip_dir)) != NULL) {
 		while ((e = readdir(d)) != NULL) {
 			int n;

@@ -34,7 +34,7 @@ long
 units_duration(const char *s)
 {
 	static const struct { char unit; long sec; } units[] = {
-		{ '\0', 1 }, { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
+		{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
 	};
 	char *end;
 	long v;
@@ -45,6 +45,9 @@ units_duration(const char *s)
 	v = strtol(s, &end, 10);
 	if (errno || (end[0] && end[1]))
 		return -1;
+	/* A bare number says no unit: only 0 means the same in every one. */
+	if (!*end)
+		return v == 0 ? 0 : -1;
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
 		if (*end == units[i].unit)
 			return v <= 366L * 86400 / units[i].sec ? v * units[i].sec : -1;

@@ -12,8 +12,8 @@ char *units_bytes(double bytes, char *buf, size_t len);
  * made, for its summary. */
 char *units_count_size(long n, const char *one, int64_t bytes);
 
-/* "30s", "90m", "48h", "2d", or whole seconds ("0"), in seconds; -1 when
- * it is none of those or past a year. */
+/* "30s", "90m", "48h", "2d" or "0", in seconds; -1 when it is none of
+ * those (a number without its unit) or past a year. */
 long units_duration(const char *s);
 
 #endif

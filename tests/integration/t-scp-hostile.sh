@@ -111,10 +111,11 @@ write_dimse_config "pacs.port=$PX_PACS" "pacs.store_port=$SCP_PORT" \
 	pacs.max_requests_per_minute=20 select.patient_id=TH-03-CC
 mark=$(log_mark)
 run_bg all
-# The query is three C-FINDs (patient, study, series): the C-MOVE follows
-# the third's final response after 3 s.
+# The query is two C-FINDs (the runs before recorded a full walk: the
+# cheap check's STUDY level, then the new study's SERIES level): the
+# C-MOVE follows the second's final response after 3 s.
 for _ in $(seq 1 300); do
-	[ "$(tail -n +"$((mark + 1))" "$PROXY_LOG" | awk '$4 == "C-FIND-RSP" && $6 == "0x0000"' | wc -l)" -ge 3 ] && break
+	[ "$(tail -n +"$((mark + 1))" "$PROXY_LOG" | awk '$4 == "C-FIND-RSP" && $6 == "0x0000"' | wc -l)" -ge 2 ] && break
 	sleep 0.1
 done
 orthanc_upload "$T/c4"

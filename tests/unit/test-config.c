@@ -390,15 +390,81 @@ limit_config(const char *section, const char *key, const char *val)
 	    pacs ? "output" : section, pacs ? "level" : key, pacs ? "1" : val);
 }
 
+/* [rule NAME] sections: read, split, checked (config-rule.c). */
+static void
+test_rules(void **state)
+{
+	struct config cfg;
+
+	(void)state;
+	load_ok(&cfg, MINIMAL
+	    "[rule nifti]\n"                                            /* 4 */
+	    "for = series\n"
+	    "after = validate\n"
+	    "command = dcm2niix -z y -f '{series_number} x' -o {out} {in}\n"
+	    "output = data/nifti/{patient_file}/{series}/\n"
+	    "jobs = 2\n"
+	    "timeout = 1h\n"
+	    "[rule sync]\n"                                             /* 11 */
+	    "for = patient\n"
+	    "after = nifti\n"
+	    "command = rsync -a {in} \"rsync://h/x y/\"\n");
+	assert_int_equal(cfg.nrules, 2);
+	assert_string_equal(cfg.rules[0].name, "nifti");
+	assert_int_equal(cfg.rules[0].line, 4);
+	assert_int_equal(cfg.rules[0].per_patient, 0);
+	assert_int_equal(cfg.rules[0].jobs, 2);
+	assert_int_equal(cfg.rules[0].timeout, 3600);
+	assert_string_equal(cfg.rules[0].argv[4], "{series_number} x");
+	assert_string_equal(cfg.rules[0].argv[6], "{out}");
+	assert_null(cfg.rules[0].argv[8]);
+	assert_int_equal(cfg.rules[1].per_patient, 1);
+	assert_string_equal(cfg.rules[1].argv[3], "rsync://h/x y/");
+	config_free(&cfg);
+
+	load_fails(MINIMAL "[rule x]\nfor = series\nafter = validate\ncommand = true\nbogus = 1\n",
+	    NAME ":8: [rule x] bogus: unknown key (a rule takes for, after, command, output, jobs, "
+	    "timeout)");
+	load_fails(MINIMAL "[rule x]\nfor = series\nafter = validat\ncommand = true\n",
+	    NAME ":6: [rule x] after: no stage \"validat\" (validate, zip or a rule's name)");
+	load_fails(MINIMAL "[rule a]\nfor = patient\nafter = b\ncommand = true\n"
+	    "[rule b]\nfor = patient\nafter = a\ncommand = true\n",
+	    NAME ":6: [rule a] after: rules that come after each other in a circle");
+	load_fails(MINIMAL "[rule x]\nfor = series\nafter = validate\ncommand = echo {seris}\n",
+	    NAME ":7: [rule x] command: unknown placeholder {seris}; known: {patient} "
+	    "{patient_file} {in} {out} {study} {series} {series_number} {series_description} "
+	    "{modality} {study_date}");
+	load_fails(MINIMAL "[rule x]\nfor = series\nafter = validate\ncommand = cp {in} {out}\n",
+	    NAME ":7: [rule x] command: {out} is where the command writes its output: say where "
+	    "it goes with output =");
+	load_fails(MINIMAL "[rule zip]\nfor = patient\nafter = validate\ncommand = true\n",
+	    NAME ":4: [rule zip]: zip is a built-in stage's name: choose another");
+	load_fails(MINIMAL "[rule x]\nfor = series\nafter = zip\ncommand = true\n",
+	    NAME ":6: [rule x] after: zip is made per patient: a rule for = series cannot come "
+	    "after it");
+	load_fails(MINIMAL "[rule x]\nfor = series\nafter = validate\ncommand = echo 'open\n",
+	    NAME ":7: [rule x] command: unterminated ' quote at column 6");
+	load_fails(MINIMAL "[rule x]\nfor = series\nafter = validate\n",
+	    NAME ":4: [rule x] command: required");
+	load_fails(MINIMAL "[rule X1]\nfor = series\n",
+	    NAME ":4: [rule X1]: a rule's name is a lowercase letter, then lowercase letters, "
+	    "digits, '_' and '-' (at most 32)");
+	load_fails(MINIMAL "[rule x]\nfor = series\nafter = validate\ncommand = true\n"
+	    "output = ../out/{series}\n",
+	    NAME ":8: [rule x] output: '../out/{series}' leaves the working directory by '..': "
+	    "write an absolute path if that is meant");
+}
+
 /* [pacs] full_query_every: a duration; a day unless set; 0 is every run. */
 static void
 test_durations(void **state)
 {
 	static const struct { const char *v; int sec; } ok[] = {
-		{ "0", 0 }, { "45", 45 }, { "30s", 30 }, { "90m", 5400 }, { "12h", 43200 },
+		{ "0", 0 }, { "45s", 45 }, { "30s", 30 }, { "90m", 5400 }, { "12h", 43200 },
 		{ "1d", 86400 }, { "366d", 366 * 86400 },
 	};
-	static const char *const bad[] = { "", "d", "1w", "-1d", "1.5h", "1 d", "1dd", "367d", "99999999999999999999" };
+	static const char *const bad[] = { "", "d", "1w", "-1d", "1.5h", "1 d", "1dd", "367d", "45",
+		"99999999999999999999" };
 	struct config cfg;
 	char *text, *part;
 
@@ -1109,6 +1175,7 @@ main(void)
 		cmocka_unit_test(test_level_range),
 		cmocka_unit_test(test_every_number_limit),
 		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_rules),
 		cmocka_unit_test(test_max_instance_size),
 		cmocka_unit_test(test_bad_numbers_and_enums),
 		cmocka_unit_test(test_protocol_required),
