@@ -479,11 +479,13 @@ sleeps() {
 		printf '%s %s\n' "$p" "$(awk '{ print $22 }' "/proc/$p/stat" 2>/dev/null)"
 	done
 }
-# alive "pid start"... : those of them still running.
+# alive "pid start"... : those of them still running (a zombie is dead:
+# killed, only not yet reaped by whoever inherited it).
 alive() {
 	local p s
 	while read -r p s; do
-		[ -n "$p" ] && [ "$(awk '{ print $22 }' "/proc/$p/stat" 2>/dev/null)" = "$s" ] && echo "$p"
+		[ -n "$p" ] || continue
+		[ "$(awk '$3 != "Z" { print $22 }' "/proc/$p/stat" 2>/dev/null)" = "$s" ] && echo "$p"
 	done
 }
 k9_outputs() { (cd data/k9 2>/dev/null && find . -type f ! -name '.*' -exec sha256sum {} + | sort -k2); }
