@@ -45,6 +45,7 @@ struct cmd {
 	const struct rule_decl *d;
 	int folder;               /* the output is a folder (template ends in '/') */
 	struct htab recs;         /* key -> struct crec */
+	struct htab shared;       /* key -> the label of another target with its output */
 };
 
 static struct cmd *
@@ -191,6 +192,8 @@ crec_one(void *arg, const struct target_rec *r)
 		crec_put(rl->c, rl->key, r);
 		return;
 	}
+	free(e->command);
+	free(e->path);
 	e->input = r->input_sig;
 	e->command = xstrdup(r->settings);
 	e->path = xstrdup(r->path);
@@ -218,11 +221,62 @@ recs_free(struct cmd *c)
 	htab_init(&c->recs);
 }
 
+/* Two targets with one output would overwrite each other: each is told
+ * of the other (output names what tells them apart, as {series} does). */
+static void
+find_shared(struct cmd *c, struct ctx *ctx)
+{
+	struct htab outs;
+
+	for (size_t i = 0; i < c->shared.cap; i++) {
+		free((char *)c->shared.slot[i].key);
+		free(c->shared.slot[i].val);
+	}
+	htab_free(&c->shared);
+	htab_init(&c->shared);
+	if (!c->d->output)
+		return;
+	htab_init(&outs);
+	for (int i = 0; i < ctx->cat->np; i++) {
+		struct patient *p = ctx->cat->p[i];
+		int n = c->rule.per == PER_SERIES ? p->nseries : 1;
+
+		if (!select_patient(ctx->sel, p->id))
+			continue;
+		for (int j = 0; j < n; j++) {
+			void *obj = c->rule.per == PER_SERIES ? (void *)p->series[j] : (void *)p;
+			char *out, *first;
+
+			if (c->rule.per == PER_SERIES && (p->series[j]->gone ||
+			    !select_series(ctx->sel, p->series[j]->modality, p->series[j]->study_date)))
+				continue;
+			out = output_of(&c->rule, obj);
+			if ((first = htab_get(&outs, out))) {
+				htab_put(&c->shared, xstrdup(key_of(&c->rule, obj)), xstrdup(first));
+				free(out);
+				continue;
+			}
+			htab_put(&outs, out, xstrdup(key_of(&c->rule, obj)));
+		}
+	}
+	/* The first of each pair learns of it too. */
+	for (size_t i = 0; i < c->shared.cap; i++)
+		if (c->shared.slot[i].key && !htab_get(&c->shared, c->shared.slot[i].val))
+			htab_put(&c->shared, xstrdup(c->shared.slot[i].val),
+			    xstrdup(c->shared.slot[i].key));
+	for (size_t i = 0; i < outs.cap; i++) {
+		free((char *)outs.slot[i].key);
+		free(outs.slot[i].val);
+	}
+	htab_free(&outs);
+}
+
 static void
 cmd_prepare(const struct rule *ru, struct ctx *ctx)
 {
 	struct cmd *c = cmd_of(ru);
 
+	find_shared(c, ctx);
 	recs_free(c);
 	/* Without records every target reads as never built: slower, safe. */
 	state_load_targets(ctx->st, ru->name, crec_put, c);
@@ -528,6 +582,8 @@ cmd_plan(struct ctx *ctx, struct node *n)
 	uint64_t isig = 0, osig = 0;
 	int64_t size, mtime;
 
+	if (htab_get(&c->shared, key_of(ru, n->obj)))
+		return xstrdup("output shared with another target");
 	if (n->force)
 		return xstrdup("forced");
 	for (int i = 0; i < n->nin; i++)
@@ -603,6 +659,16 @@ cmd_start(struct job *job)
 	int64_t size, mtime;
 
 	job->in = in;
+	if (htab_get(&c->shared, key_of(ru, job->obj))) {
+		char *out = output_of(ru, job->obj);
+
+		errf(job->err, sizeof(job->err), "%s is the output of another of its targets too "
+		    "(%s): make [rule %s] output tell them apart, with {series} or {study}", out,
+		    (char *)htab_get(&c->shared, key_of(ru, job->obj)), ru->name);
+		free(out);
+		strv_free(inputs);
+		return -1;
+	}
 	if (!in->input) {
 		errf(job->err, sizeof(job->err), "nothing to run on: its %s is not made", ru->after);
 		strv_free(inputs);
@@ -757,6 +823,8 @@ cmd_finish(struct job *job, int rc)
 		else
 			r = (struct target_rec){ .input_sig = in->input, .settings = in->line,
 			    .error = job->err };
+		/* What comes after it this run reads its record from here. */
+		crec_one(&(struct reload){ cmd_of(job->rule), key_of(job->rule, job->obj) }, &r);
 		if (state_begin(st) < 0 ||
 		    state_save_target(st, job->rule->name, key_of(job->rule, job->obj), &r) < 0 ||
 		    state_commit(st) < 0) {
@@ -783,6 +851,7 @@ command_rule_new(const struct rule_decl *d, enum pool pool)
 
 	c->d = d;
 	htab_init(&c->recs);
+	htab_init(&c->shared);
 	c->rule = (struct rule){
 		.name = d->name,
 		.per = d->per_patient ? PER_PATIENT : PER_SERIES,
