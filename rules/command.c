@@ -27,127 +27,7 @@
 #include "spawn.h"
 #include "util.h"
 #include "words.h"
-
-/* A target's record, by key (series UID or patient file-name id). */
-struct crec {
-	uint64_t input;           /* what it was made from */
-	char *command;            /* the command as run */
-	char *path;               /* its output, or NULL */
-	int64_t size, mtime;
-	uint64_t sig;             /* of the output; or of input and command for a stamp */
-	int failed;
-	int none;                 /* no record after all (crec_reload) */
-};
-
-/* One declared rule: its descriptor first, so a rule is its cmd. */
-struct cmd {
-	struct rule rule;
-	const struct rule_decl *d;
-	int folder;               /* the output is a folder (template ends in '/') */
-	struct htab recs;         /* key -> struct crec */
-	struct htab shared;       /* key -> the label of another target with its output */
-};
-
-static struct cmd *
-cmd_of(const struct rule *ru)
-{
-	return (struct cmd *)ru->priv;
-}
-
-/* A value as a file-name part: [A-Za-z0-9._-], others '_', never "." or
- * ".." or hidden; "x" when empty. */
-static char *
-safe_part(const char *v)
-{
-	char *s = xstrdup(v && *v ? v : "x");
-
-	for (char *c = s; *c; c++)
-		if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-", *c))
-			*c = '_';
-	if (s[0] == '.')
-		s[0] = '_';
-	return s;
-}
-
-static const char *
-key_of(const struct rule *ru, void *obj)
-{
-	return ru->per == PER_SERIES ? ((struct series *)obj)->uid : ((struct patient *)obj)->name;
-}
-
-/* The placeholders' values for obj: name, one value each (in and out
- * apart).  vals[i].v point into strs; both freed by values_free. */
-struct values {
-	struct word_value v[12];
-	const char *one[12][2];
-	char *own[12];
-	size_t n;
-};
-
-static void
-value_add(struct values *vs, const char *name, char *own)
-{
-	size_t i = vs->n++;
-
-	vs->own[i] = own;
-	vs->one[i][0] = own;
-	vs->one[i][1] = NULL;
-	vs->v[i].name = name;
-	vs->v[i].v = vs->one[i];
-}
-
-/* With path, every value is a file-name part: {patient} too. */
-static void
-values_of(const struct rule *ru, void *obj, int path, struct values *vs)
-{
-	memset(vs, 0, sizeof(*vs));
-	if (ru->per == PER_SERIES) {
-		struct series *s = obj;
-
-		value_add(vs, "patient", path ? safe_part(s->patient->id) : xstrdup(s->patient->id));
-		value_add(vs, "patient_file", xstrdup(s->patient->name));
-		value_add(vs, "study", safe_part(s->study));
-		value_add(vs, "series", safe_part(s->uid));
-		value_add(vs, "series_number", safe_part(s->number));
-		value_add(vs, "series_description", safe_part(s->desc));
-		value_add(vs, "modality", safe_part(s->modality));
-		value_add(vs, "study_date", safe_part(s->study_date));
-	} else {
-		struct patient *p = obj;
-
-		value_add(vs, "patient", path ? safe_part(p->id) : xstrdup(p->id));
-		value_add(vs, "patient_file", xstrdup(p->name));
-	}
-}
-
-static void
-values_free(struct values *vs)
-{
-	for (size_t i = 0; i < vs->n; i++)
-		free(vs->own[i]);
-	vs->n = 0;
-}
-
-/* The output path of obj's target, or NULL for a stamp rule. */
-static char *
-output_of(const struct rule *ru, void *obj)
-{
-	const struct cmd *c = cmd_of(ru);
-	struct values vs;
-	char *argv[2] = { c->d->output, NULL }, **w, *path;
-
-	if (!c->d->output)
-		return NULL;
-	values_of(ru, obj, 1, &vs);
-	w = words_expand(argv, vs.v, vs.n);
-	values_free(&vs);
-	path = xstrdup(w[0] ? w[0] : "");
-	strv_free(w);
-	/* "dir/" names a folder: the path is without the slash. */
-	while (strlen(path) > 1 && path[strlen(path) - 1] == '/')
-		path[strlen(path) - 1] = '\0';
-	return path;
-}
+#include "command-int.h"
 
 static char *
 cmd_label(const struct rule *ru, struct ctx *ctx, void *obj)
@@ -282,265 +162,6 @@ cmd_prepare(const struct rule *ru, struct ctx *ctx)
 	state_load_targets(ctx->st, ru->name, crec_put, c);
 }
 
-/* What obj's target of ru reads ({in}, one entry per input) and a
- * signature of it as it is now (0: not made yet). */
-static char **inputs_of(const struct rule *ru, void *obj, uint64_t *sig);
-
-/* The input of a target of rule ru for obj: the series folder after
- * validate, the archive after zip, another rule's output (or, for a
- * stamp, what that rule read). */
-static char **
-input_one(const struct rule *up, void *obj, uint64_t *sig)
-{
-	if (up->priv) {
-		const struct cmd *uc = cmd_of(up);
-		const struct crec *e = htab_get(&uc->recs, key_of(up, obj));
-		char *out = output_of(up, obj), **v;
-
-		*sig = e && !e->failed ? e->sig : 0;
-		if (!out)
-			return inputs_of(up, obj, &(uint64_t){ 0 });
-		v = xcalloc(2, sizeof(*v));
-		v[0] = out;
-		return v;
-	}
-	if (up->per == PER_SERIES) {
-		struct series *s = obj;
-		char **v = xcalloc(2, sizeof(*v));
-
-		*sig = s->valid_sig;
-		v[0] = xstrdup(s->dir ? s->dir : "");
-		return v;
-	} else {
-		struct patient *p = obj;
-		char **v = xcalloc(2, sizeof(*v));
-
-		*sig = p->has_ar ? p->ar.hash : 0;
-		v[0] = xstrdup(p->has_ar ? p->ar.path : "");
-		return v;
-	}
-}
-
-static char **
-inputs_of(const struct rule *ru, void *obj, uint64_t *sig)
-{
-	const struct rule *up = rule_find(ru->after, NULL);
-	struct patient *p = obj;
-	XXH3_state_t *h;
-	char **all = NULL;
-	size_t n = 0;
-
-	if (ru->per != PER_PATIENT || up->per != PER_SERIES)
-		return input_one(up, obj, sig);
-	/* A patient's target after a series stage: every series it holds. */
-	h = XXH3_createState();
-	XXH3_64bits_reset(h);
-	for (int i = 0; i < p->nwant; i++) {
-		uint64_t s = 0;
-		char **one = input_one(up, p->want[i], &s);
-
-		XXH3_64bits_update(h, &s, sizeof(s));
-		for (char **o = one; *o; o++) {
-			all = xreallocarray(all, n + 2, sizeof(*all));
-			all[n++] = *o;
-			all[n] = NULL;
-		}
-		free(one);
-	}
-	*sig = XXH3_64bits_digest(h);
-	XXH3_freeState(h);
-	return all ? all : xcalloc(1, sizeof(*all));
-}
-
-/* The command for obj's target, {out} as out (NULL: the output itself). */
-static char **
-command_of(const struct rule *ru, void *obj, const char *out, char **in, char **envp_out)
-{
-	const struct cmd *c = cmd_of(ru);
-	struct values vs;
-	const char *outv[2] = { out, NULL };
-	char **argv;
-
-	values_of(ru, obj, 0, &vs);
-	vs.v[vs.n].name = "in";
-	vs.v[vs.n++].v = (const char *const *)in;
-	vs.v[vs.n].name = "out";
-	vs.v[vs.n++].v = outv;
-	argv = words_expand(c->d->argv, vs.v, vs.n);
-	if (envp_out) {
-		/* THLHP_PATIENT, THLHP_IN (inputs joined by newlines), ... */
-		size_t k = 0;
-
-		for (size_t i = 0; i < vs.n && k < 15; i++) {
-			char up[40], *val = NULL;
-			size_t j;
-
-			for (j = 0; vs.v[i].name[j] && j < sizeof(up) - 1; j++)
-				up[j] = (char)(vs.v[i].name[j] >= 'a' && vs.v[i].name[j] <= 'z' ?
-				    vs.v[i].name[j] - 32 : vs.v[i].name[j]);
-			up[j] = '\0';
-			for (const char *const *v = vs.v[i].v; v && *v; v++) {
-				char *t = xasprintf("%s%s%s", val ? val : "", val ? "\n" : "", *v);
-
-				free(val);
-				val = t;
-			}
-			envp_out[k++] = xasprintf("THLHP_%s=%s", up, val ? val : "");
-			free(val);
-		}
-		envp_out[k] = NULL;
-	}
-	vs.n -= 2;
-	values_free(&vs);
-	return argv;
-}
-
-/* The command line as recorded: with {out} as the output, so that the
- * temp name does not change it. */
-static char *
-command_line(const struct rule *ru, void *obj, char **in)
-{
-	char *out = output_of(ru, obj);
-	char **argv = command_of(ru, obj, out ? out : "", in, NULL);
-	char *line = words_join(argv);
-
-	strv_free(argv);
-	free(out);
-	return line;
-}
-
-/* ---- outputs: a file or a folder tree ---------------------------------- */
-
-enum { TREE_DEPTH = 32 };
-
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Walk path (not following links): the total size and the latest mtime
- * of what is in it, and with h a hash of every name, kind, size and
- * content.  0, or -1 (errno). */
-static int
-tree_walk(const char *path, int depth, int64_t *size, int64_t *mtime, XXH3_state_t *h)
-{
-	struct stat sb;
-	DIR *d;
-	struct dirent *de;
-	char **names = NULL;
-	size_t n = 0;
-	int rc = 0;
-
-	if (lstat(path, &sb) < 0)
-		return -1;
-	if ((int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec > *mtime)
-		*mtime = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
-	if (!S_ISDIR(sb.st_mode)) {
-		*size += sb.st_size;
-		if (h && S_ISREG(sb.st_mode)) {
-			uint64_t fh;
-			int64_t fs, fm;
-			char e[256];
-
-			if (hash_file(path, &fh, &fs, &fm, NULL, e, sizeof(e)) < 0)
-				return -1;
-			XXH3_64bits_update(h, &fh, sizeof(fh));
-		} else if (h) {
-			char t[4096];
-			ssize_t k = S_ISLNK(sb.st_mode) ? readlink(path, t, sizeof(t)) : 0;
-
-			if (k > 0)
-				XXH3_64bits_update(h, t, (size_t)k);
-		}
-		return 0;
-	}
-	if (depth > TREE_DEPTH || !(d = opendir(path))) {
-		errno = depth > TREE_DEPTH ? ELOOP : errno;
-		return -1;
-	}
-	while ((de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		names = xreallocarray(names, n + 1, sizeof(*names));
-		names[n++] = xstrdup(de->d_name);
-	}
-	closedir(d);
-	if (n > 1)
-		qsort(names, n, sizeof(*names), cmp_str);
-	for (size_t i = 0; i < n; i++) {
-		char *sub = xasprintf("%s/%s", path, names[i]);
-
-		if (h)
-			XXH3_64bits_update(h, names[i], strlen(names[i]) + 1);
-		if (rc == 0)
-			rc = tree_walk(sub, depth + 1, size, mtime, h);
-		free(sub);
-		free(names[i]);
-	}
-	free(names);
-	return rc;
-}
-
-/* size and mtime of an output; -1 when it is not there. */
-static int
-output_stat(const char *path, int64_t *size, int64_t *mtime)
-{
-	*size = *mtime = 0;
-	return tree_walk(path, 0, size, mtime, NULL);
-}
-
-static int
-output_sig(const char *path, int64_t *size, int64_t *mtime, uint64_t *sig)
-{
-	XXH3_state_t *h = XXH3_createState();
-	int rc;
-
-	XXH3_64bits_reset(h);
-	*size = *mtime = 0;
-	rc = tree_walk(path, 0, size, mtime, h);
-	*sig = XXH3_64bits_digest(h);
-	XXH3_freeState(h);
-	return rc;
-}
-
-/* fsync every file and folder of path, the folders after their files. */
-static int
-fsync_tree(const char *path, int depth)
-{
-	struct stat sb;
-	int fd, rc = 0;
-
-	if (lstat(path, &sb) < 0)
-		return -1;
-	if (S_ISLNK(sb.st_mode))
-		return 0;
-	if (S_ISDIR(sb.st_mode) && depth <= TREE_DEPTH) {
-		DIR *d = opendir(path);
-		struct dirent *de;
-
-		if (!d)
-			return -1;
-		while ((de = readdir(d))) {
-			char *sub;
-
-			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-				continue;
-			sub = xasprintf("%s/%s", path, de->d_name);
-			if (fsync_tree(sub, depth + 1) < 0)
-				rc = -1;
-			free(sub);
-		}
-		closedir(d);
-	}
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-		return -1;
-	if (fsync(fd) < 0)
-		rc = -1;
-	close(fd);
-	return rc;
-}
-
 /* ---- the stage ---------------------------------------------------------- */
 
 /* The signature a stamp records: its input and its command. */
@@ -597,10 +218,10 @@ cmd_plan(struct ctx *ctx, struct node *n)
 	line = command_line(ru, n->obj, in);
 	if (c->d->output) {
 		/* The cheap check first; the content only when it changed. */
-		if (!e->path || strcmp(e->path, n->label) != 0 || output_stat(n->label, &size, &mtime) < 0)
+		if (!e->path || strcmp(e->path, n->label) != 0 || tree_stat(n->label, &size, &mtime) < 0)
 			why = "output missing";
 		else if ((size != e->size || mtime != e->mtime) &&
-		    (output_sig(n->label, &size, &mtime, &osig) < 0 || osig != e->sig))
+		    (tree_sig(n->label, &size, &mtime, &osig) < 0 || osig != e->sig))
 			why = "output changed on disk";
 	}
 	if (!why && isig != e->input)
@@ -679,7 +300,7 @@ cmd_start(struct job *job)
 	/* Its inputs rebuilt to what they were: nothing to do (ninja's restat). */
 	if (!job->force && e && !e->none && !e->failed && e->input == in->input &&
 	    strcmp(in->line, e->command ? e->command : "") == 0 &&
-	    (!in->out || (output_stat(in->out, &size, &mtime) == 0 && size == e->size &&
+	    (!in->out || (tree_stat(in->out, &size, &mtime) == 0 && size == e->size &&
 	    mtime == e->mtime))) {
 		strv_free(inputs);
 		return 0;
@@ -720,7 +341,7 @@ put_output(struct job *job, struct cin *in)
 		    "(nothing at {out}, which becomes %s)", in->out);
 		return -1;
 	}
-	if (fsync_tree(in->tmp, 0) < 0) {
+	if (tree_fsync(in->tmp) < 0) {
 		errf(job->err, sizeof(job->err), "%s: fsync: %s", in->tmp, strerror(errno));
 		return -1;
 	}
@@ -740,7 +361,7 @@ put_output(struct job *job, struct cin *in)
 		warn("%s: cannot remove the older output:", old);
 	if (fsync_parent(in->out, job->err, sizeof(job->err)) < 0)
 		goto out;
-	if (output_sig(in->out, &in->size, &in->mtime, &in->sig) < 0) {
+	if (tree_sig(in->out, &in->size, &in->mtime, &in->sig) < 0) {
 		errf(job->err, sizeof(job->err), "%s: %s", in->out, strerror(errno));
 		goto out;
 	}

@@ -403,41 +403,6 @@ list_dcm(const char *dir, int *n, char *err, size_t errlen)
 	return v;
 }
 
-/* rm -r path, never following a link; 0, or -1 (errno). */
-static int
-tree_remove(const char *path, int depth)
-{
-	struct stat sb;
-	DIR *d;
-	struct dirent *de;
-	int rc = 0;
-
-	if (lstat(path, &sb) < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (!S_ISDIR(sb.st_mode))
-		return unlink(path);
-	if (depth > 64 || !(d = opendir(path)))
-		return -1;
-	while ((de = readdir(d))) {
-		char *sub;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		sub = xasprintf("%s/%s", path, de->d_name);
-		if (tree_remove(sub, depth + 1) < 0)
-			rc = -1;
-		free(sub);
-	}
-	closedir(d);
-	return rc < 0 ? -1 : rmdir(path);
-}
-
-int
-remove_tree(const char *path)
-{
-	return tree_remove(path, 0);
-}
-
 int
 remove_dead_temps(const char *dir)
 {

@@ -63,8 +63,15 @@ int file_in_folder(const char *file, const char *dir);
  * Returns how many. */
 enum { TMP_FOREIGN_AGE = 3600 };
 int remove_dead_temps(const char *dir);
-/* rm -r path, never following a link (a link is removed, not what it
- * points to); 0, or -1 (errno) when something could not be removed. */
+/* tree.c: path, a file or a folder and all it holds, never following a
+ * link.  tree_stat: the total size and the latest mtime (ns) of what is
+ * in it; tree_sig: those and a signature of every name and content;
+ * tree_fsync: fsync every file and folder, folders after their files;
+ * remove_tree: rm -r (a link is removed, not what it points to).  Each
+ * 0, or -1 (errno). */
+int tree_stat(const char *path, int64_t *size, int64_t *mtime);
+int tree_sig(const char *path, int64_t *size, int64_t *mtime, uint64_t *sig);
+int tree_fsync(const char *path);
 int remove_tree(const char *path);
 
 #endif
