@@ -30,7 +30,7 @@ usage(FILE *fp)
 		if (rule_table[k]->per != PER_RUN)
 			fprintf(fp, " %s%s", rule_table[k]->name,
 			    rule_table[k]->enabled ? " (when the config asks for it)" : "");
-	fprintf(fp, "\n"
+	fprintf(fp, ";\n  then each [rule NAME] of thlhp.ini, after the stage it names\n"
 "\n"
 "Options:\n"
 "  -f, --file FILE        config file (default ./thlhp.ini)\n"
