@@ -20,6 +20,8 @@ source "$(dirname "$0")/../netns.sh"
 source "$(dirname "$0")/../lib.sh"
 # shellcheck source-path=SCRIPTDIR source=../orthanc.sh
 source "$TESTS/orthanc.sh"              # free_port
+# shellcheck source-path=SCRIPTDIR source=../pg.sh
+source "$TESTS/pg.sh"
 
 EX=$TESTS/../examples/rules
 # A number no other process on this machine has in its command line: the
@@ -659,6 +661,37 @@ bad_config "a series rule after zip" "after = zip" '[rule x]
 for = series
 after = zip
 command = true'
+cd "$PROJ" || exit 1
+
+section "two workers on a PostgreSQL state: each rule target made once"
+pg_start
+mkdir -p "$T/pgw1" "$T/pgw2"
+cd "$T/pgw1" || exit 1
+write_config "state.url=$PG_URL" output.dicom_dir=../pgshared/dicom output.zip_dir=../pgshared/zip
+# The shared output folder is outside each worker's folder: an absolute
+# path (a relative one may not climb out with '..').
+cat >>thlhp.ini <<EOF
+
+[rule twice]
+for = series
+after = validate
+command = sh -c 'sleep 0.2 && ls "\$1" >"\$2"' sh {in} {out}
+output = $T/pgshared/list/{patient_file}/{series}.txt
+EOF
+cp thlhp.ini "$T/pgw2/"
+(cd "$T/pgw1" && "$THLHP" -j2 all >"$LOG/pgw1.out" 2>"$LOG/pgw1.err"; echo $? >"$LOG/pgw1.rc") &
+w1=$!
+(cd "$T/pgw2" && "$THLHP" -j2 all >"$LOG/pgw2.out" 2>"$LOG/pgw2.err"; echo $? >"$LOG/pgw2.rc") &
+w2=$!
+wait "$w1" "$w2"   # not the rsync daemon
+check "both workers exit 0" "$(cat "$LOG/pgw1.rc") $(cat "$LOG/pgw2.rc")" "0 0"
+nser=$(find "$T/pgshared/dicom" -mindepth 3 -maxdepth 3 -type d | wc -l)
+ok "the workers downloaded series ($nser)" test "$nser" -gt 0
+check "each series' list was made by one worker, once" \
+	"$(cat "$LOG/pgw1.out" "$LOG/pgw2.out" | grep -c '] twice ')" "$nser"
+check "every list is there" "$(find "$T/pgshared/list" -name '*.txt' | wc -l)" "$nser"
+(cd "$T/pgw1" && "$THLHP" -q)
+check "-q after: up to date" "$?" 0
 cd "$PROJ" || exit 1
 
 finish
