@@ -10,7 +10,7 @@
 # failing command's exit status and stderr tail, -k, "failed last time"; a
 # timeout leaves nothing; kill -9 of thlhp-make while 4 commands run leaves
 # no orphan, no partial output, and the rerun makes what an uninterrupted
-# run makes (3 trials); hostile PatientIDs through every example; a changed
+# run makes (5 trials); hostile PatientIDs through every example; a changed
 # command makes exactly its rule's targets stale; NAME:PATIENT and
 # -B NAME:PATIENT; -t targets, -t status, -t dag; config errors with
 # file:line; two series of one rule never share an output silently.
@@ -459,7 +459,7 @@ sed -i '/^\[rule dup\]/,$d' thlhp.ini
 rm -rf data/dup
 
 # ==========================================================================
-section "kill -9 of thlhp-make while 4 commands run (3 trials)"
+section "kill -9 of thlhp-make while 4 commands run (5 trials)"
 K=$T/k9
 mkdir -p "$K/source"
 gen --outdir "$K/source" --patient TH-K9 --studies 1 --series 4 --instances 1 --seed k9
@@ -495,7 +495,7 @@ run -j4 k9
 exit_is "an uninterrupted run" 0
 want=$(k9_outputs)
 check "... made 4 outputs, each complete" "$(grep -c . <<<"$want") $(cat data/k9/*.txt | grep -c '^done$')" "4 4"
-for trial in 1 2 3; do
+for trial in 1 2 3 4 5; do
 	rm -rf data/k9
 	run_bg -j4 k9
 	n=0
