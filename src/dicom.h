@@ -49,6 +49,25 @@ int dcm_read_header(const char *path, struct dcm_header *h, char err[DCM_ERR_MAX
  * fails; fill h as dcm_read_header does. */
 int dcm_check_file(const char *path, struct dcm_header *h, char err[DCM_ERR_MAX]);
 
+/* The header of the DICOM file at path (the dataset; the file meta
+ * information left out) as DICOM JSON (PS3.18 F.2), one object, compact,
+ * UTF-8, into *json (malloc'd): every element but bulk data: Pixel Data,
+ * Float and Double Float Pixel Data, Waveform Data, overlay data
+ * (60xx,3000), and any element whose value is longer than max_value bytes
+ * (0: no limit; SpecificCharacterSet is always kept).  Sequences are
+ * included, their items filtered alike.  As DCMTK writes it: IS and DS as
+ * numbers (as strings when they are none, such as "1,5"), PN as
+ * {"Alphabetic": ...} objects, OB/OW/UN as InlineBinary
+ * (base64), private elements with their creators.  The file is read as
+ * dcm_read_header reads it (no link, stopping before PixelData: what
+ * follows it, such as padding or a signature, is not in the JSON).  What
+ * JSON cannot hold is mended: text in another character set is converted
+ * to UTF-8 (SpecificCharacterSet then says ISO_IR 192), bytes that stay
+ * no UTF-8 become U+FFFD, NULs are dropped; an FL or FD with a NaN or an
+ * infinity, and a US, UL, FL... shorter than one value, are left out.
+ * 0, or -1 with err naming path. */
+int dcm_json(const char *path, size_t max_value, char **json, char err[DCM_ERR_MAX]);
+
 /* Free what h holds (not h), after a successful dcm_read_header or
  * dcm_check_file; after a failed one there is nothing to free, and a
  * call does no harm. */

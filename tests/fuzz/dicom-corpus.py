@@ -84,6 +84,20 @@ icon.PixelData = b"\0\1\2\3"
 ds.IconImageSequence = Sequence([icon])     # a PixelData before the PixelData
 save(ds, "ct-icon-sequence.dcm")
 
+# What DCMTK would write as no JSON, mended by dcm_json: a DS of "5.", an
+# FD NaN, a NUL and a Latin-1 byte in text with no character set; and
+# overlay data, left out.
+ds = small_ct()
+del ds.SpecificCharacterSet
+ds.SliceThickness = "5."
+ds.add_new(0x00409224, "FD", float("nan"))
+ds.add_new(0x00409225, "FD", [1.0, float("inf")])
+ds.add_new(0x00081030, "LO", b"AB\0CD")
+ds.add_new(0x0008103E, "LO", b"M\xfcller")
+ds.add_new(0x60000010, "US", 8)
+ds.add_new(0x60003000, "OW", b"\0" * 16)
+save(ds, "ct-json-mend.dcm")
+
 # Cut inside the pixel data: the header reads, the whole file does not.
 path = os.path.join(out, "ct-8x8.dcm")
 with open(path, "rb") as f:

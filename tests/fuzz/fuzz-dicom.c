@@ -11,7 +11,10 @@
  * failure); when both read, they give the same UIDs.  (A file that checks
  * whole need not read as a header: DCMTK stops the header at the first
  * tag past PixelData, so an out-of-order (E54D,2198) before the UIDs hides
- * them; see corpus/dicom/header-stops-at-high-tag.)
+ * them; see corpus/dicom/header-stops-at-high-tag.)  The header as
+ * DICOM JSON (dcm_json, as the metadata stage reads it): an object any JSON
+ * reader takes (UTF-8, no \u0000, no bare NaN), or -1 with a message
+ * naming the file; whenever the header reads, so does its JSON.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <jansson.h>
 #include "dicom.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -91,6 +95,45 @@ check_result(int rc, const struct dcm_header *h, const char *err)
 		check_field(h->series_desc, strlen(h->series_desc) + 1);
 }
 
+/* dcm_json of the file, whose header h read with rc. */
+static void
+check_json(int rc, const struct dcm_header *h)
+{
+	char err[DCM_ERR_MAX], *text = (char *)"unset";
+	json_error_t jerr;
+	json_t *j, *sop;
+	int rcj;
+
+	memset(err, 'X', sizeof(err));
+	rcj = dcm_json(path, 4096, &text, err);
+	CHECK(rcj == 0 || rcj == -1);
+	CHECK(memchr(err, '\0', DCM_ERR_MAX) != NULL);
+	CHECK(strchr(err, '\n') == NULL && strchr(err, '\r') == NULL);
+	if (rcj < 0) {
+		CHECK(text == NULL && strncmp(err, path, strlen(path)) == 0);
+		CHECK(rc < 0);
+		return;
+	}
+	CHECK(err[0] == '\0' && text != NULL);
+	/* Integers past 64 bits (UV) are JSON, just not jansson's. */
+	j = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
+	if (j == NULL)
+		fprintf(stderr, "fuzz-dicom.c: not JSON: %s at %d\n", jerr.text, jerr.position);
+	CHECK(j != NULL && json_is_object(j));
+	/* The same SOPInstanceUID, when it is plain text; the header's ends
+	 * at a NUL in the value, the JSON's goes on without it. */
+	sop = json_array_get(json_object_get(json_object_get(j, "00080018"), "Value"), 0);
+	if (rc == 0 && strspn(h->sop_uid, "0123456789.") == strlen(h->sop_uid)) {
+		const char *v = json_string_value(sop);
+
+		CHECK(v != NULL);
+		v += strspn(v, " ");
+		CHECK(strncmp(v, h->sop_uid, strlen(h->sop_uid)) == 0);
+	}
+	json_decref(j);
+	free(text);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -120,6 +163,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(strcmp(h.series_uid, whole.series_uid) == 0);
 		CHECK(strcmp(h.study_uid, whole.study_uid) == 0);
 	}
+	check_json(rc, &h);
 	dcm_header_free(&h);
 	dcm_header_free(&whole);
 	return 0;
