@@ -40,37 +40,15 @@ cmd_label(const struct rule *ru, struct ctx *ctx, void *obj)
 	    xstrdup(((struct patient *)obj)->id);
 }
 
+/* Key's entry in c's records made r, new or not. */
 static void
-crec_put(void *arg, const char *key, const struct target_rec *r)
+crec_set(struct cmd *c, const char *key, const struct target_rec *r)
 {
-	struct cmd *c = arg;
-	struct crec *e = xcalloc(1, sizeof(*e));
-
-	e->input = r->input_sig;
-	e->command = xstrdup(r->settings);
-	e->path = xstrdup(r->path);
-	e->size = r->size;
-	e->mtime = r->mtime;
-	e->sig = r->hash;
-	e->failed = r->error != NULL;
-	htab_put(&c->recs, xstrdup(key), e);
-}
-
-/* crec_put for state_load_target: into the entry of key, new or not. */
-struct reload {
-	struct cmd *c;
-	const char *key;
-};
-
-static void
-crec_one(void *arg, const struct target_rec *r)
-{
-	struct reload *rl = arg;
-	struct crec *e = htab_get(&rl->c->recs, rl->key);
+	struct crec *e = htab_get(&c->recs, key);
 
 	if (!e) {
-		crec_put(rl->c, rl->key, r);
-		return;
+		e = xcalloc(1, sizeof(*e));
+		htab_put(&c->recs, xstrdup(key), e);
 	}
 	free(e->command);
 	free(e->path);
@@ -82,6 +60,27 @@ crec_one(void *arg, const struct target_rec *r)
 	e->sig = r->hash;
 	e->failed = r->error != NULL;
 	e->none = 0;
+}
+
+/* crec_set, as state_load_targets calls back. */
+static void
+crec_put(void *arg, const char *key, const struct target_rec *r)
+{
+	crec_set(arg, key, r);
+}
+
+/* crec_set, as state_load_target calls back. */
+struct reload {
+	struct cmd *c;
+	const char *key;
+};
+
+static void
+crec_one(void *arg, const struct target_rec *r)
+{
+	struct reload *rl = arg;
+
+	crec_set(rl->c, rl->key, r);
 }
 
 static void
@@ -194,15 +193,14 @@ cmd_plan(struct ctx *ctx, struct node *n)
 	const struct rule *ru = n->rule;
 	struct cmd *c = cmd_of(ru);
 	const struct crec *e;
-
-	if (n->claimed)
-		crec_reload(c, ctx, key_of(ru, n->obj));
-	e = htab_get(&c->recs, key_of(ru, n->obj));
 	const char *why = NULL;
 	char **in, *line;
 	uint64_t isig = 0, osig = 0;
 	int64_t size, mtime;
 
+	if (n->claimed)
+		crec_reload(c, ctx, key_of(ru, n->obj));
+	e = htab_get(&c->recs, key_of(ru, n->obj));
 	if (htab_get(&c->shared, key_of(ru, n->obj)))
 		return xstrdup("output shared with another target");
 	if (n->force)
@@ -445,7 +443,7 @@ cmd_finish(struct job *job, int rc)
 			r = (struct target_rec){ .input_sig = in->input, .settings = in->line,
 			    .error = job->err };
 		/* What comes after it this run reads its record from here. */
-		crec_one(&(struct reload){ cmd_of(job->rule), key_of(job->rule, job->obj) }, &r);
+		crec_set(cmd_of(job->rule), key_of(job->rule, job->obj), &r);
 		if (state_begin(st) < 0 ||
 		    state_save_target(st, job->rule->name, key_of(job->rule, job->obj), &r) < 0 ||
 		    state_commit(st) < 0) {

@@ -107,7 +107,7 @@ config_rule_key(struct parse *p, const char *name, const char *key, const char *
 		d->after = xstrdup(value);
 		return 0;
 	case RK_COMMAND: {
-		char err[256];
+		char err[512];
 
 		d->command = xstrdup(value);
 		if (!(d->argv = words_split(value, err, sizeof(err)))) {
@@ -148,7 +148,7 @@ static int
 check_output(struct parse *p, struct rule_decl *d, const char *const *known)
 {
 	const char *const *ok = known;
-	char *v[2] = { d->output, NULL }, err[256];
+	char *v[2] = { d->output, NULL }, err[512];
 	const char *out_known[16];
 	int n = 0;
 
@@ -184,7 +184,7 @@ config_rule_check(struct parse *p)
 		const char *const *known = d->per_patient ? patient_ph : series_ph;
 		const char *need[] = { "for", "after", "command" };
 		const int have[] = { d->lines[RK_FOR], d->lines[RK_AFTER], d->lines[RK_COMMAND] };
-		char err[256];
+		char err[512];
 
 		p->line = d->line;
 		for (size_t k = 0; k < LEN(need); k++)

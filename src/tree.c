@@ -23,6 +23,34 @@ cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The names in folder path, sorted (strv_free), or NULL (errno) when it
+ * cannot be read or is deeper than TREE_DEPTH. */
+static char **
+children(const char *path, int depth)
+{
+	DIR *d;
+	struct dirent *de;
+	char **v = xcalloc(1, sizeof(*v));
+	size_t n = 0;
+
+	if (depth > TREE_DEPTH || !(d = opendir(path))) {
+		errno = depth > TREE_DEPTH ? ELOOP : errno;
+		free(v);
+		return NULL;
+	}
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		v = xreallocarray(v, n + 2, sizeof(*v));
+		v[n++] = xstrdup(de->d_name);
+		v[n] = NULL;
+	}
+	closedir(d);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_str);
+	return v;
+}
+
 /* Walk path (not following links): the total size and the latest mtime
  * of what is in it, and with h a hash of every name, kind, size and
  * content.  0, or -1 (errno). */
@@ -30,10 +58,7 @@ static int
 tree_walk(const char *path, int depth, int64_t *size, int64_t *mtime, XXH3_state_t *h)
 {
 	struct stat sb;
-	DIR *d;
-	struct dirent *de;
-	char **names = NULL;
-	size_t n = 0;
+	char **names;
 	int rc = 0;
 
 	if (lstat(path, &sb) < 0)
@@ -59,30 +84,17 @@ tree_walk(const char *path, int depth, int64_t *size, int64_t *mtime, XXH3_state
 		}
 		return 0;
 	}
-	if (depth > TREE_DEPTH || !(d = opendir(path))) {
-		errno = depth > TREE_DEPTH ? ELOOP : errno;
+	if (!(names = children(path, depth)))
 		return -1;
-	}
-	while ((de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		names = xreallocarray(names, n + 1, sizeof(*names));
-		names[n++] = xstrdup(de->d_name);
-	}
-	closedir(d);
-	if (n > 1)
-		qsort(names, n, sizeof(*names), cmp_str);
-	for (size_t i = 0; i < n; i++) {
-		char *sub = xasprintf("%s/%s", path, names[i]);
+	for (char **c = names; *c && rc == 0; c++) {
+		char *sub = xasprintf("%s/%s", path, *c);
 
 		if (h)
-			XXH3_64bits_update(h, names[i], strlen(names[i]) + 1);
-		if (rc == 0)
-			rc = tree_walk(sub, depth + 1, size, mtime, h);
+			XXH3_64bits_update(h, *c, strlen(*c) + 1);
+		rc = tree_walk(sub, depth + 1, size, mtime, h);
 		free(sub);
-		free(names[i]);
 	}
-	free(names);
+	strv_free(names);
 	return rc;
 }
 
@@ -107,6 +119,28 @@ tree_sig(const char *path, int64_t *size, int64_t *mtime, uint64_t *sig)
 	return rc;
 }
 
+/* fn on each thing in folder path: 0, or -1 when any failed (all are
+ * tried) or the folder could not be read. */
+static int
+each_child(const char *path, int depth, int (*fn)(const char *, int))
+{
+	char **names = children(path, depth);
+	int rc = 0;
+
+	if (!names)
+		return -1;
+	for (char **c = names; *c; c++) {
+		char *sub = xasprintf("%s/%s", path, *c);
+
+		if (fn(sub, depth + 1) < 0)
+			rc = -1;
+		free(sub);
+	}
+	strv_free(names);
+	return rc;
+}
+
+/* fsync path, a folder after what it holds. */
 static int
 fsync_walk(const char *path, int depth)
 {
@@ -117,24 +151,8 @@ fsync_walk(const char *path, int depth)
 		return -1;
 	if (S_ISLNK(sb.st_mode))
 		return 0;
-	if (S_ISDIR(sb.st_mode) && depth <= TREE_DEPTH) {
-		DIR *d = opendir(path);
-		struct dirent *de;
-
-		if (!d)
-			return -1;
-		while ((de = readdir(d))) {
-			char *sub;
-
-			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-				continue;
-			sub = xasprintf("%s/%s", path, de->d_name);
-			if (fsync_walk(sub, depth + 1) < 0)
-				rc = -1;
-			free(sub);
-		}
-		closedir(d);
-	}
+	if (S_ISDIR(sb.st_mode) && each_child(path, depth, fsync_walk) < 0)
+		rc = -1;
 	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return -1;
 	if (fsync(fd) < 0)
@@ -147,28 +165,12 @@ static int
 remove_walk(const char *path, int depth)
 {
 	struct stat sb;
-	DIR *d;
-	struct dirent *de;
-	int rc = 0;
 
 	if (lstat(path, &sb) < 0)
 		return errno == ENOENT ? 0 : -1;
 	if (!S_ISDIR(sb.st_mode))
 		return unlink(path);
-	if (depth > TREE_DEPTH || !(d = opendir(path)))
-		return -1;
-	while ((de = readdir(d))) {
-		char *sub;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		sub = xasprintf("%s/%s", path, de->d_name);
-		if (remove_walk(sub, depth + 1) < 0)
-			rc = -1;
-		free(sub);
-	}
-	closedir(d);
-	return rc < 0 ? -1 : rmdir(path);
+	return each_child(path, depth, remove_walk) < 0 ? -1 : rmdir(path);
 }
 
 int

@@ -152,8 +152,12 @@ words_check(char *const *argv, const char *const *known, char *err, size_t errle
 				free(list);
 				list = t;
 			}
-			/* {print $1} is no name mistyped but braces meant (awk). */
+			/* {print $1} is no name mistyped but braces meant (awk);
+			 * ${HOME} is the shell's, which never sees the command. */
 			errf(err, errlen, "unknown placeholder %.*s; known:%s%s", (int)len, p, list,
+			    p > argv[i] && p[-1] == '$' ?
+			    "; ${NAME} is not expanded in a command (it has the environment: "
+			    "inside sh -c '...' write $NAME)" :
 			    len == 2 || strspn(p + 1, ALNUM "_") != len - 2 ?
 			    "; write {{ and }} for literal braces" : "");
 			free(list);

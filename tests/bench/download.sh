@@ -306,7 +306,7 @@ for c in $NAMES; do
 		"$(ratio "$(mbps "$BYTES" "$m")" "$(mbps "$BYTES" "$mp")")"
 done
 echo
-# The targets of issue 7.
+# The targets this benchmark is held to.
 # shellcheck disable=SC2086
 med() { median ${SECS[$1]}; }
 verdict() { if awk "BEGIN { exit !($1) }"; then echo "met"; else echo "**missed**"; fi; }

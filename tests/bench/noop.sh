@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# noop.sh - the no-op check (issue 7, item 1): an up-to-date tree of 1,000
+# noop.sh - the no-op check: an up-to-date tree of 1,000
 # patients x 10 series x 20 instances with its archives built; how long each
 # contender takes to say "nothing to do" on the same graph.
 #
@@ -204,7 +204,7 @@ echo "System calls of one run (\`strace -f -c\`): $(for i in 0 2 3 "$FIND_FLOOR"
 	printf '%s: %s stat calls of %s in all; ' "\`${labels[$i]%% (*}\`" "${NSTAT[$i]}" "${NSYS[$i]}"
 done | sed 's/; $//')."
 echo
-# The targets of issue 7.
+# The targets this benchmark is held to.
 verdict() { if awk "BEGIN { exit !($1) }"; then echo "met"; else echo "**missed**"; fi; }
 sn=${RES[$SNAKE,warm]#> }
 echo "Targets (warm): thlhp-make at or below ninja: $(verdict "$base_w <= ${RES[2,warm]}")"

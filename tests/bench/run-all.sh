@@ -89,7 +89,7 @@ fi
 {
 	echo "# Benchmarks"
 	echo
-	echo "Written by \`tests/bench/run-all.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC') (issue 7)."
+	echo "Written by \`tests/bench/run-all.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC')."
 	echo "Each section comes from one script of \`tests/bench/\`, which generates its data"
 	echo "(cached in \`BENCH_DIR\`, default \`/tmp/thlhp-bench\`), runs every contender on it"
 	echo "and prints medians; rerun one with \`tests/bench/NAME.sh\`."

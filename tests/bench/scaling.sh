@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scaling.sh - the no-op check as the tree grows (issue 7, item 2):
+# scaling.sh - the no-op check as the tree grows:
 # `thlhp-make --offline -q all` at 1k, 10k and 100k series (10 series a
 # patient, SCALE_INSTANCES instances a series, default 2), its peak RSS, and
 # at a fixed series count with more and more instances per series, to show

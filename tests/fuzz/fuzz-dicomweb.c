@@ -1,6 +1,6 @@
 /*
  * fuzz-dicomweb.c - libFuzzer target for the QIDO-RS answer parsing of
- * source/dicomweb.c: the input is one answer's body, given to dw_qido_page
+ * source/dicomweb-qido.c: the input is one answer's body, given to dw_qido_page
  * as the first page and then again as the next (a server that ignored the
  * offset).  Each object is read as the query reads it, as a study row
  * and as a series row (dw_attr into buffers of the sizes dicomweb.c uses,

@@ -86,7 +86,12 @@ section "two runs on one SQLite state: the second stops at once, -n still looks"
 # the first run is still querying when the second starts.
 write_dimse_config pacs.max_requests_per_minute=6
 run_bg -B query
-sleep 1
+# Until it holds the state (its lock file names it): a second under
+# valgrind may not be enough.
+for _ in $(seq 1 300); do
+	grep -q "^pid $BGPID on host " .thlhp/state.db.lock 2>/dev/null && break
+	sleep 0.1
+done
 write_dimse_config
 run all
 exit_is "a second run while the first holds the state" 2

@@ -217,6 +217,10 @@ test_check(void **state)
 	check_is("cp {} x", "unknown placeholder {}; known: {patient} {in} {out} {series};"
 	    " write {{ and }} for literal braces");
 	check_is("cp {IN}", "unknown placeholder {IN}; known: {patient} {in} {out} {series}");
+	/* The shell's ${NAME}: said so, not taken for a mistyped name. */
+	check_is("cp {in} ${HOME}/x", "unknown placeholder {HOME}; known: {patient} {in} {out} "
+	    "{series}; ${NAME} is not expanded in a command (it has the environment: inside "
+	    "sh -c '...' write $NAME)");
 	check_is("cp '{in }'", "unknown placeholder {in }; known: {patient} {in} {out} {series};"
 	    " write {{ and }} for literal braces");
 	check_is("echo a{", "'{' without '}' in word 2: write {{ for a literal brace");
