@@ -71,6 +71,11 @@ struct rule {
 	 * transaction; free job->in and ->out, whatever start got to.
 	 * Returns -1 with job->err if it cannot record. */
 	int (*finish)(struct job *job, int rc);
+	/* Main thread, once the scheduler is done, in a run that is no dry
+	 * run, when the stage is on (or NULL): what the stage does for the
+	 * run as a whole, made the number of its targets made.  0, or -1
+	 * after a warning (the run fails). */
+	int (*run_end)(const struct rule *ru, struct ctx *ctx, int made);
 	const void *priv;         /* a generic rule's settings */
 };
 

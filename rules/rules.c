@@ -4,7 +4,8 @@
 #include "rule.h"
 #include "util.h"
 
-extern const struct rule rule_query, rule_download, rule_validate, rule_zip, rule_checksum;
+extern const struct rule rule_query, rule_download, rule_validate, rule_zip, rule_checksum,
+    rule_metadata;
 
 static const struct rule *table[RULE_MAX + 1] = {
 	&rule_query,
@@ -12,6 +13,7 @@ static const struct rule *table[RULE_MAX + 1] = {
 	&rule_validate,
 	&rule_zip,
 	&rule_checksum,
+	&rule_metadata,
 	NULL,
 };
 const struct rule *const *const rule_table = table;

@@ -4,7 +4,8 @@
  * the count equals what the source holds.  Files are hashed again only when
  * their size or mtime changed (the git-index trick) and parsed only when
  * their content is new; bad files are removed so the next run fetches them
- * again.
+ * again.  With the metadata stage on, a file parsed here hands its header
+ * to it (hdrcache.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 #include "dicom.h"
 #include "fileio.h"
+#include "hdrcache.h"
 #include "rule.h"
 #include "util.h"
 
@@ -139,12 +141,21 @@ validate_run(struct job *job)
 			cur.ok = old && old->ok && old->hash == cur.hash && !job->force;
 		}
 		if (!why && !cur.ok) {
-			if (dcm_check_file(path, &h, err) < 0) {
+			char *json = NULL;
+			int parsed = hdrcache_wanted() ?
+			    dcm_check_file_json(path, &h, job->ctx->cfg->metadata.max_value, &json, err) :
+			    dcm_check_file(path, &h, err);
+
+			if (parsed < 0) {
 				why = err;
 			} else {
 				why = misplaced(&h, s, *v);
 				dcm_header_free(&h);
+				/* The metadata stage stores it; this pass read it. */
+				if (!why)
+					hdrcache_offer(*v, cur.hash, json), json = NULL;
 			}
+			free(json);
 			cur.ok = why == NULL;
 		}
 		if (why) {

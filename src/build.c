@@ -53,6 +53,8 @@ struct run {
 	int nstale_by;
 };
 
+static int run_end(struct run *r);
+
 static struct want *
 want_patient(struct run *r, const char *id, stages build, stages force)
 {
@@ -526,7 +528,11 @@ run(const struct options *o, struct setup *s, build_show_fn *show)
 	so.title = node_title;
 	so.summary = 1;
 	rc = sched_run(&r.g, &r.ctx, &so);
-	if (rc == -2) {
+	if (run_end(&r) < 0 && rc >= 0)
+		rc = -3;
+	if (rc == -3) {
+		/* run_end said why. */
+	} else if (rc == -2) {
 		warn("interrupted: what finished is recorded; run again to go on");
 	} else if (rc < 0) {
 		int failed = graph_count(&r.g, N_FAILED), blocked = graph_count(&r.g, N_BLOCKED);
@@ -548,6 +554,28 @@ out:
 	notify_ping(ping, s->cfg.notify.include_ids, code == EXIT_OK ? NOTIFY_OK : NOTIFY_FAIL);
 	run_free(&r);
 	return code;
+}
+
+/* Each stage's run_end hook, with the count of its targets made. */
+static int
+run_end(struct run *r)
+{
+	int rc = 0;
+
+	if (r->ctx.dry_run)
+		return 0;
+	for (int k = 0; rule_table[k]; k++) {
+		const struct rule *ru = rule_table[k];
+		int made = 0;
+
+		if (!ru->run_end || (ru->enabled && !ru->enabled(r->ctx.cfg)))
+			continue;
+		for (int i = 0; i < r->g.n; i++)
+			made += r->g.node[i]->rule == ru && r->g.node[i]->state == N_DONE;
+		if (ru->run_end(ru, &r->ctx, made) < 0)
+			rc = -1;
+	}
+	return rc;
 }
 
 int

@@ -19,6 +19,47 @@ seen(const struct parse *p, const char *section, const char *name)
 	return 0;
 }
 
+/* [omop]: where its rows go, and whose they are; 1 when fine. */
+static int
+check_omop(struct parse *p)
+{
+	struct config *c = p->cfg;
+
+	p->line = c->omop.on;
+	if (!c->metadata.on) {
+		config_perr(p, "[omop]: needs a [metadata] section (its rows are made from the "
+		    "stored headers)");
+		return 0;
+	}
+	if (!c->omop.url == !c->omop.dir) {
+		if (c->omop.url)
+			p->line = seen(p, "omop", "url");
+		config_perr(p, "[omop] %s", c->omop.url ? "url and dir: give one (a PostgreSQL URI "
+		    "to write into, or a folder for CSV files)" : "url or dir: required (a "
+		    "PostgreSQL URI to write into, or a folder for CSV files)");
+		return 0;
+	}
+	if (c->omop.url && strncmp(c->omop.url, "postgresql://", 13) != 0 &&
+	    strncmp(c->omop.url, "postgres://", 11) != 0) {
+		p->line = seen(p, "omop", "url");
+		config_perr(p, "[omop] url: '%s' is not a postgresql:// URI", c->omop.url);
+		return 0;
+	}
+	if (!*c->omop.schema || strspn(c->omop.schema, "abcdefghijklmnopqrstuvwxyz0123456789_") !=
+	    strlen(c->omop.schema) || (*c->omop.schema >= '0' && *c->omop.schema <= '9')) {
+		p->line = seen(p, "omop", "schema");
+		config_perr(p, "[omop] schema: '%s': use lower-case letters, digits and '_'",
+		    c->omop.schema);
+		return 0;
+	}
+	if (!c->omop.person_map && c->omop.missing_person == MISSING_SKIP) {
+		config_perr(p, "[omop] person_map: required unless missing_person = zero (without "
+		    "it every patient would be skipped)");
+		return 0;
+	}
+	return 1;
+}
+
 /* What no single key can check: keys a protocol needs, and combinations. */
 void
 config_check(struct parse *p)
@@ -106,6 +147,8 @@ config_check(struct parse *p)
 		config_perr(p, "[output] %s: dicom_dir and zip_dir must differ", zl ? "zip_dir" : "dicom_dir");
 		return;
 	}
+	if (c->omop.on && !check_omop(p))
+		return;
 	config_rule_check(p);
 }
 

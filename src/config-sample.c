@@ -53,4 +53,16 @@ const char config_sample[] =
 ";lease = 60                  ; PostgreSQL: seconds a dead worker's jobs stay claimed\n"
 "\n"
 "[notify]\n"
-";ping_url =                  ; healthchecks-style: GET url/start, url, url/fail\n";
+";ping_url =                  ; healthchecks-style: GET url/start, url, url/fail\n"
+"\n"
+"; Every header in the state, for SQL (-t metadata prints them): uncomment.\n"
+";[metadata]\n"
+";max_value_bytes = 4096      ; longer values (and Pixel Data) are left out\n"
+"\n"
+"; OMOP CDM image_occurrence and procedure_occurrence rows (needs [metadata]).\n"
+";[omop]\n"
+";url = postgresql://omop@db/cdm ; or dir = data/omop for CSV files\n"
+";schema = omop\n"
+";person_map = persons.csv    ; columns patient_id,person_id; or schema.table\n"
+";missing_person = skip       ; skip | zero: an unmapped patient gets person_id 0\n"
+";vocabulary = CONCEPT.csv    ; OMOP concepts for modality and body part; else 0\n";

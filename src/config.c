@@ -15,6 +15,7 @@
 static const char *const retrieves[] = { "move", "get", NULL };
 static const char *const compressions[] = { "store", "deflate", "bzip2", NULL };
 const char *const config_encrypts[] = { "no", "aes256", NULL };
+static const char *const missings[] = { "skip", "zero", NULL };
 
 #define O(f) offsetof(struct config, f)
 /* Every key; struct config's lines[] is indexed like this table. */
@@ -61,6 +62,13 @@ const struct key config_keys[] = {
 	{ "state", "lease", K_INT, O(state.lease), 2, 86400, NULL },
 	{ "notify", "ping_url", K_STR, O(notify.ping_url), 0, 0, NULL },
 	{ "notify", "include_ids", K_BOOL, O(notify.include_ids), 0, 0, NULL },
+	{ "metadata", "max_value_bytes", K_SIZE, O(metadata.max_value), 16, 1L << 30, NULL },
+	{ "omop", "url", K_STR, O(omop.url), 0, 0, NULL },
+	{ "omop", "schema", K_STR, O(omop.schema), 0, 0, NULL },
+	{ "omop", "dir", K_PATH, O(omop.dir), 0, 0, NULL },
+	{ "omop", "person_map", K_STR, O(omop.person_map), 0, 0, NULL },
+	{ "omop", "missing_person", K_ENUM, O(omop.missing_person), 0, 0, missings },
+	{ "omop", "vocabulary", K_PATH, O(omop.vocabulary), 0, 0, NULL },
 };
 #undef O
 const size_t config_nkeys = LEN(config_keys);
@@ -108,11 +116,16 @@ check_section_line(struct parse *p, const char *line)
 		config_rule_begin(p, name, (size_t)(e - name));
 		return;
 	}
+	/* Sections that turn a stage on by being there, keys or none. */
+	if (n == 8 && strncmp(s, "metadata", n) == 0 && !p->cfg->metadata.on)
+		p->cfg->metadata.on = p->line;
+	if (n == 4 && strncmp(s, "omop", n) == 0 && !p->cfg->omop.on)
+		p->cfg->omop.on = p->line;
 	for (i = 0; i < config_nkeys; i++)
 		if (strlen(config_keys[i].section) == n && strncmp(config_keys[i].section, s, n) == 0)
 			return;
 	config_perr(p, "[%.*s]: unknown section (known: pacs, select, output, state, notify, "
-	    "rule NAME)", (int)n, s);
+	    "metadata, omop, rule NAME)", (int)n, s);
 }
 
 /* ini_reader: one line at a time, so the handler knows the line number.
@@ -451,6 +464,8 @@ config_defaults(struct config *cfg)
 	cfg->output.level = 1;
 	cfg->state.url = xstrdup("sqlite:.thlhp/state.db");
 	cfg->state.lease = 60;
+	cfg->metadata.max_value = 4096;
+	cfg->omop.schema = xstrdup("omop");
 }
 
 static int

@@ -5,6 +5,7 @@
 enum retrieve { RETRIEVE_MOVE, RETRIEVE_GET };
 enum compression { COMP_STORE, COMP_DEFLATE, COMP_BZIP2 };
 enum encrypt { ENC_NO, ENC_AES256 };
+enum missing_person { MISSING_SKIP, MISSING_ZERO };
 
 /* A [rule NAME] section: a stage that runs a program (config-rule.c). */
 struct rule_decl {
@@ -70,7 +71,20 @@ struct config {
 		char *ping_url;
 		int include_ids;        /* PatientIDs may leave the host (ping bodies) */
 	} notify;
-	int lines[48];              /* line each key was set on, by key table index */
+	struct {
+		int on;                 /* [metadata]'s line: the metadata stage; 0: none */
+		long long max_value;    /* max_value_bytes: longer values are left out */
+	} metadata;
+	struct {
+		int on;                 /* [omop]'s line: the omop stage; 0: none */
+		char *url;              /* a PostgreSQL URI to write into, or NULL */
+		char *schema;           /* its schema (default "omop") */
+		char *dir;              /* or a folder for CSV files, or NULL */
+		char *person_map;       /* a CSV file, or a PostgreSQL schema.table */
+		enum missing_person missing_person;
+		char *vocabulary;       /* an OMOP CONCEPT.csv, or NULL */
+	} omop;
+	int lines[64];              /* line each key was set on, by key table index */
 	struct rule_decl *rules;    /* [rule NAME] sections, in file order */
 	int nrules;
 };

@@ -204,7 +204,10 @@ int fill(DcmFileFormat &ff, struct dcm_header *h, char *err)
 	return 0;
 }
 
-int load(const char *path, struct dcm_header *h, char *err, bool full)
+int json_of(DcmDataset *ds, size_t max_value, char **json, char *why);
+
+int load(const char *path, struct dcm_header *h, char *err, bool full,
+	 size_t max_value = 0, char **json = NULL)
 {
 	memset(h, 0, sizeof *h);
 	err[0] = '\0';
@@ -233,6 +236,11 @@ int load(const char *path, struct dcm_header *h, char *err, bool full)
 			 * hides them.  Read all before saying they are missing. */
 			return full ? -1 : load(path, h, err, true);
 		}
+		/* The same pass's header as JSON, for whoever stores it; one
+		 * that cannot be written is none, and the reader says why. */
+		char why[DCM_ERR_MAX];
+		if (json && json_of(ff.getDataset(), max_value, json, why) != 0)
+			*json = NULL;
 		return 0;
 	} catch (const std::exception &e) {
 		dcm_errf(err, "DCMTK error: %s", e.what());
@@ -410,7 +418,13 @@ int json_load(const char *path, size_t max_value, char **json, char *why)
 		if (has_sop_uid(ff))
 			break;
 	}
-	DcmDataset *ds = ff.getDataset();
+	return json_of(ff.getDataset(), max_value, json, why);
+}
+
+/* ds as dcm_json writes it, into *json (malloc'd); ds is changed (bulk
+ * data dropped, text converted).  0, or -1 with why. */
+int json_of(DcmDataset *ds, size_t max_value, char **json, char *why)
+{
 	if (ds->card() == 0) {
 		dcm_errf(why, "not a DICOM file (no data elements)");
 		return -1;
@@ -463,6 +477,13 @@ extern "C" int dcm_check_file(const char *path, struct dcm_header *h,
 			      char err[DCM_ERR_MAX])
 {
 	return load(path, h, err, true);
+}
+
+extern "C" int dcm_check_file_json(const char *path, struct dcm_header *h,
+				   size_t max_value, char **json, char err[DCM_ERR_MAX])
+{
+	*json = NULL;
+	return load(path, h, err, true, max_value, json);
 }
 
 extern "C" int dcm_json(const char *path, size_t max_value, char **json,

@@ -68,6 +68,12 @@ int dcm_check_file(const char *path, struct dcm_header *h, char err[DCM_ERR_MAX]
  * 0, or -1 with err naming path. */
 int dcm_json(const char *path, size_t max_value, char **json, char err[DCM_ERR_MAX]);
 
+/* dcm_check_file and dcm_json in one pass: the header into h, and into
+ * *json (malloc'd) the JSON dcm_json gives, or NULL when it cannot be
+ * written (dcm_json then says why).  Fails as dcm_check_file does. */
+int dcm_check_file_json(const char *path, struct dcm_header *h, size_t max_value,
+    char **json, char err[DCM_ERR_MAX]);
+
 /* Free what h holds (not h), after a successful dcm_read_header or
  * dcm_check_file; after a failed one there is nothing to free, and a
  * call does no harm. */

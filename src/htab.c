@@ -38,6 +38,17 @@ htab_get(const struct htab *h, const char *key)
 	return h->slot[htab_find(h, key)].val;
 }
 
+struct hslot *
+htab_slot(const struct htab *h, const char *key)
+{
+	struct hslot *sl;
+
+	if (h->cap == 0)
+		return NULL;
+	sl = &h->slot[htab_find(h, key)];
+	return sl->key ? sl : NULL;
+}
+
 void
 htab_put(struct htab *h, const char *key, void *val)
 {

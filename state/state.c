@@ -39,6 +39,14 @@
  *                                     unused: SQLite before 3.35 cannot
  *                                     drop them.  series.error stays the
  *                                     series' last failure, of any job.
+ * Version 6 adds
+ *   metadata(series_uid, sop_uid, patient_id, study_uid, header)
+ *                                     the metadata stage's rows: each
+ *                                     instance's header as DICOM JSON
+ *                                     (jsonb with a GIN index in PostgreSQL)
+ *   omop_id(kind, uid, id)            the omop stage's ids, never reused
+ *   omop_row(tbl, id, patient_id, uid, line)
+ *                                     the rows it made, as CSV lines
  * Hashes are XXH3-64 as 16 hex digits; file times are nanoseconds; lease
  * expiry is the store's clock in milliseconds.
  *
@@ -56,8 +64,10 @@
 #include "state-int.h"
 #include "util.h"
 
-static const char *const migrations[] = {
-	/* 1 */
+/* Each step as plain SQL SQLite and PostgreSQL both run, or, where they
+ * differ, PostgreSQL's own (pg). */
+static const struct { const char *sql, *pg; } migrations[] = {
+	{ /* 1 */
 	"CREATE TABLE patient ("
 	" id TEXT PRIMARY KEY,"
 	" ar_path TEXT, ar_nseries INTEGER, ar_sig TEXT, ar_settings TEXT,"
@@ -83,25 +93,25 @@ static const char *const migrations[] = {
 	"CREATE TABLE src_file ("
 	" path TEXT PRIMARY KEY, size BIGINT NOT NULL, mtime BIGINT NOT NULL,"
 	" sop_uid TEXT, series_uid TEXT, study_uid TEXT, patient_id TEXT,"
-	" modality TEXT, study_date TEXT, sop_class TEXT, error TEXT);",
-	/* 2 */
+	" modality TEXT, study_date TEXT, sop_class TEXT, error TEXT);", NULL },
+	{ /* 2 */
 	"CREATE TABLE lease ("
 	" job TEXT PRIMARY KEY,"
 	" owner TEXT NOT NULL DEFAULT '',"
 	" expires BIGINT NOT NULL DEFAULT 0,"
 	" gen BIGINT NOT NULL DEFAULT 0);"
-	"CREATE INDEX lease_owner ON lease(owner);",
+	"CREATE INDEX lease_owner ON lease(owner);", NULL },
 	/* 3: the cached headers lack the new fields, so the folder source
 	 * reads every file once more rather than never fill them in. */
-	"ALTER TABLE series ADD COLUMN series_number TEXT;"
+	{ "ALTER TABLE series ADD COLUMN series_number TEXT;"
 	"ALTER TABLE series ADD COLUMN series_desc TEXT;"
 	"DELETE FROM src_file;"
 	"ALTER TABLE src_file ADD COLUMN series_number TEXT;"
-	"ALTER TABLE src_file ADD COLUMN series_desc TEXT;",
-	/* 4 */
+	"ALTER TABLE src_file ADD COLUMN series_desc TEXT;", NULL },
+	{ /* 4 */
 	"ALTER TABLE patient ADD COLUMN ar_error TEXT;"
-	"ALTER TABLE patient ADD COLUMN query_error TEXT;",
-	/* 5: plain SQL both SQLite and PostgreSQL run as it is. */
+	"ALTER TABLE patient ADD COLUMN query_error TEXT;", NULL },
+	{ /* 5 */
 	"CREATE TABLE target ("
 	" stage TEXT NOT NULL, key TEXT NOT NULL,"
 	" input_sig TEXT, settings_sig TEXT,"
@@ -117,7 +127,28 @@ static const char *const migrations[] = {
 	"UPDATE series SET valid_sig = NULL;"
 	"UPDATE patient SET ar_path = NULL, ar_nseries = NULL, ar_sig = NULL,"
 	" ar_settings = NULL, ar_series = NULL, ar_size = NULL, ar_mtime = NULL,"
-	" ar_hash = NULL, ar_error = NULL;",
+	" ar_hash = NULL, ar_error = NULL;", NULL },
+	{ /* 6 */
+#define OMOP_TABLES \
+	"CREATE TABLE omop_id (" \
+	" kind TEXT NOT NULL, uid TEXT NOT NULL, id BIGINT NOT NULL," \
+	" PRIMARY KEY (kind, uid), UNIQUE (kind, id));" \
+	"CREATE TABLE omop_row (" \
+	" tbl TEXT NOT NULL, id BIGINT NOT NULL, patient_id TEXT NOT NULL, uid TEXT NOT NULL," \
+	" line TEXT NOT NULL, PRIMARY KEY (tbl, id));" \
+	"CREATE INDEX omop_row_patient ON omop_row(patient_id);"
+	"CREATE TABLE metadata ("
+	" series_uid TEXT NOT NULL, sop_uid TEXT NOT NULL,"
+	" patient_id TEXT NOT NULL, study_uid TEXT NOT NULL, header TEXT NOT NULL,"
+	" PRIMARY KEY (series_uid, sop_uid));"
+	OMOP_TABLES,
+	"CREATE TABLE metadata ("
+	" series_uid TEXT NOT NULL, sop_uid TEXT NOT NULL,"
+	" patient_id TEXT NOT NULL, study_uid TEXT NOT NULL, header JSONB NOT NULL,"
+	" PRIMARY KEY (series_uid, sop_uid));"
+	"CREATE INDEX metadata_header ON metadata USING GIN (header);"
+	OMOP_TABLES },
+#undef OMOP_TABLES
 };
 
 static const struct { const char *scheme; const struct store_ops *ops; } backends[] = {
@@ -262,7 +293,10 @@ migrate(struct state *st, int readonly)
 		snprintf(vs, sizeof(vs), "%ld", v + 1);
 		if (state_begin(st) < 0)
 			return -1;
-		if (st->db->ops->script(st->db, migrations[v]) < 0 ||
+		const char *sql = st->db->ops->dialect == STORE_PG && migrations[v].pg ?
+		    migrations[v].pg : migrations[v].sql;
+
+		if (st->db->ops->script(st->db, sql) < 0 ||
 		    EXEC(st, "DELETE FROM schema_version", NULL) < 0 ||
 		    EXEC(st, "INSERT INTO schema_version (version) VALUES ($1)", vs) < 0) {
 			st_fail(st);

@@ -147,6 +147,48 @@ int state_fence_end(struct state *st);
 int state_cut_mark(const struct state *st);
 int state_cut_since(const struct state *st, int mark);
 
+/*
+ * The metadata stage's rows (table metadata, schema 6): one per instance,
+ * its header as DICOM JSON (jsonb in PostgreSQL), with the patient's
+ * PatientID and the study's UID beside it for SQL.
+ */
+struct meta_row {
+	const char *sop;          /* SOPInstanceUID */
+	const char *json;         /* the header, DICOM JSON (dicom.h, dcm_json) */
+};
+/* Replace series s's rows by rows[0..n), in the caller's transaction. */
+int state_meta_put(struct state *st, const struct series *s, const struct meta_row *rows, int n);
+/* Drop series uid's rows, in the caller's transaction. */
+int state_meta_delete(struct state *st, const char *series_uid);
+/* fn(arg, sop, json) for each row of series uid, in SOP order (a non-zero
+ * return stops it with -1); strings valid during the call. */
+int state_meta_get(struct state *st, const char *series_uid,
+    int (*fn)(void *arg, const char *sop, const char *json), void *arg);
+
+/*
+ * The omop stage's ids and rows (tables omop_id and omop_row, schema 6).
+ * An id, once given to (kind, uid) (kind "image_occurrence" and a series
+ * UID, "procedure_occurrence" and a study UID), is that one's for good.
+ * Each row made is kept as the CSV line it is, by (tbl, id), with the
+ * patient it is of (the file-name id) and the UID it stands for.
+ */
+/* The id of (kind, uid): as recorded, else the kind's largest + 1, then
+ * recorded; in the caller's transaction, which it serialises with other
+ * processes' on a shared store. */
+int state_omop_id(struct state *st, const char *kind, const char *uid, int64_t *id);
+struct omop_row {
+	const char *tbl;          /* the table: "image_occurrence", ... */
+	int64_t id;
+	const char *uid;          /* the series' or study's UID */
+	const char *line;         /* the row as a CSV line, no newline */
+};
+/* Replace the rows of patient (every table) by rows[0..n). */
+int state_omop_put(struct state *st, const char *patient, const struct omop_row *rows, int n);
+/* fn(arg, row) for each row of tbl (of patient, or of all when NULL),
+ * by id; a non-zero return stops it with -1. */
+int state_omop_get(struct state *st, const char *tbl, const char *patient,
+    int (*fn)(void *arg, const struct omop_row *r), void *arg);
+
 /* The folder source's cache of file headers. */
 int state_srcfile_load(struct state *st, void (*fn)(void *arg, struct srcfile *f), void *arg);
 int state_srcfile_put(struct state *st, const struct srcfile *f);

@@ -167,7 +167,7 @@ sqlite3 .thlhp/state.db "UPDATE series SET valid_sig = (SELECT input_sig FROM ta
 	UPDATE patient SET (ar_path, ar_sig, ar_settings, ar_series, ar_size, ar_mtime, ar_hash,
 		ar_error) = (SELECT out_path, input_sig, settings_sig, detail, out_size, out_mtime,
 		out_hash, error FROM target WHERE stage = 'zip' AND key = patient.id);
-	DROP TABLE target;
+	DROP TABLE target; DROP TABLE metadata; DROP TABLE omop_id; DROP TABLE omop_row;
 	ALTER TABLE series DROP COLUMN series_number;
 	ALTER TABLE series DROP COLUMN series_desc;
 	ALTER TABLE src_file DROP COLUMN series_number;
@@ -203,11 +203,11 @@ run -q
 exit_is "and everything is still up to date" 0
 
 section "a state newer than this thlhp-make"
-sqlite3 .thlhp/state.db 'UPDATE schema_version SET version = 6'
+sqlite3 .thlhp/state.db 'UPDATE schema_version SET version = 7'
 for args in "-t inventory" all; do
 	run $args
-	exit_is "$args on a schema-6 store is refused" 2
-	has_line "... saying so" "$ERR" 'schema version 6, newer than this thlhp-make knows \(5\): use a newer thlhp-make'
+	exit_is "$args on a schema-7 store is refused" 2
+	has_line "... saying so" "$ERR" 'schema version 7, newer than this thlhp-make knows \(6\): use a newer thlhp-make'
 done
 ok "the archives are untouched" archives_match
 no_line "no sanitizer or runtime error in any run" "$ERR" 'runtime error|Sanitizer'

@@ -14,7 +14,7 @@ source "$TESTS/pg.sh"
 
 OLD_REV=7aa1874               # the last release: state schema 3
 OLD_SCHEMA=3
-SCHEMA=5                      # the schema version this thlhp-make makes (state.c)
+SCHEMA=6                      # the schema version this thlhp-make makes (state.c)
 TOP=$(cd "$TESTS/.." && pwd)
 OLD=$LOG/old/thlhp-make
 
@@ -226,6 +226,8 @@ has_line "... stderr says the state is older and to run \`thlhp-make query\` onc
 run -j2 all
 exit_is "thlhp-make all on the old database" 0
 check "... upgrades it to schema version $SCHEMA" "$(pg_sql 'SELECT version FROM schema_version' thlhp)" "$SCHEMA"
+check "... its metadata table keeps headers as jsonb" \
+	"$(pg_sql "SELECT data_type FROM information_schema.columns WHERE table_name = 'metadata' AND column_name = 'header'" thlhp)" jsonb
 no_line "... and runs no download, validate or zip job" "$OUT" "$RAN"
 has_line "... saying 'nothing to do: everything is up to date'" "$OUT" "$NOTHING"
 check "... rewrites no file under data/ (inode, size, mtime to the ns)" "$(file_state data)" "$files_before"
