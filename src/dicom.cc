@@ -17,9 +17,11 @@
 #include <dcmtk/dcmdata/dcjson.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcsequen.h>
+#include <dcmtk/dcmdata/dctag.h>
 #include <dcmtk/dcmdata/dcvrds.h>
 #include <dcmtk/oflog/oflog.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdarg>
@@ -505,6 +507,29 @@ extern "C" int dcm_json(const char *path, size_t max_value, char **json,
 	}
 	dcm_errf(err, "%s: %s", path, why);
 	return -1;
+}
+
+extern "C" int dcm_tag_of(const char *keyword, char tag[9])
+{
+	size_t n = strlen(keyword);
+	if (n == 8 && strspn(keyword, "0123456789abcdefABCDEF") == 8) {
+		for (size_t i = 0; i < 8; i++)
+			tag[i] = static_cast<char>(toupper(static_cast<unsigned char>(keyword[i])));
+		tag[8] = '\0';
+		return 0;
+	}
+	try {
+		std::call_once(init_once, do_init);
+		DcmTag t;
+		/* Only a keyword: findTagFromName also takes "0018,0050". */
+		if (!dict_ok || n == 0 || strchr(keyword, ',') ||
+		    DcmTag::findTagFromName(keyword, t).bad())
+			return -1;
+		snprintf(tag, 9, "%04X%04X", t.getGroup(), t.getElement());
+		return 0;
+	} catch (...) {
+		return -1;
+	}
 }
 
 extern "C" void dcm_header_free(struct dcm_header *h)

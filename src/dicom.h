@@ -74,6 +74,11 @@ int dcm_json(const char *path, size_t max_value, char **json, char err[DCM_ERR_M
 int dcm_check_file_json(const char *path, struct dcm_header *h, size_t max_value,
     char **json, char err[DCM_ERR_MAX]);
 
+/* The tag of a data dictionary keyword ("SliceThickness"), or of eight
+ * hex digits ("00180050"), as DICOM JSON names it: eight upper-case hex
+ * digits into tag.  0, or -1 when it is neither. */
+int dcm_tag_of(const char *keyword, char tag[9]);
+
 /* Free what h holds (not h), after a successful dcm_read_header or
  * dcm_check_file; after a failed one there is nothing to free, and a
  * call does no harm. */

@@ -47,7 +47,8 @@ usage(FILE *fp)
 "  -v, --verbose          each job's reason and timing\n"
 "      --quiet            only errors\n"
 "  -t TOOL                run a tool instead of a build (-t list)\n"
-"      --format FMT       -t status as a table (default) or csv\n"
+"      --format FMT       -t status as a table (default) or csv;\n"
+"                         -t metadata as jsonl (default) or csv\n"
 "      --since AGE        -t qc: what was downloaded in the last AGE (48h, 2d, 90m)\n"
 "      --version          print the version\n"
 "  -h, --help             this help\n"
@@ -137,8 +138,9 @@ main(int argc, char **argv)
 			o.since = optarg;
 			break;
 		case OPT_FORMAT:
-			if (strcmp(optarg, "csv") != 0 && strcmp(optarg, "table") != 0)
-				fatal("--format %s: say table or csv", optarg);
+			if (strcmp(optarg, "csv") != 0 && strcmp(optarg, "table") != 0 &&
+			    strcmp(optarg, "jsonl") != 0)
+				fatal("--format %s: say table, csv or jsonl", optarg);
 			o.format = optarg;
 			break;
 		case OPT_VERSION:

@@ -13,6 +13,7 @@
 #include "catalog.h"
 #include "config.h"
 #include "fileio.h"
+#include "metaout.h"
 #include "names.h"
 #include "report.h"
 #include "setup.h"
@@ -307,6 +308,18 @@ tool_report(const struct options *o, struct setup *s)
 
 static int tool_list(const struct options *, struct setup *);
 
+/* Is w one of the space-separated words of list (NULL: none)? */
+static int
+word_in(const char *w, const char *list)
+{
+	size_t n = strlen(w);
+
+	for (const char *p = list; p && *p; p += strcspn(p, " "), p += *p == ' ')
+		if (strncmp(p, w, n) == 0 && (p[n] == ' ' || p[n] == '\0'))
+			return 1;
+	return 0;
+}
+
 /* What a tool writes, and so what -n does with it. */
 enum writes {
 	WRITES_NOTHING,           /* -n changes nothing */
@@ -323,34 +336,44 @@ static const struct tool {
 	int (*run)(const struct options *o, struct setup *s);
 	int needs;                /* NEED_*, loaded by tool_run */
 	enum writes writes;
+	const char *formats;      /* the --format values it takes, first the
+	                           * default ("table csv"); NULL: none */
 	const char *help;         /* lines after the name, the next ones indented */
 } tool_table[] = {
 #define REPORT NEED_CONFIG | NEED_SELECT | NEED_STATE | NEED_CATALOG | NEED_GRAPH
-	{ "status", NULL, tool_report, REPORT, WRITES_NOTHING,
+	{ "status", NULL, tool_report, REPORT, WRITES_NOTHING, "table csv",
 	    "one row per patient: series, downloaded, validated, archive,\n"
 	    "state (up to date, stale and why, failed and the last error);\n"
 	    "--format csv; from the stored catalog (refresh it with `query`)" },
-	{ "inventory", NULL, tool_report, REPORT, WRITES_NOTHING,
+	{ "inventory", NULL, tool_report, REPORT, WRITES_NOTHING, NULL,
 	    "CSV, one row per series: PatientID, StudyInstanceUID, StudyDate,\n"
 	    "SeriesInstanceUID, SeriesNumber, Modality, SeriesDescription,\n"
 	    "expected and downloaded instances, bytes, archive (when up to\n"
 	    "date); from the stored catalog, like status" },
-	{ "dag", NULL, tool_report, REPORT, WRITES_NOTHING,
+	{ "dag", NULL, tool_report, REPORT, WRITES_NOTHING, NULL,
 	    "the targets as Graphviz DOT, coloured by state (dot -Tsvg)" },
-	{ "targets", NULL, tool_report, REPORT, WRITES_NOTHING,
+	{ "targets", NULL, tool_report, REPORT, WRITES_NOTHING, NULL,
 	    "every target name, one a line: the stages, then each patient's ID,\n"
 	    "STAGE:ID and archive path" },
 #undef REPORT
+	{ "metadata", NULL, tool_metadata, NEED_CONFIG | NEED_SELECT | NEED_STATE | NEED_CATALOG |
+	    NEED_GRAPH, WRITES_NOTHING, "jsonl csv",
+	    "[KEYWORD...] the stored headers ([metadata]) of the targets'\n"
+	    "series: JSON Lines, one instance a line (keys and header, or the\n"
+	    "keywords given); --format csv: a column per keyword (default\n"
+	    "PatientID, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID,\n"
+	    "Modality, SeriesNumber, InstanceNumber), values joined by \\;\n"
+	    "arguments that are no DICOM keyword are targets" },
 	{ "qc", qc_args, tool_qc, NEED_CONFIG | NEED_SELECT | NEED_STATE | NEED_CATALOG,
-	    WRITES_REFUSE_DRY,
+	    WRITES_REFUSE_DRY, NULL,
 	    "--since 48h DEST: copy the series downloaded in the last 48 hours\n"
 	    "into DEST/<patient>/<study>/<series>/ for quality control" },
-	{ "list", NULL, tool_list, 0, WRITES_NOTHING,
+	{ "list", NULL, tool_list, 0, WRITES_NOTHING, NULL,
 	    "list the tools" },
-	{ "init", NULL, tool_init, 0, WRITES_DRY,
+	{ "init", NULL, tool_init, 0, WRITES_DRY, NULL,
 	    "write a commented sample config (-f FILE, default thlhp.ini)" },
 	{ "clean", clean_args, tool_clean, NEED_CONFIG | NEED_STATE | NEED_WRITE | NEED_CATALOG,
-	    WRITES_DRY,
+	    WRITES_DRY, NULL,
 	    "remove the archives and the leftovers of interrupted jobs;\n"
 	    "`-t clean download` also removes the downloaded series;\n"
 	    "with -n it lists what it would remove" },
@@ -421,6 +444,13 @@ tool_run(const struct options *o)
 	}
 	if (o->dry_run && t->writes == WRITES_REFUSE_DRY) {
 		warn("-t %s: -n is not supported: run it without -n", t->name);
+		return EXIT_ERROR;
+	}
+	if (o->format && !word_in(o->format, t->formats)) {
+		if (t->formats)
+			warn("-t %s --format %s: say one of %s", t->name, o->format, t->formats);
+		else
+			warn("-t %s takes no --format", t->name);
 		return EXIT_ERROR;
 	}
 	if (t->args && t->args(o) < 0)
