@@ -76,14 +76,28 @@ metadata_prepare(const struct rule *ru, struct ctx *ctx)
 {
 	recs_free();
 	htab_init(&recs);
-	hdrcache_want(metadata_enabled(ctx->cfg) && !ctx->dry_run);
+	hdrcache_want(0);   /* until a plan finds a series to store */
 	/* Without the records every series reads as never stored: slower,
 	 * the same answer; a store that cannot be read fails the run elsewhere. */
 	state_load_targets(ctx->st, ru->name, mrec_put, NULL);
 }
 
+static char *why_stale(struct ctx *ctx, struct node *n);
+
+/* validate hands its headers over only when some are to be stored: a
+ * run of `validate` alone keeps none. */
 static char *
 metadata_plan(struct ctx *ctx, struct node *n)
+{
+	char *why = why_stale(ctx, n);
+
+	if (why && !ctx->dry_run)
+		hdrcache_want(1);
+	return why;
+}
+
+static char *
+why_stale(struct ctx *ctx, struct node *n)
 {
 	struct series *s = n->obj;
 	const struct mrec *m = htab_get(&recs, s->uid);
