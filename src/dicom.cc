@@ -431,6 +431,15 @@ int json_of(DcmDataset *ds, size_t max_value, char **json, char *why)
 		dcm_errf(why, "not a DICOM file (no data elements)");
 		return -1;
 	}
+	/* What follows Pixel Data (Data Set Trailing Padding, Digital
+	 * Signatures) is left out: json_load stops there and never reads
+	 * it, and validate's full pass must hand over the same header. */
+	std::vector<DcmObject *> past;
+	for (DcmObject *o = ds->nextInContainer(NULL); o; o = ds->nextInContainer(o))
+		if (o->getTag() > DCM_PixelData)
+			past.push_back(o);
+	for (DcmObject *o : past)
+		delete ds->remove(o);
 	json_strip(ds, max_value);
 	/* JSON is UTF-8.  Only a dataset with bytes past ASCII in its text
 	 * needs converting (which sets SpecificCharacterSet to ISO_IR 192,
