@@ -86,7 +86,7 @@ crec_put(void *arg, const char *key, const struct target_rec *r)
 	htab_put(&recs, c->key, c);
 }
 
-static void
+static int
 checksum_prepare(const struct rule *ru, struct ctx *ctx)
 {
 	for (size_t i = 0; i < recs.cap; i++) {
@@ -104,6 +104,7 @@ checksum_prepare(const struct rule *ru, struct ctx *ctx)
 	 * same answer; a store that cannot be read fails the run elsewhere. */
 	if (checksum_enabled(ctx->cfg))
 		state_load_targets(ctx->st, rule_checksum.name, crec_put, NULL);
+	return 0;
 }
 
 /* The manifest is the one recorded for p's archive, by a stat. */

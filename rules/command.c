@@ -150,7 +150,7 @@ find_shared(struct cmd *c, struct ctx *ctx)
 	htab_free(&outs);
 }
 
-static void
+static int
 cmd_prepare(const struct rule *ru, struct ctx *ctx)
 {
 	struct cmd *c = cmd_of(ru);
@@ -159,6 +159,7 @@ cmd_prepare(const struct rule *ru, struct ctx *ctx)
 	recs_free(c);
 	/* Without records every target reads as never built: slower, safe. */
 	state_load_targets(ctx->st, ru->name, crec_put, c);
+	return 0;
 }
 
 /* ---- the stage ---------------------------------------------------------- */

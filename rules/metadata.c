@@ -71,7 +71,7 @@ recs_free(void)
 	htab_free(&recs);
 }
 
-static void
+static int
 metadata_prepare(const struct rule *ru, struct ctx *ctx)
 {
 	recs_free();
@@ -80,6 +80,7 @@ metadata_prepare(const struct rule *ru, struct ctx *ctx)
 	/* Without the records every series reads as never stored: slower,
 	 * the same answer; a store that cannot be read fails the run elsewhere. */
 	state_load_targets(ctx->st, ru->name, mrec_put, NULL);
+	return 0;
 }
 
 static char *why_stale(struct ctx *ctx, struct node *n);

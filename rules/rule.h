@@ -46,8 +46,10 @@ struct rule {
 	 * a product, else "<patient> <series UID>" or what it reads. */
 	char *(*label)(const struct rule *ru, struct ctx *ctx, void *obj);
 	/* Main thread, once before planning (or NULL): look at what it
-	 * needs for every target (the archives in zip_dir). */
-	void (*prepare)(const struct rule *ru, struct ctx *ctx);
+	 * needs for every target (the archives in zip_dir).  0, or -1 after
+	 * a warning: what it needs cannot be read, and the run fails before
+	 * any job. */
+	int (*prepare)(const struct rule *ru, struct ctx *ctx);
 	/* A file named as a target (a path): the PatientID (malloc'd) whose
 	 * target of this stage it names, whatever its count; NULL when it is
 	 * not one of this stage's names, or, with err, when it is but not

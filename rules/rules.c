@@ -5,7 +5,7 @@
 #include "util.h"
 
 extern const struct rule rule_query, rule_download, rule_validate, rule_zip, rule_checksum,
-    rule_metadata;
+    rule_metadata, rule_omop;
 
 static const struct rule *table[RULE_MAX + 1] = {
 	&rule_query,
@@ -14,6 +14,7 @@ static const struct rule *table[RULE_MAX + 1] = {
 	&rule_zip,
 	&rule_checksum,
 	&rule_metadata,
+	&rule_omop,
 	NULL,
 };
 const struct rule *const *const rule_table = table;

@@ -562,14 +562,14 @@ zip_label(const struct rule *ru, struct ctx *ctx, void *obj)
 }
 
 /* The archives in zip_dir, by patient: what a new one replaces. */
-static void
+static int
 zip_prepare(const struct rule *ru, struct ctx *ctx)
 {
 	DIR *d = opendir(ctx->cfg->output.zip_dir);
 	struct dirent *e;
 
 	if (!d)
-		return;
+		return 0;
 	while ((e = readdir(d)) != NULL) {
 		int n;
 		char *id = archive_parse(e->d_name, ctx->cfg->output.delimiter, &n);
@@ -582,6 +582,7 @@ zip_prepare(const struct rule *ru, struct ctx *ctx)
 		free(id);
 	}
 	closedir(d);
+	return 0;
 }
 
 static char *

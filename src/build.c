@@ -374,8 +374,8 @@ build_graph(struct run *r)
 		}
 	}
 	for (int k = 0; rule_table[k]; k++)
-		if (rule_table[k]->prepare)
-			rule_table[k]->prepare(rule_table[k], &r->ctx);
+		if (rule_table[k]->prepare && rule_table[k]->prepare(rule_table[k], &r->ctx) < 0)
+			return -1;
 	r->ctx.npartial = 0;
 	for (int i = 0; i < r->s->cat.np; i++) {
 		struct patient *p = r->s->cat.p[i];

@@ -55,6 +55,18 @@ state_meta_get(struct state *st, const char *series_uid,
 }
 
 int
+state_meta_first(struct state *st, const char *series_uid,
+    int (*fn)(void *arg, const char *sop, const char *json), void *arg)
+{
+	struct meta_cb cb = { fn, arg };
+
+	return QUERY(st, st->db->ops->dialect == STORE_PG ?
+	    "SELECT sop_uid, header::text FROM metadata WHERE series_uid = $1 ORDER BY sop_uid LIMIT 1" :
+	    "SELECT sop_uid, header FROM metadata WHERE series_uid = $1 ORDER BY sop_uid LIMIT 1",
+	    meta_row, &cb, series_uid);
+}
+
+int
 state_omop_id(struct state *st, const char *kind, const char *uid, int64_t *id)
 {
 	long v = -1;

@@ -164,6 +164,10 @@ int state_meta_delete(struct state *st, const char *series_uid);
  * return stops it with -1); strings valid during the call. */
 int state_meta_get(struct state *st, const char *series_uid,
     int (*fn)(void *arg, const char *sop, const char *json), void *arg);
+/* As state_meta_get, for the first row only (a series' header, for what
+ * all its instances share, without reading them all). */
+int state_meta_first(struct state *st, const char *series_uid,
+    int (*fn)(void *arg, const char *sop, const char *json), void *arg);
 
 /*
  * The omop stage's ids and rows (tables omop_id and omop_row, schema 6).

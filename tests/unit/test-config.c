@@ -675,6 +675,53 @@ test_syntax_error(void **state)
 	free(err);
 }
 
+/* [omop]: its keys, its defaults, and check_omop's errors, each at the
+ * line of the key it is about (the section's line when no key is). */
+static void
+test_omop(void **state)
+{
+	struct config cfg;
+
+	(void)state;
+	load_ok(&cfg, MINIMAL "[metadata]\n[omop]\nurl = postgresql://db/cdm\nperson_map = "
+	    "cdm.persons\nvocabulary = /v/CONCEPT.csv\n");
+	assert_int_equal(cfg.omop.on, 5);
+	assert_string_equal(cfg.omop.url, "postgresql://db/cdm");
+	assert_null(cfg.omop.dir);
+	assert_string_equal(cfg.omop.schema, "omop");
+	assert_string_equal(cfg.omop.person_map, "cdm.persons");
+	assert_int_equal(cfg.omop.missing_person, MISSING_SKIP);
+	assert_string_equal(cfg.omop.vocabulary, "/v/CONCEPT.csv");
+	config_free(&cfg);
+	load_ok(&cfg, MINIMAL "[metadata]\n[omop]\ndir = out/omop\nmissing_person = zero\n"
+	    "schema = cdm_5_4\n");
+	assert_string_equal(cfg.omop.dir, "out/omop");
+	assert_int_equal(cfg.omop.missing_person, MISSING_ZERO);
+	assert_null(cfg.omop.person_map);
+	config_free(&cfg);
+
+	load_fails(MINIMAL "[omop]\ndir = o\nmissing_person = zero\n", NAME ":4: [omop]: needs a "
+	    "[metadata] section (its rows are made from the stored headers)");
+	load_fails(MINIMAL "[metadata]\n[omop]\nmissing_person = zero\n", NAME ":5: [omop] url or "
+	    "dir: required (a PostgreSQL URI to write into, or a folder for CSV files)");
+	load_fails(MINIMAL "[metadata]\n[omop]\ndir = o\nurl = postgresql://db/x\nmissing_person = "
+	    "zero\n", NAME ":7: [omop] url and dir: give one (a PostgreSQL URI to write into, or a "
+	    "folder for CSV files)");
+	load_fails(MINIMAL "[metadata]\n[omop]\nmissing_person = zero\nurl = mysql://db/x\n",
+	    NAME ":7: [omop] url: 'mysql://db/x' is not a postgresql:// URI");
+	load_fails(MINIMAL "[metadata]\n[omop]\ndir = o\nmissing_person = zero\nschema = Omop\n",
+	    NAME ":8: [omop] schema: 'Omop': use lower-case letters, digits and '_'");
+	load_fails(MINIMAL "[metadata]\n[omop]\ndir = o\nmissing_person = zero\nschema = 5x\n",
+	    NAME ":8: [omop] schema: '5x': use lower-case letters, digits and '_'");
+	load_fails(MINIMAL "[metadata]\n[omop]\ndir = o\n", NAME ":5: [omop] person_map: required "
+	    "unless missing_person = zero (without it every patient would be skipped)");
+	load_fails(MINIMAL "[metadata]\n[omop]\ndir = o\nmissing_person = maybe\n",
+	    NAME ":7: [omop] missing_person: 'maybe' is not one of skip | zero");
+	load_fails(MINIMAL "[metadata]\n[omop]\ndir =\n", NAME ":6: [omop] dir: empty path");
+	load_fails(MINIMAL "[metadata]\n[omop]\nperson_map = p.csv\ntable = x\n",
+	    NAME ":7: [omop] table: unknown key");
+}
+
 /*
  * Bugs found while writing these tests, fixed since.
  */
@@ -1198,6 +1245,7 @@ main(void)
 		cmocka_unit_test(test_select_date_to),
 		cmocka_unit_test(test_select_date_range),
 		cmocka_unit_test(test_select_bad_date_range),
+		cmocka_unit_test(test_omop),
 		cmocka_unit_test(test_bug_syntax_error_not_first),
 		cmocka_unit_test(test_bug_dirs_equal_line_0),
 		cmocka_unit_test(test_bug_digit_delimiter),
