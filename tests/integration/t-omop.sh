@@ -190,6 +190,22 @@ omop_config
 run all
 exit_is "back to persons.csv: TH-03-OM skipped again" 0
 
+section "the README's query: image_occurrence joined to person"
+# person is the site's CDM table; its columns that may not be NULL (CDM 5.4).
+sql "CREATE TABLE omop.person (person_id integer PRIMARY KEY, gender_concept_id integer NOT NULL,
+	year_of_birth integer NOT NULL, race_concept_id integer NOT NULL,
+	ethnicity_concept_id integer NOT NULL, person_source_value varchar(50));
+	INSERT INTO omop.person VALUES (101, 8507, 1961, 0, 0, 'TH-01-OM'), (102, 8532, 1978, 0, 0, 'TH-02-OM')"
+"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR" -U thlhp -d thlhp \
+	-f "$TESTS/integration/omop-queries-pg.sql" >"$LOG/omop-query.out" 2>&1
+RC=$?
+exit_is "the query in omop-queries-pg.sql runs" 0
+check "... one row per series of the mapped patients, each with its person" \
+	"$(awk -F'|' 'NR > 2 && NF > 5 { gsub(/ /, "", $1); print $1 }' "$LOG/omop-query.out" | sort | uniq -c | awk '{ print $2 ":" $1 }' | tr '\n' ' ')" \
+	"101:3 102:2 "
+section "the README's query, its real output"
+cat "$LOG/omop-query.out"
+
 section "[omop] dir: the same rows as CSV files"
 omop_config url= dir=data/omop
 run -n
