@@ -25,7 +25,8 @@
 # the GIN index's @> in PostgreSQL), and, for PostgreSQL, where its time
 # goes: the same rows inserted server-side (INSERT ... SELECT) as text, as
 # jsonb, as jsonb with the GIN index, one round trip (pgbench SELECT 1),
-# and the system calls of one run (strace -c).
+# and each statement's calls and execution time in the server in one run
+# of (a) and of (b) (pg_stat_statements).
 # Prints a markdown section on stdout; progress on stderr.
 #
 #   tests/bench/metadata.sh    # THLHP, BENCH_DIR, BENCH_SCALE, RUNS, IDLE_*: see lib.sh
@@ -35,7 +36,7 @@ RUNS=${RUNS:-3}   # its rounds are long: 3 unless RUNS is given
 source "$(dirname "$0")/lib.sh"
 T0_ALL=$EPOCHREALTIME
 
-bench_install time python3-pydicom sqlite3 postgresql strace
+bench_install time python3-pydicom sqlite3 postgresql
 thlhp_binary
 
 if [ "$BENCH_SCALE" = small ]; then
@@ -76,13 +77,16 @@ pg_start
 # pg.sh's server is for tests (fsync off).  Here: durable, as the SQLite
 # state is (WAL, synchronous=NORMAL): WAL flushed by the WAL writer, not at
 # each commit.  No autovacuum during the timed runs (it would land in the
-# next one); VACUUM ANALYZE before the queries.
+# next one); VACUUM ANALYZE before the queries.  pg_stat_statements loaded,
+# tracking nothing but in the one run of each that it is for.
 $PG_AS tee -a "$PG_DATA/postgresql.conf" >/dev/null <<CONF
 # tests/bench/metadata.sh
 fsync = on
 full_page_writes = on
 synchronous_commit = off
 autovacuum = off
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = none
 CONF
 pg_restart
 PG_VERSION=$("$PG_BIN/postgres" --version | awk '{ print $3 }')
@@ -185,6 +189,15 @@ meta_size() {
 	fi
 }
 
+# The metadata table's parts: "table index [GIN]", bytes.
+meta_parts() {
+	if [ "$1" = pg ]; then
+		psql_thlhp -F' ' -c "SELECT pg_table_size('metadata'), pg_relation_size('metadata_pkey'), pg_relation_size('metadata_header')"
+	else
+		sqlite3 "$SQLITE_DB" "SELECT (SELECT sum(pgsize) FROM dbstat WHERE name = 'metadata'), (SELECT sum(pgsize) FROM dbstat WHERE name = 'sqlite_autoindex_metadata_1')" | tr '|' ' '
+	fi
+}
+
 # ---- the timed runs --------------------------------------------------------
 
 declare -A WT CT PT RS SZ
@@ -218,7 +231,7 @@ for ((r = 1; r <= RUNS; r++)); do
 		run "$b" meta.ini -j2 metadata
 		check_built "$b" 1
 		add "$b.b"
-		SZ[$b.b]=$(state_size "$b") SZ[$b.meta]=$(meta_size "$b")
+		SZ[$b.b]=$(state_size "$b") SZ[$b.meta]=$(meta_size "$b") SZ[$b.parts]=$(meta_parts "$b")
 		NREAD+=" $(awk '/^\[[0-9]+\/[0-9]+\] metadata / { for (i = 1; i < NF; i++) if ($(i + 1) ~ /^headers?$/) s += $i } END { print s + 0 }' "$LAST_LOG")"
 		run "$b" meta.ini -j2 metadata
 		check_noop
@@ -236,6 +249,7 @@ for ((r = 1; r <= RUNS; r++)); do
 	add pg.bsync
 done
 load=$(load_note)
+for k in "${!WT[@]}"; do log "$k: wall${WT[$k]}; CPU${CT[$k]}; server CPU${PT[$k]}"; done
 
 # ---- the queries -----------------------------------------------------------
 #
@@ -318,23 +332,28 @@ QS_FLOOR=$(q_sqlite "$Q_FLOOR") QP_FLOOR=$(q_pg "$Q_FLOOR")
 # The server alone: the N stored headers, as text, inserted again by one
 # INSERT ... SELECT (no client, no round trips) into a table like metadata
 # (1) with header as text, (2) as jsonb, (3) as jsonb with the GIN index,
-# and (4) that index built afterwards on (2).  RUNS times, medians.
+# (4) as jsonb with a GIN index of the other operator class, jsonb_path_ops
+# (smaller; serves @> but not the key operators), and (5) metadata's GIN
+# index built afterwards on (2).  RUNS times, medians.
 log "PostgreSQL, server side: the same rows by INSERT ... SELECT"
 pg_sql "CREATE TABLE split_src AS SELECT series_uid, sop_uid, patient_id, study_uid, header::text AS h FROM metadata" thlhp
 declare -A SP
 for ((r = 1; r <= RUNS; r++)); do
 	"$PG_BIN/psql" -X -A -t -q -v ON_ERROR_STOP=1 -h "$PG_DIR" -U postgres -d thlhp >"$W/split.out" 2>&1 <<-'EOF' ||
-	DROP TABLE IF EXISTS split_text, split_jsonb, split_gin;
+	DROP TABLE IF EXISTS split_text, split_jsonb, split_gin, split_path;
 	CREATE TABLE split_text (series_uid TEXT NOT NULL, sop_uid TEXT NOT NULL, patient_id TEXT NOT NULL,
 	 study_uid TEXT NOT NULL, header TEXT NOT NULL, PRIMARY KEY (series_uid, sop_uid));
 	CREATE TABLE split_jsonb (series_uid TEXT NOT NULL, sop_uid TEXT NOT NULL, patient_id TEXT NOT NULL,
 	 study_uid TEXT NOT NULL, header JSONB NOT NULL, PRIMARY KEY (series_uid, sop_uid));
 	CREATE TABLE split_gin (LIKE metadata INCLUDING ALL);
+	CREATE TABLE split_path (LIKE split_jsonb INCLUDING ALL);
+	CREATE INDEX ON split_path USING GIN (header jsonb_path_ops);
 	CHECKPOINT;
 	\timing on
 	INSERT INTO split_text SELECT series_uid, sop_uid, patient_id, study_uid, h FROM split_src;
 	INSERT INTO split_jsonb SELECT series_uid, sop_uid, patient_id, study_uid, h::jsonb FROM split_src;
 	INSERT INTO split_gin SELECT series_uid, sop_uid, patient_id, study_uid, h::jsonb FROM split_src;
+	INSERT INTO split_path SELECT series_uid, sop_uid, patient_id, study_uid, h::jsonb FROM split_src;
 	CREATE INDEX ON split_jsonb USING GIN (header);
 	EOF
 		{ cat "$W/split.out" >&2; die "the server-side inserts failed"; }
@@ -343,13 +362,15 @@ for ((r = 1; r <= RUNS; r++)); do
 		SP[$k]+=" $t"
 		k=$((k + 1))
 	done < <(awk '/^Time:/ { printf "%.6f\n", $2 / 1000 }' "$W/split.out")
-	[ "$k" = 4 ] || die "psql printed $k timings, not 4: see $W/split.out"
+	[ "$k" = 5 ] || die "psql printed $k timings, not 5: see $W/split.out"
 done
-for k in 0 1 2 3; do
+for k in 0 1 2 3 4; do
 	# shellcheck disable=SC2086
 	SP[$k]=$(median ${SP[$k]})
 done
-pg_sql "DROP TABLE split_src, split_text, split_jsonb, split_gin" thlhp
+SPLIT_GIN=$(psql_thlhp -c "SELECT pg_indexes_size('split_gin') - pg_relation_size('split_gin_pkey')")
+SPLIT_PATH=$(psql_thlhp -c "SELECT pg_indexes_size('split_path') - pg_relation_size('split_path_pkey')")
+pg_sql "DROP TABLE split_src, split_text, split_jsonb, split_gin, split_path" thlhp
 
 # One round trip on the socket, as thlhp-make makes one per row: pgbench,
 # a prepared SELECT 1 per transaction, N of them.
@@ -359,21 +380,32 @@ RTT=$("$PG_BIN/pgbench" -n -M prepared -f "$W/select1.sql" -t "$N" -h "$PG_DIR" 
 	awk '/^latency average/ { print $4 / 1000 }')
 [ -n "$RTT" ] || die "pgbench printed no latency"
 
-# The system calls of one (b) in each backend (untimed): strace -c, only
-# the calls that talk to the server or write the file.
-declare -A SC
-for run in sqlite:b:meta.ini:metadata pg:a:plain.ini:validate pg:b:meta.ini:metadata; do
-	IFS=: read -r b k ini target <<<"$run"
-	log "strace -c of ($k), $b"
-	fresh "$b"
-	(cd "$W/$b" && strace -f -c --seccomp-bpf -e trace=sendto,recvfrom,pwrite64,fdatasync,fsync \
-		-o "$W/strace-$b-$k.out" "$THLHP" -f "$ini" -j2 "$target" >"$W/strace-$b-$k.log" 2>&1) ||
-		die "thlhp-make under strace failed: see $W/strace-$b-$k.log"
-	for c in sendto recvfrom pwrite64 fdatasync fsync; do
-		SC[$b.$k.$c]=$(awk -v c="$c" '$NF == c { print $4 }' "$W/strace-$b-$k.out")
-		SC[$b.$k.$c]=${SC[$b.$k.$c]:-0}
-	done
+# Inside the server: each statement's calls and execution time, in one more
+# run of (a) and of (b) (not timed; pg_stat_statements tracks thlhp's
+# sessions in these alone).  Each call of a statement is a round trip.
+pg_sql "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+declare -A PSS
+for run in a:plain.ini:validate b:meta.ini:metadata; do
+	IFS=: read -r k ini target <<<"$run"
+	log "pg_stat_statements of ($k)"
+	fresh pg
+	pg_sql "SELECT pg_stat_statements_reset()" >/dev/null
+	pg_sql "ALTER ROLE thlhp SET pg_stat_statements.track = top" >/dev/null
+	run pg "$ini" -j2 "$target"
+	pg_sql "ALTER ROLE thlhp RESET pg_stat_statements.track" >/dev/null
+	check_built pg "$([ "$k" = b ] && echo 1 || echo 0)"
+	# calls, seconds, and the statement (its first words)
+	pg_sql "SELECT s.calls, round((s.total_exec_time / 1000)::numeric, 3),
+		regexp_replace(left(s.query, 60), '\s+', ' ', 'g')
+		FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
+		WHERE r.rolname = 'thlhp' ORDER BY s.total_exec_time DESC" >"$W/pss-$k.out" ||
+		die "reading pg_stat_statements failed"
+	PSS[$k.calls]=$(awk -F'|' '{ s += $1 } END { print s + 0 }' "$W/pss-$k.out")
+	PSS[$k.secs]=$(awk -F'|' '{ s += $2 } END { printf "%.3f\n", s }' "$W/pss-$k.out")
 done
+PSS[ins.calls]=$(awk -F'|' '$3 ~ /^INSERT INTO metadata/ { print $1 }' "$W/pss-b.out")
+PSS[ins.secs]=$(awk -F'|' '$3 ~ /^INSERT INTO metadata/ { print $2 }' "$W/pss-b.out")
+[ "${PSS[ins.calls]}" = "$N" ] || die "pg_stat_statements: ${PSS[ins.calls]:-no} INSERT INTO metadata, not $N"
 
 # ---- the report ------------------------------------------------------------
 
@@ -383,7 +415,7 @@ m() { median ${WT[$1]}; }
 mc() { median ${CT[$1]}; }
 # shellcheck disable=SC2086
 mp() { median ${PT[$1]}; }
-us() { awk -v s="$1" -v n="$N" 'BEGIN { printf "%.0f µs", s / n * 1e6 }'; }
+us() { awk -v s="$1" -v n="$N" 'BEGIN { u = s / n * 1e6; printf (u < 10 ? "%.1f µs" : "%.0f µs"), u }'; }
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1048576 }'; }
 per() { awk -v b="$1" -v n="$N" 'BEGIN { printf "%.0f B", b / n }'; }
 ms() { awk -v s="$1" 'BEGIN { if (s == 0) printf "< 1 ms"; else if (s < 0.01) printf "%.2f ms", s * 1000; else if (s < 1) printf "%.1f ms", s * 1000; else printf "%.2f s", s }'; }
@@ -449,14 +481,18 @@ echo
 pa=$(m pg.a) pb=$(m pg.b) sa=$(m sqlite.a) sb=$(m sqlite.b)
 pd=$(sub "$pb" "$pa") sd=$(sub "$sb" "$sa")
 pdc=$(sub "$(mc pg.b)" "$(mc pg.a)") pds=$(sub "$(mp pg.b)" "$(mp pg.a)")
-rt_meta=$((${SC[pg.b.sendto]} - ${SC[pg.a.sendto]}))
+st_meta=$((${PSS[b.calls]} - ${PSS[a.calls]}))
 echo "Where PostgreSQL's time goes (the metadata stage: $(fmt_s "$pd") s, against $(fmt_s "$sd") s in SQLite, $(awk -v a="$pd" -v b="$sd" 'BEGIN { printf "%.1fx", a / b }')):"
 echo
 echo "- the stage's CPU ((b) - (a)): the server $(awk -v a="$pds" 'BEGIN { printf "%.2f", a }') s ($(us "$pds"), $(awk -v a="$pds" -v d="$pd" 'BEGIN { printf "%.0f%%", a / d * 100 }') of the stage's wall time), thlhp-make $(awk -v a="$pdc" 'BEGIN { printf "%.2f", a }') s ($(us "$pdc"); in SQLite $(us "$(sub "$(mc sqlite.b)" "$(mc sqlite.a)")"), the insert included). The rows go over one connection, one \`INSERT\` a row, each a round trip, in the series' job's finish on the scheduler's thread (one transaction a series): the server's share is one backend, one core"
-echo "- the server alone, the same $(commas "$N") rows by one \`INSERT ... SELECT\` (median of $RUNS): as text $(fmt_s "${SP[0]}") s ($(us "${SP[0]}")), as jsonb $(fmt_s "${SP[1]}") s ($(us "${SP[1]}")), as jsonb with the GIN index (as \`metadata\`) $(fmt_s "${SP[2]}") s ($(us "${SP[2]}")); the GIN index built afterwards on the jsonb table $(fmt_s "${SP[3]}") s. So of the server's part, parsing the jsonb is about $(us "$(sub "${SP[1]}" "${SP[0]}")") an instance and the GIN index (every key and value of the header) $(us "$(sub "${SP[2]}" "${SP[1]}")")"
-echo "- the round trips: thlhp-make sends the server $(commas "${SC[pg.b.sendto]}") messages in a (b) run, $(commas "${SC[pg.a.sendto]}") in an (a) run (strace -c): the stage's $(commas "$rt_meta"), $(awk -v a="$rt_meta" -v n="$N" 'BEGIN { printf "%.2f", a / n }') an instance; a round trip on the unix socket (pgbench, a prepared \`SELECT 1\` a transaction) takes $(awk -v s="$RTT" 'BEGIN { printf "%.0f µs", s * 1e6 }'), $(awk -v s="$RTT" -v n="$rt_meta" 'BEGIN { printf "%.1f s", s * n }') for the stage's"
+echo "- the server alone, the same $(commas "$N") rows by one \`INSERT ... SELECT\` (median of $RUNS): as text $(fmt_s "${SP[0]}") s ($(us "${SP[0]}")), as jsonb $(fmt_s "${SP[1]}") s ($(us "${SP[1]}")), as jsonb with the GIN index (as \`metadata\`) $(fmt_s "${SP[2]}") s ($(us "${SP[2]}")); the same GIN index built afterwards on the jsonb table $(fmt_s "${SP[4]}") s. So of the server's part, parsing the jsonb is about $(us "$(sub "${SP[1]}" "${SP[0]}")") an instance and the GIN index (every key and every value of the header) $(us "$(sub "${SP[2]}" "${SP[1]}")"). With a \`jsonb_path_ops\` GIN index instead (serves \`@>\`, not the key operators \`?\`, \`?|\`, \`?&\`): $(fmt_s "${SP[3]}") s ($(us "${SP[3]}"), the index $(us "$(sub "${SP[3]}" "${SP[1]}")")), index $(mb "$SPLIT_PATH") against $(mb "$SPLIT_GIN")"
+echo "- the statements (pg_stat_statements, one run of each): $(commas "${PSS[b.calls]}") in a (b) run, $(commas "${PSS[a.calls]}") in an (a) run: the stage's $(commas "$st_meta"), $(awk -v a="$st_meta" -v n="$N" 'BEGIN { printf "%.2f", a / n }') an instance (an \`INSERT\` a row; a \`DELETE\`, the target record, \`BEGIN\` and \`COMMIT\` a series), each a round trip; their execution in the server: $(fmt_s "${PSS[b.secs]}") s in (b), $(fmt_s "${PSS[a.secs]}") s in (a); \`INSERT INTO metadata\` alone $(fmt_s "${PSS[ins.secs]}") s, $(us "${PSS[ins.secs]}") a row. A round trip on the unix socket (pgbench, a prepared \`SELECT 1\` a transaction) takes $(awk -v s="$RTT" 'BEGIN { printf "%.0f µs", s * 1e6 }'): $(awk -v s="$RTT" -v n="$st_meta" 'BEGIN { printf "%.1f s", s * n }') for the stage's"
 echo "- commits: with \`synchronous_commit = on\` (PostgreSQL's default; a WAL flush at every commit, one a series and stage) (b) takes $(fmt_s "$(m pg.bsync)") s, $(fmt_s "$(sub "$(m pg.bsync)" "$pb")") s more"
-echo "- SQLite, for comparison: $(commas "${SC[sqlite.b.pwrite64]}") \`pwrite64\`, $(commas "${SC[sqlite.b.fdatasync]}") \`fdatasync\` and $(commas "${SC[sqlite.b.fsync]}") \`fsync\` in a (b) run (WAL, synchronous=NORMAL: no sync at a commit); its insert runs in the process"
+echo "- the statements of (b) that took the server longest:"
+echo
+echo "  | statement | calls | server s | µs a call |"
+echo "  |---|---:|---:|---:|"
+head -n 6 "$W/pss-b.out" | awk -F'|' '{ printf "  | `%s...` | %d | %.2f | %.0f |\n", $3, $1, $2, $2 / $1 * 1e6 }' 
 echo
 echo "Notes:"
 echo
@@ -465,7 +501,8 @@ echo "- The files: \`tests/bench/gen_tree.py --vary\`: pydicom's \`CT_small.dcm\
 nread=$(printf '%s\n' $NREAD | sort -n | tail -1)
 echo "- The metadata stage read $nread headers itself in the worst round (validate hands over what it parsed: 0 means every header was parsed once, by validate)."
 echo "- Wall time around \`/usr/bin/time -v\` (peak RSS; CPU: thlhp-make's user + system). PostgreSQL CPU: user + system of the server processes that ended during the run (the postmaster's children's times: the run's backend), after a 0.5 s wait for it to be reaped."
-echo "- State size: SQLite: \`state.db\` (with its \`-wal\`, if any) after the run; the metadata table with its primary key from \`dbstat\`. PostgreSQL: \`pg_database_size('thlhp')\` (the empty database alone: $(mb "$EMPTY_PG")); the metadata table \`pg_total_relation_size('metadata')\`: heap, TOAST, primary key and GIN index."
+# shellcheck disable=SC2086  # the parts are words
+echo "- State size: SQLite: \`state.db\` (with its \`-wal\`, if any) after the run; the metadata table with its primary key from \`dbstat\`: $(set -- ${SZ[sqlite.parts]}; echo "rows $(mb "$1") ($(per "$1") an instance; the JSON as text), primary key $(mb "$2")"). PostgreSQL: \`pg_database_size('thlhp')\` (the empty database alone: $(mb "$EMPTY_PG")); the metadata table \`pg_total_relation_size('metadata')\`: $(set -- ${SZ[pg.parts]}; echo "heap and TOAST $(mb "$1") ($(per "$1") an instance: jsonb, compressed by TOAST), primary key $(mb "$2"), GIN index $(mb "$3") ($(per "$3") an instance)")."
 echo "- PostgreSQL $PG_VERSION started as \`tests/pg.sh\` does (initdb, unix socket only, in \`$T\`), but durable: \`fsync = on\`, \`full_page_writes = on\`, \`synchronous_commit = off\` (the rows but one; as safe as the SQLite state: WAL, synchronous=NORMAL); \`autovacuum = off\` (it would land in the next run); \`VACUUM ANALYZE metadata\` before the queries; other settings the defaults (\`shared_buffers\` 128 MB, \`max_wal_size\` 1 GB). A fresh state is \`DROP DATABASE\`, \`CREATE DATABASE\`, \`CHECKPOINT\`, not timed."
 echo "- thlhp-make: $("$THLHP" --version 2>/dev/null | head -1), $THLHP; commit $(git -C "$TOP" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$TOP" diff --quiet HEAD -- src rules state source 2>/dev/null || echo ' plus uncommitted changes'); SQLite $(sqlite3 --version | awk '{ print $1 }') (the \`sqlite3\` shell)."
 echo "- Machine: $(machine). The $load."
