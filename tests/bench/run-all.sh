@@ -15,7 +15,7 @@
 # BENCH_SCALE=small writes $BENCH_DIR/BENCHMARKS-small.md and
 # scaling-small.png instead, leaving the checkout alone.  Not part of
 # tests/run.sh: run it by hand on an otherwise idle machine (each script
-# takes up to ~15 minutes on 2 cores).
+# takes up to ~15 minutes on 2 cores, metadata.sh ~20).
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -99,7 +99,8 @@ fi
 	echo "  commit $(git -C "$TOP" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$TOP" diff --quiet HEAD -- src rules state source 2>/dev/null || echo ' plus uncommitted changes')"
 	echo "- Peers: ninja $(ninja --version 2>/dev/null || echo -), $(make --version 2>/dev/null | head -1),"
 	echo "  snakemake $(snakemake --version 2>/dev/null || echo -), $(zip -v 2>/dev/null | sed -n 2p | sed 's/^ *//; s/, by .*//' || echo zip), $(find --version | head -1),"
-	echo "  DCMTK $(dpkg-query -W -f '${Version}' dcmtk 2>/dev/null || echo -), $(gnuplot --version 2>/dev/null)"
+	echo "  DCMTK $(dpkg-query -W -f '${Version}' dcmtk 2>/dev/null || echo -), $(gnuplot --version 2>/dev/null),"
+	echo "  PostgreSQL $(dpkg-query -W -f '${Version}' postgresql 2>/dev/null || echo -), SQLite $(sqlite3 --version 2>/dev/null | awk '{ print $1 }')"
 	[ "$BENCH_SCALE" = small ] && echo "- **BENCH_SCALE=small: a development pass, not the benchmark.**"
 	echo
 	if [ -n "$chart" ]; then
