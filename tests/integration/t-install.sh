@@ -68,7 +68,7 @@ has_line "... and the catalog's patients" "$LOG/targets" '^TH-02-BB$'
 has_line "... and STAGE:PATIENT" "$LOG/targets" '^zip:TH-02-BB$'
 check "TH-0 completes to the three selected patients" "$(complete_line thlhp-make TH-0)" \
 	"$(printf '%s\n' TH-01-AA TH-02-BB TH-03-CC)"
-check "--format takes table or csv" "$(complete_line thlhp-make -t status --format '')" "$(printf '%s\n' csv table)"
+check "--format takes table, csv or jsonl" "$(complete_line thlhp-make -t status --format '')" "$(printf '%s\n' csv jsonl table)"
 
 section "the examples"
 cp "$TOP"/examples/thlhp-*.ini "$T/" && : >"$T/participants.txt"

@@ -180,11 +180,11 @@ before=$(unchanged)
 run -t inventory
 exit_is "-t inventory on it is refused: a report does not upgrade" 2
 has_line "... saying how to upgrade it" "$ERR" \
-	'\[state\] url: .*schema version 2, older than this thlhp-make.s \(5\): run `thlhp-make query` once'
+	'\[state\] url: .*schema version 2, older than this thlhp-make.s \(6\): run `thlhp-make query` once'
 check "... and leaves it as it was" "$(unchanged)" "$before"
 run --offline query
 exit_is "--offline query upgrades it" 0
-check "... to schema 5" "$(sqlite3 .thlhp/state.db 'SELECT version FROM schema_version')" 5
+check "... to schema 6" "$(sqlite3 .thlhp/state.db 'SELECT version FROM schema_version')" 6
 check "... the archive records moved into target, one per archive" \
 	"$(sqlite3 .thlhp/state.db "SELECT count(*) FROM target WHERE stage = 'zip' AND out_path IS NOT NULL")" \
 	"$(zip_names | wc -w)"
