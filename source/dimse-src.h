@@ -15,6 +15,9 @@
 struct arrived {
 	char *tmp, *sop;
 	int fd;                   /* open once its writeback started, else -1 */
+	uint64_t hash;            /* once in place: */
+	int64_t size, mtime;
+	int placed;               /* renamed to its final name */
 	struct arrived *next;
 };
 
