@@ -189,12 +189,13 @@ c_getscu_sync() { c_getscu && sync; }
 c_getscu4_sync() { c_getscu4 && sync; }
 c_movescu_sync() { c_movescu && sync; }
 c_movescu4_sync() { c_movescu4 && sync; }
-# What durability costs: thlhp-make with fsync, fdatasync and
+# What durability costs: thlhp-make with fsync, fdatasync, syncfs and
 # sync_file_range made no-ops by an LD_PRELOAD shim (built here; no
 # setting of thlhp-make does this, and none should).
 NOFSYNC=$BENCH_DIR/nofsync.so
 printf '%s\n' '#include <sys/types.h>' 'int fsync(int fd) { (void)fd; return 0; }' \
 	'int fdatasync(int fd) { (void)fd; return 0; }' \
+	'int syncfs(int fd) { (void)fd; return 0; }' \
 	'int sync_file_range(int fd, off_t o, off_t n, unsigned f) { (void)fd; (void)o; (void)n; (void)f; return 0; }' \
 	>"$BENCH_DIR/nofsync.c"
 gcc -shared -fPIC -O2 -o "$NOFSYNC" "$BENCH_DIR/nofsync.c" || die "cannot build the no-fsync shim"
@@ -328,9 +329,9 @@ done
 printf -- '- thlhp-make -j4 / -j1: get %sx, move %sx\n' \
 	"$(ratio "$(median ${SECS[get1]})" "$(median ${SECS[get4]})")" \
 	"$(ratio "$(median ${SECS[move1]})" "$(median ${SECS[move4]})")"
-printf -- '- the disk: every thlhp-make file is on disk before it gets its name, the loops leave theirs in the page cache unless followed by `sync` (each contender starts after a `sync`). The durable copy row writes the same files so with nothing else to do (one fsync per file, 4 at once; thlhp-make starts the writeback of what arrived together, then fsyncs each). Writing the same %.0f MB once, in one file, then fsync (`dd conv=fsync`) takes %.3f s here (%s MB/s)\n' \
+printf -- '- the disk: every thlhp-make file is on disk before it gets its name, the loops leave theirs in the page cache unless followed by `sync` (each contender starts after a `sync`). The durable copy row writes the same files so with nothing else to do (one fsync per file, 4 at once; thlhp-make starts the writeback of what arrived together, then one syncfs for them). Writing the same %.0f MB once, in one file, then fsync (`dd conv=fsync`) takes %.3f s here (%s MB/s)\n' \
 	"$(awk -v b="$BYTES" 'BEGIN { print b / 1e6 }')" "$FLOOR" "$(mbps "$BYTES" "$FLOOR")"
-echo '- thlhp-make runs the whole `download` target from an empty state: the C-FIND walk (patients, studies, series), then per series the retrieve of the whole series (checked against the count the query got; C-MOVE: routed by its Message ID, which Orthanc quotes), and for each instance a temp file, a size and header check, then (on a thread of the job, while the next arrives) fsync (what arrived while the thread was busy as one batch: writeback started for all, then an fsync of each), hash and rename; the loops are handed the study and series UIDs and write without fsync'
+echo '- thlhp-make runs the whole `download` target from an empty state: the C-FIND walk (patients, studies, series), then per series the retrieve of the whole series (checked against the count the query got; C-MOVE: routed by its Message ID, which Orthanc quotes), and for each instance a temp file, a size and header check, then (on a thread of the job, while the next arrives) what arrived while the thread was busy, as one batch: writeback started for all, one syncfs, then each hashed and renamed, the folder fsynced, and only then counted; the loops are handed the study and series UIDs and write without fsync'
 echo "- CPU: client and Orthanc share the machine's $(nproc) cores; client CPU + Orthanc CPU near $(nproc) x the wall time means the run was bound by CPU"
 echo "- thlhp-make: protocol = dimse, max_associations = 4 (-j1 and -j4), max_requests_per_minute = 1000000 (the limit, so the token bucket never waits), timeout 30, no TCP_NODELAY in its environment; it disables Nagle itself: setsockopt(TCP_NODELAY, 1) seen under strace: $NODELAY"
 echo '- client CPU: user + system seconds of the contender'"'"'s processes (getscu/movescu and storescp, or thlhp-make with its storage SCP); Orthanc CPU: the same of the Orthanc process over the run'
