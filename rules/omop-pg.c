@@ -19,6 +19,7 @@
 #include <string.h>
 #include <libpq-fe.h>
 #include "omop-int.h"
+#include "pgconn.h"
 #include "util.h"
 
 enum { STATEMENT_MS = 60000, SQL_MAX = 2048 };
@@ -60,42 +61,12 @@ pg_msg(PGconn *c, const PGresult *res, char *buf, size_t len)
 static PGconn *
 pg_connect(const char *url, char *where, size_t wlen, char *err, size_t errlen)
 {
-	const char *kw[4], *val[4];
 	char msg[512], sql[64];
-	PQconninfoOption *opts = PQconninfoParse(url, NULL);
 	PGresult *res;
 	PGconn *c;
-	int k = 0;
 
-	snprintf(where, wlen, "[omop] url");
-	/* libpq's message about a URL it cannot read may quote it, password
-	 * and all. */
-	if (!opts) {
-		errf(err, errlen, "[omop] url is not a URL libpq can read (a bad %%-escape or "
-		    "parameter?)");
+	if (!(c = pgconn_open(url, "[omop] url", where, wlen, err, errlen)))
 		return NULL;
-	}
-	PQconninfoFree(opts);
-	if (!getenv("PGCONNECT_TIMEOUT")) {
-		kw[k] = "connect_timeout";
-		val[k++] = "10";
-	}
-	if (!getenv("PGAPPNAME")) {
-		kw[k] = "application_name";
-		val[k++] = "thlhp-make";
-	}
-	/* Last, so that what the URL says wins. */
-	kw[k] = "dbname";
-	val[k++] = url;
-	kw[k] = val[k] = NULL;
-	if (!(c = PQconnectdbParams(kw, val, 1))) {
-		errf(err, errlen, "[omop] url: out of memory");
-		return NULL;
-	}
-	if (PQdb(c) && *PQdb(c))
-		snprintf(where, wlen, "postgresql database '%s' on %s%s%s", PQdb(c),
-		    PQhost(c) && *PQhost(c) ? PQhost(c) : "localhost", PQport(c) && *PQport(c) ? ":" : "",
-		    PQport(c) ? PQport(c) : "");
 	if (PQstatus(c) != CONNECTION_OK) {
 		errf(err, errlen, "%s: cannot connect: %s", where, pg_msg(c, NULL, msg, sizeof(msg)));
 		PQfinish(c);
@@ -147,7 +118,9 @@ cat(char *buf, const char *s)
 }
 
 /* The upsert of table t's rows: INSERT its columns, on a row with the
- * same id SET them, unless they are as given already. */
+ * same id SET them, unless they are as given already.  Only identifiers
+ * are formatted in, and they are the CDM's own names from omop_tables
+ * (constants, never configured); every value is a bound $n. */
 static void
 upsert_sql(const struct omop_table *t, char *sql)
 {
@@ -219,6 +192,7 @@ pg_delete(PGconn *c, const char *where, const struct omop_table *t, const int64_
 		d += sprintf(d, "%s%lld", i ? "," : "", (long long)ids[i]);
 	*d++ = '}';
 	*d = '\0';
+	/* Identifiers from omop_tables (constants); the ids are bound. */
 	snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE %s = ANY ($1::bigint[])", t->name,
 	    t->col[0].name);
 	rc = pg_exec(c, where, t->name, PQexecParams(c, sql, 1, NULL, p, NULL, NULL, 0), err, errlen);
@@ -309,6 +283,8 @@ pg_persons(const char *url, const char *table, struct htab *map, char *err, size
 		errf(err, errlen, "%s: %s", where, pg_msg(c, NULL, msg, sizeof(msg)));
 		goto out;
 	}
+	/* An identifier cannot be bound: the configured names go in quoted
+	 * by PQescapeIdentifier; the limit is bound. */
 	sql = xasprintf("SELECT patient_id::text, person_id::text FROM %s.%s LIMIT $1", sch, tab);
 	snprintf(limit, sizeof(limit), "%d", PERSONS_MAX + 1);
 	res = PQexecParams(c, sql, 1, NULL, p, NULL, NULL, 0);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <libpq-fe.h>
+#include "pgconn.h"
 #include "store.h"
 #include "util.h"
 
@@ -214,60 +215,20 @@ static struct store *
 pg_open(const char *url, int flags, int hold_ms, char *err, size_t errlen)
 {
 	struct pg_store *s;
-	const char *kw[4], *val[4];
-	const char *host, *db, *port;
-	int k = 0, rc;
+	int rc;
 
 	if (strncmp(url, "postgresql://", 13) != 0 && strncmp(url, "postgres://", 11) != 0) {
 		errf(err, errlen, "postgresql: the url must start with postgresql:// or postgres://");
 		errno = EINVAL;
 		return NULL;
 	}
-	/* libpq's message about a URL it cannot parse may quote it, password
-	 * and all: say it without. */
-	{
-		PQconninfoOption *opts = PQconninfoParse(url, NULL);
-
-		if (!opts) {
-			errf(err, errlen, "postgresql: [state] url is not a URL libpq can read "
-			    "(a bad %%-escape or parameter?)");
-			errno = EINVAL;
-			return NULL;
-		}
-		PQconninfoFree(opts);
-	}
-	if (!getenv("PGCONNECT_TIMEOUT")) {
-		kw[k] = "connect_timeout";
-		val[k++] = "10";
-	}
-	if (!getenv("PGAPPNAME")) {
-		kw[k] = "application_name";
-		val[k++] = "thlhp-make";
-	}
-	/* Last, so what the URL says overrides the two above. */
-	kw[k] = "dbname";
-	val[k++] = url;
-	kw[k] = val[k] = NULL;
-
 	s = xcalloc(1, sizeof(*s));
 	s->st.ops = &store_pg;
-	s->conn = PQconnectdbParams(kw, val, 1);
+	s->conn = pgconn_open(url, "[state] url", s->where, sizeof(s->where), err, errlen);
 	if (!s->conn) {
-		errf(err, errlen, "postgresql: out of memory");
 		free(s);
-		errno = ENOMEM;
 		return NULL;
 	}
-	host = PQhost(s->conn);
-	db = PQdb(s->conn);
-	port = PQport(s->conn);
-	/* No database name: libpq did not get as far as reading the URL. */
-	if (!db || !*db)
-		snprintf(s->where, sizeof(s->where), "postgresql");
-	else
-		snprintf(s->where, sizeof(s->where), "postgresql database '%s' on %s%s%s",
-		    db, host && *host ? host : "localhost",
-		    port && *port ? ":" : "", port && *port ? port : "");
 	pg_scrub(s->where, sizeof(s->where), url);
 	if (PQstatus(s->conn) != CONNECTION_OK) {
 		char line[STORE_ERR_MAX];
