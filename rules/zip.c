@@ -2,9 +2,18 @@
  * zip.c - a patient's archive <zip_dir>/<id><delimiter><N>.zip, N the
  * number of series inside, entries <study>/<series>/<sop>.dcm in name order
  * with a fixed time, so the same content always gives the same bytes.
- * Written under a temp name, verified by reopening it (entry count, CRC of
- * every entry), fsynced and renamed; the older archive of the patient is
- * removed only then, and only after state records the new one.
+ * Written under a temp name, verified by reopening it (entry count, names,
+ * CRC and sizes, the hash of every entry's bytes), fsynced and renamed;
+ * the older archive of the patient is removed only then, and only after
+ * state records the new one.
+ *
+ * When the older archive is the one recorded, made with the same settings,
+ * the entries of the files it already holds (same name, same file hash)
+ * are copied from it as they are, checked against the record of what was
+ * written (archive_entry), and only the others are compressed (zpack.h):
+ * the result is the same bytes as a full rebuild.  When anything about
+ * the older archive is not as recorded, every entry is made afresh, and
+ * the job's line says why.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -19,28 +28,26 @@
 #include "names.h"
 #include "rule.h"
 #include "units.h"
+#include "htab.h"
 #include "util.h"
-#include "zdeflate.h"
+#include "zpack.h"
 
 /* 1980-01-02 12:00 UTC: a DOS date in every time zone. */
 #define ENTRY_TIME ((time_t)315662400)
 
-struct entry {
-	char *name;               /* <study>/<series>/<sop>.dcm */
-	char *path;
-};
-
 struct zin {
-	struct entry *e;
+	struct zpack_entry *e;    /* sorted by name */
 	int n;
 	char *path, *tmp;         /* final and temp archive paths */
 	uint64_t sig;
 	char *series;             /* catalog_series_list() */
-	zip_int32_t method;
-	int level;
-	const char *password;     /* AES-256 when set (the config's) */
-	struct zdeflate *zd;      /* DEFLATE by libdeflate (zdeflate.h), or NULL */
+	struct zpack_opts o;
+	char *old;                /* the archive to copy entries from, or NULL */
+	int ncopy;                /* entries to copy from it (from == COPY) */
+	char *afresh;             /* why none is copied from an older archive, or NULL */
 };
+
+enum { MAKE = -1, COPY = -2 };  /* zpack_entry.from until the old archive is open */
 
 struct zout {
 	int64_t size, mtime;
@@ -199,7 +206,68 @@ remove_old(const struct ctx *ctx, struct patient *p, const char *keep)
 static int
 cmp_entry(const void *a, const void *b)
 {
-	return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
+	return strcmp(((const struct zpack_entry *)a)->name, ((const struct zpack_entry *)b)->name);
+}
+
+/* A record of the older archive's entry: the entry of that name is copied
+ * when it is to hold the same file (hash and size). */
+struct records {
+	struct zin *z;
+	struct htab byname;       /* z's entries */
+};
+
+static int
+on_record(void *arg, const struct zentry_rec *r)
+{
+	struct records *rs = arg;
+	struct zin *z = rs->z;
+	struct zpack_entry *e;
+
+	if (!(e = htab_get(&rs->byname, r->name)) || e->src_hash != r->src_hash || e->size != r->size ||
+	    !r->comp_hash || e->from == COPY)
+		return 0;
+	e->from = COPY;
+	e->crc = r->crc;
+	e->comp_size = r->comp_size;
+	e->comp_hash = r->comp_hash;
+	z->ncopy++;
+	return 0;
+}
+
+/* Which entries can be copied from p's recorded archive, or why none. */
+static void
+find_copies(struct ctx *ctx, struct patient *p, struct zin *z, int force)
+{
+	const struct archive *a = &p->ar;
+	struct records rs = { .z = z };
+	char *why = NULL;
+
+	if (!p->has_ar || force)
+		return;
+	if (strcmp(a->settings, ctx->settings) != 0) {
+		z->afresh = xstrdup("settings changed");
+		return;
+	}
+	if (!archive_intact(a, &why)) {
+		z->afresh = xasprintf("%s: %s", base(a->path), why);
+		free(why);
+		return;
+	}
+	htab_init(&rs.byname);
+	for (int i = 0; i < z->n; i++)
+		htab_put(&rs.byname, z->e[i].name, &z->e[i]);
+	if (state_zentry_get(ctx->st, p->name, on_record, &rs) < 0) {
+		z->afresh = xasprintf("reading the records of %s: %s", base(a->path), ctx->st->err);
+		z->ncopy = 0;
+	}
+	htab_free(&rs.byname);
+	if (z->ncopy > 0 && !z->afresh)
+		z->old = xstrdup(a->path);
+	else if (!z->afresh)
+		z->afresh = xasprintf("no entry of %s recorded as written", base(a->path));
+	if (z->afresh)
+		for (int i = 0; i < z->n; i++)
+			z->e[i].from = MAKE;
 }
 
 static void
@@ -215,7 +283,8 @@ zin_free(struct zin *z)
 	free(z->path);
 	free(z->tmp);
 	free(z->series);
-	zdeflate_free(z->zd);
+	free(z->old);
+	free(z->afresh);
 	free(z);
 }
 
@@ -255,15 +324,17 @@ zip_start(struct job *job)
 	z->tmp = tmp_name(path);
 	z->sig = sig;
 	z->series = catalog_series_list(p->want, p->nwant);
-	z->method = methods[ctx->cfg->output.compression];
-	z->level = ctx->cfg->output.level;
-	z->password = ctx->cfg->output.encrypt == ENC_AES256 ? ctx->cfg->output.password : NULL;
-	if (!zip_compression_method_supported(z->method, 1)) {
+	z->o.method = methods[ctx->cfg->output.compression];
+	z->o.level = ctx->cfg->output.level;
+	z->o.password = ctx->cfg->output.encrypt == ENC_AES256 ? ctx->cfg->output.password : NULL;
+	z->o.mtime = ENTRY_TIME;
+	z->o.cancel = &ctx->cancel;
+	if (!zip_compression_method_supported(z->o.method, 1)) {
 		errf(job->err, sizeof(job->err), "compression %s: not supported by this libzip",
 		    ctx->cfg->output.compression == COMP_BZIP2 ? "bzip2" : "?");
 		return -1;
 	}
-	if (z->password && !zip_encryption_method_supported(ZIP_EM_AES_256, 1)) {
+	if (z->o.password && !zip_encryption_method_supported(ZIP_EM_AES_256, 1)) {
 		errf(job->err, sizeof(job->err), "encrypt = aes256: not supported by this libzip "
 		    "(built without a crypto library)");
 		return -1;
@@ -282,13 +353,19 @@ zip_start(struct job *job)
 		}
 		z->e = xreallocarray(z->e, (size_t)(z->n + n), sizeof(*z->e));
 		for (int j = 0; j < n; j++) {
-			z->e[z->n].name = xasprintf("%s/%s/%s.dcm", s->study, s->uid, inst[j].sop);
-			z->e[z->n].path = xasprintf("%s/%s.dcm", s->dir, inst[j].sop);
-			z->n++;
+			struct zpack_entry *e = &z->e[z->n++];
+
+			memset(e, 0, sizeof(*e));
+			e->name = xasprintf("%s/%s/%s.dcm", s->study, s->uid, inst[j].sop);
+			e->path = xasprintf("%s/%s.dcm", s->dir, inst[j].sop);
+			e->src_hash = inst[j].hash;
+			e->size = inst[j].size;
+			e->from = MAKE;
 		}
 		instance_free(inst, n);
 	}
 	qsort(z->e, (size_t)z->n, sizeof(*z->e), cmp_entry);
+	find_copies(ctx, p, z, job->force);
 	return 1;
 }
 
@@ -334,11 +411,90 @@ close_failed(struct job *job, zip_t *za)
 	return -1;
 }
 
-static int
-write_archive(struct job *job, struct zin *z)
+/* Open z->old and find each entry to copy in it, as recorded (name, sizes,
+ * CRC, method); NULL, or why not (then nothing is copied). */
+static char *
+open_old(struct zin *z, zip_t **old)
 {
-	zip_t *za;
+	const zip_uint16_t em = z->o.password ? ZIP_EM_AES_256 : ZIP_EM_NONE;
 	int zerr;
+
+	*old = NULL;
+	if (!z->old || z->ncopy == 0)
+		return NULL;
+	if (!(*old = zip_open(z->old, ZIP_RDONLY | ZIP_CHECKCONS, &zerr)))
+		return xasprintf("%s: cannot be read (libzip error %d)", base(z->old), zerr);
+	for (int i = 0; i < z->n; i++) {
+		struct zpack_entry *e = &z->e[i];
+		zip_int64_t idx;
+		zip_stat_t st;
+
+		if (e->from != COPY)
+			continue;
+		idx = zip_name_locate(*old, e->name, ZIP_FL_ENC_RAW);
+		if (idx < 0 || zip_stat_index(*old, (zip_uint64_t)idx, 0, &st) < 0 ||
+		    st.size != (zip_uint64_t)e->size || st.comp_size != (zip_uint64_t)e->comp_size ||
+		    st.comp_method != z->o.method || st.encryption_method != em ||
+		    (st.crc != e->crc && !(z->o.password && e->size < 20)))
+			return xasprintf("%s: %s is not as it was written", base(z->old), e->name);
+		e->from = idx;
+	}
+	return NULL;
+}
+
+/* Copy nothing: every entry is made afresh, and why is said. */
+static void
+all_afresh(struct zin *z, char *why)
+{
+	for (int i = 0; i < z->n; i++)
+		z->e[i].from = MAKE;
+	z->ncopy = 0;
+	free(z->afresh);
+	z->afresh = why;
+}
+
+/* Start writing path out now: the disk writes while the archive is read
+ * back, and the fsync after finds little left to wait for. */
+static void
+writeback(const char *path)
+{
+#ifdef SYNC_FILE_RANGE_WRITE
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		close(fd);
+	}
+#else
+	(void)path;
+#endif
+}
+
+/* "N instances, S; K copied from OLD", or why none was. */
+static char *
+summary(const struct zin *z, int64_t size)
+{
+	char *s = units_count_size(z->n, "instance", size), *t;
+
+	if (z->ncopy > 0)
+		t = xasprintf("%s; %d copied from %s", s, z->ncopy, base(z->old));
+	else if (z->afresh)
+		t = xasprintf("%s; all compressed: %s", s, z->afresh);
+	else
+		return s;
+	free(s);
+	return t;
+}
+
+/* Write the temp archive: 0; -1 with the message in job->err; -2 when a
+ * copied entry was not what was recorded (job->err says which). */
+static int
+write_archive(struct job *job, struct zin *z, zip_t *old)
+{
+	struct zpack *zp = NULL;
+	zip_t *za;
+	int zerr, copy = 0;
+	const char *why;
 
 	unlink(z->tmp);
 	za = zip_open(z->tmp, ZIP_CREATE | ZIP_EXCL, &zerr);
@@ -353,116 +509,77 @@ write_archive(struct job *job, struct zin *z)
 	atomic_store(&job->total, z->n);
 	zip_register_progress_callback_with_state(za, 0.01, on_progress, NULL, job);
 	zip_register_cancel_callback_with_state(za, on_cancel, NULL, job);
-	if (z->method == ZIP_CM_DEFLATE && !z->zd)
-		z->zd = zdeflate_new(z->level);
+	zp = zpack_new(&z->o, z->e, z->n, old);
 	for (int i = 0; i < z->n; i++) {
+		struct zpack_entry *e = &z->e[i];
 		zip_source_t *src;
 		zip_int64_t idx;
 		struct stat st;
+		int raw;
 
-		/* Validated as regular files; a link put there since is not
-		 * followed (libzip's own source would follow it). */
-		if (lstat(z->e[i].path, &st) < 0) {
-			errf(job->err, sizeof(job->err), "%s: %s", z->e[i].path, strerror(errno));
-			goto bad;
+		if (e->from < 0) {
+			/* Validated as regular files; a link put there since is
+			 * not followed (libzip's own source would follow it). */
+			if (lstat(e->path, &st) < 0) {
+				errf(job->err, sizeof(job->err), "%s: %s", e->path, strerror(errno));
+				goto bad;
+			}
+			if (!S_ISREG(st.st_mode)) {
+				errf(job->err, sizeof(job->err), "%s: not a regular file; run again to "
+				    "validate and fetch it again", e->path);
+				goto bad;
+			}
+			e->size = st.st_size;
+			e->comp_hash = 0;
 		}
-		if (!S_ISREG(st.st_mode)) {
-			errf(job->err, sizeof(job->err), "%s: not a regular file; run again to "
-			    "validate and fetch it again", z->e[i].path);
-			goto bad;
-		}
-		if (z->zd && st.st_size > 0 && st.st_size <= ZDEFLATE_MAX)
-			src = zdeflate_source(za, z->zd, z->e[i].path, st.st_size, ENTRY_TIME);
-		else
-			src = zip_source_file(za, z->e[i].path, 0, -1);
-
+		raw = e->from >= 0 || zpack_raw(&z->o, e->size);
+		src = raw ? zpack_source(za, zp, i) : zip_source_file(za, e->path, 0, -1);
 		if (!src) {
-			zfail(job, z->e[i].path, za);
+			zfail(job, e->path, za);
 			goto bad;
 		}
-		idx = zip_file_add(za, z->e[i].name, src, ZIP_FL_ENC_UTF_8);
+		idx = zip_file_add(za, e->name, src, ZIP_FL_ENC_UTF_8);
 		if (idx < 0) {
 			zip_source_free(src);
-			zfail(job, z->e[i].path, za);
+			zfail(job, e->path, za);
 			goto bad;
 		}
-		if (zip_set_file_compression(za, (zip_uint64_t)idx, z->method,
-		    z->method == ZIP_CM_STORE ? 0 : (zip_uint32_t)z->level) < 0 ||
+		/* A raw entry's password is NULL: libzip copies what zpack
+		 * encrypted rather than encrypt it again. */
+		if (zip_set_file_compression(za, (zip_uint64_t)idx, z->o.method,
+		    z->o.method == ZIP_CM_STORE ? 0 : (zip_uint32_t)z->o.level) < 0 ||
 		    zip_file_set_mtime(za, (zip_uint64_t)idx, ENTRY_TIME, 0) < 0 ||
-		    (z->password && zip_file_set_encryption(za, (zip_uint64_t)idx,
-		    ZIP_EM_AES_256, z->password) < 0)) {
-			zfail(job, z->e[i].name, za);
+		    (z->o.password && zip_file_set_encryption(za, (zip_uint64_t)idx,
+		    ZIP_EM_AES_256, raw ? NULL : z->o.password) < 0)) {
+			zfail(job, e->name, za);
 			goto bad;
 		}
 	}
+	zpack_start(zp);
 	if (zip_close(za) < 0) {
-		close_failed(job, za);
+		if ((why = zpack_error(zp, &copy)) != NULL && !job_cancelled(job))
+			errf(job->err, sizeof(job->err), "%s", why);
+		else
+			close_failed(job, za);
 		goto bad;
 	}
-	return 0;
-bad:
-	zip_discard(za);
-	return -1;
-}
-
-/* Reopen the archive and read every entry back: libzip checks each CRC. */
-static int
-verify_archive(struct job *job, struct zin *z)
-{
-	char *buf = xmalloc(1 << 16);
-	zip_t *za;
-	int zerr, rc = -1;
-
+	writeback(z->tmp);
 	za = zip_open(z->tmp, ZIP_RDONLY | ZIP_CHECKCONS, &zerr);
 	if (!za) {
 		errf(job->err, sizeof(job->err), "%s: reopening to verify failed (libzip error %d)",
 		    z->tmp, zerr);
-		free(buf);
-		return -1;
+		goto bad;
 	}
-	if (zip_get_num_entries(za, 0) != z->n) {
-		errf(job->err, sizeof(job->err), "%s: %lld entries written, %d expected", z->tmp,
-		    (long long)zip_get_num_entries(za, 0), z->n);
-		goto out;
-	}
-	for (int i = 0; i < z->n; i++) {
-		const char *name = zip_get_name(za, (zip_uint64_t)i, 0);
-		zip_file_t *f;
-		zip_int64_t r;
-
-		if (!name || strcmp(name, z->e[i].name) != 0) {
-			errf(job->err, sizeof(job->err), "%s: entry %d is %s, expected %s", z->tmp, i,
-			    name ? name : "?", z->e[i].name);
-			goto out;
-		}
-		if (z->zd) {
-			int checked = zdeflate_check(za, z->zd, (zip_uint64_t)i, job->err,
-			    sizeof(job->err));
-
-			if (checked < 0)
-				goto out;
-			if (checked > 0)
-				continue;
-		}
-		if (!(f = zip_fopen_index_encrypted(za, (zip_uint64_t)i, 0, z->password))) {
-			zfail(job, name, za);
-			goto out;
-		}
-		while ((r = zip_fread(f, buf, 1 << 16)) > 0)
-			;
-		if (r < 0) {
-			errf(job->err, sizeof(job->err), "%s: %s: %s", z->tmp, name,
-			    zip_error_strerror(zip_file_get_error(f)));
-			zip_fclose(f);
-			goto out;
-		}
-		zip_fclose(f);
-	}
-	rc = 0;
-out:
+	if (zpack_check(zp, za, job->err, sizeof(job->err)) < 0)
+		goto bad;
 	zip_discard(za);
-	free(buf);
-	return rc;
+	zpack_free(zp);
+	return 0;
+bad:
+	if (za)
+		zip_discard(za);
+	zpack_free(zp);
+	return copy ? -2 : -1;
 }
 
 static int
@@ -470,22 +587,25 @@ zip_run(struct job *job)
 {
 	struct zin *z = job->in;
 	struct zout *o = xcalloc(1, sizeof(*o));
-	int fd;
+	zip_t *old = NULL;
+	char *why;
+	int fd, rc;
 
 	job->out = o;
-	if (write_archive(job, z) < 0)
+	if ((why = open_old(z, &old)) != NULL)
+		all_afresh(z, why);
+	rc = write_archive(job, z, old);
+	if (rc == -2) {
+		/* The older archive let us down: make them all. */
+		all_afresh(z, xasprintf("%s: %s", base(z->old), job->err));
+		rc = write_archive(job, z, NULL);
+	}
+	if (old)
+		zip_discard(old);
+	if (rc < 0)
 		goto bad;
 	if ((fd = open(z->tmp, O_RDONLY | O_CLOEXEC)) < 0) {
 		errf(job->err, sizeof(job->err), "%s: %s", z->tmp, strerror(errno));
-		goto bad;
-	}
-#ifdef SYNC_FILE_RANGE_WRITE
-	/* Start the writeback now: the disk writes while the verify inflates,
-	 * and the fsync below finds little left to wait for. */
-	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-#endif
-	if (verify_archive(job, z) < 0) {
-		close(fd);
 		goto bad;
 	}
 	if (fsync(fd) < 0) {
@@ -502,11 +622,31 @@ zip_run(struct job *job)
 	}
 	if (fsync_parent(z->path, job->err, sizeof(job->err)) < 0)
 		return -1;
-	job->summary = units_count_size(z->n, "instance", o->size);
+	job->summary = summary(z, o->size);
 	return 0;
 bad:
 	unlink(z->tmp);
 	return -1;
+}
+
+/* What was written, for the next archive to copy from. */
+static int
+save_records(struct ctx *ctx, struct patient *p, const struct zin *z)
+{
+	struct zentry_rec *r = xcalloc((size_t)z->n + 1, sizeof(*r));
+	int n = 0, rc;
+
+	for (int i = 0; i < z->n; i++) {
+		const struct zpack_entry *e = &z->e[i];
+
+		if (!e->comp_hash)
+			continue;
+		r[n++] = (struct zentry_rec){ e->name, e->src_hash, e->crc, e->size, e->comp_size,
+		    e->comp_hash };
+	}
+	rc = state_zentry_put(ctx->st, p->name, r, n);
+	free(r);
+	return rc;
 }
 
 static int
@@ -531,7 +671,7 @@ zip_finish(struct job *job, int rc)
 		p->has_ar = 1;
 		catalog_set(&p->ar_error, NULL);
 		if (state_begin(ctx->st) < 0 || state_save_patient(ctx->st, p) < 0 ||
-		    state_commit(ctx->st) < 0) {
+		    save_records(ctx, p, z) < 0 || state_commit(ctx->st) < 0) {
 			state_rollback(ctx->st);
 			errf(job->err, sizeof(job->err), "recording %s: %s", z->path, ctx->st->err);
 			rc = -1;

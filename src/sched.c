@@ -18,6 +18,11 @@ static int sigpipe[2] = { -1, -1 };
 static struct ctx *sigctx;
 static volatile sig_atomic_t signo;   /* the first SIGINT or SIGTERM */
 
+/* The slots of -j not taken by a job or a borrower, whether a ready job
+ * waits for one, and the loop's done pipe (a NULL there wakes it). */
+static atomic_int free_slots, wanted;
+static int wake_fd = -1;
+
 static void
 on_signal(int sig)
 {
@@ -108,22 +113,27 @@ enqueue(struct loop *l, struct node *n)
 	l->tail[p] = n;
 }
 
-static struct node *
-dequeue(struct loop *l)
+/* The pool of the next job to start, or -1.  Later stages first, so
+ * archives finish while downloads go on: the local pool (validate, zip)
+ * before the PACS pool. */
+static int
+ready(const struct loop *l)
 {
-	/* Later stages first, so archives finish while downloads go on:
-	 * the local pool (validate, zip) before the PACS pool. */
-	for (int p = NPOOL - 1; p >= 0; p--) {
-		struct node *n = l->head[p];
+	for (int p = NPOOL - 1; p >= 0; p--)
+		if (l->head[p] && l->inpool[p] < l->o->cap[p])
+			return p;
+	return -1;
+}
 
-		if (!n || l->inpool[p] >= l->o->cap[p])
-			continue;
-		l->head[p] = n->qnext;
-		if (!l->head[p])
-			l->tail[p] = NULL;
-		return n;
-	}
-	return NULL;
+static struct node *
+dequeue(struct loop *l, int p)
+{
+	struct node *n = l->head[p];
+
+	l->head[p] = n->qnext;
+	if (!l->head[p])
+		l->tail[p] = NULL;
+	return n;
 }
 
 /* A failed or blocked node blocks everything that depends on it. */
@@ -189,6 +199,40 @@ job_free(struct job *job)
 {
 	free(job->summary);
 	free(job);
+}
+
+static int
+slot_take(void)
+{
+	int f = atomic_load(&free_slots);
+
+	while (f > 0)
+		if (atomic_compare_exchange_weak(&free_slots, &f, f - 1))
+			return 1;
+	return 0;
+}
+
+int
+sched_borrow(void)
+{
+	return !atomic_load(&wanted) && slot_take();
+}
+
+int
+sched_wanted(void)
+{
+	return atomic_load(&wanted);
+}
+
+void
+sched_giveback(void)
+{
+	void *none = NULL;
+
+	atomic_fetch_add(&free_slots, 1);
+	if (atomic_load(&wanted))
+		while (write(wake_fd, &none, sizeof(none)) < 0 && errno == EINTR)
+			;
 }
 
 /* Start n: on the main thread ask the rule what to do, then a thread. */
@@ -290,6 +334,7 @@ reap(struct loop *l, struct worker *w)
 			break;
 		}
 	l->inpool[n->rule->pool]--;
+	atomic_fetch_add(&free_slots, 1);
 	if (lease)
 		lease_fence(lease, n);
 	if (n->rule->finish(job, rc) < 0)
@@ -341,6 +386,9 @@ sched_run(struct graph *g, struct ctx *ctx, const struct sched_opts *o)
 
 	if (pipe2(l.done_fd, O_CLOEXEC) < 0)
 		fatal("pipe:");
+	wake_fd = l.done_fd[1];
+	atomic_store(&free_slots, o->jobs);
+	atomic_store(&wanted, 0);
 	for (int i = 0; i < g->n; i++) {
 		n = g->node[i];
 		if (n->state != N_STALE)
@@ -363,8 +411,19 @@ sched_run(struct graph *g, struct ctx *ctx, const struct sched_opts *o)
 			stopping = 1;
 		if (!stopping)
 			retry_waiting(&l);
-		while (!stopping && l.running < o->jobs && (n = dequeue(&l)) != NULL)
+		for (int p; !stopping && (p = ready(&l)) >= 0;) {
+			if (!slot_take()) {
+				atomic_store(&wanted, 1);
+				break;
+			}
+			atomic_store(&wanted, 0);
+			n = dequeue(&l, p);
 			launch(&l, n);
+			if (n->state != N_RUNNING)
+				atomic_fetch_add(&free_slots, 1);
+		}
+		if (stopping || ready(&l) < 0)
+			atomic_store(&wanted, 0);
 		if (l.running == 0 && (stopping || !l.waiting))
 			break;
 		tmo = progress_interval();
@@ -391,12 +450,16 @@ sched_run(struct graph *g, struct ctx *ctx, const struct sched_opts *o)
 		if (pfd[0].revents & POLLIN) {
 			struct worker *w;
 
-			if (read(l.done_fd[0], &w, sizeof(w)) == sizeof(w))
+			/* NULL: a borrowed slot came back. */
+			if (read(l.done_fd[0], &w, sizeof(w)) == sizeof(w) && w)
 				reap(&l, w);
 		}
 		progress_status(l.run, l.running);
 	}
 	progress_done();
+	atomic_store(&free_slots, 0);
+	atomic_store(&wanted, 0);
+	wake_fd = -1;
 	close(l.done_fd[0]);
 	close(l.done_fd[1]);
 	free(l.run);

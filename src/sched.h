@@ -27,4 +27,17 @@ int sched_signal(void);
  * failed or was blocked, -2 when interrupted. */
 int sched_run(struct graph *g, struct ctx *ctx, const struct sched_opts *o);
 
+/*
+ * Idle slots of -j, for a job that can use more threads than its own (the
+ * zip stage compresses one archive's entries on several).  -j bounds the
+ * jobs and the borrowed threads together.  sched_borrow takes a slot when
+ * one is idle and no ready job waits for it: 1, or 0.  sched_wanted says
+ * a ready job waits for a slot: a borrower gives its slot back at its next
+ * chance.  sched_giveback returns one, at the latest before the borrowing
+ * job's run ends.  Outside sched_run nothing can be borrowed.
+ */
+int sched_borrow(void);
+int sched_wanted(void);
+void sched_giveback(void);
+
 #endif

@@ -1,6 +1,7 @@
 /*
  * meta.c - the metadata stage's rows and the omop stage's ids and rows
- * (schema 6; state.h has what they hold).
+ * (schema 6), the records of archive entries (schema 7); state.h has what
+ * they hold.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -144,4 +145,55 @@ state_omop_get(struct state *st, const char *tbl, const char *patient,
 		    " ORDER BY id", omop_row_cb, &cb, tbl, patient);
 	return QUERY(st, "SELECT id, uid, line FROM omop_row WHERE tbl = $1 ORDER BY id",
 	    omop_row_cb, &cb, tbl);
+}
+
+int
+state_zentry_put(struct state *st, const char *patient, const struct zentry_rec *rows, int n)
+{
+	if (EXEC(st, "DELETE FROM archive_entry WHERE patient_id = $1", patient) < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		const struct zentry_rec *r = &rows[i];
+		char sh[17], crc[24], size[24], csize[24], ch[17];
+
+		hex64(r->src_hash, sh);
+		hex64(r->comp_hash, ch);
+		if (EXEC(st, "INSERT INTO archive_entry (patient_id, name, src_hash, crc, size,"
+		    " comp_size, comp_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)", patient, r->name,
+		    sh, ints(r->crc, crc), ints(r->size, size), ints(r->comp_size, csize), ch) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+struct zentry_cb {
+	int (*fn)(void *arg, const struct zentry_rec *r);
+	void *arg;
+};
+
+static int
+zentry_row(void *arg, int ncol, const char *const *val)
+{
+	struct zentry_cb *cb = arg;
+	struct zentry_rec r;
+
+	if (ncol < 6 || !val[0] || !val[1] || !val[5])
+		return 0;
+	r.name = val[0];
+	r.src_hash = unhex64(val[1]);
+	r.crc = (uint32_t)i64(val[2]);
+	r.size = i64(val[3]);
+	r.comp_size = i64(val[4]);
+	r.comp_hash = unhex64(val[5]);
+	return cb->fn(cb->arg, &r);
+}
+
+int
+state_zentry_get(struct state *st, const char *patient,
+    int (*fn)(void *arg, const struct zentry_rec *r), void *arg)
+{
+	struct zentry_cb cb = { fn, arg };
+
+	return QUERY(st, "SELECT name, src_hash, crc, size, comp_size, comp_hash"
+	    " FROM archive_entry WHERE patient_id = $1", zentry_row, &cb, patient);
 }

@@ -49,6 +49,15 @@
  *   omop_id(kind, uid, id)            the omop stage's ids, never reused
  *   omop_row(tbl, id, patient_id, uid, line)
  *                                     the rows it made, as CSV lines
+ * Version 7 adds
+ *   archive_entry(patient_id, name, src_hash, crc, size, comp_size, comp_hash)
+ *                                     each entry of the patient's archive as
+ *                                     written: the file it was made from
+ *                                     (its hash), the entry's CRC-32 and
+ *                                     sizes, and the hash of its raw bytes
+ *                                     in the archive; what lets the next
+ *                                     archive copy it rather than compress
+ *                                     it again
  * Hashes are XXH3-64 as 16 hex digits; file times are nanoseconds; lease
  * expiry is the store's clock in milliseconds.
  *
@@ -151,6 +160,11 @@ static const struct { const char *sql, *pg; } migrations[] = {
 	"CREATE INDEX metadata_header ON metadata USING GIN (header jsonb_path_ops);"
 	OMOP_TABLES },
 #undef OMOP_TABLES
+	{ /* 7 */
+	"CREATE TABLE archive_entry ("
+	" patient_id TEXT NOT NULL, name TEXT NOT NULL, src_hash TEXT NOT NULL,"
+	" crc BIGINT NOT NULL, size BIGINT NOT NULL, comp_size BIGINT NOT NULL,"
+	" comp_hash TEXT NOT NULL, PRIMARY KEY (patient_id, name));", NULL },
 };
 
 static const struct { const char *scheme; const struct store_ops *ops; } backends[] = {

@@ -193,6 +193,25 @@ int state_omop_put(struct state *st, const char *patient, const struct omop_row 
 int state_omop_get(struct state *st, const char *tbl, const char *patient,
     int (*fn)(void *arg, const struct omop_row *r), void *arg);
 
+/*
+ * The entries of a patient's archive as written (table archive_entry,
+ * schema 7), for the next archive to copy what did not change.
+ */
+struct zentry_rec {
+	const char *name;         /* <study>/<series>/<sop>.dcm */
+	uint64_t src_hash;        /* XXH3-64 of the file it was made from */
+	uint32_t crc;             /* CRC-32 of the file */
+	int64_t size;             /* the file's bytes */
+	int64_t comp_size;        /* the entry's raw bytes in the archive */
+	uint64_t comp_hash;       /* XXH3-64 of them */
+};
+/* Replace patient's records by rows[0..n), in the caller's transaction. */
+int state_zentry_put(struct state *st, const char *patient, const struct zentry_rec *rows, int n);
+/* fn(arg, row) for each record of patient; a non-zero return stops it with
+ * -1; strings valid during the call. */
+int state_zentry_get(struct state *st, const char *patient,
+    int (*fn)(void *arg, const struct zentry_rec *r), void *arg);
+
 /* The folder source's cache of file headers. */
 int state_srcfile_load(struct state *st, void (*fn)(void *arg, struct srcfile *f), void *arg);
 int state_srcfile_put(struct state *st, const struct srcfile *f);

@@ -23,7 +23,7 @@
 #include "util.h"
 
 /* The migrations in state/state.c: raise with each one added. */
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 
 #define PID "TH-01"
 #define STUDY "1.2.826.0.1.1"
@@ -374,6 +374,7 @@ make_schema4(struct fx *f)
 	    " out_mtime, out_hash, error FROM target WHERE stage = 'zip' AND key = patient.id);"
 	    "UPDATE patient SET ar_nseries = 2 WHERE ar_path IS NOT NULL;"
 	    "DROP TABLE target; DROP TABLE metadata; DROP TABLE omop_id; DROP TABLE omop_row;"
+	    "DROP TABLE archive_entry;"
 	    "UPDATE schema_version SET version = 4;");
 }
 
