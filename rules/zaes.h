@@ -17,7 +17,7 @@
  * ciphertext cut to 10 bytes; keys from PBKDF2-HMAC-SHA1, 1000 rounds,
  * 66 bytes (encryption key, authentication key, verifier).  The caller
  * hands it to libzip as the entry's raw data (the source's stat says
- * ZIP_EM_AES_256 and ZIP_CM_DEFLATE, the entry's encryption is set with
+ * ZIP_EM_AES_256 and the entry's method, deflate or bzip2; its encryption is set with
  * no password), and libzip writes the headers and the 0x9901 field.  Not
  * ZIP_CM_STORE: libzip 1.7.3 takes a stored source's bytes for the plain
  * data and writes the ciphertext's length and CRC.  Reading back, libzip

@@ -244,6 +244,10 @@ find_copies(struct ctx *ctx, struct patient *p, struct zin *z, int force)
 
 	if (!p->has_ar || force)
 		return;
+	if (!zpack_raw(&z->o, 0)) {
+		z->afresh = xstrdup("stored entries are encrypted afresh (libzip's random salt)");
+		return;
+	}
 	if (strcmp(a->settings, ctx->settings) != 0) {
 		z->afresh = xstrdup("settings changed");
 		return;
