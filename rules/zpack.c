@@ -387,8 +387,18 @@ open_entry(struct zpack *zp, int i)
 			copy(zp, i);
 		pthread_mutex_lock(&zp->mu);
 	}
-	while (s->state == S_MAKING)
-		pthread_cond_wait(&zp->cv, &zp->mu);
+	/* Another thread makes it: make the next one meanwhile, not wait. */
+	while (s->state == S_MAKING) {
+		int j = take(zp);
+
+		if (j < 0) {
+			pthread_cond_wait(&zp->cv, &zp->mu);
+			continue;
+		}
+		pthread_mutex_unlock(&zp->mu);
+		make(zp, &zp->self, j);
+		pthread_mutex_lock(&zp->mu);
+	}
 	state = s->state;
 	pthread_mutex_unlock(&zp->mu);
 	return state == S_READY ? 0 : -1;
