@@ -120,6 +120,67 @@ static const struct rule rule_local = {
 	.plan = fake_plan, .start = fake_start, .run = fake_run, .finish = fake_finish,
 };
 
+/* A job that borrows idle slots (as the zip stage does): it takes what
+ * it can for ms milliseconds, gives a slot back when a job wants one, and
+ * returns the rest at its end.  busy counts jobs and borrowed slots. */
+static atomic_int busy, max_busy, borrowed_most;
+
+static int
+borrow_run(struct job *job)
+{
+	struct spec *sp = job->obj;
+	int held = 0;
+
+	raise_max(&max_busy, atomic_fetch_add(&busy, 1) + 1);
+	sp->runs++;
+	for (int t = 0; t < sp->sleep_ms; t++) {
+		struct timespec ts = { 0, 1000000 };
+
+		if (sched_borrow()) {
+			held++;
+			raise_max(&max_busy, atomic_fetch_add(&busy, 1) + 1);
+			raise_max(&borrowed_most, held);
+		}
+		if (held > 0 && sched_wanted()) {
+			held--;
+			atomic_fetch_sub(&busy, 1);
+			sched_giveback();
+		}
+		nanosleep(&ts, NULL);
+	}
+	for (; held > 0; held--) {
+		atomic_fetch_sub(&busy, 1);
+		sched_giveback();
+	}
+	sp->end_seq = atomic_fetch_add(&seq, 1);
+	atomic_fetch_sub(&busy, 1);
+	return 0;
+}
+
+static int
+busy_run(struct job *job)
+{
+	int rc;
+
+	raise_max(&max_busy, atomic_fetch_add(&busy, 1) + 1);
+	rc = fake_run(job);
+	atomic_fetch_sub(&busy, 1);
+	return rc;
+}
+
+static const struct rule rule_borrow = {
+	.name = "borrow", .pool = POOL_LOCAL,
+	.plan = fake_plan, .start = fake_start, .run = borrow_run, .finish = fake_finish,
+};
+static const struct rule rule_busy_pacs = {
+	.name = "fetch", .pool = POOL_PACS,
+	.plan = fake_plan, .start = fake_start, .run = busy_run, .finish = fake_finish,
+};
+static const struct rule rule_busy_local = {
+	.name = "pack", .pool = POOL_LOCAL,
+	.plan = fake_plan, .start = fake_start, .run = busy_run, .finish = fake_finish,
+};
+
 /* One test's world. */
 struct fx {
 	struct graph g;
@@ -457,6 +518,49 @@ test_cancel_stops(void **state)
 }
 
 static void
+test_borrow_idle_slots(void **state)
+{
+	struct fx *f = *state;
+
+	atomic_store(&busy, 0);
+	atomic_store(&max_busy, 0);
+	atomic_store(&borrowed_most, 0);
+	/* Alone under -j3: the two idle slots, no more. */
+	add(f, 0, &rule_borrow, 30);
+	f->o.jobs = 3;
+	plan_all(f);
+	assert_int_equal(sched_borrow(), 0);   /* outside a run: nothing */
+	assert_int_equal(sched_run(&f->g, &f->ctx, &f->o), 0);
+	assert_int_equal(atomic_load(&borrowed_most), 2);
+	assert_int_equal(atomic_load(&max_busy), 3);
+	assert_int_equal(sched_borrow(), 0);
+}
+
+static void
+test_borrowed_slot_given_back(void **state)
+{
+	struct fx *f = *state;
+
+	atomic_store(&busy, 0);
+	atomic_store(&max_busy, 0);
+	/* Under -j2 the borrower and n1 run; when n1 ends, its slot goes to
+	 * the borrower or to n2 (ready then): the borrower gives it back
+	 * when n2 waits for it.  Jobs and borrowed slots stay within -j. */
+	add(f, 0, &rule_borrow, 60);
+	add(f, 1, &rule_busy_pacs, 10);
+	add(f, 2, &rule_busy_local, 10);
+	graph_edge(f->node[1], f->node[2]);
+	f->o.jobs = 2;
+	plan_all(f);
+	assert_int_equal(sched_run(&f->g, &f->ctx, &f->o), 0);
+	assert_int_equal(graph_count(&f->g, N_DONE), 3);
+	assert_int_equal(f->spec[2].runs, 1);
+	/* n2 did not wait for the borrower's end. */
+	assert_true(f->spec[2].start_seq < f->spec[0].end_seq);
+	assert_true(atomic_load(&max_busy) <= 2);
+}
+
+static void
 test_cancelled_before_start(void **state)
 {
 	struct fx *f = *state;
@@ -486,6 +590,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_nothing_to_do_unblocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_stops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancelled_before_start, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_borrow_idle_slots, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_borrowed_slot_given_back, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
