@@ -14,8 +14,9 @@ noise (what makes real CT hard to compress) and a constant padding value
 outside the reconstruction circle, as scanners write it.  The same
 arguments give the same files (UIDs are 2.25.<hash> of seed and position).
 A file already there with the right size is left alone, so the data is made
-once and cached.  --part K/M makes only every M-th patient from the K-th
-(to run M generators at once).  Run it with /usr/bin/python3 (Debian's pydicom and numpy).
+once and cached.  --part K/M makes only every M-th series from the K-th,
+counting the series of all patients in order (to run M generators at once,
+busy alike even for one patient).  Run it with /usr/bin/python3 (Debian's pydicom and numpy).
 
 On stdout, one tab-separated line per series:
 
@@ -143,16 +144,17 @@ def main():
     ap.add_argument("--slices", type=int, default=64)
     ap.add_argument("--prefix", default="BENCH")
     ap.add_argument("--seed", default="bench")
-    ap.add_argument("--part", default="0/1", help="K/M: only patients p with p %% M == K")
+    ap.add_argument("--part", default="0/1",
+                    help="K/M: only series s of patient p with (p * series + s) %% M == K")
     a = ap.parse_args()
     part, parts = (int(x) for x in a.part.split("/"))
     for p in range(a.patients):
-        if p % parts != part:
-            continue
         pid = "%s-%02d" % (a.prefix, p + 1)
         study = make_uid(a.seed, pid, "study")
         date = "2021%02d%02d" % (1 + p % 12, 1 + p % 28)
         for s in range(a.series):
+            if (p * a.series + s) % parts != part:
+                continue
             series = make_uid(a.seed, pid, "series", s)
             d = os.path.join(a.outdir, pid, study, series)
             os.makedirs(d, exist_ok=True)

@@ -15,7 +15,8 @@
 # BENCH_SCALE=small writes $BENCH_DIR/BENCHMARKS-small.md and
 # scaling-small.png instead, leaving the checkout alone.  Not part of
 # tests/run.sh: run it by hand on an otherwise idle machine (each script
-# takes up to ~15 minutes on 2 cores, metadata.sh ~20).
+# takes up to ~15 minutes on 2 cores, metadata.sh ~20, zip.sh ~35 with its
+# three scenarios).
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
