@@ -22,6 +22,7 @@ struct zin {
 	char *old;                /* the archive to copy entries from, or NULL */
 	int ncopy;                /* entries to copy from it (from == COPY) */
 	char *afresh;             /* why none is copied from an older archive, or NULL */
+	uint64_t hash;            /* XXH3-64 of the archive written */
 };
 
 enum { MAKE = -1, COPY = -2 };  /* zpack_entry.from until the older archive is open */

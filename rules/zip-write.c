@@ -15,6 +15,7 @@
 #include "htab.h"
 #include "units.h"
 #include "util.h"
+#include "zfd.h"
 #include "zip-int.h"
 
 /* A record of the older archive's entry: the entry of that name is copied
@@ -129,13 +130,13 @@ static char *
 open_old(struct zin *z, zip_t **old)
 {
 	const zip_uint16_t em = z->o.password ? ZIP_EM_AES_256 : ZIP_EM_NONE;
-	int zerr;
+	char err[512];
 
 	*old = NULL;
 	if (!z->old || z->ncopy == 0)
 		return NULL;
-	if (!(*old = zip_open(z->old, ZIP_RDONLY | ZIP_CHECKCONS, &zerr)))
-		return xasprintf("%s: cannot be read (libzip error %d)", zip_base(z->old), zerr);
+	if (!(*old = zfd_open(z->old, ZIP_RDONLY | ZIP_CHECKCONS, NULL, err, sizeof(err))))
+		return xasprintf("cannot be read: %s", err);
 	for (int i = 0; i < z->n; i++) {
 		struct zpack_entry *e = &z->e[i];
 		zip_int64_t idx;
@@ -165,23 +166,6 @@ all_afresh(struct zin *z, char *why)
 	z->afresh = why;
 }
 
-/* Start writing path out now: the disk writes while the archive is read
- * back, and the fsync after finds little left to wait for. */
-static void
-writeback(const char *path)
-{
-#ifdef SYNC_FILE_RANGE_WRITE
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-		close(fd);
-	}
-#else
-	(void)path;
-#endif
-}
-
 char *
 zip_summary(const struct zin *z, int64_t size)
 {
@@ -203,24 +187,20 @@ static int
 write_archive(struct job *job, struct zin *z, zip_t *old)
 {
 	struct zpack *zp = NULL;
+	struct zfd *out;
 	zip_t *za;
-	int zerr, copy = 0;
+	int copy = 0;
 	const char *why;
 
 	unlink(z->tmp);
-	za = zip_open(z->tmp, ZIP_CREATE | ZIP_EXCL, &zerr);
-	if (!za) {
-		zip_error_t e;
-
-		zip_error_init_with_code(&e, zerr);
-		errf(job->err, sizeof(job->err), "%s: %s", z->tmp, zip_error_strerror(&e));
-		zip_error_fini(&e);
+	za = zfd_open(z->tmp, ZIP_CREATE | ZIP_EXCL, &out, job->err, sizeof(job->err));
+	if (!za)
 		return -1;
-	}
 	atomic_store(&job->total, z->n);
 	zip_register_progress_callback_with_state(za, 0.01, on_progress, NULL, job);
 	zip_register_cancel_callback_with_state(za, on_cancel, NULL, job);
 	zp = zpack_new(&z->o, z->e, z->n, old);
+	zpack_out(zp, out);
 	for (int i = 0; i < z->n; i++) {
 		struct zpack_entry *e = &z->e[i];
 		zip_source_t *src;
@@ -274,14 +254,13 @@ write_archive(struct job *job, struct zin *z, zip_t *old)
 			close_failed(job, za);
 		goto bad;
 	}
-	writeback(z->tmp);
-	za = zip_open(z->tmp, ZIP_RDONLY | ZIP_CHECKCONS, &zerr);
+	zpack_out(zp, NULL);
+	za = zfd_open(z->tmp, ZIP_RDONLY | ZIP_CHECKCONS, NULL, job->err, sizeof(job->err));
 	if (!za) {
-		errf(job->err, sizeof(job->err), "%s: reopening to verify failed (libzip error %d)",
-		    z->tmp, zerr);
+		errf(job->err, sizeof(job->err), "%s: reopening to verify failed", z->tmp);
 		goto bad;
 	}
-	if (zpack_check(zp, za, job->err, sizeof(job->err)) < 0)
+	if (zpack_check(zp, za, z->tmp, &z->hash, job->err, sizeof(job->err)) < 0)
 		goto bad;
 	zip_discard(za);
 	zpack_free(zp);

@@ -17,10 +17,12 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
 #include "fileio.h"
@@ -157,22 +159,86 @@ out:
 	return why;
 }
 
+/*
+ * Older archives are removed on a thread of their own: freeing the blocks
+ * of a large file takes tens of milliseconds, which the scheduler's thread
+ * (finish runs there) would spend waiting.  run_end joins them and says
+ * what could not be removed; should the process die first, the next run
+ * finds the archive left over and removes it.
+ */
+struct reap {
+	pthread_t t;
+	char **path;
+	int *err;                 /* errno of each unlink, 0 when done */
+	int n;
+};
+
+static struct reap **reaps;
+static int nreaps;
+
+static void *
+reap_main(void *arg)
+{
+	struct reap *r = arg;
+
+	for (int i = 0; i < r->n; i++)
+		r->err[i] = unlink(r->path[i]) < 0 && errno != ENOENT ? errno : 0;
+	return NULL;
+}
+
+/* Say what could not be removed, and free r. */
+static void
+reap_done(struct reap *r)
+{
+	for (int i = 0; i < r->n; i++) {
+		if (r->err[i])
+			warn("%s: cannot remove old archive: %s", r->path[i], strerror(r->err[i]));
+		free(r->path[i]);
+	}
+	free(r->path);
+	free(r->err);
+	free(r);
+}
+
 /* Remove p's older archives (never the one at keep). */
 static void
 remove_old(const struct ctx *ctx, struct patient *p, const char *keep)
 {
+	struct reap *r;
+	int rc;
+
 	if (ctx->cfg->output.keep_old)
 		return;
-	for (int i = 0; i < p->nold; i++) {
-		char *path;
-
-		if (strcmp(p->old[i], zip_base(keep)) == 0)
-			continue;
-		path = xasprintf("%s/%s", ctx->cfg->output.zip_dir, p->old[i]);
-		if (unlink(path) < 0 && errno != ENOENT)
-			warn("%s: cannot remove old archive:", path);
-		free(path);
+	r = xcalloc(1, sizeof(*r));
+	r->path = xcalloc((size_t)p->nold + 1, sizeof(*r->path));
+	r->err = xcalloc((size_t)p->nold + 1, sizeof(*r->err));
+	for (int i = 0; i < p->nold; i++)
+		if (strcmp(p->old[i], zip_base(keep)) != 0)
+			r->path[r->n++] = xasprintf("%s/%s", ctx->cfg->output.zip_dir, p->old[i]);
+	if (r->n > 0 && (rc = pthread_create(&r->t, NULL, reap_main, r)) == 0) {
+		reaps = xreallocarray(reaps, (size_t)nreaps + 1, sizeof(*reaps));
+		reaps[nreaps++] = r;
+		return;
 	}
+	reap_main(r);             /* nothing to do, or no thread: here */
+	reap_done(r);
+}
+
+/* Wait for the removals, and say what failed. */
+static int
+zip_run_end(const struct rule *ru, struct ctx *ctx, int made)
+{
+	(void)ru;
+	(void)ctx;
+	(void)made;
+	for (int k = 0; k < nreaps; k++) {
+		pthread_join(reaps[k]->t, NULL);
+		reap_done(reaps[k]);
+	}
+	free(reaps);
+	reaps = NULL;
+	nreaps = 0;
+	return 0;
 }
 
 static int
@@ -285,23 +351,25 @@ zip_run(struct job *job)
 {
 	struct zin *z = job->in;
 	struct zout *o = xcalloc(1, sizeof(*o));
+	struct stat sb;
 	int fd;
 
 	job->out = o;
 	if (zip_write(job, z) < 0)
 		goto bad;
-	if ((fd = open(z->tmp, O_RDONLY | O_CLOEXEC)) < 0) {
+	if ((fd = open(z->tmp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
 		errf(job->err, sizeof(job->err), "%s: %s", z->tmp, strerror(errno));
 		goto bad;
 	}
-	if (fsync(fd) < 0) {
+	if (fsync(fd) < 0 || fstat(fd, &sb) < 0) {
 		errf(job->err, sizeof(job->err), "%s: fsync: %s", z->tmp, strerror(errno));
 		close(fd);
 		goto bad;
 	}
 	close(fd);
-	if (hash_file(z->tmp, &o->hash, &o->size, &o->mtime, NULL, job->err, sizeof(job->err)) < 0)
-		goto bad;
+	o->hash = z->hash;
+	o->size = sb.st_size;
+	o->mtime = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
 	if (rename(z->tmp, z->path) < 0) {
 		errf(job->err, sizeof(job->err), "%s: rename: %s", z->path, strerror(errno));
 		goto bad;
@@ -449,4 +517,5 @@ const struct rule rule_zip = {
 	.start = zip_start,
 	.run = zip_run,
 	.finish = zip_finish,
+	.run_end = zip_run_end,
 };

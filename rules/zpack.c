@@ -14,6 +14,7 @@
 #include "sched.h"
 #include "util.h"
 #include "zaes.h"
+#include "zfd.h"
 #include "zpack.h"
 
 enum { S_TODO, S_MAKING, S_READY, S_FAILED };
@@ -26,6 +27,8 @@ struct slot {
 	unsigned char *raw;       /* what libzip copies; freed on close */
 	size_t len, pos;
 	int zerr, serr;           /* libzip error code and errno, when it failed */
+	int copy;                 /* it was a copy that failed */
+	char *msg;                /* why, when it failed */
 };
 
 /* What one thread makes entries with. */
@@ -50,6 +53,10 @@ struct zpack {
 	pthread_t t[ZPACK_THREADS];
 	int nt;
 	struct maker self;        /* libzip's thread's */
+	struct zfd *out;          /* the writer, or NULL */
+	_Atomic int64_t *off;     /* each entry's data offset in the archive, or -1 */
+	struct sweep *live;       /* the writer's bytes as they went out */
+	int live_whole;           /* ... which were all the file's, to its end */
 	char err[512];
 	int copy_failed;
 };
@@ -96,22 +103,20 @@ maker_fini(struct maker *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* Say why entry i failed, the first time; the caller holds no lock. */
+/* Say why the entry of slot s failed (its maker holds it alone); what
+ * libzip is told, and zpack_error says, when libzip opens it. */
 static void
-fail(struct zpack *zp, struct slot *s, int zerr, int serr, int copy, const char *fmt, ...)
+fail(struct slot *s, int zerr, int serr, int copy, const char *fmt, ...)
 {
 	va_list ap;
 
 	s->zerr = zerr;
 	s->serr = serr;
-	pthread_mutex_lock(&zp->mu);
-	if (!zp->err[0]) {
-		va_start(ap, fmt);
-		vsnprintf(zp->err, sizeof(zp->err), fmt, ap);
-		va_end(ap);
-		zp->copy_failed = copy;
-	}
-	pthread_mutex_unlock(&zp->mu);
+	s->copy = copy;
+	va_start(ap, fmt);
+	free(s->msg);
+	s->msg = xvasprintf(fmt, ap);
+	va_end(ap);
 }
 
 /* The file of e into m->in, when it is still the regular file of
@@ -124,11 +129,11 @@ read_file(struct zpack *zp, struct maker *m, struct zpack_entry *e, struct slot 
 	int fd = open(e->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		fail(zp, s, ZIP_ER_READ, errno, 0, "%s: %s", e->path, strerror(errno));
+		fail(s, ZIP_ER_READ, errno, 0, "%s: %s", e->path, strerror(errno));
 		goto bad;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size != e->size) {
-		fail(zp, s, ZIP_ER_CHANGED, 0, 0, "%s: changed since it was looked at; run again",
+		fail(s, ZIP_ER_CHANGED, 0, 0, "%s: changed since it was looked at; run again",
 		    e->path);
 		goto bad;
 	}
@@ -139,7 +144,7 @@ read_file(struct zpack *zp, struct maker *m, struct zpack_entry *e, struct slot 
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			fail(zp, s, r < 0 ? ZIP_ER_READ : ZIP_ER_CHANGED, r < 0 ? errno : 0, 0,
+			fail(s, r < 0 ? ZIP_ER_READ : ZIP_ER_CHANGED, r < 0 ? errno : 0, 0,
 			    "%s: %s", e->path, r < 0 ? strerror(errno) : "shorter than it was");
 			goto bad;
 		}
@@ -198,7 +203,7 @@ compress(struct zpack *zp, struct maker *m, struct zpack_entry *e, struct slot *
 	return 0;
 bad:
 	free(p);
-	fail(zp, s, ZIP_ER_INTERNAL, 0, 0, "%s: compressing it did not give it back", e->path);
+	fail(s, ZIP_ER_INTERNAL, 0, 0, "%s: compressing it did not give it back", e->path);
 	return -1;
 }
 
@@ -225,7 +230,7 @@ make(struct zpack *zp, struct maker *m, int i)
 			unsigned char *enc = xmalloc(len + ZAES_OVERHEAD);
 
 			if (zaes_encrypt(zp->o.password, e->name, raw, len, enc) < 0) {
-				fail(zp, s, ZIP_ER_INTERNAL, 0, 0, "%s: encryption failed", e->path);
+				fail(s, ZIP_ER_INTERNAL, 0, 0, "%s: encryption failed", e->path);
 				ok = 0;
 			}
 			free(raw);
@@ -263,7 +268,7 @@ copy(struct zpack *zp, int i)
 	zip_int64_t r = 0;
 
 	if (!f) {
-		fail(zp, s, ZIP_ER_READ, 0, 1, "%s: %s", e->name, zip_strerror(zp->old));
+		fail(s, ZIP_ER_READ, 0, 1, "%s: %s", e->name, zip_strerror(zp->old));
 		goto bad;
 	}
 	/* One byte more than recorded: a longer entry shows. */
@@ -272,7 +277,7 @@ copy(struct zpack *zp, int i)
 		got += (size_t)r;
 	zip_fclose(f);
 	if (r < 0 || got != (size_t)e->comp_size || XXH3_64bits(raw, got) != e->comp_hash) {
-		fail(zp, s, ZIP_ER_CHANGED, 0, 1, "entry %s is not what was written",
+		fail(s, ZIP_ER_CHANGED, 0, 1, "entry %s is not what was written",
 		    e->name);
 		goto bad;
 	}
@@ -371,6 +376,9 @@ open_entry(struct zpack *zp, int i)
 	int state;
 
 	more_hands(zp);
+	/* libzip opens an entry's source right where its data goes. */
+	if (zp->out)
+		atomic_store(&zp->off[i], zfd_pos(zp->out));
 	pthread_mutex_lock(&zp->mu);
 	if (s->state == S_TODO) {
 		int mine = to_make(zp, i);
@@ -400,6 +408,11 @@ open_entry(struct zpack *zp, int i)
 		pthread_mutex_lock(&zp->mu);
 	}
 	state = s->state;
+	if (state == S_FAILED && !zp->err[0]) {
+		/* The entry libzip stops at is the one to name. */
+		snprintf(zp->err, sizeof(zp->err), "%s", s->msg ? s->msg : "failed");
+		zp->copy_failed = s->copy;
+	}
 	pthread_mutex_unlock(&zp->mu);
 	return state == S_READY ? 0 : -1;
 }
@@ -446,9 +459,11 @@ zsrc_cb(void *arg, void *data, zip_uint64_t len, zip_source_cmd_t cmd)
 		return 0;
 	case ZIP_SOURCE_STAT:
 		/* The same before and after, made or copied: libzip decides
-		 * the headers' form from it. */
+		 * the headers' form from it.  Locked: a helper may be making
+		 * the entry. */
 		st = data;
 		zip_stat_init(st);
+		pthread_mutex_lock(&zp->mu);
 		st->size = (zip_uint64_t)e->size;
 		st->mtime = zp->o.mtime;
 		st->comp_method = (zip_uint16_t)zp->o.method;
@@ -460,6 +475,7 @@ zsrc_cb(void *arg, void *data, zip_uint64_t len, zip_source_cmd_t cmd)
 			st->comp_size = (zip_uint64_t)e->comp_size;
 			st->valid |= ZIP_STAT_CRC | ZIP_STAT_COMP_SIZE;
 		}
+		pthread_mutex_unlock(&zp->mu);
 		return sizeof(*st);
 	case ZIP_SOURCE_ERROR:
 		return zip_error_to_data(&z->error, data, len);
@@ -486,6 +502,9 @@ zpack_new(const struct zpack_opts *o, struct zpack_entry *e, int n, zip_t *old)
 	zp->n = n;
 	zp->old = old;
 	zp->s = xcalloc((size_t)n + 1, sizeof(*zp->s));
+	zp->off = xcalloc((size_t)n + 1, sizeof(*zp->off));
+	for (int i = 0; i < n; i++)
+		atomic_init(&zp->off[i], -1);
 	pthread_mutex_init(&zp->mu, NULL);
 	pthread_cond_init(&zp->cv, NULL);
 	return zp;
@@ -521,78 +540,247 @@ zpack_error(const struct zpack *zp, int *copy)
 	return zp->err[0] ? zp->err : NULL;
 }
 
-/* Entry i of za read raw (its XXH3-64 against the one handed over), or
- * through libzip (its CRC checked there). */
+/* Entry i, left to libzip, read through it: it checks the CRC. */
 static int
-check_entry(struct zpack *zp, zip_t *za, int i, unsigned char *buf, char *err, size_t errlen)
+check_libzip(struct zpack *zp, zip_t *za, int i, unsigned char *buf, char *err, size_t errlen)
 {
-	struct zpack_entry *e = &zp->e[i];
-	zip_flags_t fl = e->comp_hash ? ZIP_FL_ENCRYPTED : 0;
-	zip_file_t *f = zip_fopen_index_encrypted(za, (zip_uint64_t)i, fl, zp->o.password);
-	XXH3_state_t *h = XXH3_createState();
+	zip_file_t *f = zip_fopen_index_encrypted(za, (zip_uint64_t)i, 0, zp->o.password);
 	zip_int64_t r;
-	int64_t got = 0;
-	int rc = -1;
 
-	if (!h)
-		fatal("XXH3_createState: out of memory");
-	XXH3_64bits_reset(h);
 	if (!f) {
-		errf(err, errlen, "%s: %s", e->name, zip_strerror(za));
-		goto out;
+		errf(err, errlen, "%s: %s", zp->e[i].name, zip_strerror(za));
+		return -1;
 	}
-	while ((r = zip_fread(f, buf, 1 << 16)) > 0) {
-		XXH3_64bits_update(h, buf, (size_t)r);
-		got += r;
-	}
+	while ((r = zip_fread(f, buf, 1 << 16)) > 0)
+		;
 	if (r < 0)
-		errf(err, errlen, "%s: %s", e->name, zip_error_strerror(zip_file_get_error(f)));
-	else if (e->comp_hash && (got != e->comp_size || XXH3_64bits_digest(h) != e->comp_hash))
-		errf(err, errlen, "%s: the bytes read back differ from those written", e->name);
-	else
-		rc = 0;
+		errf(err, errlen, "%s: %s", zp->e[i].name, zip_error_strerror(zip_file_get_error(f)));
 	zip_fclose(f);
-out:
-	XXH3_freeState(h);
-	return rc;
+	return r < 0 ? -1 : 0;
 }
 
-int
-zpack_check(struct zpack *zp, zip_t *za, char *err, size_t errlen)
+/* The directory of za against what was handed to libzip. */
+static int
+check_dir(struct zpack *zp, zip_t *za, unsigned char *buf, char *err, size_t errlen)
 {
-	unsigned char *buf = xmalloc(1 << 16);
-	int rc = -1;
-
 	if (zip_get_num_entries(za, 0) != zp->n) {
 		errf(err, errlen, "%lld entries written, %d expected",
 		    (long long)zip_get_num_entries(za, 0), zp->n);
-		goto out;
+		return -1;
 	}
 	for (int i = 0; i < zp->n; i++) {
 		struct zpack_entry *e = &zp->e[i];
 		zip_stat_t st;
 
-		if (zip_stat_index(za, (zip_uint64_t)i, 0, &st) < 0 || !(st.valid & ZIP_STAT_NAME) ||
-		    strcmp(st.name, e->name) != 0) {
+		if (zip_stat_index(za, (zip_uint64_t)i, 0, &st) < 0) {
+			errf(err, errlen, "entry %d (%s): %s", i, e->name, zip_strerror(za));
+			return -1;
+		}
+		if (!(st.valid & ZIP_STAT_NAME) || strcmp(st.name, e->name) != 0) {
 			errf(err, errlen, "entry %d is %s, expected %s", i,
 			    st.valid & ZIP_STAT_NAME ? st.name : "?", e->name);
-			goto out;
+			return -1;
+		}
+		if (!e->comp_hash) {
+			if (check_libzip(zp, za, i, buf, err, errlen) < 0)
+				return -1;
+			continue;
 		}
 		/* libzip writes no CRC for an AES entry under 20 bytes. */
-		if (e->comp_hash && (st.size != (zip_uint64_t)e->size ||
+		if (zp->off[i] < 0 || st.size != (zip_uint64_t)e->size ||
 		    st.comp_size != (zip_uint64_t)e->comp_size ||
-		    (st.crc != e->crc && !(zp->o.password && e->size < 20)))) {
+		    (st.crc != e->crc && !(zp->o.password && e->size < 20))) {
 			errf(err, errlen, "%s: its sizes or CRC in the archive differ from those "
 			    "written", e->name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+enum { CHUNK = 4 << 20 };
+
+/* The archive's bytes in file order, checked as they come: the file's
+ * hash, and each entry's raw bytes at its offset against the hash of
+ * what was handed to libzip (entries lie one after the other). */
+struct sweep {
+	XXH3_state_t *all, *one;
+	int64_t at;               /* bytes seen */
+	int k;                    /* the first entry not yet seen whole */
+	char bad[512];            /* the first mismatch */
+};
+
+static struct sweep *
+sweep_new(void)
+{
+	struct sweep *w = xcalloc(1, sizeof(*w));
+
+	if (!(w->all = XXH3_createState()) || !(w->one = XXH3_createState()))
+		fatal("XXH3_createState: out of memory");
+	XXH3_64bits_reset(w->all);
+	return w;
+}
+
+static void
+sweep_free(struct sweep *w)
+{
+	if (!w)
+		return;
+	XXH3_freeState(w->all);
+	XXH3_freeState(w->one);
+	free(w);
+}
+
+static void
+sweep_feed(struct zpack *zp, struct sweep *w, const unsigned char *p, size_t n)
+{
+	int64_t at = w->at, end = at + (int64_t)n;
+
+	XXH3_64bits_update(w->all, p, n);
+	w->at = end;
+	for (; w->k < zp->n && !w->bad[0]; w->k++) {
+		struct zpack_entry *e = &zp->e[w->k];
+		int64_t s = atomic_load(&zp->off[w->k]), t, a, b;
+
+		if (!e->comp_hash)
+			continue;
+		if (s < 0 || s >= end)
+			break;            /* not written yet, or further on */
+		t = s + e->comp_size;
+		a = s > at ? s : at;
+		b = t < end ? t : end;
+		if (a == s)
+			XXH3_64bits_reset(w->one);
+		XXH3_64bits_update(w->one, p + (a - at), (size_t)(b - a));
+		if (t > end)
+			break;
+		if (XXH3_64bits_digest(w->one) != e->comp_hash)
+			snprintf(w->bad, sizeof(w->bad), "%s: the bytes in the archive differ from "
+			    "those written", e->name);
+	}
+}
+
+/* Every entry seen whole and right: 0 and the file's hash; else -1. */
+static int
+sweep_end(struct zpack *zp, struct sweep *w, uint64_t *hash, char *err, size_t errlen)
+{
+	if (w->bad[0]) {
+		errf(err, errlen, "%s", w->bad);
+		return -1;
+	}
+	for (; w->k < zp->n && !zp->e[w->k].comp_hash; w->k++)
+		;
+	if (w->k < zp->n) {
+		errf(err, errlen, "the archive ends before %s", zp->e[w->k].name);
+		return -1;
+	}
+	*hash = XXH3_64bits_digest(w->all);
+	return 0;
+}
+
+/* zfd's watcher, on the writer's thread. */
+static void
+watch(void *arg, int64_t off, const unsigned char *p, size_t n)
+{
+	struct zpack *zp = arg;
+
+	if (off < 0)
+		zp->live_whole = n != 0;
+	else
+		sweep_feed(zp, zp->live, p, n);
+}
+
+/* zfd's idle hook, on libzip's thread while the disk keeps it waiting:
+ * an entry further on made now. */
+static int
+ahead(void *arg)
+{
+	struct zpack *zp = arg;
+	int i;
+
+	pthread_mutex_lock(&zp->mu);
+	i = take(zp);
+	pthread_mutex_unlock(&zp->mu);
+	if (i < 0)
+		return 0;
+	make(zp, &zp->self, i);
+	return 1;
+}
+
+void
+zpack_out(struct zpack *zp, struct zfd *out)
+{
+	zp->out = out;
+	if (out && !zp->live) {
+		zp->live = sweep_new();
+		zfd_watch(out, watch, zp);
+		zfd_idle(out, ahead, zp);
+	}
+}
+
+/* The file at path read from the disk where the filesystem can (zfd.h
+ * wrote most of it past the page cache), through a sweep. */
+static int
+read_back(struct zpack *zp, const char *path, uint64_t *hash, char *err, size_t errlen)
+{
+	struct sweep *w = sweep_new();
+	unsigned char *buf;
+	int fd = -1, rc = -1, direct = O_DIRECT;
+	ssize_t r;
+
+	if (posix_memalign((void **)&buf, 4096, CHUNK) != 0)
+		fatal("out of memory");
+again:
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | direct)) < 0 && direct) {
+		direct = 0;
+		goto again;
+	}
+	if (fd < 0) {
+		errf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		while ((r = pread(fd, buf, CHUNK, (off_t)w->at)) < 0 && errno == EINTR)
+			;
+		if (r < 0 && errno == EINVAL && direct && w->at == 0) {
+			close(fd);
+			direct = 0;
+			goto again;
+		}
+		if (r < 0) {
+			errf(err, errlen, "%s: %s", path, strerror(errno));
 			goto out;
 		}
-		if (check_entry(zp, za, i, buf, err, errlen) < 0)
-			goto out;
+		if (r == 0)
+			break;
+		sweep_feed(zp, w, buf, (size_t)r);
 	}
-	rc = 0;
+	rc = sweep_end(zp, w, hash, err, errlen);
 out:
+	if (fd >= 0)
+		close(fd);
+	sweep_free(w);
 	free(buf);
 	return rc;
+}
+
+int
+zpack_check(struct zpack *zp, zip_t *za, const char *path, uint64_t *hash, char *err,
+    size_t errlen)
+{
+	unsigned char *buf = xmalloc(1 << 16);
+	int rc;
+
+	rc = check_dir(zp, za, buf, err, errlen);
+	free(buf);
+	if (rc < 0)
+		return -1;
+	/* What the writer saw is the file when nothing it showed was
+	 * written again (libzip's header of an entry over 1 MB can be):
+	 * else the file is read back. */
+	if (zp->live && zp->live_whole)
+		return sweep_end(zp, zp->live, hash, err, errlen);
+	return read_back(zp, path, hash, err, errlen);
 }
 
 void
@@ -606,11 +794,15 @@ zpack_free(struct zpack *zp)
 	pthread_mutex_unlock(&zp->mu);
 	for (int i = 0; i < zp->nt; i++)
 		pthread_join(zp->t[i], NULL);
-	for (int i = 0; i < zp->n; i++)
+	for (int i = 0; i < zp->n; i++) {
 		free(zp->s[i].raw);
+		free(zp->s[i].msg);
+	}
 	maker_fini(&zp->self);
 	pthread_mutex_destroy(&zp->mu);
 	pthread_cond_destroy(&zp->cv);
 	free(zp->s);
+	free(zp->off);
+	sweep_free(zp->live);
 	free(zp);
 }

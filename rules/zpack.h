@@ -76,11 +76,19 @@ void zpack_start(struct zpack *zp);
  * what was recorded sets *copy (the caller may make them all afresh). */
 const char *zpack_error(const struct zpack *zp, int *copy);
 
-/* Read every entry of the written archive za raw and compare its name,
- * sizes, CRC and XXH3-64 with what was handed to libzip (entries left to
- * libzip: read through it, which checks the CRC).  0, or -1 with the
- * message in err. */
-int zpack_check(struct zpack *zp, zip_t *za, char *err, size_t errlen);
+/* The archive's writer (zfd.h): each entry's data offset is noted as
+ * libzip opens it, for zpack_check.  Before zip_close. */
+struct zfd;
+void zpack_out(struct zpack *zp, struct zfd *out);
+
+/* Check the written archive at path, za that archive reopened: its
+ * directory's names, sizes and CRCs are what was handed to libzip, and in
+ * one sequential read of the file, the bytes at each entry's offset hash
+ * to what was handed over (entries left to libzip: read through it, which
+ * checks the CRC).  *hash is the XXH3-64 of the whole file.  0, or -1
+ * with the message in err. */
+int zpack_check(struct zpack *zp, zip_t *za, const char *path, uint64_t *hash, char *err,
+    size_t errlen);
 
 /* Stop and join the threads (their slots go back), free what is left. */
 void zpack_free(struct zpack *zp);
