@@ -1,4 +1,4 @@
-/* zpack.c - an archive's entries made (or copied) for libzip, ahead, on borrowed threads. */
+/* zpack.c - an archive's entries made (or copied) for libzip, ahead, on borrowed threads; zpack-check.c checks what was written. */
 #include <bzlib.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,51 +15,7 @@
 #include "util.h"
 #include "zaes.h"
 #include "zfd.h"
-#include "zpack.h"
-
-enum { S_TODO, S_MAKING, S_READY, S_FAILED };
-
-/* One entry's bytes on their way to libzip. */
-struct slot {
-	int state;
-	int counted;              /* its size is in zp->ahead */
-	int made;                 /* crc and len known (stays after close) */
-	unsigned char *raw;       /* what libzip copies; freed on close */
-	size_t len, pos;
-	int zerr, serr;           /* libzip error code and errno, when it failed */
-	int copy;                 /* it was a copy that failed */
-	char *msg;                /* why, when it failed */
-};
-
-/* What one thread makes entries with. */
-struct maker {
-	struct libdeflate_compressor *c;
-	struct libdeflate_decompressor *d;
-	unsigned char *in, *chk;  /* the file; the entry inflated again */
-	size_t incap, chkcap;
-};
-
-struct zpack {
-	struct zpack_opts o;
-	struct zpack_entry *e;
-	int n;
-	zip_t *old;
-	struct slot *s;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int next;                 /* no entry below it is left to make ahead */
-	int64_t ahead;            /* bytes of files taken to make, not yet read */
-	int stop;
-	pthread_t t[ZPACK_THREADS];
-	int nt;
-	struct maker self;        /* libzip's thread's */
-	struct zfd *out;          /* the writer, or NULL */
-	_Atomic int64_t *off;     /* each entry's data offset in the archive, or -1 */
-	struct sweep *live;       /* the writer's bytes as they went out */
-	int live_whole;           /* ... which were all the file's, to its end */
-	char err[512];
-	int copy_failed;
-};
+#include "zpack-int.h"
 
 struct zsrc {
 	struct zpack *zp;
@@ -540,156 +496,6 @@ zpack_error(const struct zpack *zp, int *copy)
 	return zp->err[0] ? zp->err : NULL;
 }
 
-/* Entry i, left to libzip, read through it: it checks the CRC. */
-static int
-check_libzip(struct zpack *zp, zip_t *za, int i, unsigned char *buf, char *err, size_t errlen)
-{
-	zip_file_t *f = zip_fopen_index_encrypted(za, (zip_uint64_t)i, 0, zp->o.password);
-	zip_int64_t r;
-
-	if (!f) {
-		errf(err, errlen, "%s: %s", zp->e[i].name, zip_strerror(za));
-		return -1;
-	}
-	while ((r = zip_fread(f, buf, 1 << 16)) > 0)
-		;
-	if (r < 0)
-		errf(err, errlen, "%s: %s", zp->e[i].name, zip_error_strerror(zip_file_get_error(f)));
-	zip_fclose(f);
-	return r < 0 ? -1 : 0;
-}
-
-/* The directory of za against what was handed to libzip. */
-static int
-check_dir(struct zpack *zp, zip_t *za, unsigned char *buf, char *err, size_t errlen)
-{
-	if (zip_get_num_entries(za, 0) != zp->n) {
-		errf(err, errlen, "%lld entries written, %d expected",
-		    (long long)zip_get_num_entries(za, 0), zp->n);
-		return -1;
-	}
-	for (int i = 0; i < zp->n; i++) {
-		struct zpack_entry *e = &zp->e[i];
-		zip_stat_t st;
-
-		if (zip_stat_index(za, (zip_uint64_t)i, 0, &st) < 0) {
-			errf(err, errlen, "entry %d (%s): %s", i, e->name, zip_strerror(za));
-			return -1;
-		}
-		if (!(st.valid & ZIP_STAT_NAME) || strcmp(st.name, e->name) != 0) {
-			errf(err, errlen, "entry %d is %s, expected %s", i,
-			    st.valid & ZIP_STAT_NAME ? st.name : "?", e->name);
-			return -1;
-		}
-		if (!e->comp_hash) {
-			if (check_libzip(zp, za, i, buf, err, errlen) < 0)
-				return -1;
-			continue;
-		}
-		/* libzip writes no CRC for an AES entry under 20 bytes. */
-		if (zp->off[i] < 0 || st.size != (zip_uint64_t)e->size ||
-		    st.comp_size != (zip_uint64_t)e->comp_size ||
-		    (st.crc != e->crc && !(zp->o.password && e->size < 20))) {
-			errf(err, errlen, "%s: its sizes or CRC in the archive differ from those "
-			    "written", e->name);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-enum { CHUNK = 4 << 20 };
-
-/* The archive's bytes in file order, checked as they come: the file's
- * hash, and each entry's raw bytes at its offset against the hash of
- * what was handed to libzip (entries lie one after the other). */
-struct sweep {
-	XXH3_state_t *all, *one;
-	int64_t at;               /* bytes seen */
-	int k;                    /* the first entry not yet seen whole */
-	char bad[512];            /* the first mismatch */
-};
-
-static struct sweep *
-sweep_new(void)
-{
-	struct sweep *w = xcalloc(1, sizeof(*w));
-
-	if (!(w->all = XXH3_createState()) || !(w->one = XXH3_createState()))
-		fatal("XXH3_createState: out of memory");
-	XXH3_64bits_reset(w->all);
-	return w;
-}
-
-static void
-sweep_free(struct sweep *w)
-{
-	if (!w)
-		return;
-	XXH3_freeState(w->all);
-	XXH3_freeState(w->one);
-	free(w);
-}
-
-static void
-sweep_feed(struct zpack *zp, struct sweep *w, const unsigned char *p, size_t n)
-{
-	int64_t at = w->at, end = at + (int64_t)n;
-
-	XXH3_64bits_update(w->all, p, n);
-	w->at = end;
-	for (; w->k < zp->n && !w->bad[0]; w->k++) {
-		struct zpack_entry *e = &zp->e[w->k];
-		int64_t s = atomic_load(&zp->off[w->k]), t, a, b;
-
-		if (!e->comp_hash)
-			continue;
-		if (s < 0 || s >= end)
-			break;            /* not written yet, or further on */
-		t = s + e->comp_size;
-		a = s > at ? s : at;
-		b = t < end ? t : end;
-		if (a == s)
-			XXH3_64bits_reset(w->one);
-		XXH3_64bits_update(w->one, p + (a - at), (size_t)(b - a));
-		if (t > end)
-			break;
-		if (XXH3_64bits_digest(w->one) != e->comp_hash)
-			snprintf(w->bad, sizeof(w->bad), "%s: the bytes in the archive differ from "
-			    "those written", e->name);
-	}
-}
-
-/* Every entry seen whole and right: 0 and the file's hash; else -1. */
-static int
-sweep_end(struct zpack *zp, struct sweep *w, uint64_t *hash, char *err, size_t errlen)
-{
-	if (w->bad[0]) {
-		errf(err, errlen, "%s", w->bad);
-		return -1;
-	}
-	for (; w->k < zp->n && !zp->e[w->k].comp_hash; w->k++)
-		;
-	if (w->k < zp->n) {
-		errf(err, errlen, "the archive ends before %s", zp->e[w->k].name);
-		return -1;
-	}
-	*hash = XXH3_64bits_digest(w->all);
-	return 0;
-}
-
-/* zfd's watcher, on the writer's thread. */
-static void
-watch(void *arg, int64_t off, const unsigned char *p, size_t n)
-{
-	struct zpack *zp = arg;
-
-	if (off < 0)
-		zp->live_whole = n != 0;
-	else
-		sweep_feed(zp, zp->live, p, n);
-}
-
 /* zfd's idle hook, on libzip's thread while the disk keeps it waiting:
  * an entry further on made now. */
 static int
@@ -713,74 +519,9 @@ zpack_out(struct zpack *zp, struct zfd *out)
 	zp->out = out;
 	if (out && !zp->live) {
 		zp->live = sweep_new();
-		zfd_watch(out, watch, zp);
+		zfd_watch(out, zpack_watch, zp);
 		zfd_idle(out, ahead, zp);
 	}
-}
-
-/* The file at path read from the disk where the filesystem can (zfd.h
- * wrote most of it past the page cache), through a sweep. */
-static int
-read_back(struct zpack *zp, const char *path, uint64_t *hash, char *err, size_t errlen)
-{
-	struct sweep *w = sweep_new();
-	unsigned char *buf;
-	int fd = -1, rc = -1, direct = O_DIRECT;
-	ssize_t r;
-
-	if (posix_memalign((void **)&buf, 4096, CHUNK) != 0)
-		fatal("out of memory");
-again:
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | direct)) < 0 && direct) {
-		direct = 0;
-		goto again;
-	}
-	if (fd < 0) {
-		errf(err, errlen, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	for (;;) {
-		while ((r = pread(fd, buf, CHUNK, (off_t)w->at)) < 0 && errno == EINTR)
-			;
-		if (r < 0 && errno == EINVAL && direct && w->at == 0) {
-			close(fd);
-			direct = 0;
-			goto again;
-		}
-		if (r < 0) {
-			errf(err, errlen, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		sweep_feed(zp, w, buf, (size_t)r);
-	}
-	rc = sweep_end(zp, w, hash, err, errlen);
-out:
-	if (fd >= 0)
-		close(fd);
-	sweep_free(w);
-	free(buf);
-	return rc;
-}
-
-int
-zpack_check(struct zpack *zp, zip_t *za, const char *path, uint64_t *hash, char *err,
-    size_t errlen)
-{
-	unsigned char *buf = xmalloc(1 << 16);
-	int rc;
-
-	rc = check_dir(zp, za, buf, err, errlen);
-	free(buf);
-	if (rc < 0)
-		return -1;
-	/* What the writer saw is the file when nothing it showed was
-	 * written again (libzip's header of an entry over 1 MB can be):
-	 * else the file is read back. */
-	if (zp->live && zp->live_whole)
-		return sweep_end(zp, zp->live, hash, err, errlen);
-	return read_back(zp, path, hash, err, errlen);
 }
 
 void
