@@ -1,4 +1,7 @@
-/* zpack.c - an archive's entries made (or copied) for libzip, ahead, on borrowed threads; zpack-check.c checks what was written. */
+/*
+ * zpack.c - an archive's entries made (or copied) for libzip, ahead, on
+ * borrowed threads; zpack-check.c checks what was written.
+ */
 #include <bzlib.h>
 #include <errno.h>
 #include <fcntl.h>
