@@ -107,8 +107,6 @@ writer(void *arg)
 		memmove(z->q, z->q + 1, (size_t)--z->qn * sizeof(*z->q));
 		z->busy = 1;
 		pthread_mutex_unlock(&z->mu);
-		if (z->watch)
-			z->watch(z->warg, w.off, w.p, w.len);
 		rc = -1;
 		if (z->dfd >= 0 && w.len == BUF) {
 			rc = put(z->dfd, w.p, w.len, w.off);
@@ -122,6 +120,9 @@ writer(void *arg)
 			rc = put(z->fd, w.p, w.len, w.off);
 		if (rc < 0)
 			e = errno;
+		/* Shown once on its way: the disk need not wait for it. */
+		if (z->watch)
+			z->watch(z->warg, w.off, w.p, w.len);
 		pthread_mutex_lock(&z->mu);
 		if (rc < 0 && !z->werr) {
 			z->werr = 1;
