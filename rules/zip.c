@@ -2,8 +2,9 @@
  * zip.c - a patient's archive <zip_dir>/<id><delimiter><N>.zip, N the
  * number of series inside, entries <study>/<series>/<sop>.dcm in name order
  * with a fixed time, so the same content always gives the same bytes.
- * Written under a temp name, verified by reopening it (entry count, names,
- * CRC and sizes, the hash of every entry's bytes), fsynced and renamed;
+ * Written under a temp name and verified (its directory reopened: entry
+ * count, names, CRC and sizes; every entry's bytes hashed as they go to
+ * the file, zpack.h), fsynced and renamed;
  * the older archive of the patient is removed only then, and only after
  * state records the new one.
  *
