@@ -48,14 +48,9 @@ put_in_place(struct getctx *g, struct arrived *batch)
 	char err[256] = "", hint[160];
 	int dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), e;
 
-	for (a = batch; a; a = a->next) {
-		if ((a->fd = open(a->tmp, O_RDONLY | O_CLOEXEC)) < 0 && !err[0])
+	for (a = batch; a; a = a->next)
+		if (a->fd < 0 && (a->fd = open(a->tmp, O_RDONLY | O_CLOEXEC)) < 0 && !err[0])
 			errf(err, sizeof(err), "%s: %s", a->tmp, strerror(errno));
-#ifdef SYNC_FILE_RANGE_WRITE
-		else if (a->fd >= 0)
-			sync_file_range(a->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-#endif
-	}
 	if (!err[0] && (dfd < 0 || syncfs(dfd) < 0)) {
 		e = errno;
 		errf(err, sizeof(err), "%s: cannot write to disk: %s%s", f->dir, strerror(e),
@@ -172,7 +167,15 @@ dimse_on_store(void *arg, const struct dcm_header *h, const char *tmp)
 	a = xcalloc(1, sizeof(*a));
 	a->tmp = xstrdup(tmp);
 	a->sop = xstrdup(h->sop_uid);
-	a->fd = -1;
+	/* Its writeback starts now, while the next arrives: what is still
+	 * to be written when the series ends is then little more than the
+	 * last instance (the kernel would start it only past its dirty
+	 * thresholds).  The finisher keeps the descriptor. */
+	a->fd = open(tmp, O_RDONLY | O_CLOEXEC);
+#ifdef SYNC_FILE_RANGE_WRITE
+	if (a->fd >= 0)
+		sync_file_range(a->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
 	*g->tail = a;
 	g->tail = &a->next;
 	pthread_cond_signal(&g->cv);

@@ -11,6 +11,7 @@
 #include "fileio.h"
 #include "lease.h"
 #include "names.h"
+#include "news.h"
 #include "notify.h"
 #include "plan.h"
 #include "rule.h"
@@ -432,7 +433,8 @@ run(const struct options *o, struct setup *s, build_show_fn *show)
 	struct sched_opts so;
 	char serr[512];
 	const char *ping = NULL;
-	int rc, n, code = EXIT_ERROR, readonly = o->dry_run || o->question || show;
+	int rc, n, code = EXIT_ERROR, readonly = o->dry_run || o->question || show, built = 0;
+	int64_t started = now_ns();
 
 	htab_init(&r.one);
 	graph_init(&r.g);
@@ -444,7 +446,7 @@ run(const struct options *o, struct setup *s, build_show_fn *show)
 		goto out;
 	/* A build that may write is what a heartbeat watches. */
 	ping = !readonly ? s->cfg.notify.ping_url : NULL;
-	notify_ping(ping, s->cfg.notify.include_ids, NOTIFY_START);
+	notify_ping(ping, s->cfg.notify.include_ids, s->cfg.notify.timeout, NOTIFY_START);
 	if (!(s->have & NEED_CATALOG) && setup_state(s, readonly ? STORE_READONLY :
 	    o->wait ? STORE_WAIT : 0, NEED_CATALOG) < 0)
 		goto out;
@@ -527,6 +529,7 @@ run(const struct options *o, struct setup *s, build_show_fn *show)
 	so.keep_going = o->keep_going;
 	so.title = node_title;
 	so.summary = 1;
+	built = 1;
 	rc = sched_run(&r.g, &r.ctx, &so);
 	if (run_end(&r) < 0 && rc >= 0)
 		rc = -3;
@@ -551,7 +554,10 @@ out:
 		    r.ctx.npartial, r.ctx.npartial == 1 ? "" : "s", r.ctx.npartial == 1 ? "it" : "them");
 		code = EXIT_ERROR;
 	}
-	notify_ping(ping, s->cfg.notify.include_ids, code == EXIT_OK ? NOTIFY_OK : NOTIFY_FAIL);
+	/* What a build did; a run that fails before it builds tells its failure. */
+	if (!readonly && (s->have & NEED_CATALOG) && (built || code != EXIT_OK))
+		news_send(&r.g, o, &s->cfg, &s->st, &s->cat, started, code != EXIT_OK);
+	notify_ping(ping, s->cfg.notify.include_ids, s->cfg.notify.timeout, code == EXIT_OK ? NOTIFY_OK : NOTIFY_FAIL);
 	run_free(&r);
 	return code;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "config-int.h"
+#include "notify.h"
 #include "source.h"
 #include "util.h"
 
@@ -55,6 +56,85 @@ check_omop(struct parse *p)
 	if (!c->omop.person_map && c->omop.missing_person == MISSING_SKIP) {
 		config_perr(p, "[omop] person_map: required unless missing_person = zero (without "
 		    "it every patient would be skipped)");
+		return 0;
+	}
+	return 1;
+}
+
+/* An address as mail takes it in angle brackets: one '@', no blanks,
+ * brackets, quotes or control bytes. */
+static int
+mail_addr_ok(const char *a, size_t n)
+{
+	const char *at = memchr(a, '@', n);
+
+	if (!n || !at || at == a || at == a + n - 1 || memchr(at + 1, '@', (size_t)(a + n - at - 1)))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)a[i] <= ' ' || a[i] == 0x7f || strchr("<>\"(),;\\", a[i]))
+			return 0;
+	return 1;
+}
+
+/* [notify]: where mail goes, and from whom; 1 when fine. */
+static int
+check_notify(struct parse *p)
+{
+	struct config_notify *n = &p->cfg->notify;
+
+	if (n->mail_to) {
+		const char *s = n->mail_to;
+		int count = 0;
+
+		p->line = seen(p, "notify", "mail_to");
+		while (*(s += strspn(s, " \t,"))) {
+			size_t len = strcspn(s, " \t,");
+
+			if (!mail_addr_ok(s, len)) {
+				config_perr(p, "[notify] mail_to: '%.*s' is not a mail address", (int)len, s);
+				return 0;
+			}
+			s += len;
+			count++;
+		}
+		if (!count) {
+			config_perr(p, "[notify] mail_to: no address given");
+			return 0;
+		}
+		if (!n->smtp_url || !n->mail_from) {
+			config_perr(p, "[notify] mail_to: needs %s too", !n->smtp_url ? "smtp_url "
+			    "(smtp://host:25, or smtps://host:465)" : "mail_from (the sender's address)");
+			return 0;
+		}
+	}
+	if (n->mail_from && !mail_addr_ok(n->mail_from, strlen(n->mail_from))) {
+		p->line = seen(p, "notify", "mail_from");
+		config_perr(p, "[notify] mail_from: '%s' is not a mail address", n->mail_from);
+		return 0;
+	}
+	if (n->smtp_url && strncmp(n->smtp_url, "smtp://", 7) != 0 &&
+	    strncmp(n->smtp_url, "smtps://", 8) != 0) {
+		p->line = seen(p, "notify", "smtp_url");
+		config_perr(p, "[notify] smtp_url: '%s': use smtp://host[:port] (STARTTLS when the "
+		    "server offers it) or smtps://host[:port]", n->smtp_url);
+		return 0;
+	}
+	if (n->smtp_password && !n->smtp_user) {
+		p->line = seen(p, "notify", "smtp_password");
+		config_perr(p, "[notify] smtp_password: needs smtp_user");
+		return 0;
+	}
+	if (n->webhook_url && strncmp(n->webhook_url, "http://", 7) != 0 &&
+	    strncmp(n->webhook_url, "https://", 8) != 0) {
+		p->line = seen(p, "notify", "webhook_url");
+		config_perr(p, "[notify] webhook_url: '%s' is not an http:// or https:// URL",
+		    n->webhook_url);
+		return 0;
+	}
+	if (notify_last_time(n->digest_time, 3 * 86400) < 0) {
+		p->line = seen(p, "notify", "digest_time");
+		config_perr(p, "[notify] digest_time: '%s': use HH:MM or HH:MM:SS (local time)",
+		    n->digest_time);
 		return 0;
 	}
 	return 1;
@@ -148,6 +228,8 @@ config_check(struct parse *p)
 		return;
 	}
 	if (c->omop.on && !check_omop(p))
+		return;
+	if (!check_notify(p))
 		return;
 	config_rule_check(p);
 }

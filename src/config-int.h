@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include "config.h"
 
-enum { CONFIG_MAX_KEYS = 64 };  /* as struct config's lines[] */
+enum { CONFIG_MAX_KEYS = 96 };  /* as struct config's lines[] */
 
 enum ktype { K_STR, K_INT, K_BOOL, K_ENUM, K_AE, K_PATH, K_SIZE, K_PROTO, K_DUR };
 

@@ -16,6 +16,8 @@ static const char *const retrieves[] = { "move", "get", NULL };
 static const char *const compressions[] = { "store", "deflate", "bzip2", NULL };
 const char *const config_encrypts[] = { "no", "aes256", NULL };
 static const char *const missings[] = { "skip", "zero", NULL };
+static const char *const digests[] = { "run", "daily", NULL };
+static const char *const errorses[] = { "digest", "immediate", NULL };
 
 #define O(f) offsetof(struct config, f)
 /* Every key; struct config's lines[] is indexed like this table. */
@@ -62,6 +64,17 @@ const struct key config_keys[] = {
 	{ "state", "lease", K_INT, O(state.lease), 2, 86400, NULL },
 	{ "notify", "ping_url", K_STR, O(notify.ping_url), 0, 0, NULL },
 	{ "notify", "include_ids", K_BOOL, O(notify.include_ids), 0, 0, NULL },
+	{ "notify", "timeout", K_INT, O(notify.timeout), 1, 3600, NULL },
+	{ "notify", "mail_to", K_STR, O(notify.mail_to), 0, 0, NULL },
+	{ "notify", "mail_from", K_STR, O(notify.mail_from), 0, 0, NULL },
+	{ "notify", "smtp_url", K_STR, O(notify.smtp_url), 0, 0, NULL },
+	{ "notify", "smtp_user", K_STR, O(notify.smtp_user), 0, 0, NULL },
+	{ "notify", "smtp_password", K_STR, O(notify.smtp_password), 0, 0, NULL },
+	{ "notify", "smtp_ca", K_PATH, O(notify.smtp_ca), 0, 0, NULL },
+	{ "notify", "webhook_url", K_STR, O(notify.webhook_url), 0, 0, NULL },
+	{ "notify", "digest", K_ENUM, O(notify.digest), 0, 0, digests },
+	{ "notify", "digest_time", K_STR, O(notify.digest_time), 0, 0, NULL },
+	{ "notify", "errors", K_ENUM, O(notify.errors), 0, 0, errorses },
 	{ "metadata", "max_value_bytes", K_SIZE, O(metadata.max_value), 16, 1L << 30, NULL },
 	{ "omop", "url", K_STR, O(omop.url), 0, 0, NULL },
 	{ "omop", "schema", K_STR, O(omop.schema), 0, 0, NULL },
@@ -466,6 +479,8 @@ config_defaults(struct config *cfg)
 	cfg->state.lease = 60;
 	cfg->metadata.max_value = 4096;
 	cfg->omop.schema = xstrdup("omop");
+	cfg->notify.timeout = 30;
+	cfg->notify.digest_time = xstrdup("07:00");
 }
 
 static int

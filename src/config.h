@@ -67,9 +67,15 @@ struct config {
 		char *url;
 		int lease;              /* seconds a claim lasts without renewal */
 	} state;
-	struct {
+	struct config_notify {
 		char *ping_url;
-		int include_ids;        /* PatientIDs may leave the host (ping bodies) */
+		int include_ids;        /* PatientIDs may leave the host */
+		int timeout;            /* seconds, each attempt to send */
+		char *mail_to, *mail_from, *smtp_url, *smtp_user, *smtp_password, *smtp_ca;
+		char *webhook_url;
+		enum digest { DIGEST_RUN, DIGEST_DAILY } digest;
+		char *digest_time;      /* "HH:MM" or "HH:MM:SS", local time */
+		enum errors_mail { ERRORS_DIGEST, ERRORS_IMMEDIATE } errors;
 	} notify;
 	struct {
 		int on;                 /* [metadata]'s line: the metadata stage; 0: none */
@@ -84,7 +90,7 @@ struct config {
 		enum missing_person missing_person;
 		char *vocabulary;       /* an OMOP CONCEPT.csv, or NULL */
 	} omop;
-	int lines[64];              /* line each key was set on, by key table index */
+	int lines[96];              /* line each key was set on, by key table index */
 	struct rule_decl *rules;    /* [rule NAME] sections, in file order */
 	int nrules;
 };

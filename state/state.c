@@ -58,6 +58,19 @@
  *                                     in the archive; what lets the next
  *                                     archive copy it rather than compress
  *                                     it again
+ * Version 8 adds
+ *   notice(id, at, kind, patient_id, what, detail, n, size, pending)
+ *                                     what runs did, for the digests
+ *                                     (notify.h, struct notice): kept
+ *                                     until every channel in its pending
+ *                                     bits has sent it
+ *   form_sub(form, id, submitted, body, deleted)
+ *                                     the forms stage's submissions, by
+ *                                     form (asset uid) and the server's
+ *                                     _id: each as the server sent it
+ *                                     (jsonb in PostgreSQL), its
+ *                                     _submission_time, and when a full
+ *                                     pull found it gone (ns), or NULL
  * Hashes are XXH3-64 as 16 hex digits; file times are nanoseconds; lease
  * expiry is the store's clock in milliseconds.
  *
@@ -165,6 +178,21 @@ static const struct { const char *sql, *pg; } migrations[] = {
 	" patient_id TEXT NOT NULL, name TEXT NOT NULL, src_hash TEXT NOT NULL,"
 	" crc BIGINT NOT NULL, size BIGINT NOT NULL, comp_size BIGINT NOT NULL,"
 	" comp_hash TEXT NOT NULL, PRIMARY KEY (patient_id, name));", NULL },
+	{ /* 8 */
+#define NOTICE_TABLE(id) \
+	"CREATE TABLE notice (" \
+	" id " id " PRIMARY KEY, at BIGINT NOT NULL, kind INTEGER NOT NULL," \
+	" patient_id TEXT, what TEXT, detail TEXT, n BIGINT NOT NULL DEFAULT 0," \
+	" size BIGINT NOT NULL DEFAULT 0, pending INTEGER NOT NULL);"
+	NOTICE_TABLE("INTEGER")
+	"CREATE TABLE form_sub ("
+	" form TEXT NOT NULL, id BIGINT NOT NULL, submitted TEXT, body TEXT NOT NULL,"
+	" deleted BIGINT, PRIMARY KEY (form, id));",
+	NOTICE_TABLE("BIGSERIAL")
+	"CREATE TABLE form_sub ("
+	" form TEXT NOT NULL, id BIGINT NOT NULL, submitted TEXT, body JSONB NOT NULL,"
+	" deleted BIGINT, PRIMARY KEY (form, id));" },
+#undef NOTICE_TABLE
 };
 
 static const struct { const char *scheme; const struct store_ops *ops; } backends[] = {

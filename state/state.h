@@ -212,6 +212,21 @@ int state_zentry_put(struct state *st, const char *patient, const struct zentry_
 int state_zentry_get(struct state *st, const char *patient,
     int (*fn)(void *arg, const struct zentry_rec *r), void *arg);
 
+/*
+ * What runs did, for the digests (table notice, schema 8; notify.h has
+ * struct notice).  pending: the channels (bits) still to send a notice.
+ */
+struct notice;
+/* Record n in the caller's transaction, for the channels in pending. */
+int state_notice_put(struct state *st, const struct notice *n, int pending);
+/* fn(arg, notice) for each notice pending for channel, oldest first (a
+ * non-zero return stops it with -1); strings valid during the call. */
+int state_notice_get(struct state *st, int channel,
+    int (*fn)(void *arg, const struct notice *n), void *arg);
+/* Channel has sent the notices up to id: clear its bit, and drop the
+ * notices no channel waits for. */
+int state_notice_sent(struct state *st, int channel, int64_t upto);
+
 /* The folder source's cache of file headers. */
 int state_srcfile_load(struct state *st, void (*fn)(void *arg, struct srcfile *f), void *arg);
 int state_srcfile_put(struct state *st, const struct srcfile *f);

@@ -12,7 +12,7 @@ pkgs="autoconf automake libtool pkg-config make gcc g++
       libsqlite3-dev sqlite3 libcurl4-openssl-dev libjansson-dev libpq-dev libssl-dev libcmocka-dev
       python3-pydicom unzip orthanc orthanc-dicomweb nginx curl iproute2 util-linux openssl
       postgresql postgresql-client 7zip valgrind graphviz bash-completion groff-base tmux
-      dcm2niix rsync libgdcm-tools procps"
+      dcm2niix rsync libgdcm-tools procps python3-aiosmtpd"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

@@ -168,7 +168,7 @@ sqlite3 .thlhp/state.db "UPDATE series SET valid_sig = (SELECT input_sig FROM ta
 		ar_error) = (SELECT out_path, input_sig, settings_sig, detail, out_size, out_mtime,
 		out_hash, error FROM target WHERE stage = 'zip' AND key = patient.id);
 	DROP TABLE target; DROP TABLE metadata; DROP TABLE omop_id; DROP TABLE omop_row;
-	DROP TABLE archive_entry;
+	DROP TABLE archive_entry; DROP TABLE notice; DROP TABLE form_sub;
 	ALTER TABLE series DROP COLUMN series_number;
 	ALTER TABLE series DROP COLUMN series_desc;
 	ALTER TABLE src_file DROP COLUMN series_number;
@@ -181,11 +181,11 @@ before=$(unchanged)
 run -t inventory
 exit_is "-t inventory on it is refused: a report does not upgrade" 2
 has_line "... saying how to upgrade it" "$ERR" \
-	'\[state\] url: .*schema version 2, older than this thlhp-make.s \(7\): run `thlhp-make query` once'
+	'\[state\] url: .*schema version 2, older than this thlhp-make.s \(8\): run `thlhp-make query` once'
 check "... and leaves it as it was" "$(unchanged)" "$before"
 run --offline query
 exit_is "--offline query upgrades it" 0
-check "... to schema 7" "$(sqlite3 .thlhp/state.db 'SELECT version FROM schema_version')" 7
+check "... to schema 8" "$(sqlite3 .thlhp/state.db 'SELECT version FROM schema_version')" 8
 check "... the archive records moved into target, one per archive" \
 	"$(sqlite3 .thlhp/state.db "SELECT count(*) FROM target WHERE stage = 'zip' AND out_path IS NOT NULL")" \
 	"$(zip_names | wc -w)"
@@ -204,11 +204,11 @@ run -q
 exit_is "and everything is still up to date" 0
 
 section "a state newer than this thlhp-make"
-sqlite3 .thlhp/state.db 'UPDATE schema_version SET version = 8'
+sqlite3 .thlhp/state.db 'UPDATE schema_version SET version = 9'
 for args in "-t inventory" all; do
 	run $args
-	exit_is "$args on a schema-8 store is refused" 2
-	has_line "... saying so" "$ERR" 'schema version 8, newer than this thlhp-make knows \(7\): use a newer thlhp-make'
+	exit_is "$args on a schema-9 store is refused" 2
+	has_line "... saying so" "$ERR" 'schema version 9, newer than this thlhp-make knows \(8\): use a newer thlhp-make'
 done
 ok "the archives are untouched" archives_match
 no_line "no sanitizer or runtime error in any run" "$ERR" 'runtime error|Sanitizer'

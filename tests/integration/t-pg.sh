@@ -12,7 +12,7 @@ source "$(dirname "$0")/../lib.sh"
 # shellcheck source-path=SCRIPTDIR source=../pg.sh
 source "$TESTS/pg.sh"
 
-SCHEMA=7                      # the schema version this thlhp-make makes (state.c)
+SCHEMA=8                      # the schema version this thlhp-make makes (state.c)
 pg_start
 standard_source
 
@@ -99,7 +99,7 @@ pg_sql "UPDATE series SET valid_sig = (SELECT input_sig FROM target
 		ar_error) = (SELECT out_path, input_sig, settings_sig, detail, out_size, out_mtime,
 		out_hash, error FROM target WHERE stage = 'zip' AND key = patient.id);
 	DROP TABLE target; DROP TABLE metadata; DROP TABLE omop_id; DROP TABLE omop_row;
-	DROP TABLE archive_entry;
+	DROP TABLE archive_entry; DROP TABLE notice; DROP TABLE form_sub;
 	ALTER TABLE series DROP COLUMN series_number; ALTER TABLE series DROP COLUMN series_desc;
 	ALTER TABLE src_file DROP COLUMN series_number; ALTER TABLE src_file DROP COLUMN series_desc;
 	ALTER TABLE patient DROP COLUMN ar_error; ALTER TABLE patient DROP COLUMN query_error;

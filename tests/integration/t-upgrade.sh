@@ -14,7 +14,7 @@ source "$TESTS/pg.sh"
 
 OLD_REV=7aa1874               # the last release: state schema 3
 OLD_SCHEMA=3
-SCHEMA=7                      # the schema version this thlhp-make makes (state.c)
+SCHEMA=8                      # the schema version this thlhp-make makes (state.c)
 TOP=$(cd "$TESTS/.." && pwd)
 OLD=$LOG/old/thlhp-make
 

@@ -23,7 +23,7 @@
 #include "util.h"
 
 /* The migrations in state/state.c: raise with each one added. */
-#define SCHEMA_VERSION 7
+#define SCHEMA_VERSION 8
 
 #define PID "TH-01"
 #define STUDY "1.2.826.0.1.1"
