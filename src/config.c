@@ -82,6 +82,13 @@ const struct key config_keys[] = {
 	{ "omop", "person_map", K_STR, O(omop.person_map), 0, 0, NULL },
 	{ "omop", "missing_person", K_ENUM, O(omop.missing_person), 0, 0, missings },
 	{ "omop", "vocabulary", K_PATH, O(omop.vocabulary), 0, 0, NULL },
+	{ "kobo", "url", K_STR, O(kobo.url), 0, 0, NULL },
+	{ "kobo", "token", K_STR, O(kobo.token), 0, 0, NULL },
+	{ "kobo", "forms", K_STR, O(kobo.forms), 0, 0, NULL },
+	{ "kobo", "timeout", K_INT, O(kobo.timeout), 1, 86400, NULL },
+	{ "kobo", "retries", K_INT, O(kobo.retries), 0, 100, NULL },
+	{ "kobo", "max_requests_per_minute", K_INT, O(kobo.max_requests_per_minute), 1, 1000000, NULL },
+	{ "kobo", "tls_ca", K_PATH, O(kobo.tls_ca), 0, 0, NULL },
 };
 #undef O
 const size_t config_nkeys = LEN(config_keys);
@@ -134,11 +141,13 @@ check_section_line(struct parse *p, const char *line)
 		p->cfg->metadata.on = p->line;
 	if (n == 4 && strncmp(s, "omop", n) == 0 && !p->cfg->omop.on)
 		p->cfg->omop.on = p->line;
+	if (n == 4 && strncmp(s, "kobo", n) == 0 && !p->cfg->kobo.on)
+		p->cfg->kobo.on = p->line;
 	for (i = 0; i < config_nkeys; i++)
 		if (strlen(config_keys[i].section) == n && strncmp(config_keys[i].section, s, n) == 0)
 			return;
 	config_perr(p, "[%.*s]: unknown section (known: pacs, select, output, state, notify, "
-	    "metadata, omop, rule NAME)", (int)n, s);
+	    "metadata, omop, kobo, rule NAME)", (int)n, s);
 }
 
 /* ini_reader: one line at a time, so the handler knows the line number.
@@ -480,6 +489,10 @@ config_defaults(struct config *cfg)
 	cfg->metadata.max_value = 4096;
 	cfg->omop.schema = xstrdup("omop");
 	cfg->notify.timeout = 30;
+	cfg->kobo.forms = xstrdup("all");
+	cfg->kobo.timeout = 30;
+	cfg->kobo.retries = 5;
+	cfg->kobo.max_requests_per_minute = 600;
 	cfg->notify.digest_time = xstrdup("07:00");
 }
 

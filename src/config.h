@@ -90,6 +90,16 @@ struct config {
 		enum missing_person missing_person;
 		char *vocabulary;       /* an OMOP CONCEPT.csv, or NULL */
 	} omop;
+	struct config_kobo {
+		int on;                 /* [kobo]'s line: the forms stage; 0: none */
+		char *url;              /* the KPI server, e.g. https://kf.kobotoolbox.org */
+		char *token;            /* its API token, from ${NAME} */
+		char *forms;            /* "all", or asset uids separated by blanks */
+		int timeout;            /* seconds */
+		int retries;            /* per request, with backoff */
+		int max_requests_per_minute;
+		char *tls_ca;           /* a CA file for its certificate, or NULL */
+	} kobo;
 	int lines[96];              /* line each key was set on, by key table index */
 	struct rule_decl *rules;    /* [rule NAME] sections, in file order */
 	int nrules;
