@@ -12,7 +12,7 @@ _thlhp_make()
 		words=("${COMP_WORDS[@]}") cword=$COMP_CWORD
 	fi
 	case $prev in
-	-t) mapfile -t COMPREPLY < <(compgen -W 'status inventory dag targets metadata qc list init clean' -- "$cur"); return ;;
+	-t) mapfile -t COMPREPLY < <(compgen -W 'status inventory dag targets metadata forms qc list init clean' -- "$cur"); return ;;
 	-f | --file) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
 	-C | --directory) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
 	--format) mapfile -t COMPREPLY < <(compgen -W 'table csv jsonl' -- "$cur"); return ;;

@@ -20,6 +20,16 @@ enum rule_per {
 	PER_SERIES,               /* each series of a patient (obj: struct series) */
 	PER_PATIENT,              /* each patient (obj: struct patient), from all
 	                           * its series' targets of the stage before */
+	PER_ITEM,                 /* each item the stage lists itself (obj:
+	                           * struct item), apart from the catalog: a
+	                           * form; named STAGE:KEY */
+};
+
+/* A target of a PER_ITEM stage. */
+struct item {
+	char *key;                /* its name after "STAGE:": a form's asset uid */
+	char *title;              /* what it is, for people: the form's title */
+	int64_t count;            /* what it holds at its source (submissions); -1 unknown */
 };
 
 struct rule {
@@ -45,6 +55,12 @@ struct rule {
 	/* Main thread: the target's label, malloc'd: the file it makes for
 	 * a product, else "<patient> <series UID>" or what it reads. */
 	char *(*label)(const struct rule *ru, struct ctx *ctx, void *obj);
+	/* PER_ITEM, main thread, once before planning when the stage is
+	 * asked for: its items into *v (malloc'd; the engine frees them and
+	 * their strings), from its source, or with ctx->offline from what
+	 * the state recorded.  0, or -1 after a warning: the run fails before
+	 * any job. */
+	int (*items)(const struct rule *ru, struct ctx *ctx, struct item **v, int *n);
 	/* Main thread, once before planning (or NULL): look at what it
 	 * needs for every target (the archives in zip_dir).  0, or -1 after
 	 * a warning: what it needs cannot be read, and the run fails before

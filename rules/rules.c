@@ -5,7 +5,7 @@
 #include "util.h"
 
 extern const struct rule rule_query, rule_download, rule_validate, rule_zip, rule_checksum,
-    rule_metadata, rule_omop;
+    rule_metadata, rule_omop, rule_forms;
 
 static const struct rule *table[RULE_MAX + 1] = {
 	&rule_query,
@@ -15,6 +15,7 @@ static const struct rule *table[RULE_MAX + 1] = {
 	&rule_checksum,
 	&rule_metadata,
 	&rule_omop,
+	&rule_forms,
 	NULL,
 };
 const struct rule *const *const rule_table = table;

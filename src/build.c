@@ -52,6 +52,11 @@ struct run {
 		int n;
 	} stale_by[8];            /* -n: stale targets by rule, for the count */
 	int nstale_by;
+	/* PER_ITEM stages: each one's items, and those named STAGE:KEY. */
+	struct item *items[RULE_MAX];
+	int nitems[RULE_MAX];
+	struct { int k, force; const char *key; } *named;
+	int nnamed;
 };
 
 static int run_end(struct run *r);
@@ -140,7 +145,7 @@ parse_targets(struct run *r)
 	for (int i = 0; i < o->ntargets; i++) {
 		const char *t = o->targets[i], *colon = strchr(t, ':');
 		stages upto, self;
-		int rc;
+		int rc, k;
 
 		if (strcmp(t, "all") == 0) {
 			r->all.build |= r->every;
@@ -173,6 +178,15 @@ parse_targets(struct run *r)
 				warn("%s: stage %s is off in %s", t, stage, r->s->cfg.file);
 				free(stage);
 				return -1;
+			}
+			if (rule_find(stage, &k)->per == PER_ITEM) {
+				r->named = xreallocarray(r->named, (size_t)r->nnamed + 1, sizeof(*r->named));
+				r->named[r->nnamed].k = k;
+				r->named[r->nnamed].force = o->always;
+				r->named[r->nnamed++].key = colon + 1;
+				free(stage);
+				any = 1;
+				continue;
 			}
 			free(stage);
 			want_patient(r, colon + 1, upto, o->always ? self : 0);
@@ -338,6 +352,88 @@ check_patient(struct run *r, struct patient *p, struct want w)
 	p->nold = 0;
 }
 
+/* The stages whose targets are items of their own (rule.h, PER_ITEM). */
+static stages
+item_stages(void)
+{
+	stages m = 0;
+
+	for (int k = 0; rule_table[k]; k++)
+		if (rule_table[k]->per == PER_ITEM)
+			m |= (stages)1 << k;
+	return m;
+}
+
+/* Does the run need the catalog: is a stage made from it asked for? */
+static int
+needs_catalog(const struct run *r)
+{
+	return r->query_only || r->nwants || (r->all.build & ~item_stages());
+}
+
+/* The targets of the PER_ITEM stages asked for: every item with all or
+ * the stage's name, those named STAGE:KEY (one the stage does not list is
+ * an error).  -n prints the stale ones here: they belong to no patient. */
+static int
+plan_items(struct run *r)
+{
+	struct graph *g = &r->g;
+	int first = g->n;
+
+	/* The reports show the catalog's targets; asking a server is a build's. */
+	if (r->o->tool)
+		return 0;
+	for (int k = 0; rule_table[k]; k++) {
+		const struct rule *ru = rule_table[k];
+		stages bit = (stages)1 << k;
+		int named = 0;
+
+		if (ru->per != PER_ITEM || !plan_stage_on(&r->ctx, ru))
+			continue;
+		for (int j = 0; j < r->nnamed; j++)
+			named += r->named[j].k == k;
+		if (!(r->all.build & bit) && !named)
+			continue;
+		if (ru->items(ru, &r->ctx, &r->items[k], &r->nitems[k]) < 0)
+			return -1;
+		for (int j = 0; j < r->nnamed; j++) {
+			int i;
+
+			if (r->named[j].k != k)
+				continue;
+			for (i = 0; i < r->nitems[k] && strcmp(r->items[k][i].key,
+			    r->named[j].key) != 0; i++)
+				;
+			if (i == r->nitems[k]) {
+				warn("%s:%s: no such %s target (%d known%s; -t targets lists them)",
+				    ru->name, r->named[j].key, ru->name, r->nitems[k],
+				    r->ctx.offline ? ", from the state: --offline" : "");
+				return -1;
+			}
+		}
+		for (int i = 0; i < r->nitems[k]; i++) {
+			struct item *it = &r->items[k][i];
+			int want = !!(r->all.build & bit), force = !!(r->all.force & bit);
+			struct node *n;
+
+			for (int j = 0; j < r->nnamed; j++)
+				if (r->named[j].k == k && strcmp(r->named[j].key, it->key) == 0)
+					want = 1, force |= r->named[j].force;
+			if (!want)
+				continue;
+			n = graph_add(g, ru, it, ru->label(ru, &r->ctx, it));
+			n->force = force;
+			graph_stale(n, ru->plan(&r->ctx, n));
+		}
+	}
+	if (r->ctx.dry_run && !r->o->tool) {
+		struct graph tail = { .node = g->node + first, .n = g->n - first };
+
+		print_stale(r, &tail);
+	}
+	return 0;
+}
+
 static int
 build_graph(struct run *r)
 {
@@ -388,6 +484,8 @@ build_graph(struct run *r)
 			w.build |= one->build;
 			w.force |= one->force;
 		}
+		w.build &= ~item_stages();   /* planned apart: plan_items */
+		w.force &= ~item_stages();
 		if (w.build && ((r->ctx.dry_run && !r->o->question && !r->o->tool) ||
 		    (r->o->tool && strcmp(r->o->tool, "status") == 0)))
 			warn_gone(r, p);
@@ -404,7 +502,7 @@ build_graph(struct run *r)
 		else if (w.build)
 			plan_patient(&r->ctx, &r->g, p, w.build, w.force);
 	}
-	return 0;
+	return plan_items(r);
 }
 
 static void
@@ -413,6 +511,14 @@ run_free(struct run *r)
 	if (r->ctx.lease)
 		lease_release_all(r->ctx.lease);
 	graph_free(&r->g);
+	for (int k = 0; k < RULE_MAX; k++) {
+		for (int i = 0; i < r->nitems[k]; i++) {
+			free(r->items[k][i].key);
+			free(r->items[k][i].title);
+		}
+		free(r->items[k]);
+	}
+	free(r->named);
 	source_free(r->ctx.src);
 	free(r->ctx.settings);
 	for (int i = 0; i < r->nwants; i++) {
@@ -469,7 +575,7 @@ run(const struct options *o, struct setup *s, build_show_fn *show)
 
 	/* DICOM is touched only by jobs: the dictionary (3/4 of a no-op run's
 	 * instructions) is loaded before the first job thread, and only then. */
-	if (!o->offline && !show) {
+	if (!o->offline && !show && needs_catalog(&r)) {
 		dcm_init();
 		rc = run_query(&r);
 		if (rc == -2) {
@@ -486,7 +592,7 @@ run(const struct options *o, struct setup *s, build_show_fn *show)
 		code = EXIT_OK;
 		goto out;
 	}
-	if (o->offline && !show && s->cat.np == 0) {
+	if (o->offline && !show && s->cat.np == 0 && needs_catalog(&r)) {
 		/* Not "up to date": nothing is known yet.  -q cannot answer. */
 		if (o->question) {
 			warn("--offline -q: no catalog yet, so no answer: no query has found a "

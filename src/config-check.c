@@ -140,6 +140,37 @@ check_notify(struct parse *p)
 	return 1;
 }
 
+/* [kobo]: a server and a token; 1 when fine. */
+static int
+check_kobo(struct parse *p)
+{
+	struct config_kobo *k = &p->cfg->kobo;
+
+	p->line = k->on;
+	if (!k->url || !*k->url) {
+		config_perr(p, "[kobo] url: required (the KPI server, e.g. https://kf.kobotoolbox.org)");
+		return 0;
+	}
+	if (strncmp(k->url, "http://", 7) != 0 && strncmp(k->url, "https://", 8) != 0) {
+		p->line = seen(p, "kobo", "url");
+		config_perr(p, "[kobo] url: '%s' is not an http:// or https:// URL", k->url);
+		return 0;
+	}
+	if (!k->token || !*k->token) {
+		if (seen(p, "kobo", "token"))
+			p->line = seen(p, "kobo", "token");
+		config_perr(p, "[kobo] token: required: the API token, best from the environment "
+		    "(token = ${KOBO_TOKEN})");
+		return 0;
+	}
+	if (k->forms[strspn(k->forms, " \t")] == '\0') {
+		p->line = seen(p, "kobo", "forms");
+		config_perr(p, "[kobo] forms: 'all' or the forms' asset uids");
+		return 0;
+	}
+	return 1;
+}
+
 /* What no single key can check: keys a protocol needs, and combinations. */
 void
 config_check(struct parse *p)
@@ -230,6 +261,8 @@ config_check(struct parse *p)
 	if (c->omop.on && !check_omop(p))
 		return;
 	if (!check_notify(p))
+		return;
+	if (c->kobo.on && !check_kobo(p))
 		return;
 	config_rule_check(p);
 }

@@ -34,6 +34,8 @@ lease_job(const struct node *n)
 		return xasprintf("%s:%s", n->rule->name, ((const struct patient *)n->obj)->name);
 	case PER_SERIES:
 		return xasprintf("%s:%s", n->rule->name, ((const struct series *)n->obj)->uid);
+	case PER_ITEM:
+		return xasprintf("%s:%s", n->rule->name, ((const struct item *)n->obj)->key);
 	default:
 		return NULL;
 	}

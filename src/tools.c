@@ -13,6 +13,7 @@
 #include "catalog.h"
 #include "config.h"
 #include "fileio.h"
+#include "formsout.h"
 #include "metaout.h"
 #include "names.h"
 #include "report.h"
@@ -364,6 +365,11 @@ static const struct tool {
 	    "PatientID, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID,\n"
 	    "Modality, SeriesNumber, InstanceNumber), values joined by \\;\n"
 	    "arguments that are no DICOM keyword are targets" },
+	{ "forms", NULL, tool_forms, NEED_CONFIG | NEED_STATE, WRITES_NOTHING, "jsonl csv",
+	    "[FORM] the submissions the forms stage ([kobo]) pulled of FORM (its\n"
+	    "asset uid), not those deleted at the server: JSON Lines, each as\n"
+	    "the server sent it; --format csv: a column per field; without\n"
+	    "FORM, each form pulled with its count" },
 	{ "qc", qc_args, tool_qc, NEED_CONFIG | NEED_SELECT | NEED_STATE | NEED_CATALOG,
 	    WRITES_REFUSE_DRY, NULL,
 	    "--since 48h DEST: copy the series downloaded in the last 48 hours\n"

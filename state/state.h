@@ -227,6 +227,30 @@ int state_notice_get(struct state *st, int channel,
  * notices no channel waits for. */
 int state_notice_sent(struct state *st, int channel, int64_t upto);
 
+/*
+ * The forms stage's submissions (table form_sub, schema 8), by form (an
+ * asset uid) and the server's _id.
+ */
+struct form_sub {
+	int64_t id;               /* _id */
+	const char *submitted;    /* _submission_time, or NULL */
+	const char *json;         /* the submission as the server sent it */
+	int64_t deleted;          /* when a full pull found it gone (ns), or 0 */
+};
+/* Insert or replace a submission (no longer deleted), in the caller's
+ * transaction. */
+int state_form_put(struct state *st, const char *form, const struct form_sub *s);
+/* Mark submission id of form deleted at when (ns). */
+int state_form_delete(struct state *st, const char *form, int64_t id, int64_t when);
+/* How many submissions of form are stored and not deleted, and the
+ * latest _submission_time of any (malloc'd, NULL when none). */
+int state_form_stats(struct state *st, const char *form, int64_t *count, char **latest);
+/* fn(arg, sub) for each submission of form, by _id, the deleted ones too
+ * when deleted is set (a non-zero return stops it with -1); strings valid
+ * during the call. */
+int state_form_get(struct state *st, const char *form, int deleted,
+    int (*fn)(void *arg, const struct form_sub *s), void *arg);
+
 /* The folder source's cache of file headers. */
 int state_srcfile_load(struct state *st, void (*fn)(void *arg, struct srcfile *f), void *arg);
 int state_srcfile_put(struct state *st, const struct srcfile *f);

@@ -242,7 +242,7 @@ write_config() {
 	done
 	local sec last=
 	{
-		for sec in pacs select output state notify; do
+		for sec in pacs select output state notify kobo; do
 			for k in $order; do
 				[ "${k%%.*}" = "$sec" ] || continue
 				[ -n "${val[$k]}" ] || continue

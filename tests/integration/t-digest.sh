@@ -10,7 +10,10 @@
 # once with errors = immediate, then one digest of everything since.
 # STARTTLS with a throwaway certificate; an untrusted certificate, a
 # closed port and a server that never answers are warnings (exit 0), and
-# the digest they could not send comes with the next run.
+# the digest they could not send comes with the next run.  The same
+# notices kept in PostgreSQL.
+# shellcheck source-path=SCRIPTDIR source=../netns.sh
+source "$(dirname "$0")/../netns.sh"
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
 
@@ -185,6 +188,22 @@ check "and the webhook got the digest" "$(posts)" $((posted + 2))
 run all
 exit_is "another run" 0
 check "sends nothing: the next digest is tomorrow's" "$(mails box)" $((before + 2))
+
+section "the notices in PostgreSQL"
+# shellcheck source-path=SCRIPTDIR source=../pg.sh
+source "$TESTS/pg.sh"
+pg_start
+gen --patient TH-08-HH --studies 1 --series 1 --instances 2 --seed h
+write_config "${NOTIFY[@]}" notify.webhook_url= state.url="$PG_URL"
+before=$(mails box)
+run all
+exit_is "all into a PostgreSQL state" 0
+check "one mail" "$(mails box)" $((before + 1))
+has_line "the digest of that run: every archive, as the state is new" \
+	<(mail_body box $((before + 1))) '^Archives built: 8, '
+check "nothing kept once sent" "$(pg_sql 'SELECT count(*) FROM notice' thlhp)" 0
+run all
+check "a run with nothing to do: no mail" "$(mails box)" $((before + 1))
 
 section "bad [notify] settings are refused"
 write_config "${NOTIFY[@]}" notify.mail_to='lab@example.org, not-an-address'
