@@ -17,6 +17,7 @@ struct http {
 	struct http_opts o;
 	char *user;               /* "USER:PASS" for basic */
 	char *bearer;             /* TOKEN for bearer */
+	char *token;              /* TOKEN for token */
 };
 
 static void
@@ -55,6 +56,17 @@ http_new(const struct http_opts *o, char *err, size_t errlen)
 		h->bearer = xstrdup(a + 7);
 	} else if (a && !strncasecmp(a, "basic ", 6) && strchr(a + 6, ':')) {
 		h->user = xstrdup(a + 6);
+	} else if (a && !strncasecmp(a, "token ", 6)) {
+		/* It goes into a header line of its own: no line breaks. */
+		for (const char *p = a + 6; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				a = NULL;
+		if (!a || !a[6]) {
+			errf(err, errlen, "the token is empty or holds a control character");
+			free(h);
+			return NULL;
+		}
+		h->token = xstrdup(a + 6);
 	} else if (a && *a) {
 		errf(err, errlen, "[pacs] auth: \"bearer TOKEN\" or \"basic USER:PASSWORD\"");
 		free(h);
@@ -90,8 +102,11 @@ http_free(struct http *h)
 		explicit_bzero(h->user, strlen(h->user));
 	if (h->bearer)
 		explicit_bzero(h->bearer, strlen(h->bearer));
+	if (h->token)
+		explicit_bzero(h->token, strlen(h->token));
 	free(h->user);
 	free(h->bearer);
+	free(h->token);
 	free(h);
 }
 
@@ -209,6 +224,12 @@ http_get(struct http *h, const char *url, const char *accept, const struct http_
 	line = xasprintf("Accept: %s", accept);
 	hdr = curl_slist_append(hdr, line);
 	free(line);
+	if (h->token) {
+		line = xasprintf("Authorization: Token %s", h->token);
+		hdr = curl_slist_append(hdr, line);
+		explicit_bzero(line, strlen(line));
+		free(line);
+	}
 	curl_easy_setopt(x.c, CURLOPT_URL, url);
 	curl_easy_setopt(x.c, CURLOPT_SHARE, h->share);
 	curl_easy_setopt(x.c, CURLOPT_HTTPHEADER, hdr);
@@ -249,6 +270,13 @@ http_get(struct http *h, const char *url, const char *accept, const struct http_
 	memcpy(r->excerpt, x.excerpt, x.nex);
 	r->excerpt[x.nex] = '\0';
 	r->too_big = x.too_big;
+	if (x.status < 200 || x.status > 299) {
+		curl_off_t ra = 0;
+
+		/* curl reads seconds or an HTTP date; a date past is 0. */
+		if (curl_easy_getinfo(x.c, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+			r->retry_after = ra > 86400 ? 86400 : (long)ra;
+	}
 	if (x.too_big) {
 		char b[32];
 
@@ -267,6 +295,9 @@ http_get(struct http *h, const char *url, const char *accept, const struct http_
 		    r->excerpt);
 	else
 		ret = 0;
+	/* The token's line, wiped before it goes back to the heap. */
+	for (struct curl_slist *l = hdr; l; l = l->next)
+		explicit_bzero(l->data, strlen(l->data));
 	curl_slist_free_all(hdr);
 	curl_easy_cleanup(x.c);
 	free(x.ctype);

@@ -18,7 +18,9 @@ enum { HTTP_ERR_MAX = 512, HTTP_EXCERPT = 160, HTTP_LOW_SPEED = 1024 };
 
 /* How to reach the server. */
 struct http_opts {
-	const char *auth;         /* "bearer TOKEN", "basic USER:PASS" or NULL */
+	const char *auth;         /* "bearer TOKEN", "basic USER:PASS", "token TOKEN"
+	                           * (sent as "Authorization: Token TOKEN", as
+	                           * Django REST framework asks) or NULL */
 	const char *ca, *cert, *key; /* PEM files for HTTPS, or NULL */
 	int timeout;              /* seconds: to connect, and of an answer slower
 	                           * than HTTP_LOW_SPEED */
@@ -41,6 +43,7 @@ struct http_resp {
 	long status;              /* HTTP status, 0 when none came */
 	char excerpt[HTTP_EXCERPT]; /* the start of a non-2xx body, one line */
 	int too_big;              /* the body passed lim->max_body */
+	long retry_after;         /* seconds a Retry-After header asked to wait; 0: none */
 };
 
 /* Once, on the main thread, before any job: NULL with err on failure. */
