@@ -23,6 +23,8 @@ struct page {
 	int64_t count;            /* -1 until read */
 	char *next;               /* malloc'd; NULL: the last page */
 	int nres;                 /* elements of results so far; -1: none seen */
+	const char *raw;          /* the element being handed on, as it came */
+	size_t rawlen;
 };
 
 /* A submission for fn. */

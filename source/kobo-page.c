@@ -132,6 +132,7 @@ results(struct page *p, size_t *pi, int take, char *err, size_t errlen)
 	for (;;) {
 		char what[64];
 		json_t *x;
+		size_t at = i;
 		int rc;
 
 		snprintf(what, sizeof(what), "%s %d", p->noun, p->nres + 1);
@@ -141,6 +142,8 @@ results(struct page *p, size_t *pi, int take, char *err, size_t errlen)
 		}
 		if (!(x = value(p, i, &i, what, err, errlen)))
 			return -1;
+		p->raw = p->body + at;
+		p->rawlen = i - at;
 		rc = p->elem(p->arg, p, x, what, take, err, errlen);
 		json_decref(x);
 		if (rc != 0)
@@ -286,6 +289,33 @@ kobo_page_read(struct page *p, int64_t *count, char **next, char *err, size_t er
 }
 
 
+/* The JSON text raw (valid: it parsed) without the blanks between its
+ * tokens: one line, every value's text as the server wrote it (jansson
+ * would write 13.756331 as 13.756330999999999); malloc'd. */
+static char *
+compact(const char *raw, size_t n)
+{
+	char *out = xmalloc(n + 1);
+	size_t k = 0;
+	int in_str = 0, esc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = raw[i];
+
+		if (in_str) {
+			in_str = esc || c != '"';
+			esc = !esc && c == '\\';
+		} else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+			continue;
+		} else {
+			in_str = c == '"';
+		}
+		out[k++] = c;
+	}
+	out[k] = '\0';
+	return out;
+}
+
 int
 kobo_on_sub(void *arg, const struct page *p, json_t *x, const char *what, int take, char *err,
     size_t errlen)
@@ -312,10 +342,7 @@ kobo_on_sub(void *arg, const struct page *p, json_t *x, const char *what, int ta
 	}
 	if (!take)
 		return 0;
-	if (!(json = json_dumps(x, JSON_COMPACT))) {
-		errf(err, errlen, "GET %s: %s: out of memory", p->url, what);
-		return -1;
-	}
+	json = compact(p->raw, p->rawlen);
 	sub.id = json_integer_value(id);
 	sub.submitted = t ? json_string_value(t) : NULL;
 	sub.json = json;

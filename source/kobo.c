@@ -421,10 +421,14 @@ listing(struct kobo *k, char *url, int limit, const char *noun,
 			rc = -1;
 			break;
 		}
-		/* Bounded by what the first page says, whatever the next ones do. */
+		/* Bounded by what the first page says, whatever the next ones do:
+		 * its count, in pages as long as it (a server may give fewer
+		 * than limit a page). */
 		if (page == 0) {
+			int64_t per = nr > 0 ? nr : 1;
+
 			count = c;
-			max = count / limit + 2 < KOBO_PAGES_MAX ? count / limit + 2 : KOBO_PAGES_MAX;
+			max = count / per + 2 < KOBO_PAGES_MAX ? count / per + 2 : KOBO_PAGES_MAX;
 		}
 		got += nr;
 		if (next && next_ok(k, &seen, url, next, err, errlen) < 0) {
@@ -434,12 +438,15 @@ listing(struct kobo *k, char *url, int limit, const char *noun,
 		}
 		url = next;
 	}
-	if (rc == 0 && got != count)
+	/* Fewer than counted: some were never sent (or one deleted while
+	 * it was read moved another to a page read already).  More: added
+	 * while it was read, after the pages read; nothing is missing. */
+	if (rc == 0 && got < count) {
 		errf(err, errlen, "GET %s: the first page counted %lld %ss, but %lld came; "
 		    "the listing is incomplete (or changed while it was read)", seen.v[0],
 		    (long long)count, noun, (long long)got);
-	if (rc == 0 && got != count)
 		rc = -1;
+	}
 	for (size_t i = 0; i < seen.n; i++)
 		free(seen.v[i]);
 	free(seen.v);

@@ -374,7 +374,7 @@ make_schema4(struct fx *f)
 	    " out_mtime, out_hash, error FROM target WHERE stage = 'zip' AND key = patient.id);"
 	    "UPDATE patient SET ar_nseries = 2 WHERE ar_path IS NOT NULL;"
 	    "DROP TABLE target; DROP TABLE metadata; DROP TABLE omop_id; DROP TABLE omop_row;"
-	    "DROP TABLE archive_entry;"
+	    "DROP TABLE archive_entry; DROP TABLE notice; DROP TABLE form_sub;"
 	    "UPDATE schema_version SET version = 4;");
 }
 
