@@ -19,28 +19,6 @@ enum {
 	QIDO_DEADLINE = 10,       /* a QIDO answer takes at most this many [pacs] timeouts */
 };
 
-struct buf {
-	char *p;
-	size_t n, cap;
-};
-
-static int
-collect(void *arg, const char *ctype, const void *p, size_t n)
-{
-	struct buf *b = arg;
-
-	/* http_get keeps it within QIDO_PAGE_MAX. */
-	if (b->n + n + 1 > b->cap) {
-		b->cap = (b->n + n + 1) * 2;
-		if (b->cap > (size_t)QIDO_PAGE_MAX + 1)
-			b->cap = (size_t)QIDO_PAGE_MAX + 1;
-		b->p = xrealloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->n, p, n);
-	b->n += n;
-	return 0;
-}
-
 /* One value of a DICOM JSON Value array as text: a string, or an integer
  * (IS, such as SeriesNumber, may come as a JSON number) written into num;
  * NULL for anything else. */
@@ -235,7 +213,7 @@ dw_qido(struct job *job, const char *url, int (*fn)(void *arg, json_t *obj), voi
 
 	for (int page = 0;; page++) {
 		char *u = xasprintf("%s&limit=%d&offset=%d", url, PAGE, page * PAGE);
-		struct buf b = { 0 };
+		struct http_buf b = { .max = QIDO_PAGE_MAX };
 		int n = 0, rc = -2;
 
 		if (page == QIDO_PAGES_MAX)
@@ -243,7 +221,7 @@ dw_qido(struct job *job, const char *url, int (*fn)(void *arg, json_t *obj), voi
 			    "given up (a server paging without end, or a query to narrow in "
 			    "[select])", u, QIDO_PAGES_MAX, PAGE);
 		else
-			rc = dw_get(job, u, "application/dicom+json", &lim, collect, &b);
+			rc = dw_get(job, u, "application/dicom+json", &lim, http_collect, &b);
 		if (rc == 0 && (n = dw_qido_page(u, b.p, b.n, &first, fn, arg, job->err,
 		    sizeof(job->err))) < 0)
 			rc = -1;

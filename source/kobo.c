@@ -248,28 +248,6 @@ redact(const struct kobo *k, char *err, size_t errlen)
 
 /* ---- requests ------------------------------------------------------- */
 
-struct buf {
-	char *p;
-	size_t n, cap;
-};
-
-static int
-collect(void *arg, const char *ctype, const void *p, size_t n)
-{
-	struct buf *b = arg;
-
-	/* http_get keeps it within KOBO_PAGE_MAX. */
-	if (b->n + n + 1 > b->cap) {
-		b->cap = (b->n + n + 1) * 2;
-		if (b->cap > (size_t)KOBO_PAGE_MAX + 1)
-			b->cap = (size_t)KOBO_PAGE_MAX + 1;
-		b->p = xrealloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->n, p, n);
-	b->n += n;
-	return 0;
-}
-
 /* What an error body says: DRF's {"detail": "..."}, or its start. */
 static void
 detail(const char *excerpt, char *out, size_t len)
@@ -284,7 +262,7 @@ detail(const char *excerpt, char *out, size_t len)
 /* GET url into b, after a token of the bucket, retried as kobo.h says:
  * 0, or KOBO_AUTH or -1 with err. */
 static int
-kobo_get(struct kobo *k, const char *url, atomic_int *cancel, struct buf *b, char *err,
+kobo_get(struct kobo *k, const char *url, atomic_int *cancel, struct http_buf *b, char *err,
     size_t errlen)
 {
 	const struct http_limits lim = {
@@ -299,7 +277,7 @@ kobo_get(struct kobo *k, const char *url, atomic_int *cancel, struct buf *b, cha
 		if (bucket_take(&k->bucket, cancel) < 0)
 			break;
 		b->n = 0;
-		if (http_get(k->http, url, "application/json", &lim, collect, b, &r, cancel, e,
+		if (http_get(k->http, url, "application/json", &lim, http_collect, b, &r, cancel, e,
 		    sizeof(e)) == 0)
 			return 0;
 		if (atomic_load(cancel))
@@ -389,7 +367,7 @@ listing(struct kobo *k, char *url, int limit, const char *noun,
     char *err, size_t errlen), void *arg, atomic_int *cancel, char *err, size_t errlen)
 {
 	struct seen seen = { 0 };
-	struct buf b = { 0 };
+	struct http_buf b = { .max = KOBO_PAGE_MAX };
 	int64_t count = -1, got = 0, max = 1;
 	int rc = 0;
 

@@ -304,6 +304,25 @@ http_get(struct http *h, const char *url, const char *accept, const struct http_
 	return ret;
 }
 
+int
+http_collect(void *arg, const char *ctype, const void *p, size_t n)
+{
+	struct http_buf *b = arg;
+
+	(void)ctype;
+	if (b->n + n + 1 > b->cap) {
+		b->cap = (b->n + n + 1) * 2;
+		if (b->max && b->cap > b->max + 1)
+			b->cap = b->max + 1;
+		if (b->cap < b->n + n + 1)
+			b->cap = b->n + n + 1;
+		b->p = xrealloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->n, p, n);
+	b->n += n;
+	return 0;
+}
+
 char *
 http_escape(const char *value)
 {

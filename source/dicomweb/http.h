@@ -46,6 +46,15 @@ struct http_resp {
 	long retry_after;         /* seconds a Retry-After header asked to wait; 0: none */
 };
 
+/* A body gathered whole (http_collect as fn, the struct as arg): room
+ * for a NUL after it; grown to at most max + 1 bytes (make max the
+ * limits' max_body, which http_get holds it to). */
+struct http_buf {
+	char *p;                  /* malloc'd; NULL until a byte came */
+	size_t n, cap, max;
+};
+http_body_fn http_collect;
+
 /* Once, on the main thread, before any job: NULL with err on failure. */
 struct http *http_new(const struct http_opts *o, char *err, size_t errlen);
 void http_free(struct http *h);
