@@ -34,8 +34,8 @@ keep_err(struct getctx *g, const char *err)
 	pthread_mutex_unlock(&g->mu);
 }
 
-/* Put a batch of arrived instances in place: their writeback started
- * together, one syncfs for all (a journal commit each, as fsync gives,
+/* Put a batch of arrived instances in place (their writeback started
+ * as each arrived): one syncfs for all (a journal commit each, as fsync gives,
  * cost ~15% of -j4's throughput), then each hashed (from the page cache)
  * and renamed, the folder fsynced, and only then counted, so the job
  * records nothing that is not on disk under its name.  A failure is
