@@ -67,6 +67,9 @@ news_send(const struct graph *g, const struct options *o, const struct config *c
 		struct notice *x = &v[n];
 		struct stat sb;
 
+		/* Made by another process sharing the store: its news. */
+		if (nd->elsewhere)
+			continue;
 		x->at = now;
 		x->patient = p ? p->name : NULL;
 		if (nd->state == N_DONE && ru->product) {

@@ -302,8 +302,8 @@ notify_hook(const char *url, int timeout, const char *text, char *err, size_t er
 /* The notices of one channel, loaded. */
 struct pending {
 	struct notice *v;
+	int64_t *ids;             /* their ids */
 	int n;
-	int64_t upto;             /* the largest id */
 };
 
 static int
@@ -313,13 +313,13 @@ take_notice(void *arg, const struct notice *x)
 	struct notice *c;
 
 	p->v = xreallocarray(p->v, (size_t)p->n + 1, sizeof(*p->v));
+	p->ids = xreallocarray(p->ids, (size_t)p->n + 1, sizeof(*p->ids));
+	p->ids[p->n] = x->id;
 	c = &p->v[p->n++];
 	*c = *x;
 	c->patient = xstrdup(x->patient);
 	c->what = xstrdup(x->what);
 	c->detail = xstrdup(x->detail);
-	if (x->id > p->upto)
-		p->upto = x->id;
 	return 0;
 }
 
@@ -332,6 +332,7 @@ pending_free(struct pending *p)
 		free((char *)p->v[i].detail);
 	}
 	free(p->v);
+	free(p->ids);
 }
 
 /* The folder the config file is in, as the project's name; malloc'd. */
@@ -358,34 +359,50 @@ digest(const struct config *cfg, struct state *st, int channel, const char *host
 {
 	const struct config_notify *n = &cfg->notify;
 	struct pending p = { 0 };
-	char err[512], *subject = NULL, *text;
-	int64_t oldest = INT64_MAX, now = now_ns() / 1000000000;
-	int rc = 0;
+	char err[512], *subject = NULL, *text = NULL, owner[320], job[32], holder[320];
+	int64_t oldest = INT64_MAX, now = now_ns() / 1000000000, gen = 0;
+	int rc = 0, claimed = 0;
 
+	/* Several processes sharing the store: the one that claims the
+	 * channel reads and sends; the others leave the notices to it (and
+	 * to the next run, should it fail).  Read only once claimed, so that
+	 * nothing is read that another is sending. */
+	if (st->shared) {
+		snprintf(owner, sizeof(owner), "%s %ld digest", host, (long)getpid());
+		snprintf(job, sizeof(job), "notify:%s", channel == NOTIFY_MAIL ? "mail" : "webhook");
+		if ((claimed = state_claim(st, job, owner, (int64_t)(n->timeout + 60) * 1000, &gen,
+		    holder, sizeof(holder))) <= 0) {
+			if (claimed < 0)
+				warn("notify: %s", st->err);
+			return claimed < 0 ? -1 : 0;
+		}
+	}
 	if (state_notice_get(st, channel, take_notice, &p) < 0) {
 		warn("notify: cannot read the notices: %s", st->err);
-		return -1;
+		rc = -1;
+		goto out;
 	}
 	for (int i = 0; i < p.n; i++)
 		if (p.v[i].at / 1000000000 < oldest)
 			oldest = p.v[i].at / 1000000000;
 	/* Daily: once the digest time has passed since the oldest notice. */
-	if (!p.n || (n->digest == DIGEST_DAILY && notify_last_time(n->digest_time, now) < oldest)) {
-		pending_free(&p);
-		return 0;
-	}
+	if (!p.n || (n->digest == DIGEST_DAILY && notify_last_time(n->digest_time, now) < oldest))
+		goto out;
 	text = notify_digest(p.v, p.n, n->include_ids, host, project, &subject);
 	if ((channel == NOTIFY_MAIL ? notify_mail(cfg, subject, text, err, sizeof(err)) :
 	    notify_hook(n->webhook_url, n->timeout, text, err, sizeof(err))) < 0) {
 		warn("%s (the digest is kept for the next run)", err);
 		rc = -1;
-	} else if (state_begin(st) < 0 || state_notice_sent(st, channel, p.upto) < 0 ||
+	} else if (state_begin(st) < 0 || state_notice_sent(st, channel, p.ids, p.n) < 0 ||
 	    state_commit(st) < 0) {
 		warn("notify: the digest was sent, but cannot be marked so (it may come "
 		    "again): %s", st->err);
 		state_rollback(st);
 		rc = -1;
 	}
+out:
+	if (claimed > 0 && state_release(st, job, owner, gen) < 0)
+		warn("notify: %s", st->err);
 	free(subject);
 	free(text);
 	pending_free(&p);

@@ -10,7 +10,9 @@
  * notices it has not sent yet as one digest when one is due: at the end of
  * every such run with digest = run, at the first run past digest_time
  * since the oldest unsent notice with digest = daily.  A channel that
- * cannot send keeps its notices for the next run.  Failures go out at once
+ * cannot send keeps its notices for the next run.  Processes sharing a
+ * store record their own news only (not what another made) and take turns
+ * by a claim on the channel, so no notice is sent twice.  Failures go out at once
  * too: to the webhook always, by mail with errors = immediate (with
  * digest = daily; with digest = run the digest itself goes at once).
  *

@@ -53,12 +53,15 @@ state_notice_get(struct state *st, int channel,
 }
 
 int
-state_notice_sent(struct state *st, int channel, int64_t upto)
+state_notice_sent(struct state *st, int channel, const int64_t *ids, int n)
 {
 	char ch[24], id[24];
 
-	if (EXEC(st, "UPDATE notice SET pending = pending & ~CAST($1 AS INTEGER)"
-	    " WHERE id <= $2 AND (pending & $1) <> 0", ints(channel, ch), ints(upto, id)) < 0)
-		return -1;
+	/* By id, not up to the largest: in PostgreSQL a notice with a smaller
+	 * id may commit after those read, unsent. */
+	for (int i = 0; i < n; i++)
+		if (EXEC(st, "UPDATE notice SET pending = pending & ~CAST($1 AS INTEGER)"
+		    " WHERE id = $2", ints(channel, ch), ints(ids[i], id)) < 0)
+			return -1;
 	return EXEC(st, "DELETE FROM notice WHERE pending = 0");
 }

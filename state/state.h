@@ -223,9 +223,9 @@ int state_notice_put(struct state *st, const struct notice *n, int pending);
  * non-zero return stops it with -1); strings valid during the call. */
 int state_notice_get(struct state *st, int channel,
     int (*fn)(void *arg, const struct notice *n), void *arg);
-/* Channel has sent the notices up to id: clear its bit, and drop the
+/* Channel has sent the notices ids[0..n): clear its bit, and drop the
  * notices no channel waits for. */
-int state_notice_sent(struct state *st, int channel, int64_t upto);
+int state_notice_sent(struct state *st, int channel, const int64_t *ids, int n);
 
 /*
  * The forms stage's submissions (table form_sub, schema 8), by form (an

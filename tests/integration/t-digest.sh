@@ -204,6 +204,22 @@ has_line "the digest of that run: every archive, as the state is new" \
 check "nothing kept once sent" "$(pg_sql 'SELECT count(*) FROM notice' thlhp)" 0
 run all
 check "a run with nothing to do: no mail" "$(mails box)" $((before + 1))
+# Two workers on the same store at once: each archive in exactly one mail.
+for p in 09-II 10-JJ 11-KK 12-LL; do gen --patient "TH-$p" --studies 1 --series 1 --instances 2 --seed "$p"; done
+write_config "${NOTIFY[@]}" notify.webhook_url= state.url="$PG_URL" notify.include_ids=yes
+before=$(mails box)
+"$THLHP" -j2 all >"$LOG/w1.out" 2>&1 &
+w1=$!
+"$THLHP" -j2 all >"$LOG/w2.out" 2>&1 &
+w2=$!
+wait $w1; r1=$?
+wait $w2; r2=$?
+check "both workers succeed" "$r1 $r2" "0 0"
+after=$(mails box)
+ok "one or two mails ($((after - before)))" test $((after - before)) -ge 1 -a $((after - before)) -le 2
+for i in $(seq $((before + 1)) "$after"); do mail_body box "$i"; done >"$LOG/both"
+count_is "the four new archives, each listed once across them" "$LOG/both" \
+	'^  TH-(09-II|10-JJ|11-KK|12-LL)__seriesCount1\.zip ' 4
 
 section "bad [notify] settings are refused"
 write_config "${NOTIFY[@]}" notify.mail_to='lab@example.org, not-an-address'
