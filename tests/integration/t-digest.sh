@@ -10,8 +10,9 @@
 # once with errors = immediate, then one digest of everything since.
 # STARTTLS with a throwaway certificate; an untrusted certificate, a
 # closed port and a server that never answers are warnings (exit 0), and
-# the digest they could not send comes with the next run.  The same
-# notices kept in PostgreSQL.
+# the digest they could not send comes with the next run.  A server that
+# wants a login (STARTTLS, then AUTH): a wrong password is a warning.  The
+# same notices kept in PostgreSQL, two workers at once: each archive once.
 # shellcheck source-path=SCRIPTDIR source=../netns.sh
 source "$(dirname "$0")/../netns.sh"
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
@@ -35,10 +36,10 @@ smtp_start() {
 	done
 	say "FAIL: aiosmtpd did not start"; cat "$LOG/$name.log"; exit 1
 }
-mails() { "$PY" "$TESTS/mailbox.py" "$LOG/$1" count; }
-mail_header() { "$PY" "$TESTS/mailbox.py" "$LOG/$1" header "$2" "$3"; }
-mail_body() { "$PY" "$TESTS/mailbox.py" "$LOG/$1" body "$2"; }
-mail_raw() { "$PY" "$TESTS/mailbox.py" "$LOG/$1" raw "$2"; }
+mails() { "$PY" "$TESTS/maildir.py" "$LOG/$1" count; }
+mail_header() { "$PY" "$TESTS/maildir.py" "$LOG/$1" header "$2" "$3"; }
+mail_body() { "$PY" "$TESTS/maildir.py" "$LOG/$1" body "$2"; }
+mail_raw() { "$PY" "$TESTS/maildir.py" "$LOG/$1" raw "$2"; }
 
 # The webhook: every request and its body recorded.
 "$PY" "$TESTS/pingserver.py" --log "$LOG/hook" --ready "$LOG/hook.port" &
@@ -60,7 +61,7 @@ run all
 exit_is "all succeeds" 0
 check "one mail arrived" "$(mails box)" 1
 ok "it is well formed: Date, Message-ID, MIME, UTF-8 text, lines under 998 bytes" \
-	"$PY" "$TESTS/mailbox.py" "$LOG/box" check 1
+	"$PY" "$TESTS/maildir.py" "$LOG/box" check 1
 check "From is mail_from" "$(mail_header box 1 From)" thlhp@example.org
 check "To names both addresses" "$(mail_header box 1 To)" 'lab@example.org, pi@example.org'
 has_line "Subject counts what happened" <(mail_header box 1 Subject) \
@@ -158,6 +159,28 @@ has_line "it is the digest the failed attempt kept: TH-04-DD's and TH-05-EE's ar
 has_line "of the one run that built something (the two after it had nothing to do)" \
 	"$LOG/tls1" '^1 run from'
 
+section "a server that wants a login (STARTTLS, then AUTH)"
+export SMTP_USER=thlhp SMTP_PASSWORD=pw-$RANDOM-$RANDOM
+"$PY" "$TESTS/smtpauth.py" --cert "$LOG/cert.pem" --key "$LOG/key.pem" --user "$SMTP_USER" \
+	--password "$SMTP_PASSWORD" --maildir "$LOG/auth" --ready "$LOG/auth.port" 2>"$LOG/auth.err" &
+BGPIDS="$BGPIDS $!"
+for _ in $(seq 1 100); do [ -s "$LOG/auth.port" ] && break; sleep 0.05; done
+[ -s "$LOG/auth.port" ] || { say "FAIL: smtpauth.py did not start"; cat "$LOG/auth.err"; exit 1; }
+gen --patient TH-05-EF --studies 1 --series 1 --instances 2 --seed ef
+write_config "${NOTIFY[@]}" notify.smtp_url="smtp://127.0.0.1:$(cat "$LOG/auth.port")" \
+	notify.webhook_url= notify.smtp_ca="$LOG/cert.pem" notify.smtp_user='${SMTP_USER}' \
+	notify.smtp_password='${SMTP_PASSWORD}'
+SMTP_PASSWORD=wrong run all
+exit_is "a wrong password: exit 0 all the same" 0
+has_line "the warning says the login was refused" "$ERR" 'mail through .*(Login denied|authentication|535)'
+no_line "and never shows the password" "$ERR" 'wrong'
+check "the server refused one login" "$(wc -l <"$LOG/auth.port.refused")" 1
+run all
+exit_is "the right password" 0
+is_empty "no warning" "$ERR"
+check "the kept digest arrived" "$(mails auth)" 1
+has_line "with TH-05-EF's archive" <(mail_body auth 1) '^Archives built: 1, '
+
 section "digest = daily: nothing before digest_time, failures at once, then one digest"
 at=$(date -d '+6 sec' +%H:%M:%S)
 gen --patient TH-06-FF --studies 1 --series 1 --instances 2 --seed f
@@ -200,7 +223,7 @@ run all
 exit_is "all into a PostgreSQL state" 0
 check "one mail" "$(mails box)" $((before + 1))
 has_line "the digest of that run: every archive, as the state is new" \
-	<(mail_body box $((before + 1))) '^Archives built: 8, '
+	<(mail_body box $((before + 1))) '^Archives built: 9, '
 check "nothing kept once sent" "$(pg_sql 'SELECT count(*) FROM notice' thlhp)" 0
 run all
 check "a run with nothing to do: no mail" "$(mails box)" $((before + 1))
@@ -215,6 +238,9 @@ w2=$!
 wait $w1; r1=$?
 wait $w2; r2=$?
 check "both workers succeed" "$r1 $r2" "0 0"
+# The one that ended second may have found the first sending: its news
+# waits for the next run.
+run all
 after=$(mails box)
 ok "one or two mails ($((after - before)))" test $((after - before)) -ge 1 -a $((after - before)) -le 2
 for i in $(seq $((before + 1)) "$after"); do mail_body box "$i"; done >"$LOG/both"

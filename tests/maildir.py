@@ -1,12 +1,12 @@
 #!/usr/bin/python3
-"""tests/mailbox.py - what a test SMTP server (aiosmtpd's Mailbox handler)
+"""tests/maildir.py - what a test SMTP server (aiosmtpd's Mailbox handler)
 received into the Maildir DIR, oldest first:
 
-  mailbox.py DIR count             how many messages
-  mailbox.py DIR header N NAME     header NAME of message N (1 = oldest), decoded
-  mailbox.py DIR body N            the text of message N's text/plain part, decoded
-  mailbox.py DIR raw N             message N as received, bytes unchanged
-  mailbox.py DIR check N           exit 1 unless message N is well formed:
+  maildir.py DIR count             how many messages
+  maildir.py DIR header N NAME     header NAME of message N (1 = oldest), decoded
+  maildir.py DIR body N            the text of message N's text/plain part, decoded
+  maildir.py DIR raw N             message N as received, bytes unchanged
+  maildir.py DIR check N           exit 1 unless message N is well formed:
                                    Date, Message-ID, From, To, Subject, MIME,
                                    every line under 998 bytes, a UTF-8
                                    text/plain part
