@@ -416,10 +416,26 @@ on(const struct rule *ru, const struct config *cfg)
 	return !ru->enabled || ru->enabled(cfg);
 }
 
+struct item_names {
+	const char *stage;
+	FILE *fp;
+};
+
+static void
+item_name(void *arg, const char *key, const struct target_rec *r)
+{
+	struct item_names *in = arg;
+
+	(void)r;
+	fprintf(in->fp, "%s:%s\n", in->stage, key);
+}
+
 /* Every target name the command line takes, one a line: the stages, then
- * for each patient its ID, STAGE:ID and its archive's path. */
+ * for each patient its ID, STAGE:ID and its archive's path, then the
+ * targets of the stages that list their own (forms:UID) as the state
+ * last recorded them. */
 static int
-targets(const struct graph *g, const struct config *cfg, FILE *fp)
+targets(const struct graph *g, struct state *st, const struct config *cfg, FILE *fp)
 {
 	struct patient *last = NULL;
 
@@ -434,11 +450,21 @@ targets(const struct graph *g, const struct config *cfg, FILE *fp)
 			last = p;
 			fprintf(fp, "%s\n", p->id);
 			for (int k = 0; rule_table[k]; k++)
-				if (rule_table[k]->per != PER_RUN && on(rule_table[k], cfg))
+				if (rule_table[k]->per != PER_RUN && rule_table[k]->per != PER_ITEM &&
+				    on(rule_table[k], cfg))
 					fprintf(fp, "%s:%s\n", rule_table[k]->name, p->id);
 		}
 		if (g->node[i]->rule->product)
 			fprintf(fp, "%s\n", g->node[i]->label);
+	}
+	for (int k = 0; rule_table[k] && st->db; k++) {
+		struct item_names in = { rule_table[k]->name, fp };
+
+		if (rule_table[k]->per == PER_ITEM && on(rule_table[k], cfg) &&
+		    state_load_targets(st, rule_table[k]->name, item_name, &in) < 0) {
+			warn("-t targets: %s", st->err);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -456,7 +482,7 @@ report_print(enum report kind, const struct graph *g, const struct catalog *c,
 	case REPORT_DAG:
 		return dag(g, c, verbose, fp);
 	case REPORT_TARGETS:
-		return targets(g, cfg, fp);
+		return targets(g, st, cfg, fp);
 	}
 	return -1;
 }

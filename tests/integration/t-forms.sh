@@ -68,6 +68,9 @@ assert ids == sorted(ids) and len(set(ids)) == 2500, "ids"
 assert rows[:1000] == first, "the first page differs"' "$OUT" "$KOBO" "$KOBO_TOKEN"
 run -t forms aFollowup0002
 has_line "non-ASCII text arrives intact" "$OUT" 'Müller – café ✓'
+run -t targets
+has_line "-t targets names each form's target" "$OUT" '^forms:aBaseline0001$'
+no_line "and no forms:PATIENT" "$OUT" '^forms:TH-'
 
 section "nothing changed: nothing pulled"
 ctl reset_stats
