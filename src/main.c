@@ -25,6 +25,7 @@ usage(FILE *fp)
 "  STAGE:PATIENT_ID       one stage for one patient, e.g. zip:TH-01-AA\n"
 "  PATIENT_ID             every stage for that patient\n"
 "  DIR/ID__seriesCountN.zip  that archive\n"
+"  forms, forms:UID       with [kobo]: every form's new submissions, one form's\n"
 "Stages, in order:");
 	for (int k = 0; rule_table[k]; k++)
 		if (rule_table[k]->per != PER_RUN)
@@ -48,7 +49,7 @@ usage(FILE *fp)
 "      --quiet            only errors\n"
 "  -t TOOL                run a tool instead of a build (-t list)\n"
 "      --format FMT       -t status as a table (default) or csv;\n"
-"                         -t metadata as jsonl (default) or csv\n"
+"                         -t metadata and -t forms as jsonl (default) or csv\n"
 "      --since AGE        -t qc: what was downloaded in the last AGE (48h, 2d, 90m)\n"
 "      --version          print the version\n"
 "  -h, --help             this help\n"
