@@ -41,6 +41,8 @@ Test control (no token):
   POST /_test/reset_stats
   POST /_test/ratelimit?n=K   the next K /api/v2 requests with a good
        token: 429, Retry-After: 1
+  POST /_test/fail?n=K[&status=S]  the next K /api/v2 requests with a good
+       token (and not throttled): status S (default 503); "failed" in stats
   POST /_test/hostile?mode=MODE[&uid=UID]  later data answers of UID (or
        of all; a UID's own mode wins) misbehave until mode=off (of that
        UID; without one, off clears all):
@@ -78,7 +80,8 @@ MODES = ("huge", "deep", "nul", "notjson", "countlie", "loop", "slow")
 MISSING = object()
 lock = threading.Lock()     # guards everything below
 forms = {}                  # uid -> {"name", "subs": [submission], "created"}
-state = {"last_id": 0, "clock": datetime.datetime(2024, 5, 1), "ratelimit": 0, "edits": 0}
+state = {"last_id": 0, "clock": datetime.datetime(2024, 5, 1), "ratelimit": 0, "edits": 0,
+         "fail": 0, "fail_status": 503}
 hostile = {}                # uid or "*" -> mode
 stats = {}
 BASE = ""                   # http://127.0.0.1:PORT, once listening
@@ -140,7 +143,7 @@ def add_subs(uid, n=0, given=()):
 
 
 def reset_stats():
-    stats.update(requests=0, unauthorized=0, throttled=0, data_requests={u: 0 for u in forms},
+    stats.update(requests=0, unauthorized=0, throttled=0, failed=0, data_requests={u: 0 for u in forms},
                  served={u: 0 for u in forms}, last_query={u: None for u in forms})
 
 
@@ -270,6 +273,10 @@ class Handler(BaseHTTPRequestHandler):
             if parts == ["ratelimit"]:
                 state["ratelimit"] = int(q.get("n", "1"))
                 return self.reply(200, {"ratelimit": state["ratelimit"]})
+            if parts == ["fail"]:
+                state["fail"] = int(q.get("n", "1"))
+                state["fail_status"] = int(q.get("status", "503"))
+                return self.reply(200, {"fail": state["fail"]})
             if parts == ["hostile"]:
                 mode, uid = q.get("mode"), q.get("uid", "*")
                 if mode == "off":
@@ -315,6 +322,9 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             throttled = not detail and state["ratelimit"] > 0
             state["ratelimit"] -= throttled
+            failing = not detail and not throttled and state["fail"] > 0
+            state["fail"] -= failing
+            stats["failed"] += failing
             stats["requests"] += 1
             stats["unauthorized"] += bool(detail)
             stats["throttled"] += throttled
@@ -323,6 +333,8 @@ class Handler(BaseHTTPRequestHandler):
         if throttled:
             return self.reply(429, {"detail": "Request was throttled. Expected available in 1 second."},
                               headers=[("Retry-After", "1")])
+        if failing:
+            return self.reply(state["fail_status"], {"detail": "Server Error (test)"})
         parts = [p for p in path.split("/") if p][2:]
         if parts == ["assets"]:
             return self.assets(path, pairs, q)

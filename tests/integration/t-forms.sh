@@ -7,7 +7,8 @@
 # fetching only the new submissions (counted at the server); a
 # submission deleted at the server marked deleted (and -B forms:FORM for
 # what a count cannot show); -t forms as JSON Lines and CSV; a wrong
-# token is exit 2 at once, with no retry; 429 is waited out; hostile
+# token is exit 2 at once, with no retry; 429 is waited out, 5xx retried
+# up to [kobo] retries; hostile
 # answers (huge, deep, \u0000, not JSON, a lying count, a next that loops,
 # a server too slow) fail the pull and record nothing of it; the same in
 # PostgreSQL, as jsonb.
@@ -146,6 +147,20 @@ run forms
 exit_is "forms through two 429s" 0
 check "both 429s were answered" "$(stat throttled)" 2
 has_line "and the pull went on" "$OUT" 'aFollowup0002 .*2 new submissions'
+
+section "5xx: retried"
+ctl 'forms/aFollowup0002/add?n=1'
+ctl reset_stats
+ctl 'fail?n=2&status=503'
+run forms
+exit_is "forms through two 503s" 0
+check "both were answered" "$(stat failed)" 2
+has_line "and the pull went on" "$OUT" 'aFollowup0002 .*1 new submission'
+ctl 'fail?n=5&status=502'
+run forms:aFollowup0002
+exit_is "more 502s than [kobo] retries (2): the run fails" 2
+has_line "saying how many attempts" "$ERR" 'HTTP 502.*given up after 3 attempts'
+ctl 'fail?n=0'
 
 section "hostile answers: refused, nothing recorded"
 before=$(sqlite3 .thlhp/state.db "SELECT count(*), sum(length(body)) FROM form_sub")
