@@ -46,15 +46,62 @@ withheld(char *lines)
 	return body;
 }
 
+/* One short HTTP request to url within timeout s: a POST of body (of
+ * type ctype, or curl's form default when NULL), or a GET when body is
+ * NULL; at most 3 redirects followed when follow.  The status, or 0 with
+ * the network's reason in err when no answer came. */
+static long
+request(const char *url, int timeout, int follow, const char *ctype, const char *body,
+    char *err, size_t errlen)
+{
+	char cerr[CURL_ERROR_SIZE] = "", *line;
+	struct curl_slist *hdr = NULL;
+	long status = 0;
+	CURLcode rc;
+	CURL *c;
+
+	if (!(c = curl_easy_init())) {
+		errf(err, errlen, "cannot set up libcurl");
+		return 0;
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)timeout);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)timeout);
+	if (follow) {
+		curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+		curl_easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
+	}
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "thlhp-make");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
+	if (ctype) {
+		line = xasprintf("Content-Type: %s", ctype);
+		hdr = curl_slist_append(hdr, line);
+		free(line);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	}
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	if ((rc = curl_easy_perform(c)) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	else
+		errf(err, errlen, "%s", *cerr ? cerr : curl_easy_strerror(rc));
+	curl_easy_cleanup(c);
+	curl_slist_free_all(hdr);
+	return status;
+}
+
 void
 notify_ping(const char *url, int include_ids, int timeout, enum notify_event event)
 {
 	static const char *const suffix[] = { "/start", "", "/fail" };
 	char *u, *body = NULL, err[CURL_ERROR_SIZE] = "";
 	size_t len;
-	CURL *c;
-	CURLcode rc;
-	long status = 0;
+	long status;
 
 	if (!url || !*url)
 		return;
@@ -62,33 +109,13 @@ notify_ping(const char *url, int include_ids, int timeout, enum notify_event eve
 	while (len > 0 && url[len - 1] == '/')
 		len--;
 	u = xasprintf("%.*s%s", (int)len, url, suffix[event]);
-	if (!(c = curl_easy_init())) {
-		warn("ping %s: cannot set up libcurl", u);
-		free(u);
-		return;
-	}
-	curl_easy_setopt(c, CURLOPT_URL, u);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)timeout);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)timeout);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "thlhp-make");
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
-	if (event == NOTIFY_FAIL) {
-		/* What went wrong, as the operator would have seen it. */
+	/* A failure's body: what went wrong, as the operator would have seen it. */
+	if (event == NOTIFY_FAIL)
 		body = include_ids ? log_kept() : withheld(log_kept());
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	}
-	rc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	if (rc != CURLE_OK)
-		warn("ping %s failed (the run goes on): %s", u, *err ? err : curl_easy_strerror(rc));
+	if (!(status = request(u, timeout, 1, NULL, body, err, sizeof(err))))
+		warn("ping %s failed (the run goes on): %s", u, err);
 	else if (status >= 400)
 		warn("ping %s: HTTP %ld (the run goes on)", u, status);
-	curl_easy_cleanup(c);
 	free(body);
 	free(u);
 }
@@ -257,46 +284,20 @@ int
 notify_hook(const char *url, int timeout, const char *text, char *err, size_t errlen)
 {
 	json_t *o = json_pack("{s:s}", "text", text);
-	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL, cerr[CURL_ERROR_SIZE] = "";
-	char *server = server_name(url);
-	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL, *server = server_name(url);
+	char e[CURL_ERROR_SIZE] = "";
 	long status = 0;
-	CURLcode rc;
-	CURL *c;
-	int ret = -1;
 
 	json_decref(o);
-	if (!body || !(c = curl_easy_init())) {
-		errf(err, errlen, "webhook %s: cannot set up the request", server);
-		free(body);
-		free(server);
-		curl_slist_free_all(hdr);
-		return -1;
-	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)timeout);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)timeout);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "thlhp-make");
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-	rc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	if (rc != CURLE_OK)
-		errf(err, errlen, "webhook %s: %s", server, *cerr ? cerr : curl_easy_strerror(rc));
+	if (!body)
+		errf(err, errlen, "webhook %s: cannot make its JSON", server);
+	else if (!(status = request(url, timeout, 0, "application/json", body, e, sizeof(e))))
+		errf(err, errlen, "webhook %s: %s", server, e);
 	else if (status < 200 || status >= 300)
 		errf(err, errlen, "webhook %s: HTTP %ld", server, status);
-	else
-		ret = 0;
-	curl_easy_cleanup(c);
-	curl_slist_free_all(hdr);
 	free(body);
 	free(server);
-	return ret;
+	return status >= 200 && status < 300 ? 0 : -1;
 }
 
 /* The notices of one channel, loaded. */
