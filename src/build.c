@@ -55,7 +55,7 @@ struct run {
 	/* PER_ITEM stages: each one's items, and those named STAGE:KEY. */
 	struct item *items[RULE_MAX];
 	int nitems[RULE_MAX];
-	struct { int k, force; const char *key; } *named;
+	struct named_item *named;
 	int nnamed;
 };
 
@@ -352,82 +352,28 @@ check_patient(struct run *r, struct patient *p, struct want w)
 	p->nold = 0;
 }
 
-/* The stages whose targets are items of their own (rule.h, PER_ITEM). */
-static stages
-item_stages(void)
-{
-	stages m = 0;
-
-	for (int k = 0; rule_table[k]; k++)
-		if (rule_table[k]->per == PER_ITEM)
-			m |= (stages)1 << k;
-	return m;
-}
-
 /* Does the run need the catalog: is a stage made from it asked for? */
 static int
 needs_catalog(const struct run *r)
 {
-	return r->query_only || r->nwants || (r->all.build & ~item_stages());
+	return r->query_only || r->nwants || (r->all.build & ~plan_item_stages());
 }
 
-/* The targets of the PER_ITEM stages asked for: every item with all or
- * the stage's name, those named STAGE:KEY (one the stage does not list is
- * an error).  -n prints the stale ones here: they belong to no patient. */
+/* The PER_ITEM stages' targets (plan.h); -n prints the stale ones here:
+ * they belong to no patient.  The reports show the catalog's targets, and
+ * asking a server is a build's. */
 static int
-plan_items(struct run *r)
+build_items(struct run *r)
 {
-	struct graph *g = &r->g;
-	int first = g->n;
+	int first = r->g.n;
 
-	/* The reports show the catalog's targets; asking a server is a build's. */
 	if (r->o->tool)
 		return 0;
-	for (int k = 0; rule_table[k]; k++) {
-		const struct rule *ru = rule_table[k];
-		stages bit = (stages)1 << k;
-		int named = 0;
-
-		if (ru->per != PER_ITEM || !plan_stage_on(&r->ctx, ru))
-			continue;
-		for (int j = 0; j < r->nnamed; j++)
-			named += r->named[j].k == k;
-		if (!(r->all.build & bit) && !named)
-			continue;
-		if (ru->items(ru, &r->ctx, &r->items[k], &r->nitems[k]) < 0)
-			return -1;
-		for (int j = 0; j < r->nnamed; j++) {
-			int i;
-
-			if (r->named[j].k != k)
-				continue;
-			for (i = 0; i < r->nitems[k] && strcmp(r->items[k][i].key,
-			    r->named[j].key) != 0; i++)
-				;
-			if (i == r->nitems[k]) {
-				warn("%s:%s: no such %s target (%d known%s; -t targets lists them)",
-				    ru->name, r->named[j].key, ru->name, r->nitems[k],
-				    r->ctx.offline ? ", from the state: --offline" : "");
-				return -1;
-			}
-		}
-		for (int i = 0; i < r->nitems[k]; i++) {
-			struct item *it = &r->items[k][i];
-			int want = !!(r->all.build & bit), force = !!(r->all.force & bit);
-			struct node *n;
-
-			for (int j = 0; j < r->nnamed; j++)
-				if (r->named[j].k == k && strcmp(r->named[j].key, it->key) == 0)
-					want = 1, force |= r->named[j].force;
-			if (!want)
-				continue;
-			n = graph_add(g, ru, it, ru->label(ru, &r->ctx, it));
-			n->force = force;
-			graph_stale(n, ru->plan(&r->ctx, n));
-		}
-	}
-	if (r->ctx.dry_run && !r->o->tool) {
-		struct graph tail = { .node = g->node + first, .n = g->n - first };
+	if (plan_items(&r->ctx, &r->g, r->all.build, r->all.force, r->named, r->nnamed,
+	    r->items, r->nitems) < 0)
+		return -1;
+	if (r->ctx.dry_run) {
+		struct graph tail = { .node = r->g.node + first, .n = r->g.n - first };
 
 		print_stale(r, &tail);
 	}
@@ -484,8 +430,8 @@ build_graph(struct run *r)
 			w.build |= one->build;
 			w.force |= one->force;
 		}
-		w.build &= ~item_stages();   /* planned apart: plan_items */
-		w.force &= ~item_stages();
+		w.build &= ~plan_item_stages();   /* planned apart: build_items */
+		w.force &= ~plan_item_stages();
 		if (w.build && ((r->ctx.dry_run && !r->o->question && !r->o->tool) ||
 		    (r->o->tool && strcmp(r->o->tool, "status") == 0)))
 			warn_gone(r, p);
@@ -502,7 +448,7 @@ build_graph(struct run *r)
 		else if (w.build)
 			plan_patient(&r->ctx, &r->g, p, w.build, w.force);
 	}
-	return plan_items(r);
+	return build_items(r);
 }
 
 static void
@@ -511,13 +457,7 @@ run_free(struct run *r)
 	if (r->ctx.lease)
 		lease_release_all(r->ctx.lease);
 	graph_free(&r->g);
-	for (int k = 0; k < RULE_MAX; k++) {
-		for (int i = 0; i < r->nitems[k]; i++) {
-			free(r->items[k][i].key);
-			free(r->items[k][i].title);
-		}
-		free(r->items[k]);
-	}
+	plan_items_free(r->items, r->nitems);
 	free(r->named);
 	source_free(r->ctx.src);
 	free(r->ctx.settings);

@@ -138,3 +138,89 @@ plan_patient(struct ctx *ctx, struct graph *g, struct patient *p, stages build, 
 		free(made[k]);
 }
 
+
+stages
+plan_item_stages(void)
+{
+	stages m = 0;
+
+	for (int k = 0; rule_table[k]; k++)
+		if (rule_table[k]->per == PER_ITEM)
+			m |= (stages)1 << k;
+	return m;
+}
+
+/* Is named[0..n) naming key of stage k?  1, and *force or'd with its -B. */
+static int
+is_named(const struct named_item *named, int n, int k, const char *key, int *force)
+{
+	int hit = 0;
+
+	for (int j = 0; j < n; j++)
+		if (named[j].k == k && strcmp(named[j].key, key) == 0) {
+			hit = 1;
+			*force |= named[j].force;
+		}
+	return hit;
+}
+
+int
+plan_items(struct ctx *ctx, struct graph *g, stages build, stages force,
+    const struct named_item *named, int n, struct item *items[RULE_MAX], int nitems[RULE_MAX])
+{
+	for (int k = 0; rule_table[k]; k++) {
+		const struct rule *ru = rule_table[k];
+		stages bit = (stages)1 << k;
+		int asked = 0;
+
+		if (ru->per != PER_ITEM || !plan_stage_on(ctx, ru))
+			continue;
+		for (int j = 0; j < n; j++)
+			asked += named[j].k == k;
+		if (!(build & bit) && !asked)
+			continue;
+		if (ru->items(ru, ctx, &items[k], &nitems[k]) < 0)
+			return -1;
+		/* Each named one must be listed. */
+		for (int j = 0; j < n; j++) {
+			int i;
+
+			if (named[j].k != k)
+				continue;
+			for (i = 0; i < nitems[k] && strcmp(items[k][i].key, named[j].key) != 0; i++)
+				;
+			if (i == nitems[k]) {
+				warn("%s:%s: no such %s target (%d known%s; -t targets lists them)",
+				    ru->name, named[j].key, ru->name, nitems[k],
+				    ctx->offline ? ", from the state: --offline" : "");
+				return -1;
+			}
+		}
+		for (int i = 0; i < nitems[k]; i++) {
+			struct item *it = &items[k][i];
+			int f = !!(force & bit);
+			struct node *nd;
+
+			if (!is_named(named, n, k, it->key, &f) && !(build & bit))
+				continue;
+			nd = graph_add(g, ru, it, ru->label(ru, ctx, it));
+			nd->force = f;
+			graph_stale(nd, ru->plan(ctx, nd));
+		}
+	}
+	return 0;
+}
+
+void
+plan_items_free(struct item *items[RULE_MAX], int nitems[RULE_MAX])
+{
+	for (int k = 0; k < RULE_MAX; k++) {
+		for (int i = 0; i < nitems[k]; i++) {
+			free(items[k][i].key);
+			free(items[k][i].title);
+		}
+		free(items[k]);
+		items[k] = NULL;
+		nitems[k] = 0;
+	}
+}

@@ -1,5 +1,6 @@
 /*
- * plan.h - a patient's part of the graph, built from the rule table.
+ * plan.h - a patient's part of the graph, and the targets of the stages
+ * that list their own (PER_ITEM), built from the rule table.
  * Main thread; reads disk metadata (each target is planned as it is
  * added), writes nothing.
  */
@@ -32,5 +33,22 @@ void plan_choose_series(struct ctx *ctx, struct patient *p);
  * only in part (query_error).  Calls plan_choose_series. */
 void plan_patient(struct ctx *ctx, struct graph *g, struct patient *p, stages build,
     stages force);
+
+/* The stages whose targets are items of their own (rule.h, PER_ITEM). */
+stages plan_item_stages(void);
+/* A target STAGE:KEY of such a stage named on the command line. */
+struct named_item {
+	int k;                    /* the stage: rule_table[k] */
+	int force;                /* -B */
+	const char *key;
+};
+/* Add to g the targets of the PER_ITEM stages that are on and asked
+ * for: every item of those in build (forced when in force), and the
+ * named[0..n) ones; each stage's items, listed by its rule, into
+ * items[k] and nitems[k] (freed with plan_items_free).  0, or -1 after a
+ * warning: a listing failed, or a named item is not listed. */
+int plan_items(struct ctx *ctx, struct graph *g, stages build, stages force,
+    const struct named_item *named, int n, struct item *items[RULE_MAX], int nitems[RULE_MAX]);
+void plan_items_free(struct item *items[RULE_MAX], int nitems[RULE_MAX]);
 
 #endif
