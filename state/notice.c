@@ -55,13 +55,19 @@ state_notice_get(struct state *st, int channel,
 int
 state_notice_sent(struct state *st, int channel, const int64_t *ids, int n)
 {
-	char ch[24], id[24];
+	char ch[24], lo[24], hi[24];
 
-	/* By id, not up to the largest: in PostgreSQL a notice with a smaller
-	 * id may commit after those read, unsent. */
-	for (int i = 0; i < n; i++)
+	/* By the ids read, not up to the largest: in PostgreSQL a notice with
+	 * a smaller id may commit after those read, unsent.  They were read
+	 * in id order, so each run of consecutive ids is one statement (one
+	 * for a digest, as a rule). */
+	for (int i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && ids[j] == ids[j - 1] + 1; j++)
+			;
 		if (EXEC(st, "UPDATE notice SET pending = pending & ~CAST($1 AS INTEGER)"
-		    " WHERE id = $2", ints(channel, ch), ints(ids[i], id)) < 0)
+		    " WHERE id >= $2 AND id <= $3", ints(channel, ch), ints(ids[i], lo),
+		    ints(ids[j - 1], hi)) < 0)
 			return -1;
+	}
 	return EXEC(st, "DELETE FROM notice WHERE pending = 0");
 }

@@ -223,8 +223,8 @@ int state_notice_put(struct state *st, const struct notice *n, int pending);
  * non-zero return stops it with -1); strings valid during the call. */
 int state_notice_get(struct state *st, int channel,
     int (*fn)(void *arg, const struct notice *n), void *arg);
-/* Channel has sent the notices ids[0..n): clear its bit, and drop the
- * notices no channel waits for. */
+/* Channel has sent the notices ids[0..n) (ascending, as read): clear its
+ * bit, and drop the notices no channel waits for. */
 int state_notice_sent(struct state *st, int channel, const int64_t *ids, int n);
 
 /*
