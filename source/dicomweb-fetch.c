@@ -8,13 +8,14 @@
  * (as stored, never transcoded), each part streamed to a temp file while
  * it is hashed (source/dicomweb/multipart.h), at most [pacs] max_instance_size bytes,
  * then checked (it parses, it is of this series, it was listed) and held.
- * Held parts are made durable together, up to BATCH_PARTS or BATCH_BYTES
- * at a time and at the end: writeback is started as each part ends, one
- * syncfs waits for all of them (an fsync each cost a journal commit each:
- * 20k small instances took seconds, in the way of a SIGTERM), then they
- * are renamed and the folder fsynced.  Nothing is under its final name
- * before it is durable.  As for DIMSE, what arrived is compared with what
- * was listed, whatever the status said.
+ * Held parts are made durable together, up to DURABLE_BATCH_FILES or
+ * DURABLE_BATCH_BYTES (source.h) at a time and at the end: writeback is
+ * started as each part ends, one syncfs waits for all of them (an fsync
+ * each cost a journal commit each: 20k small instances took seconds, in
+ * the way of a SIGTERM), then they are renamed and the folder fsynced.
+ * Nothing is under its final name before it is durable.  As for DIMSE,
+ * what arrived is compared with what was listed, whatever the status
+ * said.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,8 +35,6 @@
 static const char ACCEPT_DICOM[] = "multipart/related; type=\"application/dicom\"; transfer-syntax=*";
 
 enum {
-	BATCH_PARTS = 1000,       /* parts made durable together, at most */
-	BATCH_BYTES = 1 << 30,    /* ... and their bytes */
 	REFUSED_MAX = 100,        /* parts not asked for, past those asked for */
 };
 
@@ -256,7 +255,7 @@ part_end(void *arg, int complete)
 		v->tmp = NULL;
 		v->heldbytes += v->partlen;
 		atomic_fetch_add(&v->job->done, 1);
-		if (v->nheld >= BATCH_PARTS || v->heldbytes >= BATCH_BYTES)
+		if (v->nheld >= DURABLE_BATCH_FILES || v->heldbytes >= DURABLE_BATCH_BYTES)
 			return commit(v, v->job->err, sizeof(v->job->err));
 		return 0;
 	}

@@ -4,11 +4,13 @@
  * started by the first move; each arriving instance is routed to the job
  * that asked for it (by the C-MOVE's Message ID, or its SOP Instance UID),
  * and refused when no job did.  An instance that arrived is answered at
- * once and queued; a thread of the job makes what arrived meanwhile
- * durable together, then hashes and renames each into place, while the
- * next ones arrive (an fsync in the way of every C-STORE cost nearly half
- * the throughput), so each gets its final name only once it is on disk,
- * and the job counts it only once its name is too.
+ * once and queued, its writeback started; a thread of the job hashes each
+ * as it comes, and at the end of the retrieve (or every
+ * DURABLE_BATCH_FILES or _BYTES, source.h) makes them durable together
+ * and renames them into place, while the next ones arrive (an fsync in
+ * the way of every C-STORE cost nearly half the throughput), so each gets
+ * its final name only once it is on disk, and the job counts it only once
+ * its name is too.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,47 +36,63 @@ keep_err(struct getctx *g, const char *err)
 	pthread_mutex_unlock(&g->mu);
 }
 
-/* Put a batch of arrived instances in place (their writeback started
- * as each arrived): one syncfs for all (a journal commit each, as fsync gives,
- * cost ~15% of -j4's throughput), then each hashed (from the page cache)
- * and renamed, the folder fsynced, and only then counted, so the job
- * records nothing that is not on disk under its name.  A failure is
- * kept in g->err and leaves no temp file. */
+/* Hash an arrived instance at once, while it is still in the page cache
+ * and likely in the CPU's: nothing writes it again.  The first failure of
+ * a commit is kept in err. */
 static void
-put_in_place(struct getctx *g, struct arrived *batch)
+hash_arrived(struct getctx *g, struct arrived *a, char *err, size_t errlen)
+{
+	char e[256];
+
+	if (err[0])
+		return;
+	if (a->fd < 0 && (a->fd = open(a->tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		errf(err, errlen, "%s: %s", a->tmp, strerror(errno));
+		return;
+	}
+	if (hash_fd(a->fd, a->tmp, &a->hash, &a->size, &a->mtime, &g->job->bytes, e,
+	    sizeof(e)) < 0)
+		snprintf(err, errlen, "%s", e);
+	else
+		a->hashed = 1;
+	close(a->fd);
+	a->fd = -1;
+}
+
+/* Put hashed instances in place: one syncfs for all (their writeback
+ * started as each arrived; a journal commit each, as fsync gives, cost
+ * ~15% of -j4's throughput, and a syncfs each ~10% of the CPU), then each
+ * renamed, the folder fsynced, and only then counted, so the job records
+ * nothing that is not on disk under its name.  A failure (err, or one
+ * here) is kept in g->err and leaves no temp file. */
+static void
+put_in_place(struct getctx *g, struct arrived *batch, char *err, size_t errlen)
 {
 	struct fetch *f = g->f;
 	struct arrived *a;
-	char err[256] = "", hint[160];
+	char hint[160];
 	int dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), e;
 
-	for (a = batch; a; a = a->next)
-		if (a->fd < 0 && (a->fd = open(a->tmp, O_RDONLY | O_CLOEXEC)) < 0 && !err[0])
-			errf(err, sizeof(err), "%s: %s", a->tmp, strerror(errno));
 	if (!err[0] && (dfd < 0 || syncfs(dfd) < 0)) {
 		e = errno;
-		errf(err, sizeof(err), "%s: cannot write to disk: %s%s", f->dir, strerror(e),
+		errf(err, errlen, "%s: cannot write to disk: %s%s", f->dir, strerror(e),
 		    write_hint(e, hint, sizeof(hint)));
 	}
 	for (a = batch; a; a = a->next) {
 		char *dst = xasprintf("%s/%s.dcm", f->dir, a->sop);
 
-		if (!err[0] && hash_file(a->tmp, &a->hash, &a->size, &a->mtime, &g->job->bytes,
-		    err, sizeof(err)) == 0) {
+		if (!err[0] && a->hashed) {
 			if (rename(a->tmp, dst) == 0)
 				a->placed = 1;
 			else
-				errf(err, sizeof(err), "%s: rename: %s", dst, strerror(errno));
+				errf(err, errlen, "%s: rename: %s", dst, strerror(errno));
 		}
 		if (!a->placed)
 			unlink(a->tmp);
-		if (a->fd >= 0)
-			close(a->fd);
-		a->fd = -1;
 		free(dst);
 	}
 	if (!err[0] && fsync(dfd) < 0)
-		errf(err, sizeof(err), "%s: fsync: %s", f->dir, strerror(errno));
+		errf(err, errlen, "%s: fsync: %s", f->dir, strerror(errno));
 	if (dfd >= 0)
 		close(dfd);
 	if (err[0]) {
@@ -90,32 +108,63 @@ put_in_place(struct getctx *g, struct arrived *batch)
 	pthread_mutex_unlock(&g->mu);
 }
 
-/* The finisher: takes what is queued, in order, until closing and empty;
- * all that arrived while it was busy is one batch. */
+static void
+free_arrived(struct arrived *a)
+{
+	struct arrived *next;
+
+	for (; a; a = next) {
+		next = a->next;
+		if (a->fd >= 0)
+			close(a->fd);
+		free(a->tmp);
+		free(a->sop);
+		free(a);
+	}
+}
+
+/* The finisher: hashes what is queued, in order, as it comes, and puts
+ * it in place when the retrieve is over (closing, and nothing queued) or
+ * DURABLE_BATCH_FILES or _BYTES wait. */
 static void *
 finisher(void *arg)
 {
 	struct getctx *g = arg;
-	struct arrived *batch, *a, *next;
+	struct arrived *batch, *ready = NULL, **rtail = &ready, *a;
+	long long rbytes = 0;
+	int nready = 0, last;
+	char err[256] = "";
 
 	pthread_mutex_lock(&g->mu);
-	for (;;) {
+	do {
 		while (!g->head && !g->closing)
 			pthread_cond_wait(&g->cv, &g->mu);
-		if (!(batch = g->head))
-			break;
+		batch = g->head;
+		last = !batch;
 		g->head = NULL;
 		g->tail = &g->head;
 		pthread_mutex_unlock(&g->mu);
-		put_in_place(g, batch);
-		for (a = batch; a; a = next) {
-			next = a->next;
-			free(a->tmp);
-			free(a->sop);
-			free(a);
+		for (a = batch; a; a = a->next) {
+			hash_arrived(g, a, err, sizeof(err));
+			rbytes += a->size;
+			nready++;
+		}
+		if (batch) {
+			*rtail = batch;
+			while (*rtail)
+				rtail = &(*rtail)->next;
+		}
+		if (ready && (last || rbytes >= DURABLE_BATCH_BYTES || nready >= DURABLE_BATCH_FILES)) {
+			put_in_place(g, ready, err, sizeof(err));
+			free_arrived(ready);
+			ready = NULL;
+			rtail = &ready;
+			rbytes = 0;
+			nready = 0;
+			err[0] = '\0';
 		}
 		pthread_mutex_lock(&g->mu);
-	}
+	} while (!last);
 	pthread_mutex_unlock(&g->mu);
 	return NULL;
 }
@@ -171,7 +220,7 @@ dimse_on_store(void *arg, const struct dcm_header *h, const char *tmp)
 	 * to be written when the series ends is then little more than the
 	 * last instance (the kernel would start it only past its dirty
 	 * thresholds).  The finisher keeps the descriptor. */
-	a->fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	a->fd = open(tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 #ifdef SYNC_FILE_RANGE_WRITE
 	if (a->fd >= 0)
 		sync_file_range(a->fd, 0, 0, SYNC_FILE_RANGE_WRITE);

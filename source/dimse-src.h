@@ -14,9 +14,10 @@
 /* An instance received under its temp name, waiting for its fsync. */
 struct arrived {
 	char *tmp, *sop;
-	int fd;                   /* open once its writeback started, else -1 */
-	uint64_t hash;            /* once in place: */
+	int fd;                   /* open from its arrival to its hash, else -1 */
+	uint64_t hash;            /* once hashed: */
 	int64_t size, mtime;
+	int hashed;
 	int placed;               /* renamed to its final name */
 	struct arrived *next;
 };

@@ -40,6 +40,18 @@ struct query_result {
 	struct htab studies;      /* StudyInstanceUID -> PatientID, once seen (query_study) */
 };
 
+/* A fetch makes what arrived durable together (writeback started as each
+ * arrives, one syncfs, the renames, one fsync of the folder) at its end,
+ * or once this many instances or bytes wait: a syncfs each would cost a
+ * flush of the disk's cache each, and a kill -9 loses at most this much
+ * work. */
+#ifndef DURABLE_BATCH_FILES
+#define DURABLE_BATCH_FILES 1000
+#endif
+#ifndef DURABLE_BATCH_BYTES
+#define DURABLE_BATCH_BYTES (1LL << 30)
+#endif
+
 /* One download: the series, what is on disk, and what arrived. */
 struct fetch {
 	const struct series *s;

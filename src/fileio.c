@@ -212,6 +212,25 @@ open_regular(const char *path, struct stat *sb, char *err, size_t errlen)
 }
 
 int
+hash_fd(int fd, const char *path, uint64_t *hash, int64_t *size, int64_t *mtime,
+    atomic_llong *bytes, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		errf(err, errlen, "%s: not a regular file", path);
+		return -1;
+	}
+	if (lseek(fd, 0, SEEK_SET) < 0) {
+		errf(err, errlen, "%s: lseek: %s", path, strerror(errno));
+		return -1;
+	}
+	*size = sb.st_size;
+	*mtime = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+	return hash_copy(fd, -1, hash, bytes, path, NULL, err, errlen);
+}
+
+int
 hash_file(const char *path, uint64_t *hash, int64_t *size, int64_t *mtime,
     atomic_llong *bytes, char *err, size_t errlen)
 {
@@ -221,9 +240,7 @@ hash_file(const char *path, uint64_t *hash, int64_t *size, int64_t *mtime,
 
 	if (fd < 0)
 		return -1;
-	rc = hash_copy(fd, -1, hash, bytes, path, NULL, err, errlen);
-	*size = sb.st_size;
-	*mtime = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+	rc = hash_fd(fd, path, hash, size, mtime, bytes, err, errlen);
 	close(fd);
 	return rc;
 }

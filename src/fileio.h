@@ -27,6 +27,10 @@ int fsync_parent(const char *path, char *err, size_t errlen);
  * opened blocking. */
 int hash_file(const char *path, uint64_t *hash, int64_t *size, int64_t *mtime,
     atomic_llong *bytes, char *err, size_t errlen);
+/* The same of an open file, read from its start (path names it in
+ * messages); a file that is not regular is refused. */
+int hash_fd(int fd, const char *path, uint64_t *hash, int64_t *size, int64_t *mtime,
+    atomic_llong *bytes, char *err, size_t errlen);
 /* Put src (a regular file, never a link) at dst complete or not at all:
  * hard link when both are on one filesystem, else copy (hashing while
  * writing) and fsync; then rename.  Fills hash, size and mtime of dst. */
