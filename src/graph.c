@@ -19,6 +19,7 @@ graph_free(struct graph *g)
 		free(n->label);
 		free(n->reason);
 		free(n->error);
+		free(n->summary);
 		free(n->claim);
 		free(n->in);
 		free(n->out);

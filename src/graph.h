@@ -35,6 +35,7 @@ struct node {
 	struct node *qnext;       /* ready queue link */
 	struct job *job;          /* while running */
 	char *error;              /* why it failed (malloc'd) */
+	char *summary;            /* what its job said it did (malloc'd), or NULL */
 	/* Shared stores (lease.h): */
 	char *claim;              /* the job's claim name, once asked */
 	int64_t claim_gen;        /* generation of our claim */

@@ -1,7 +1,8 @@
 /*
  * news.c - what a build did, read off its graph as notices (notify.h):
- * each deliverable made, each series fetched for the first time, each job
- * that failed, and the run itself, when it made or failed anything.
+ * each deliverable made, each series fetched for the first time, each
+ * item pulled (a form's submissions), each job that failed, and the run
+ * itself, when it made or failed anything.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -88,6 +89,11 @@ news_send(const struct graph *g, const struct options *o, const struct config *c
 			x->kind = NOTICE_SERIES;
 			x->what = s->uid;
 			x->detail = s->modality;
+			n++, made++;
+		} else if (nd->state == N_DONE && ru->per == PER_ITEM && nd->summary) {
+			x->kind = NOTICE_ITEM;
+			x->what = owned[nown++] = xasprintf("%s %s", ru->name, nd->label);
+			x->detail = nd->summary;
 			n++, made++;
 		} else if (nd->state == N_FAILED) {
 			x->kind = NOTICE_FAILURE;

@@ -185,7 +185,8 @@ char *
 notify_digest(const struct notice *v, int n, int include_ids, const char *host,
     const char *project, char **subject)
 {
-	int runs = 0, nprod = 0, nser = 0, nfail = 0, k, nseen = 0, npat = 0, last_ok = 1;
+	int runs = 0, nprod = 0, nser = 0, nfail = 0, nitem = 0, k, nseen = 0, npat = 0;
+	int last_ok = 1;
 	int64_t first = 0, last = 0, work = 0, bytes = 0;
 	const char **seen = NULL, **pats = NULL;
 	char a[64], b[64], c[64], *text = NULL;
@@ -218,6 +219,9 @@ notify_digest(const struct notice *v, int n, int include_ids, const char *host,
 			break;
 		case NOTICE_FAILURE:
 			nfail++;
+			break;
+		case NOTICE_ITEM:
+			nitem++;
 			break;
 		}
 	}
@@ -306,6 +310,28 @@ notify_digest(const struct notice *v, int n, int include_ids, const char *host,
 		free(count);
 	}
 	line(fp, "");
+	if (nitem) {
+		/* Forms: their titles and counts name nobody. */
+		line(fp, "Pulled: %d", nitem);
+		k = 0;
+		for (int i = 0; i < n; i++) {
+			const struct notice *x = &v[i];
+			char *w, *d;
+
+			if (x->kind != NOTICE_ITEM)
+				continue;
+			if (++k > LIST_MAX) {
+				line(fp, "  ... and %d more", nitem - LIST_MAX);
+				break;
+			}
+			w = xescape(x->what ? x->what : "");
+			d = xescape(x->detail ? x->detail : "");
+			line(fp, "  %s: %s", w, d);
+			free(w);
+			free(d);
+		}
+		line(fp, "");
+	}
 	failures(fp, v, n, include_ids, &seen, &nseen);
 	if (!include_ids && (nprod || nser || nfail))
 		line(fp, "PatientIDs stay on %s: patients are numbered in this mail only "

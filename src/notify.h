@@ -43,6 +43,7 @@ enum notice_kind {
 	NOTICE_PRODUCT,           /* a deliverable made: an archive */
 	NOTICE_SERIES,            /* a series fetched for the first time */
 	NOTICE_FAILURE,           /* a job that failed, or the run itself */
+	NOTICE_ITEM,              /* an item pulled: a form's submissions */
 };
 struct notice {
 	int64_t id;               /* the store's order; 0 before it is recorded */
@@ -50,10 +51,11 @@ struct notice {
 	enum notice_kind kind;
 	const char *patient;      /* PatientID as the PACS has it; NULL for a run */
 	const char *what;         /* run: the targets asked for; product: its file
-	                           * name; series: its UID; failure: the target */
+	                           * name; series: its UID; failure, item: the
+	                           * target */
 	const char *detail;       /* run: "ok" or "failed"; product: its label
 	                           * ("archive"); series: its modality; failure:
-	                           * the reason */
+	                           * the reason; item: what its job pulled */
 	int64_t n;                /* run: its duration in ms; product: the series
 	                           * it was made from */
 	int64_t size;             /* product: its bytes */

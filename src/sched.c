@@ -197,7 +197,13 @@ retry_waiting(struct loop *l)
 static void
 job_free(struct job *job)
 {
-	free(job->summary);
+	struct node *n = job->node;
+
+	/* What it did stays with its node, for the news (news.c). */
+	if (n && !n->summary)
+		n->summary = job->summary;
+	else
+		free(job->summary);
 	free(job);
 }
 

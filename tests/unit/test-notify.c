@@ -26,6 +26,8 @@ static const struct notice news[] = {
 	{ 0, 1796400000 * NS, NOTICE_SERIES, "A%2FB", "1.2.3.5", "MR", 0, 0 },
 	{ 0, 1796400000 * NS, NOTICE_FAILURE, "A%2FB", "download A%2FB 1.2.3.5",
 	  "data/dicom/A%2FB: patient A/B is refused (A/B, not A/BC)", 0, 0 },
+	{ 0, 1796400000 * NS, NOTICE_ITEM, NULL, "forms aBaseline0001 (Baseline visit)",
+	  "5 new submissions", 0, 0 },
 	{ 0, 1796400000 * NS, NOTICE_RUN, NULL, "all", "failed", 65000, 0 },
 };
 enum { NNEWS = sizeof(news) / sizeof(news[0]) };
@@ -52,6 +54,9 @@ test_no_ids(void **state)
 	    "is refused (patient 2, not A/BC)"));
 	assert_non_null(strstr(text, "1 run from "));
 	assert_non_null(strstr(text, "1 min 5 s of work; the last failed."));
+	/* A form's title and counts name nobody: as they are. */
+	assert_non_null(strstr(text, "Pulled: 1\n  forms aBaseline0001 (Baseline visit): "
+	    "5 new submissions\n"));
 	free(subject);
 	free(text);
 }
@@ -65,6 +70,7 @@ test_ids(void **state)
 	assert_non_null(strstr(text, "  TH-01-AA__seriesCount8.zip"));
 	assert_non_null(strstr(text, "  TH-01-AA         CT       1.2.3.4"));
 	assert_non_null(strstr(text, "  download A%2FB 1.2.3.5: data/dicom/A%2FB: patient A/B is refused"));
+	assert_non_null(strstr(text, "  forms aBaseline0001 (Baseline visit): 5 new submissions"));
 	free(subject);
 	free(text);
 }
