@@ -62,13 +62,14 @@ check_omop(struct parse *p)
 }
 
 /* An address as mail takes it in angle brackets: one '@', no blanks,
- * brackets, quotes or control bytes. */
+ * brackets, quotes or control bytes, at most 254 bytes (RFC 5321's path,
+ * brackets included, is 256). */
 static int
 mail_addr_ok(const char *a, size_t n)
 {
 	const char *at = memchr(a, '@', n);
 
-	if (!n || !at || at == a || at == a + n - 1 || memchr(at + 1, '@', (size_t)(a + n - at - 1)))
+	if (!n || n > 254 || !at || at == a || at == a + n - 1 || memchr(at + 1, '@', (size_t)(a + n - at - 1)))
 		return 0;
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)a[i] <= ' ' || a[i] == 0x7f || strchr("<>\"(),;\\", a[i]))
@@ -76,7 +77,8 @@ mail_addr_ok(const char *a, size_t n)
 	return 1;
 }
 
-/* [notify]: where mail goes, and from whom; 1 when fine. */
+/* [notify]: where mail goes (mail_to's addresses, separated by commas or
+ * blanks, into n->rcpt), and from whom; 1 when fine. */
 static int
 check_notify(struct parse *p)
 {
@@ -94,8 +96,10 @@ check_notify(struct parse *p)
 				config_perr(p, "[notify] mail_to: '%.*s' is not a mail address", (int)len, s);
 				return 0;
 			}
+			n->rcpt = xreallocarray(n->rcpt, (size_t)count + 2, sizeof(*n->rcpt));
+			n->rcpt[count++] = xasprintf("%.*s", (int)len, s);
+			n->rcpt[count] = NULL;
 			s += len;
-			count++;
 		}
 		if (!count) {
 			config_perr(p, "[notify] mail_to: no address given");

@@ -565,6 +565,9 @@ config_free(struct config *cfg)
 		    config_keys[i].type == K_PROTO)
 			free(*(char **)((char *)cfg + config_keys[i].off));
 	config_rule_free(cfg);
+	for (char **a = cfg->notify.rcpt; a && *a; a++)
+		free(*a);
+	free(cfg->notify.rcpt);
 	free(cfg->file);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -72,6 +72,7 @@ struct config {
 		int include_ids;        /* PatientIDs may leave the host */
 		int timeout;            /* seconds, each attempt to send */
 		char *mail_to, *mail_from, *smtp_url, *smtp_user, *smtp_password, *smtp_ca;
+		char **rcpt;            /* mail_to's addresses, split and checked */
 		char *webhook_url;
 		enum digest { DIGEST_RUN, DIGEST_DAILY } digest;
 		char *digest_time;      /* "HH:MM" or "HH:MM:SS", local time */

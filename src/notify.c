@@ -139,21 +139,6 @@ server_name(const char *url)
 	return r;
 }
 
-/* The next address of a list separated by spaces or commas into out;
- * the rest of the list, or NULL at its end. */
-static const char *
-next_addr(const char *s, char *out, size_t len)
-{
-	size_t n;
-
-	s += strspn(s, " \t,");
-	if (!*s)
-		return NULL;
-	n = strcspn(s, " \t,");
-	snprintf(out, len, "%.*s", (int)(n < len ? n : len - 1), s);
-	return s + n;
-}
-
 /* Date (RFC 5322, in English whatever the locale) into buf. */
 static void
 mail_date(char *buf, size_t len)
@@ -185,7 +170,7 @@ notify_mail(const struct config *cfg, const char *subject, const char *body, cha
 {
 	const struct config_notify *n = &cfg->notify;
 	struct curl_slist *rcpt = NULL, *hdr = NULL;
-	char addr[320], date[64], host[256] = "localhost", cerr[CURL_ERROR_SIZE] = "", *to;
+	char date[64], host[256] = "localhost", cerr[CURL_ERROR_SIZE] = "", *to;
 	char *server = server_name(n->smtp_url), *h, *from, *crlf;
 	size_t k = 0;
 	unsigned char rnd[8];
@@ -201,8 +186,8 @@ notify_mail(const struct config *cfg, const char *subject, const char *body, cha
 		free(server);
 		return -1;
 	}
-	for (const char *s = n->mail_to; (s = next_addr(s, addr, sizeof(addr)));) {
-		h = xasprintf("<%s>", addr);
+	for (char **a = n->rcpt; a && *a; a++) {
+		h = xasprintf("<%s>", *a);
 		rcpt = curl_slist_append(rcpt, h);
 		free(h);
 	}
@@ -216,8 +201,8 @@ notify_mail(const struct config *cfg, const char *subject, const char *body, cha
 	free(h);
 	/* The To line as given, its separators made commas. */
 	to = xstrdup("");
-	for (const char *s = n->mail_to; (s = next_addr(s, addr, sizeof(addr)));) {
-		h = xasprintf("%s%s%s", to, *to ? ", " : "", addr);
+	for (char **a = n->rcpt; a && *a; a++) {
+		h = xasprintf("%s%s%s", to, *to ? ", " : "", *a);
 		free(to);
 		to = h;
 	}

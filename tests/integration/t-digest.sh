@@ -252,6 +252,11 @@ write_config "${NOTIFY[@]}" notify.mail_to='lab@example.org, not-an-address'
 run all
 exit_is "a bad address" 2
 has_line "is named with its line" "$ERR" "thlhp\.ini:[0-9]+: \[notify\] mail_to: 'not-an-address' is not a mail address"
+long=$(printf 'x%.0s' $(seq 1 250))@example.org
+write_config "${NOTIFY[@]}" notify.mail_to="lab@example.org $long"
+run all
+exit_is "an address past 254 bytes" 2
+has_line "is refused too" "$ERR" "\[notify\] mail_to: 'x{250}@example\.org' is not a mail address"
 write_config "${NOTIFY[@]}" notify.smtp_url=
 run all
 exit_is "mail_to without smtp_url" 2
