@@ -36,6 +36,13 @@ keep_err(struct getctx *g, const char *err)
 	pthread_mutex_unlock(&g->mu);
 }
 
+/* Descriptors a job keeps open from an instance's arrival to its hash:
+ * past this many (a finisher held up by a slow disk), the finisher opens
+ * the file again, and the process does not run out of descriptors. */
+#ifndef KEEP_OPEN_MAX
+#define KEEP_OPEN_MAX 64
+#endif
+
 /* Hash an arrived instance at once, while it is still in the page cache
  * and likely in the CPU's: nothing writes it again.  The first failure of
  * a commit is kept in err. */
@@ -43,6 +50,7 @@ static void
 hash_arrived(struct getctx *g, struct arrived *a, char *err, size_t errlen)
 {
 	char e[256];
+	int kept = a->fd >= 0;
 
 	if (err[0])
 		return;
@@ -57,6 +65,8 @@ hash_arrived(struct getctx *g, struct arrived *a, char *err, size_t errlen)
 		a->hashed = 1;
 	close(a->fd);
 	a->fd = -1;
+	if (kept)
+		atomic_fetch_sub(&g->nopen, 1);
 }
 
 /* Put hashed instances in place: one syncfs for all (their writeback
@@ -108,15 +118,18 @@ put_in_place(struct getctx *g, struct arrived *batch, char *err, size_t errlen)
 	pthread_mutex_unlock(&g->mu);
 }
 
+/* Free a list; a descriptor still open is one kept since arrival. */
 static void
-free_arrived(struct arrived *a)
+free_arrived(struct getctx *g, struct arrived *a)
 {
 	struct arrived *next;
 
 	for (; a; a = next) {
 		next = a->next;
-		if (a->fd >= 0)
+		if (a->fd >= 0) {
 			close(a->fd);
+			atomic_fetch_sub(&g->nopen, 1);
+		}
 		free(a->tmp);
 		free(a->sop);
 		free(a);
@@ -156,7 +169,7 @@ finisher(void *arg)
 		}
 		if (ready && (last || rbytes >= DURABLE_BATCH_BYTES || nready >= DURABLE_BATCH_FILES)) {
 			put_in_place(g, ready, err, sizeof(err));
-			free_arrived(ready);
+			free_arrived(g, ready);
 			ready = NULL;
 			rtail = &ready;
 			rbytes = 0;
@@ -219,12 +232,18 @@ dimse_on_store(void *arg, const struct dcm_header *h, const char *tmp)
 	/* Its writeback starts now, while the next arrives: what is still
 	 * to be written when the series ends is then little more than the
 	 * last instance (the kernel would start it only past its dirty
-	 * thresholds).  The finisher keeps the descriptor. */
+	 * thresholds).  The finisher hashes through the descriptor, kept
+ * while fewer than KEEP_OPEN_MAX are. */
 	a->fd = open(tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 #ifdef SYNC_FILE_RANGE_WRITE
 	if (a->fd >= 0)
 		sync_file_range(a->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 #endif
+	if (a->fd >= 0 && atomic_fetch_add(&g->nopen, 1) >= KEEP_OPEN_MAX) {
+		atomic_fetch_sub(&g->nopen, 1);
+		close(a->fd);
+		a->fd = -1;
+	}
 	*g->tail = a;
 	g->tail = &a->next;
 	pthread_cond_signal(&g->cv);

@@ -45,6 +45,7 @@ struct getctx {
 	pthread_cond_t idle;      /* inflight dropped to 0 */
 	int inflight;             /* C-MOVE: C-STOREs routed here, not released */
 	struct arrived *head, **tail;  /* queued for the finisher, in order */
+	atomic_int nopen;         /* their descriptors kept open (KEEP_OPEN_MAX) */
 	int closing;              /* nothing more will be queued */
 	int finisher;             /* the finisher thread runs */
 	pthread_t fin;
