@@ -163,6 +163,8 @@ t1=$(date +%s)
 exit_is "a 403 for a form's data: exit 2" 2
 has_line "says HTTP 403, naming the server and the form" "$ERR" \
 	"GET $KOBO/api/v2/assets/aFollowup0002/data/.*HTTP 403"
+has_line "and that the form must be shared, not the token checked" "$ERR" \
+	'account of \[kobo\] token may not see this.*share the form with it'
 check "one request for its data, not retried" "$(stat 'data_requests["aFollowup0002"]')" 1
 ok "at once ($((t1 - t0)) s)" test $((t1 - t0)) -le 3
 no_line "never prints the token" <(cat "$OUT" "$ERR") "$KOBO_TOKEN"
