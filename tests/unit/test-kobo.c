@@ -5,9 +5,10 @@
  * server lacks; a pull gives every submission once, in _id order, and
  * with since only the newer ones; a refused token (401, or a 403 for a
  * form its account may not see) is KOBO_AUTH at once, a 429 is waited
- * out; each hostile answer (huge, deep, \u0000, not JSON, a count that
- * lies, a next that loops, a server that stalls) fails the pull quickly
- * with a message saying why, never with the token in it.
+ * out; each hostile answer (huge, with a length or chunked, deep,
+ * \u0000, not JSON, a count that lies, a next that loops, a server that
+ * stalls) fails the pull quickly with a message saying why, never with
+ * the token in it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -437,6 +438,8 @@ static void
 test_hostile(void **state)
 {
 	hostile("huge", 10, 3, "the answer is larger than 64 MiB; refused");
+	/* No Content-Length: refused at 64 MiB read, as it streams. */
+	hostile("hugechunked", 10, 10, "the answer is larger than 64 MiB; refused");
 	hostile("deep", 10, 3, "submission 1 is nested deeper than 64; refused");
 	hostile("nul", 10, 3, "submission 1 holds \\u0000 (a NUL character); refused");
 	hostile("notjson", 10, 3, "not a JSON object: it does not start with '{'");
