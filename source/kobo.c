@@ -284,8 +284,15 @@ kobo_get(struct kobo *k, const char *url, atomic_int *cancel, struct http_buf *b
 			break;
 		if (r.status == 401 || r.status == 403) {
 			detail(r.excerpt, d, sizeof(d));
-			errf(err, errlen, "GET %s: the server refused the token (HTTP %ld%s%s); "
-			    "check [kobo] token", url, r.status, d[0] ? ": " : "", d);
+			/* 403: the token is good but its account may not see this:
+			 * what helps is sharing the form, not checking the token. */
+			if (r.status == 403)
+				errf(err, errlen, "GET %s: the account of [kobo] token may not see "
+				    "this (HTTP 403%s%s); share the form with it, or use another "
+				    "account's token", url, d[0] ? ": " : "", d);
+			else
+				errf(err, errlen, "GET %s: the server refused the token (HTTP 401%s%s); "
+				    "check [kobo] token", url, d[0] ? ": " : "", d);
 			return KOBO_AUTH;
 		}
 		/* The same request would get the same answer: too large, a

@@ -4,11 +4,14 @@ endpoints a client uses to pull form submissions, and /_test/ endpoints
 for a test to change and watch it.  Standard library only.
 
     fakekobo.py --token TOKEN [--forms FILE] [--page N] [--port N]
-                [--log FILE] [--ready FILE]
+                [--log FILE] [--ready FILE] [--tls-cert FILE --tls-key FILE]
 
 Listens on 127.0.0.1:N (default 0: any free port); --ready FILE gets the
 port once it listens; --log FILE gets "METHOD PATH STATUS" a request.
 HTTP/1.1 keep-alive; JSON answers with a Content-Length; bad input: 400.
+With --tls-cert and --tls-key (PEM): HTTPS only, that certificate, and
+next/previous URLs https://; a client that refuses the certificate is
+dropped quietly.
 
 --forms: {"UID": {"name": "Baseline visit", "submissions": N}, ...}: N
 generated submissions a form, or a list of objects, used as given (a
@@ -29,15 +32,19 @@ token."}, or "Authentication credentials were not provided."):
   URLs with the same parameters, start moved.
 
 Test control (no token):
-  POST /_test/forms/UID/add?n=K[&name=NAME]  K (default 1) submissions later
-       than all before; makes the form if unknown -> {"ids": [...]}
+  POST /_test/forms/UID/add?n=K[&name=NAME][&depth=D]  K (default 1)
+       submissions later than all before; makes the form if unknown ->
+       {"ids": [...]}.  With D >= 2, each is nested D levels deep, itself
+       the first: its field "nested" holds D - 1 levels of [[...0]]
   POST /_test/forms/UID/delete?id=ID
   POST /_test/forms/UID/edit?id=ID   as a Kobo edit: new comment, _uuid and
        meta/instanceID, meta/deprecatedID the old one; _id and time stay
   GET  /_test/stats   {"requests": /api/v2 requests, "unauthorized": 401s,
-       "throttled": 429s, and by uid: "data_requests" (past the token and
-       rate limit), "served" (submissions sent in data pages), "last_query"
-       (the last data request's query parameter, or null)}
+       "throttled": 429s, "streamed": body bytes of huge and hugechunked
+       answers the socket took (a write cut off by a client that went
+       away is not counted), and by uid: "data_requests" (past the
+       token and rate limit), "served" (submissions sent in data pages),
+       "last_query" (the last data request's query parameter, or null)}
   POST /_test/reset_stats
   POST /_test/ratelimit?n=K   the next K /api/v2 requests with a good
        token: 429, Retry-After: 1
@@ -47,19 +54,25 @@ Test control (no token):
        of all; a UID's own mode wins) misbehave until mode=off (of that
        UID; without one, off clears all):
        huge     300 MiB body (one endless comment), streamed, Content-Length
+       hugechunked  the same body with Transfer-Encoding: chunked, no
+                Content-Length: its size shows only as it streams
        deep     a value nested 100000 levels deep (valid JSON)
        nul      \u0000 in values and in a key
        notjson  200, body "<html>..."
        countlie the true page, count 1000 too high, next null
        loop     the true page, next pointing back at it
        slow     the true page after 60 s
-  huge, deep, nul: count 1, next null, one submission of _id 999999;
-  these and notjson count nothing in "served".
+       forbidden 403 {"detail": "You do not have permission to perform
+                this action."}, as KPI answers a token whose account may
+                not see the form's data
+  huge, hugechunked, deep, nul: count 1, next null, one submission of _id
+  999999; these, notjson and forbidden count nothing in "served".
 """
 import argparse
 import datetime
 import json
 import os
+import ssl
 import threading
 import time
 import urllib.parse
@@ -73,10 +86,15 @@ ap.add_argument("--page", type=int, default=1000)
 ap.add_argument("--port", type=int, default=0)
 ap.add_argument("--log")
 ap.add_argument("--ready")
+ap.add_argument("--tls-cert")
+ap.add_argument("--tls-key")
 args = ap.parse_args()
+if bool(args.tls_cert) != bool(args.tls_key):
+    ap.error("--tls-cert and --tls-key go together")
 
 NS = uuid.UUID("6b0f6c1e-3c1a-4f5e-9a57-4b0b0f0b0a11")   # uuid5s: deterministic
-MODES = ("huge", "deep", "nul", "notjson", "countlie", "loop", "slow")
+MODES = ("huge", "hugechunked", "deep", "nul", "notjson", "countlie", "loop", "slow",
+         "forbidden")
 MISSING = object()
 lock = threading.Lock()     # guards everything below
 forms = {}                  # uid -> {"name", "subs": [submission], "created"}
@@ -95,6 +113,14 @@ def tick():
     """The time of the next new submission."""
     state["clock"] += datetime.timedelta(seconds=1)
     return isotime(state["clock"])
+
+
+def nested(depth):
+    """A value nested depth levels deep: [[...[0]...]]."""
+    v = 0
+    for _ in range(depth):
+        v = [v]
+    return v
 
 
 def generated(uid, sid, t):
@@ -116,14 +142,17 @@ def add_form(uid, name):
             stats[key].setdefault(uid, zero)
 
 
-def add_subs(uid, n=0, given=()):
-    """Append n generated submissions, or the given ones; -> their _ids.
-    Given _ids and times push the id counter and the clock past them."""
+def add_subs(uid, n=0, given=(), depth=1):
+    """Append n generated submissions (each depth levels deep), or the
+    given ones; -> their _ids.  Given _ids and times push the id counter
+    and the clock past them."""
     ids = []
     for s in given or [None] * n:
         if s is None:
             state["last_id"] += 1
             s = generated(uid, state["last_id"], tick())
+            if depth > 1:
+                s["nested"] = nested(depth - 1)
         s = dict(s)
         if "_id" not in s:
             state["last_id"] += 1
@@ -143,7 +172,8 @@ def add_subs(uid, n=0, given=()):
 
 
 def reset_stats():
-    stats.update(requests=0, unauthorized=0, throttled=0, failed=0, data_requests={u: 0 for u in forms},
+    stats.update(requests=0, unauthorized=0, throttled=0, failed=0, streamed=0,
+                 data_requests={u: 0 for u in forms},
                  served={u: 0 for u in forms}, last_query={u: None for u in forms})
 
 
@@ -211,14 +241,18 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 
-    def reply(self, status, obj=None, body=None, headers=(), length=None):
-        """Answer; with length and no body, the caller streams the body."""
-        if body is None and length is None:
+    def reply(self, status, obj=None, body=None, headers=(), length=None, chunked=False):
+        """Answer; with length or chunked and no body, the caller streams
+        the body (chunked: in chunks of its own, and the last one)."""
+        if body is None and length is None and not chunked:
             body = json.dumps(obj, ensure_ascii=False).encode()
         self.status = status
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body) if length is None else length))
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(body) if length is None else length))
         for h in headers:
             self.send_header(*h)
         self.end_headers()
@@ -291,7 +325,8 @@ class Handler(BaseHTTPRequestHandler):
             uid, action = parts[1], parts[2]
             if action == "add":
                 add_form(uid, q.get("name"))
-                return self.reply(200, {"ids": add_subs(uid, int(q.get("n", "1")))})
+                ids = add_subs(uid, int(q.get("n", "1")), depth=int(q.get("depth", "1")))
+                return self.reply(200, {"ids": ids})
             if action not in ("delete", "edit"):
                 return self.reply(404, {"detail": "Not found."})
             sid = int(q["id"])
@@ -375,6 +410,8 @@ class Handler(BaseHTTPRequestHandler):
             stats["last_query"][uid] = q.get("query")
             subs = list(forms[uid]["subs"])
             mode = hostile.get(uid, hostile.get("*"))
+        if mode == "forbidden":
+            return self.reply(403, {"detail": "You do not have permission to perform this action."})
         limit, start = intparam(q, "limit", args.page), intparam(q, "start", 0)
         limit = args.page if limit <= 0 else min(limit, args.page)
         try:
@@ -383,7 +420,7 @@ class Handler(BaseHTTPRequestHandler):
             sort_subs(subs, json.loads(q["sort"]) if q.get("sort") else {"_id": 1})
         except ValueError as e:        # json.JSONDecodeError is a ValueError too
             return self.reply(400, {"detail": "bad query or sort: %s" % e})
-        if mode in ("huge", "deep", "nul", "notjson"):     # no true page at all
+        if mode in ("huge", "hugechunked", "deep", "nul", "notjson"):     # no true page at all
             return self.poison(uid, mode)
         if mode == "slow":
             time.sleep(60)
@@ -402,23 +439,32 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "nul":
             s.update({"comment": "a\0b", "participant_id": "TH-01\0-AA", "bad\0key": "x\0y"})
         else:
-            s["comment" if mode == "huge" else "deep"] = "@@HOLE@@"
+            s["deep" if mode == "deep" else "comment"] = "@@HOLE@@"
         text = json.dumps({"count": 1, "next": None, "previous": None, "results": [s]},
                           ensure_ascii=False)
-        if mode != "huge":
+        if mode == "nul":
+            return self.reply(200, body=text.encode())
+        if mode == "deep":
             deep = '[{"a":' * 50000 + "0" + "}]" * 50000    # 100000 levels
             return self.reply(200, body=text.replace('"@@HOLE@@"', deep).encode())
         pre, post = (x.encode() for x in text.split("@@HOLE@@"))
-        total = 300 << 20
-        self.reply(200, length=total)
+        total, chunked = 300 << 20, mode == "hugechunked"
+        self.reply(200, length=None if chunked else total, chunked=chunked)
         if self.command == "HEAD":
             return
-        self.wfile.write(pre)
+
+        def send(b):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(b), b) if chunked else b)
+            with lock:
+                stats["streamed"] += len(b)
+        send(pre)
         left, chunk = total - len(pre) - len(post), b"0123456789abcdef" * 65536
         while left > 0:
-            self.wfile.write(chunk[:left])
+            send(chunk[:left])
             left -= len(chunk)
-        self.wfile.write(post)
+        send(post)
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
 
 
 def intparam(q, name, default):
@@ -442,9 +488,33 @@ if args.forms:
         subs = form.get("submissions", 0)
         add_subs(uid, given=subs) if isinstance(subs, list) else add_subs(uid, int(subs))
 
-srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-srv.daemon_threads = True
-BASE = "http://127.0.0.1:%d" % srv.server_address[1]
+TLS = None
+if args.tls_cert:
+    TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    TLS.load_cert_chain(args.tls_cert, args.tls_key)
+    TLS.set_alpn_protocols(["http/1.1"])
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def finish_request(self, request, client_address):
+        """With TLS, the handshake in the connection's own thread: a
+        client that stalls in it holds up no other."""
+        if TLS:
+            try:
+                request = TLS.wrap_socket(request, server_side=True)
+            except OSError:         # ssl.SSLError too: the client refused us
+                return
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            if TLS:
+                request.close()
+
+
+srv = Server(("127.0.0.1", args.port), Handler)
+BASE = "%s://127.0.0.1:%d" % ("https" if TLS else "http", srv.server_address[1])
 if args.ready:
     with open(args.ready + ".tmp", "w") as f:
         f.write(str(srv.server_address[1]))

@@ -7,26 +7,37 @@
 # fetching only the new submissions (counted at the server); a
 # submission deleted at the server marked deleted (and -B forms:FORM for
 # what a count cannot show); -t forms as JSON Lines and CSV; a wrong
-# token is exit 2 at once, with no retry; 429 is waited out, 5xx retried
-# up to [kobo] retries; hostile
-# answers (huge, deep, \u0000, not JSON, a lying count, a next that loops,
-# a server too slow) fail the pull and record nothing of it; the same in
-# PostgreSQL, as jsonb.
+# token is exit 2 at once, with no retry, and so is a 403 for one form's
+# data (the token's account may not see it); 429 is waited out, 5xx
+# retried up to [kobo] retries; hostile answers (huge, with a length or
+# chunked, deep, \u0000, not JSON, a lying count, a next that loops, a
+# server too slow) fail the pull and record nothing of it; a submission
+# 64 levels deep is kept, one 65 deep fails its pull; over HTTPS the
+# server is verified against [kobo] tls_ca; the same in PostgreSQL, as
+# jsonb.
 # shellcheck source-path=SCRIPTDIR source=../netns.sh
 source "$(dirname "$0")/../netns.sh"
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
 
-export KOBO_TOKEN=tok-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+KOBO_TOKEN=tok-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+export KOBO_TOKEN
+# kobo_start NAME ARGS... : fakekobo.py ARGS in the background; its port
+# in $LOG/NAME.port once it listens, its log and stderr beside.
+kobo_start() {
+	local name=$1
+	shift
+	"$PY" "$TESTS/fakekobo.py" --token "$KOBO_TOKEN" --ready "$LOG/$name.port" \
+		--log "$LOG/$name.log" "$@" 2>"$LOG/$name.err" &
+	BGPIDS="$BGPIDS $!"
+	for _ in $(seq 1 100); do [ -s "$LOG/$name.port" ] && break; sleep 0.05; done
+	[ -s "$LOG/$name.port" ] || { say "FAIL: fakekobo.py $* did not start"; cat "$LOG/$name.err"; exit 1; }
+}
 cat >"$LOG/forms.json" <<'EOF'
 {"aBaseline0001": {"name": "Baseline visit", "submissions": 2500},
  "aFollowup0002": {"name": "Follow-up – café ✓", "submissions": 3}}
 EOF
-"$PY" "$TESTS/fakekobo.py" --token "$KOBO_TOKEN" --forms "$LOG/forms.json" \
-	--ready "$LOG/kobo.port" --log "$LOG/kobo.log" 2>"$LOG/kobo.err" &
-BGPIDS="$BGPIDS $!"
-for _ in $(seq 1 100); do [ -s "$LOG/kobo.port" ] && break; sleep 0.05; done
-[ -s "$LOG/kobo.port" ] || { say "FAIL: fakekobo.py did not start"; cat "$LOG/kobo.err"; exit 1; }
+kobo_start kobo --forms "$LOG/forms.json"
 KOBO=http://127.0.0.1:$(cat "$LOG/kobo.port")
 ctl() { curl -sf -X POST "$KOBO/_test/$1" >/dev/null || { say "FAIL: POST /_test/$1"; exit 1; }; }
 # stat EXPR : a number from the server's /_test/stats, e.g. stat 'served["aBaseline0001"]'
@@ -36,6 +47,8 @@ s = json.load(sys.stdin)
 print(eval(sys.argv[1], {}, {k: __import__("collections").defaultdict(int, v) if isinstance(v, dict) else v for k, v in s.items()}))' "$1"
 }
 lines() { wc -l <"$OUT" | tr -d ' '; }
+# What the state holds of every form: rows and bytes.
+stored() { sqlite3 .thlhp/state.db "SELECT count(*), sum(length(body)) FROM form_sub"; }
 
 gen --patient TH-01-AA --studies 1 --series 1 --instances 2 --seed a
 write_config kobo.url="$KOBO" kobo.token='${KOBO_TOKEN}' kobo.timeout=5 kobo.retries=2
@@ -139,6 +152,25 @@ exit_is "no token" 2
 has_line "says where it goes" "$ERR" 'token: required.*KOBO_TOKEN'
 write_config kobo.url="$KOBO" kobo.token='${KOBO_TOKEN}' kobo.timeout=2 kobo.retries=2
 
+section "403: the token's account may not see a form"
+# KPI's answer to a good token whose account the form is not shared with.
+ctl 'hostile?mode=forbidden&uid=aFollowup0002'
+ctl reset_stats
+before=$(stored)
+t0=$(date +%s)
+run -B forms:aFollowup0002
+t1=$(date +%s)
+exit_is "a 403 for a form's data: exit 2" 2
+has_line "says HTTP 403, naming the server and the form" "$ERR" \
+	"GET $KOBO/api/v2/assets/aFollowup0002/data/.*HTTP 403"
+has_line "and that the form must be shared, not the token checked" "$ERR" \
+	'account of \[kobo\] token may not see this.*share the form with it'
+check "one request for its data, not retried" "$(stat 'data_requests["aFollowup0002"]')" 1
+ok "at once ($((t1 - t0)) s)" test $((t1 - t0)) -le 3
+no_line "never prints the token" <(cat "$OUT" "$ERR") "$KOBO_TOKEN"
+check "the state unchanged" "$(stored)" "$before"
+ctl 'hostile?mode=off&uid=aFollowup0002'
+
 section "429: waited out"
 ctl 'forms/aFollowup0002/add?n=2'
 ctl reset_stats
@@ -163,15 +195,19 @@ has_line "saying how many attempts" "$ERR" 'HTTP 502.*given up after 3 attempts'
 ctl 'fail?n=0'
 
 section "hostile answers: refused, nothing recorded"
-before=$(sqlite3 .thlhp/state.db "SELECT count(*), sum(length(body)) FROM form_sub")
-for mode in huge deep nul notjson countlie loop slow; do
+before=$(stored)
+for mode in huge hugechunked deep nul notjson countlie loop slow; do
 	ctl "hostile?mode=$mode&uid=aFollowup0002"
+	ctl reset_stats
 	t0=$(date +%s)
 	run -B forms:aFollowup0002
 	t1=$(date +%s)
 	exit_is "$mode: the pull fails" 2
 	case $mode in
-	huge) has_line "huge: refused by its size" "$ERR" 'larger than' ;;
+	huge | hugechunked)
+		has_line "$mode: refused by its size" "$ERR" 'larger than 64 MiB'
+		# 300 MiB sent; what a client leaves unread fills socket buffers (MBs).
+		ok "$mode: not read whole ($(stat streamed) bytes sent)" test "$(stat streamed)" -lt $((100 << 20)) ;;
 	deep) has_line "deep: refused for its depth" "$ERR" '(deep|depth)' ;;
 	nul) has_line "nul: names the \\u0000" "$ERR" 'u0000' ;;
 	notjson) has_line "notjson: says it is not JSON" "$ERR" '(JSON|json)' ;;
@@ -180,11 +216,33 @@ for mode in huge deep nul notjson countlie loop slow; do
 	slow) has_line "slow: gives up" "$ERR" '(slow|timed out|Timeout|within)' ;;
 	esac
 	ok "$mode: within bounds ($((t1 - t0)) s)" test $((t1 - t0)) -le 30
-	check "$mode: the state unchanged" "$(sqlite3 .thlhp/state.db "SELECT count(*), sum(length(body)) FROM form_sub")" "$before"
+	check "$mode: the state unchanged" "$(stored)" "$before"
 	ctl "hostile?mode=off&uid=aFollowup0002"
 done
 run forms
 exit_is "then a good pull" 0
+
+section "nesting: 64 levels kept, 65 refused"
+# [kobo]'s bound (KOBO_DEPTH_MAX, 64) counts the submission itself as the
+# first level; "deep" above is far past it, here are both sides of it.
+ctl 'forms/aFollowup0002/add?n=1&depth=64'
+run forms
+exit_is "a submission 64 levels deep" 0
+has_line "is pulled" "$OUT" 'aFollowup0002 .*1 new submission'
+run -t forms aFollowup0002
+has_line "and stored whole, down to its innermost value" "$OUT" '"nested":\[{63}0\]{63}[,}]'
+before=$(stored)
+ctl 'forms/aFollowup0002/add?n=1'
+deep=$(curl -sf -X POST "$KOBO/_test/forms/aFollowup0002/add?n=1&depth=65" |
+	"$PY" -c 'import json, sys; print(json.load(sys.stdin)["ids"][0])')
+run forms
+exit_is "a page with a submission 65 levels deep: the pull fails" 2
+has_line "saying which is nested deeper than 64" "$ERR" 'submission 2 is nested deeper than 64; refused'
+check "nothing of that page recorded" "$(stored)" "$before"
+ctl "forms/aFollowup0002/delete?id=$deep"
+run forms
+exit_is "without it, the pull goes on" 0
+has_line "and takes the other one" "$OUT" 'aFollowup0002 .*1 new submission'
 
 section "all: the archives and the forms"
 ctl 'forms/aBaseline0001/add?n=1'
@@ -195,6 +253,64 @@ has_line "and pulls the new submission" "$OUT" 'aBaseline0001 .*1 new submission
 run forms:nosuch
 exit_is "forms:nosuch" 2
 has_line "says there is no such form" "$ERR" 'forms:nosuch: no such forms target'
+
+section "HTTPS: the server verified against [kobo] tls_ca"
+pki=$T/pki
+mkdir -p "$pki"
+# cert NAME CN [CA] : $pki/NAME.pem and .key, signed by $pki/CA (for IP
+# 127.0.0.1), or without CA a self-signed CA.
+cert() {
+	if [ $# -lt 3 ]; then
+		openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$2" \
+			-keyout "$pki/$1.key" -out "$pki/$1.pem" >>"$LOG/openssl.log" 2>&1
+	else
+		openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" \
+			-keyout "$pki/$1.key" -out "$pki/$1.csr" >>"$LOG/openssl.log" 2>&1 &&
+			printf 'subjectAltName=IP:127.0.0.1\n' >"$pki/$1.ext" &&
+			openssl x509 -req -in "$pki/$1.csr" -CA "$pki/$3.pem" -CAkey "$pki/$3.key" \
+				-CAcreateserial -days 2 -extfile "$pki/$1.ext" -out "$pki/$1.pem" >>"$LOG/openssl.log" 2>&1
+	fi || { say "FAIL: openssl could not make $1"; cat "$LOG/openssl.log"; exit 1; }
+}
+cert ca "thlhp test CA"
+cert server 127.0.0.1 ca
+cert other "another CA"
+cat >"$LOG/tls.json" <<'EOF'
+{"aSecure0003": {"name": "Consent", "submissions": 7}}
+EOF
+kobo_start tls --forms "$LOG/tls.json" --tls-cert "$pki/server.pem" --tls-key "$pki/server.key"
+KOBOS=https://127.0.0.1:$(cat "$LOG/tls.port")
+# A project of its own: the forms of another server.
+mkdir -p "$T/tls"
+cd "$T/tls" || exit 1
+# Not retried here: the same certificate fails the same way each time.
+write_config kobo.url="$KOBOS" kobo.token='${KOBO_TOKEN}' kobo.timeout=5 kobo.retries=0
+run forms
+exit_is "without tls_ca: a certificate no system CA signed, refused" 2
+has_line "saying it could not be verified" "$ERR" "GET $KOBOS/.*certificate"
+cat "$OUT" "$ERR" >"$LOG/tls-refused.out"
+write_config kobo.url="$KOBOS" kobo.token='${KOBO_TOKEN}' kobo.timeout=5 kobo.retries=0 \
+	kobo.tls_ca="$pki/other.pem"
+run forms
+exit_is "tls_ca of another CA: refused too" 2
+has_line "saying it could not be verified" "$ERR" "GET $KOBOS/.*certificate"
+cat "$OUT" "$ERR" >>"$LOG/tls-refused.out"
+run -t forms
+is_empty "nothing recorded" "$OUT"
+# tls_stat EXPR : like stat, of the HTTPS server.
+tls_stat() {
+	curl -sf --cacert "$pki/ca.pem" "$KOBOS/_test/stats" | "$PY" -c 'import json, sys
+print(eval(sys.argv[1], {}, json.load(sys.stdin)))' "$1"
+}
+check "no request reached the server: the token never went out" "$(tls_stat requests)" 0
+write_config kobo.url="$KOBOS" kobo.token='${KOBO_TOKEN}' kobo.timeout=5 kobo.tls_ca="$pki/ca.pem"
+run forms
+exit_is "tls_ca of the CA that signed it: forms" 0
+has_line "pulls the form" "$OUT" 'aSecure0003 .*7 submissions \(a full pull\)'
+check "every submission sent once" "$(tls_stat 'served["aSecure0003"]')" 7
+no_line "the token never printed" <(cat "$LOG/tls-refused.out" "$OUT" "$ERR") "$KOBO_TOKEN"
+run -t forms aSecure0003
+check "7 stored" "$(lines)" 7
+cd "$PROJ" || exit 1
 
 section "PostgreSQL: submissions as jsonb"
 # shellcheck source-path=SCRIPTDIR source=../pg.sh

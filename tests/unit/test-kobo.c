@@ -3,10 +3,12 @@
  * on loopback.  What callers rely on: the forms, every page of them, in
  * uid order, only those [kobo] forms names and an error naming one the
  * server lacks; a pull gives every submission once, in _id order, and
- * with since only the newer ones; a refused token is KOBO_AUTH at once,
- * a 429 is waited out; each hostile answer (huge, deep, \u0000, not JSON,
- * a count that lies, a next that loops, a server that stalls) fails the
- * pull quickly with a message saying why, never with the token in it.
+ * with since only the newer ones; a refused token (401, or a 403 for a
+ * form its account may not see) is KOBO_AUTH at once, a 429 is waited
+ * out; each hostile answer (huge, with a length or chunked, deep,
+ * \u0000, not JSON, a count that lies, a next that loops, a server that
+ * stalls) fails the pull quickly with a message saying why, never with
+ * the token in it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -361,6 +363,21 @@ test_auth(void **state)
 	assert_null(strstr(err, "wrongtoken42"));
 	assert_non_null(strstr(err, "(the token)"));
 	kobo_free(k);
+
+	/* A good token whose account may not see the form: 403, KOBO_AUTH
+	 * too, after one request, saying what helps. */
+	k = client(TOKEN, "all", 10, 5, err);
+	post("/_test/reset_stats", NULL);
+	post("/_test/hostile?mode=forbidden&uid=bSmall", NULL);
+	assert_int_equal(kobo_pull(k, "bSmall", NULL, &cancel, on_sub, &g, err, sizeof(err)),
+	    KOBO_AUTH);
+	assert_non_null(strstr(err, "/api/v2/assets/bSmall/data/"));
+	assert_non_null(strstr(err, "the account of [kobo] token may not see this (HTTP 403: "
+	    "You do not have permission to perform this action.); share the form with it"));
+	assert_null(strstr(err, TOKEN));
+	assert_int_equal(stat_of("data_requests", "bSmall"), 1);
+	post("/_test/hostile?mode=off", NULL);
+	kobo_free(k);
 }
 
 static void
@@ -421,6 +438,8 @@ static void
 test_hostile(void **state)
 {
 	hostile("huge", 10, 3, "the answer is larger than 64 MiB; refused");
+	/* No Content-Length: refused at 64 MiB read, as it streams. */
+	hostile("hugechunked", 10, 10, "the answer is larger than 64 MiB; refused");
 	hostile("deep", 10, 3, "submission 1 is nested deeper than 64; refused");
 	hostile("nul", 10, 3, "submission 1 holds \\u0000 (a NUL character); refused");
 	hostile("notjson", 10, 3, "not a JSON object: it does not start with '{'");
