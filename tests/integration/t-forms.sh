@@ -254,6 +254,25 @@ run forms:nosuch
 exit_is "forms:nosuch" 2
 has_line "says there is no such form" "$ERR" 'forms:nosuch: no such forms target'
 
+section "the digest: the forms pulled"
+"$PY" "$TESTS/pingserver.py" --log "$LOG/hook" --ready "$LOG/hook.port" &
+BGPIDS="$BGPIDS $!"
+for _ in $(seq 1 50); do [ -s "$LOG/hook.port" ] && break; sleep 0.1; done
+write_config kobo.url="$KOBO" kobo.token='${KOBO_TOKEN}' kobo.timeout=2 kobo.retries=2 \
+	notify.webhook_url="http://127.0.0.1:$(cat "$LOG/hook.port")/hook" notify.timeout=5
+ctl 'forms/aBaseline0001/add?n=5'
+run forms
+exit_is "forms, with a webhook" 0
+ok "the webhook got the digest" test -s "$LOG/hook.body.1"
+"$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["text"])' "$LOG/hook.body.1" >"$LOG/digest.txt"
+has_line "it says what was pulled" "$LOG/digest.txt" '^Pulled: 1$'
+has_line "which form, and how many submissions" "$LOG/digest.txt" \
+	'^  forms aBaseline0001 \(Baseline visit\): 5 new submissions$'
+run forms
+exit_is "nothing new" 0
+ok "no digest for a run that pulled nothing" test ! -e "$LOG/hook.body.2"
+write_config kobo.url="$KOBO" kobo.token='${KOBO_TOKEN}' kobo.timeout=2 kobo.retries=2
+
 section "HTTPS: the server verified against [kobo] tls_ca"
 pki=$T/pki
 mkdir -p "$pki"
@@ -320,10 +339,10 @@ write_config kobo.url="$KOBO" kobo.token='${KOBO_TOKEN}' kobo.timeout=5 state.ur
 run forms
 exit_is "forms into PostgreSQL" 0
 check "every submission not deleted, as jsonb" \
-	"$(pg_sql "SELECT count(*) FROM form_sub WHERE form = 'aBaseline0001' AND deleted IS NULL AND jsonb_typeof(body) = 'object'" thlhp)" 2505
+	"$(pg_sql "SELECT count(*) FROM form_sub WHERE form = 'aBaseline0001' AND deleted IS NULL AND jsonb_typeof(body) = 'object'" thlhp)" 2510
 check "queryable with ->>" \
 	"$(pg_sql "SELECT body->>'comment' FROM form_sub WHERE form = 'aFollowup0002' ORDER BY id LIMIT 1" thlhp | grep -c 'café ✓')" 1
 run -t forms aBaseline0001
-check "-t forms from PostgreSQL: 2,505 lines" "$(lines)" 2505
+check "-t forms from PostgreSQL: 2,510 lines" "$(lines)" 2510
 
 finish
