@@ -101,8 +101,9 @@ dw_get(struct job *job, const char *url, const char *accept, const struct http_l
 		return -1;
 	errf(job->err, sizeof(job->err), "%s%s", e, r.status == 401 || r.status == 403 ?
 	    " (check [pacs] auth)" : "");
-	/* The same request would get the same too large answer. */
-	if (r.too_big)
+	/* The same request would get the same too large answer, the same
+	 * certificate that does not verify. */
+	if (r.too_big || r.permanent)
 		return -2;
 	if (r.status >= 400 && r.status < 500 && r.status != 408 && r.status != 429)
 		return -2;

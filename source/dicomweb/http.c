@@ -270,6 +270,9 @@ http_get(struct http *h, const char *url, const char *accept, const struct http_
 	memcpy(r->excerpt, x.excerpt, x.nex);
 	r->excerpt[x.nex] = '\0';
 	r->too_big = x.too_big;
+	r->permanent = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+	    rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_ISSUER_ERROR ||
+	    rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH || rc == CURLE_SSL_CRL_BADFILE;
 	if (x.status < 200 || x.status > 299) {
 		curl_off_t ra = 0;
 

@@ -43,6 +43,9 @@ struct http_resp {
 	long status;              /* HTTP status, 0 when none came */
 	char excerpt[HTTP_EXCERPT]; /* the start of a non-2xx body, one line */
 	int too_big;              /* the body passed lim->max_body */
+	int permanent;            /* a failure no retry changes: the server's
+	                           * certificate did not verify, a CA file that
+	                           * does not load */
 	long retry_after;         /* seconds a Retry-After header asked to wait; 0: none */
 };
 

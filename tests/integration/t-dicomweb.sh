@@ -243,11 +243,14 @@ exit_is "all over HTTPS with a bearer token, the server verified against tls_ca"
 ok "every archive complete" archives_match $MAIN
 has_line "over HTTP/2, as the server offered it" "$LOG/nginx.access" "^HTTP/2.0 200 /dicom-web/studies/"
 rm -rf data .thlhp
-config "pacs.url=https://127.0.0.1:$HTTPS/dicom-web" "pacs.tls_ca=$pki/other.pem" pacs.retries=0 \
+config "pacs.url=https://127.0.0.1:$HTTPS/dicom-web" "pacs.tls_ca=$pki/other.pem" \
 	'pacs.auth=bearer ${DW_TOKEN}'
+t0=$(date +%s)
 run -n
+t1=$(date +%s)
 exit_is "a server whose certificate does not verify is exit 2" 2
 has_line "stderr says the certificate could not be verified" "$ERR" "certificate"
+ok "at once, not tried again ($((t1 - t0)) s; [pacs] retries is 5)" test $((t1 - t0)) -le 3
 export DW_TOKEN=tok-wrong
 config "pacs.url=https://127.0.0.1:$HTTPS/dicom-web" "pacs.tls_ca=$pki/ca.pem" 'pacs.auth=bearer ${DW_TOKEN}'
 run -n
