@@ -298,8 +298,8 @@ kobo_get(struct kobo *k, const char *url, atomic_int *cancel, struct http_buf *b
 		/* The same request would get the same answer: too large, a
 		 * certificate that does not verify, a redirect (not followed:
 		 * the token would go along), a 4xx. */
-		if (r.too_big || r.permanent || (r.status >= 300 && r.status < 500 && r.status != 408 &&
-		    r.status != 429)) {
+		if (r.too_big || r.permanent || (r.status >= 300 && r.status < 500 &&
+		    r.status != 408 && r.status != 429)) {
 			errf(err, errlen, "%s", e);
 			return -1;
 		}
