@@ -91,6 +91,9 @@ int dimse_on_store(void *arg, const struct dcm_header *h, const char *tmp);
 int dimse_receiving_begin(struct job *job, struct getctx *g);
 /* After it: once all that came is in place; may be called again. */
 void dimse_receiving_end(struct job *job, struct getctx *g);
+/* One try of the query (source_retry's once; arg the query_result):
+ * the walk down the PACS's hierarchy (dimse-walk.c). */
+int dimse_walk(struct job *job, void *arg);
 /* The fetch: bring the series' missing instances (dimse-fetch.c). */
 int dimse_fetch(struct source *src, struct job *job, struct fetch *f);
 
