@@ -77,7 +77,8 @@ void dimse_peer_stop(struct dimse_peer *p, struct job *job);
 /* A C-FIND on fd's association (on one of its own when fd is NULL),
  * after its token of the bucket (every request takes one).  A rejected
  * association says what to check: our AE titles when the PACS has not
- * answered this run yet (then no retry), else that it may be busy. */
+ * answered this run yet (then no retry), else that it may be busy.  A
+ * PACS certificate that does not verify is -1, not retried. */
 int dimse_src_find_on(struct job *job, struct dimse_finder *fd, enum dimse_level lv,
     const struct dimse_keys *k, dimse_match_fn *fn, void *arg, char err[DCM_ERR_MAX]);
 /* dimse_src_find_on on an association of its own. */

@@ -130,6 +130,11 @@ dimse_src_find_on(struct job *job, struct dimse_finder *fd, enum dimse_level lv,
 	}
 	if (rc == 0 || rc == DIMSE_FIND_REFUSED || rc == DIMSE_NO_PATIENT_ROOT)
 		atomic_store(&d->reached, 1);
+	/* The same certificate fails the same way on every try. */
+	if (rc == DIMSE_UNVERIFIED) {
+		job->no_retry = 1;
+		rc = -1;
+	}
 	return rc;
 }
 

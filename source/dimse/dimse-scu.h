@@ -52,7 +52,7 @@ public:
 };
 /* initNetwork (+ TLS from p->tls, kept in tls) + negotiateAssociation;
  * -1 and a message on failure, DIMSE_REJECTED when the PACS rejected the
- * association. */
+ * association, DIMSE_UNVERIFIED when its certificate did not verify. */
 int associate(DcmSCU &scu, const struct dimse_peer *p, tls_layer &tls, const char *what,
 	char *err);
 

@@ -302,8 +302,9 @@ static bool tls_reason(const OFCondition &c, int reason)
 }
 
 /* An association that could not be set up: say why, and with TLS which
- * side's certificate was the trouble when we can tell. */
-static void connect_failed(const struct dimse_peer *p, const OFCondition &c, char *err)
+ * side's certificate was the trouble when we can tell.  -1, or
+ * DIMSE_UNVERIFIED when the PACS's certificate did not verify. */
+static int connect_failed(const struct dimse_peer *p, const OFCondition &c, char *err)
 {
 	/* The connection closed without a DICOM answer (no A-ASSOCIATE-AC,
 	 * -RJ or A-ABORT). */
@@ -315,7 +316,7 @@ static void connect_failed(const struct dimse_peer *p, const OFCondition &c, cha
 		dcm_errf(err, "TLS handshake with %s:%d (%s) failed: certificate verification failed: "
 			"the PACS's certificate does not verify against the CA file %s (%s)",
 			p->host, p->port, p->called_aet, p->tls.ca, c.text());
-		return;
+		return DIMSE_UNVERIFIED;
 	}
 	if (p->tls.on && c.module() == OFM_dcmtls) {
 		/* TLS 1.2 ends the handshake when the PACS refuses our
@@ -326,7 +327,7 @@ static void connect_failed(const struct dimse_peer *p, const OFCondition &c, cha
 			hint = "; the PACS refused our certificate (tls_cert) or wants one";
 		dcm_errf(err, "TLS handshake with %s:%d (%s) failed: %s%s", p->host, p->port,
 			p->called_aet, c.text(), hint);
-		return;
+		return -1;
 	}
 	if (dropped)
 		hint = !p->tls.on ? "; it closed the connection without a DICOM answer: "
@@ -337,6 +338,7 @@ static void connect_failed(const struct dimse_peer *p, const OFCondition &c, cha
 				     "certificate (tls_cert, tls_key)?";
 	dcm_errf(err, "cannot connect to %s:%d (%s): %s%s", p->host, p->port, p->called_aet,
 		c.text(), hint);
+	return -1;
 }
 
 const char *abort_hint(const OFCondition &c)
@@ -390,10 +392,8 @@ int associate(DcmSCU &scu, const struct dimse_peer *p, tls_layer &tls, const cha
 			p->host, p->port, p->called_aet, what);
 		return -1;
 	}
-	if (c.bad()) {
-		connect_failed(p, c, err);
-		return -1;
-	}
+	if (c.bad())
+		return connect_failed(p, c, err);
 	return 0;
 }
 

@@ -91,6 +91,9 @@ enum { DIMSE_FIND_REFUSED = -3 };
 /* dimse_find's return when the PACS rejected the association
  * (A-ASSOCIATE-RJ): our AE titles are wrong, unless it is only busy. */
 enum { DIMSE_REJECTED = -4 };
+/* dimse_find's return when the PACS's TLS certificate did not verify
+ * against tls_ca: the same each time, no retry changes it. */
+enum { DIMSE_UNVERIFIED = -5 };
 
 /* C-FIND at level.  Both information models are proposed; Patient Root is
  * used when the PACS accepts it and the query fits its hierarchy (PATIENT
