@@ -350,16 +350,25 @@ digest(const struct config *cfg, struct state *st, int channel, const char *host
 	int rc = 0, claimed = 0;
 
 	/* Several processes sharing the store: the one that claims the
-	 * channel reads and sends; the others leave the notices to it (and
-	 * to the next run, should it fail).  Read only once claimed, so that
-	 * nothing is read that another is sending. */
+	 * channel reads and sends.  Read only once claimed, so that nothing
+	 * is read that another is sending.  One that finds another sending
+	 * waits for it (at most one send's timeout), then sends what that
+	 * one did not read: its own news goes now, not with the next run. */
 	if (st->shared) {
+		int64_t until = mono_ns() + (int64_t)(n->timeout + 5) * 1000000000;
+
 		snprintf(owner, sizeof(owner), "%s %ld digest", host, (long)getpid());
 		snprintf(job, sizeof(job), "notify:%s", channel == NOTIFY_MAIL ? "mail" : "webhook");
-		if ((claimed = state_claim(st, job, owner, (int64_t)(n->timeout + 60) * 1000, &gen,
-		    holder, sizeof(holder))) <= 0) {
+		while ((claimed = state_claim(st, job, owner, (int64_t)(n->timeout + 60) * 1000, &gen,
+		    holder, sizeof(holder))) == 0 && mono_ns() < until)
+			nanosleep(&(struct timespec){ 0, 200000000 }, NULL);
+		if (claimed <= 0) {
 			if (claimed < 0)
 				warn("notify: %s", st->err);
+			else if (verbosity > 0)
+				warn("notify: %s is still sending the %s digest; what this run did "
+				    "goes with the next", holder, channel == NOTIFY_MAIL ? "mail" :
+				    "webhook");
 			return claimed < 0 ? -1 : 0;
 		}
 	}
