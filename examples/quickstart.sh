@@ -12,10 +12,10 @@ cd "$top"
 SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
 
 # 1. Packages and build (before any network namespace: apt-get needs the net).
-pkgs="autoconf automake libtool pkg-config make gcc g++ libdcmtk-dev dcmtk
-      libsndfile1-dev libzip-dev libdeflate-dev libinih-dev libxxhash-dev libsqlite3-dev libjansson-dev
-      libcurl4-openssl-dev libpq-dev libssl-dev python3-pydicom unzip
-      orthanc curl iproute2 util-linux"
+# What builds it (build-deps.txt, shared with tests/run.sh), then what the
+# demo runs.
+pkgs="$(sed 's/#.*//' build-deps.txt)
+      dcmtk python3-pydicom unzip orthanc curl iproute2 util-linux"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

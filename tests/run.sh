@@ -7,9 +7,10 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-pkgs="autoconf automake libtool pkg-config make gcc g++
-      libdcmtk-dev dcmtk libsndfile1-dev libzip-dev libbz2-dev libdeflate-dev libinih-dev libxxhash-dev
-      libsqlite3-dev sqlite3 libcurl4-openssl-dev libjansson-dev libpq-dev libssl-dev libcmocka-dev
+# What builds it (build-deps.txt, shared with examples/quickstart.sh), then
+# what the tests run.
+pkgs="$(sed 's/#.*//' build-deps.txt)
+      dcmtk sqlite3 libcmocka-dev
       python3-pydicom unzip orthanc orthanc-dicomweb nginx curl iproute2 util-linux openssl
       postgresql postgresql-client 7zip valgrind graphviz bash-completion groff-base tmux
       dcm2niix rsync libgdcm-tools procps python3-aiosmtpd"
