@@ -225,8 +225,10 @@ notify_digest(const struct notice *v, int n, int include_ids, const char *host,
 			break;
 		}
 	}
-	*subject = xasprintf("thlhp-make %s: %d archive%s built, %d new series, %d failure%s",
-	    project, nprod, nprod == 1 ? "" : "s", nser, nfail, nfail == 1 ? "" : "s");
+	snprintf(a, sizeof(a), ", %d pulled", nitem);
+	*subject = xasprintf("thlhp-make %s: %d archive%s built, %d new series%s, %d failure%s",
+	    project, nprod, nprod == 1 ? "" : "s", nser, nitem ? a : "", nfail,
+	    nfail == 1 ? "" : "s");
 
 	stamp(first, a, sizeof(a));
 	stamp(last, b, sizeof(b));

@@ -44,7 +44,7 @@ test_no_ids(void **state)
 	assert_null(strstr(text, "A/B is"));
 	assert_null(strstr(subject, "TH-01"));
 	/* Counts and sizes are what it says instead. */
-	assert_non_null(strstr(subject, "2 archives built, 2 new series, 1 failure"));
+	assert_non_null(strstr(subject, "2 archives built, 2 new series, 1 pulled, 1 failure"));
 	assert_non_null(strstr(text, "Archives built: 2, 1.20 GB in all"));
 	assert_non_null(strstr(text, "  patient 1      8 series"));
 	assert_non_null(strstr(text, "New series: 2, of 2 patients"));
