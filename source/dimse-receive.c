@@ -167,7 +167,8 @@ finisher(void *arg)
 			while (*rtail)
 				rtail = &(*rtail)->next;
 		}
-		if (ready && (last || rbytes >= DURABLE_BATCH_BYTES || nready >= DURABLE_BATCH_FILES)) {
+		if (ready && (last || rbytes >= DURABLE_BATCH_BYTES ||
+		    nready >= DURABLE_BATCH_FILES)) {
 			put_in_place(g, ready, err, sizeof(err));
 			free_arrived(g, ready);
 			ready = NULL;
