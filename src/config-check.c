@@ -69,7 +69,8 @@ mail_addr_ok(const char *a, size_t n)
 {
 	const char *at = memchr(a, '@', n);
 
-	if (!n || n > 254 || !at || at == a || at == a + n - 1 || memchr(at + 1, '@', (size_t)(a + n - at - 1)))
+	if (!n || n > 254 || !at || at == a || at == a + n - 1 ||
+	    memchr(at + 1, '@', (size_t)(a + n - at - 1)))
 		return 0;
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)a[i] <= ' ' || a[i] == 0x7f || strchr("<>\"(),;\\", a[i]))
