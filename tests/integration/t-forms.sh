@@ -69,6 +69,10 @@ check "each submission sent once" "$(stat 'served["aBaseline0001"]')" 2500
 run -t forms
 exit_is "-t forms lists the forms" 0
 has_line "with their counts" "$OUT" '^aBaseline0001 +2500 submissions +0 deleted  Baseline visit$'
+run -t status
+exit_is "-t status" 0
+has_line "ends with what the state holds of the forms" "$OUT" \
+	'^forms: 2 pulled, 2503 submissions \(-t forms lists them\)$'
 run -t forms aBaseline0001
 exit_is "-t forms FORM" 0
 check "2,500 lines of JSON" "$(lines)" 2500
