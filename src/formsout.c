@@ -44,6 +44,40 @@ count_deleted(void *arg, const struct form_sub *s)
 	return 0;
 }
 
+static void
+forms_list_free(struct forms_list *l)
+{
+	for (int i = 0; i < l->n; i++) {
+		free(l->v[i].key);
+		free(l->v[i].title);
+	}
+	free(l->v);
+}
+
+int
+forms_status(struct state *st, FILE *fp)
+{
+	struct forms_list l = { NULL, 0 };
+	int64_t subs = 0;
+	int rc = state_load_targets(st, "forms", list_form, &l);
+
+	for (int i = 0; rc == 0 && i < l.n; i++) {
+		int64_t n = 0;
+		char *latest = NULL;
+
+		rc = state_form_stats(st, l.v[i].key, &n, &latest);
+		subs += n;
+		free(latest);
+	}
+	if (rc < 0)
+		warn("-t status: %s", st->err);
+	else
+		fprintf(fp, "forms: %d pulled, %" PRId64 " submission%s (-t forms lists them)\n",
+		    l.n, subs, subs == 1 ? "" : "s");
+	forms_list_free(&l);
+	return rc < 0 ? -1 : 0;
+}
+
 /* One line per form pulled. */
 static int
 list_forms(struct state *st)
@@ -68,10 +102,8 @@ list_forms(struct state *st)
 			printf("%-24s %8" PRId64 " submission%s %6" PRId64 " deleted  %s\n",
 			    l.v[i].key, n, n == 1 ? " " : "s", deleted, l.v[i].title);
 		free(latest);
-		free(l.v[i].key);
-		free(l.v[i].title);
 	}
-	free(l.v);
+	forms_list_free(&l);
 	return rc < 0 || fflush(stdout) != 0 ? EXIT_ERROR : EXIT_OK;
 }
 

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "formsout.h"
 #include "report.h"
 #include "rule.h"
 #include "util.h"
@@ -197,46 +198,6 @@ status(const struct graph *g, const struct catalog *c, int csv, FILE *fp)
 	fprintf(fp, "%d patient%s, %d up to date, %d not\n", n, n == 1 ? "" : "s", uptodate,
 	    n - uptodate);
 	rows_free(r, n);
-	return 0;
-}
-
-struct forms_sum {
-	struct state *st;
-	int n, err;
-	int64_t subs;
-};
-
-static void
-forms_add(void *arg, const char *key, const struct target_rec *r)
-{
-	struct forms_sum *f = arg;
-	int64_t count = 0;
-	char *latest = NULL;
-
-	(void)r;
-	f->n++;
-	if (!f->err && state_form_stats(f->st, key, &count, &latest) < 0)
-		f->err = 1;
-	f->subs += count;
-	free(latest);
-}
-
-/* -t status's last line when the forms stage is on: what the state holds
- * of the forms (as the last pull left it; the server is not asked). */
-static int
-forms_line(struct state *st, const struct config *cfg, FILE *fp)
-{
-	struct forms_sum f = { st, 0, 0, 0 };
-	const struct rule *ru = rule_find("forms", NULL);
-
-	if (!ru || !on(ru, cfg) || !st->db)
-		return 0;
-	if (state_load_targets(st, "forms", forms_add, &f) < 0 || f.err) {
-		warn("-t status: %s", st->err);
-		return -1;
-	}
-	fprintf(fp, "forms: %d pulled, %" PRId64 " submission%s (-t forms lists them)\n", f.n,
-	    f.subs, f.subs == 1 ? "" : "s");
 	return 0;
 }
 
@@ -514,9 +475,14 @@ int
 report_print(enum report kind, const struct graph *g, const struct catalog *c,
     struct state *st, const struct config *cfg, int verbose, FILE *fp)
 {
+	const struct rule *ru;
+
 	switch (kind) {
 	case REPORT_STATUS:
-		return status(g, c, 0, fp) < 0 ? -1 : forms_line(st, cfg, fp);
+		if (status(g, c, 0, fp) < 0)
+			return -1;
+		ru = rule_find("forms", NULL);
+		return ru && on(ru, cfg) && st->db ? forms_status(st, fp) : 0;
 	case REPORT_STATUS_CSV:
 		return status(g, c, 1, fp);
 	case REPORT_INVENTORY:
