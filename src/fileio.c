@@ -211,6 +211,16 @@ open_regular(const char *path, struct stat *sb, char *err, size_t errlen)
 	return fd;
 }
 
+/* hash_fd of fd at its start, sb its fstat. */
+static int
+hash_at(int fd, const struct stat *sb, const char *path, uint64_t *hash, int64_t *size,
+    int64_t *mtime, atomic_llong *bytes, char *err, size_t errlen)
+{
+	*size = sb->st_size;
+	*mtime = (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec;
+	return hash_copy(fd, -1, hash, bytes, path, NULL, err, errlen);
+}
+
 int
 hash_fd(int fd, const char *path, uint64_t *hash, int64_t *size, int64_t *mtime,
     atomic_llong *bytes, char *err, size_t errlen)
@@ -225,9 +235,7 @@ hash_fd(int fd, const char *path, uint64_t *hash, int64_t *size, int64_t *mtime,
 		errf(err, errlen, "%s: lseek: %s", path, strerror(errno));
 		return -1;
 	}
-	*size = sb.st_size;
-	*mtime = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
-	return hash_copy(fd, -1, hash, bytes, path, NULL, err, errlen);
+	return hash_at(fd, &sb, path, hash, size, mtime, bytes, err, errlen);
 }
 
 int
@@ -240,7 +248,7 @@ hash_file(const char *path, uint64_t *hash, int64_t *size, int64_t *mtime,
 
 	if (fd < 0)
 		return -1;
-	rc = hash_fd(fd, path, hash, size, mtime, bytes, err, errlen);
+	rc = hash_at(fd, &sb, path, hash, size, mtime, bytes, err, errlen);
 	close(fd);
 	return rc;
 }
